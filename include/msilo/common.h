@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/**
+ * @file msilo/common.h
+ * @brief Export macro, version and the small types shared by every header.
+ */
+#ifndef MSILO_COMMON_H
+#define MSILO_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+#define MSILO_BEGIN_DECLS extern "C" {
+#define MSILO_END_DECLS }
+#else
+#define MSILO_BEGIN_DECLS
+#define MSILO_END_DECLS
+#endif
+
+/** Marks a symbol as part of the public ABI (the library builds with
+ *  -fvisibility=hidden, so everything else stays private). */
+#if defined(MSILO_COMPILATION) && defined(__GNUC__)
+#define MSILO_API __attribute__((visibility("default")))
+#else
+#define MSILO_API
+#endif
+
+#define MSILO_VERSION_MAJOR 0
+#define MSILO_VERSION_MINOR 1
+#define MSILO_VERSION_MICRO 0
+
+MSILO_BEGIN_DECLS
+
+/** The library's version as "MAJOR.MINOR.MICRO" (static string). */
+MSILO_API const char *msilo_version(void);
+
+MSILO_END_DECLS
+
+#endif

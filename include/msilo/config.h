@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/**
+ * @file msilo/config.h
+ * @brief Engine configuration: every msilo parameter, by its msilo name.
+ *
+ * The configuration is an opaque object addressed by key, so that adding an
+ * option never changes the ABI. Keys are the parameter names of the OpenSIPS
+ * msilo admin guide (db_url, expire_time, sc_from, ...) plus a few of
+ * Kamailio's and libmsilo's own; msilo_config_keys() lists them all with
+ * their types and defaults, and doc/admin-guide.md explains each.
+ *
+ * Deliberate differences from the guide's defaults (see doc/admin-guide.md):
+ * - sc_mid defaults to "id" (the column both anchors' schemas create), not "mid".
+ * - db_url defaults to "postgres://opensips:opensipsrw@localhost/opensips":
+ *   the guide's user and database on the one SQL server libmsilo supports.
+ *
+ * Thread-safety: a config is not synchronised; do not modify it from two
+ * threads at once. The engine copies it on msilo_engine_new().
+ */
+#ifndef MSILO_CONFIG_H
+#define MSILO_CONFIG_H
+
+#include <msilo/common.h>
+
+MSILO_BEGIN_DECLS
+
+typedef struct msilo_config msilo_config_t;
+
+typedef enum msilo_config_type {
+    MSILO_CONFIG_STRING = 1, /**< string; may be unset (NULL) */
+    MSILO_CONFIG_INT = 2,    /**< 64-bit signed integer, range-checked per key */
+    MSILO_CONFIG_BOOL = 3,   /**< 0/1 (accepted from strings: 0 1 yes no on off true false) */
+} msilo_config_type_t;
+
+/** Description of one key (static data). */
+typedef struct msilo_config_key {
+    const char *name;        /**< key name */
+    msilo_config_type_t type;
+    const char *default_str; /**< default as text; NULL = unset */
+    int64_t min, max;        /**< allowed range for INT keys */
+    const char *help;        /**< one line */
+} msilo_config_key_t;
+
+/** All known keys; *ret_n receives their count. Static data, do not free. */
+MSILO_API const msilo_config_key_t *msilo_config_keys(size_t *ret_n);
+
+/**
+ * Creates a configuration holding every default.
+ * @return 0, or MSILO_EINVAL if @p ret is NULL.
+ * Free with msilo_config_free().
+ */
+MSILO_API int msilo_config_new(msilo_config_t **ret);
+
+/** Deep copy. @return 0 or MSILO_EINVAL. */
+MSILO_API int msilo_config_copy(const msilo_config_t *cfg, msilo_config_t **ret);
+
+/** Frees @p cfg. NULL is a no-op. */
+MSILO_API void msilo_config_free(msilo_config_t *cfg);
+
+/**
+ * Sets @p key from its text form, whatever its type ("36000", "yes", a
+ * string). @p value NULL unsets a string key (ints/bools return to default).
+ * @return 0; MSILO_EINVAL for NULL cfg/key; MSILO_ECONFIG for an unknown key
+ * or a value that does not parse or is out of range (detail names both).
+ */
+MSILO_API int msilo_config_set(msilo_config_t *cfg, const char *key, const char *value);
+
+/** Sets an INT or BOOL key. @return 0, MSILO_EINVAL, or MSILO_ECONFIG (unknown key,
+ *  wrong type, out of range). */
+MSILO_API int msilo_config_set_int(msilo_config_t *cfg, const char *key, int64_t value);
+
+/**
+ * Reads a STRING key. @return the value (owned by @p cfg, valid until the key is
+ * set again or cfg is freed) or NULL when unset or the key is unknown/not a string.
+ */
+MSILO_API const char *msilo_config_get_string(const msilo_config_t *cfg, const char *key);
+
+/** Reads an INT or BOOL key into *ret. @return 0, MSILO_EINVAL or MSILO_ECONFIG. */
+MSILO_API int msilo_config_get_int(const msilo_config_t *cfg, const char *key, int64_t *ret);
+
+/**
+ * Checks the configuration as a whole: templates (from_address, contact_hdr,
+ * content_type_hdr, offline_message) use only known variables,
+ * offline_message has a content_type_hdr, header values end in CRLF, URIs
+ * (from_address when constant, reminder, outbound_proxy) parse.
+ * msilo_engine_new() calls it too.
+ * @return 0 or MSILO_ECONFIG with a detail naming the key.
+ */
+MSILO_API int msilo_config_validate(const msilo_config_t *cfg);
+
+MSILO_END_DECLS
+
+#endif

@@ -1,0 +1,213 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/**
+ * @file msilo/engine.h
+ * @brief The message-silo engine: m_store, m_dump, reminders, expiry.
+ *
+ * The engine is SIP-stack agnostic. It stores MESSAGE requests for offline
+ * users through a storage backend (include/msilo/sys/store.h) and delivers
+ * them through a transport (include/msilo/sys/transport.h).
+ *
+ * Threading: an engine belongs to one GMainContext (the one passed to
+ * msilo_engine_new(), or the global default). Every engine function must be
+ * called from the thread that runs (or may run) that context; callbacks run
+ * there too. A blocking store is called from the engine's own worker thread.
+ *
+ * Async contract: a function that takes a callback either returns a negative
+ * error (and the callback never runs) or returns 0 and the callback runs
+ * exactly once, from the main context, never from inside the call itself.
+ * msilo_engine_free() completes pending callbacks (see there).
+ */
+#ifndef MSILO_ENGINE_H
+#define MSILO_ENGINE_H
+
+#include <msilo/common.h>
+#include <msilo/config.h>
+#include <msilo/request.h>
+#include <msilo/sys/store.h>
+#include <msilo/sys/transport.h>
+
+/* GMainContext, without making every embedder include glib.h. */
+typedef struct _GMainContext GMainContext;
+
+MSILO_BEGIN_DECLS
+
+typedef struct msilo_engine msilo_engine_t;
+
+/** Statistics (counters since the engine started, and gauges). */
+typedef enum msilo_stat {
+    MSILO_STAT_STORED_MESSAGES = 0,  /**< seed "stored_messages": stores committed */
+    MSILO_STAT_DUMPED_MESSAGES,      /**< seed "dumped_messages": offline messages delivered (2xx) */
+    MSILO_STAT_FAILED_MESSAGES,      /**< seed "failed_messages": offline deliveries that failed */
+    MSILO_STAT_DUMPED_REMINDERS,     /**< seed "dumped_reminders": reminders delivered (2xx) */
+    MSILO_STAT_FAILED_REMINDERS,     /**< seed "failed_reminders": reminders that failed */
+    MSILO_STAT_REJECTED_FULL,        /**< stores refused by max_messages */
+    MSILO_STAT_STORE_ERRORS,         /**< stores failed by the backend */
+    MSILO_STAT_EXPIRED_MESSAGES,     /**< messages deleted by the expiry job */
+    MSILO_STAT_NOTIFICATIONS_SENT,   /**< offline notifications sent (2xx) */
+    MSILO_STAT_NOTIFICATIONS_FAILED, /**< offline notifications that failed */
+    MSILO_STAT_QUEUED,               /**< gauge: messages in the store, as last counted
+                                          by the clean job and adjusted by this engine */
+    MSILO_STAT_IN_FLIGHT,            /**< gauge: deliveries waiting for a final response */
+    MSILO_STAT_COUNT_                /**< number of statistics (grows) */
+} msilo_stat_t;
+
+/** Name of a statistic ("stored_messages"), or NULL for an unknown one. */
+MSILO_API const char *msilo_stat_name(msilo_stat_t stat);
+
+/** Reads the engine's clock: Unix time in seconds. */
+typedef int64_t (*msilo_clock_fn)(void *data);
+
+/** Log levels for msilo_log_fn. */
+typedef enum msilo_log_level {
+    MSILO_LOG_ERROR = 3,
+    MSILO_LOG_WARNING = 4,
+    MSILO_LOG_INFO = 6,
+    MSILO_LOG_DEBUG = 7,
+} msilo_log_level_t;
+
+/** Logging hook. The library never prints by itself; default: no logging. */
+typedef void (*msilo_log_fn)(msilo_log_level_t level, const char *message, void *data);
+
+/**
+ * Creates an engine.
+ *
+ * @param ret        receives the engine; free with msilo_engine_free().
+ * @param cfg        configuration (copied; NULL = all defaults). Validated with
+ *                   msilo_config_validate().
+ * @param store      storage backend (borrowed: must outlive the engine).
+ * @param transport  transport (borrowed: must outlive the engine; may be NULL
+ *                   for an engine that only stores).
+ * @param ctx        main context for callbacks and timers (NULL = the global
+ *                   default context). The engine adds its timer sources there.
+ * @return 0; MSILO_EINVAL (ret/store NULL), MSILO_EVERSION / MSILO_EINVAL for a
+ *         bad vtable (msilo_store_check()), MSILO_ECONFIG for a bad configuration.
+ */
+MSILO_API int msilo_engine_new(msilo_engine_t **ret, const msilo_config_t *cfg,
+                               msilo_store_t *store, msilo_transport_t *transport,
+                               GMainContext *ctx);
+
+/**
+ * Frees the engine. Pending store callbacks run first, with the batch's real
+ * result if the store committed it, else MSILO_ECANCELLED; pending dump
+ * callbacks run with MSILO_ECANCELLED. Messages still in flight keep their
+ * lease in the store and become deliverable when it runs out (or at once after
+ * a restart with the same instance_id). Must not be called from an engine
+ * callback. NULL is a no-op.
+ */
+MSILO_API void msilo_engine_free(msilo_engine_t *e);
+
+/** Replaces the clock (default: g_get_real_time()/1e6). */
+MSILO_API void msilo_engine_set_clock(msilo_engine_t *e, msilo_clock_fn fn, void *data);
+
+/** Sets the log hook (default: none). */
+MSILO_API void msilo_engine_set_log(msilo_engine_t *e, msilo_log_fn fn, void *data);
+
+/** Result of a store. @p id is the stored message's id (0 on failure). */
+typedef void (*msilo_store_cb)(msilo_engine_t *e, int result, int64_t id, void *data);
+
+/**
+ * m_store([owner]): stores @p req for its owner.
+ *
+ * Owner: @p owner when not NULL (a URI or name-addr; any pseudo-variable
+ * expansion is the embedder's job), else the Request-URI when it is a full
+ * address of record (user@host), else the To URI. sip:, sips: and tel: URIs are
+ * accepted. Expiry: now + min(expire_time, req->expires when > 0). A reminder
+ * when req->snd_time is set. Notifies the sender after a successful store when
+ * configured (from_address + offline_message) and not skipped by flag.
+ *
+ * Errors returned at once (callback never runs): MSILO_EINVAL (e/req NULL),
+ * MSILO_EMETHOD (method not MESSAGE), MSILO_EMISSING (no From or To), MSILO_EURI
+ * (owner/To/From/R-URI malformed), MSILO_ETOOBIG (body over max_body_size),
+ * MSILO_ETIME (bad snd_time), MSILO_ENOTSUP (snd_time while reminders are
+ * disabled). Results through the callback: 0, MSILO_EFULL (max_messages),
+ * MSILO_ESTORE (backend failed), MSILO_ECANCELLED (engine freed first).
+ * A callback result of 0 means the message is committed in the store.
+ */
+MSILO_API int msilo_engine_store(msilo_engine_t *e, const msilo_request_t *req,
+                                 const char *owner, msilo_store_cb cb, void *data);
+
+/** What a dump did. */
+typedef struct msilo_dump_result {
+    size_t claimed;   /**< messages taken from the store */
+    size_t delivered; /**< answered 2xx and deleted */
+    size_t failed;    /**< failed and released for a retry */
+} msilo_dump_result_t;
+
+/** Completion of a dump: @p result is 0 or an error; @p res is never NULL. */
+typedef void (*msilo_dump_cb)(msilo_engine_t *e, int result, const msilo_dump_result_t *res,
+                              void *data);
+
+/**
+ * m_dump([owner]): delivers the stored messages of an owner to a contact.
+ *
+ * @param reg      the REGISTER view: owner defaults to its To URI; the contact
+ *                 to deliver to is reg->contact; nothing is sent (result 0,
+ *                 nothing claimed) when reg->expires == 0, or when the contact
+ *                 does not support MESSAGE (reg->allow present without MESSAGE,
+ *                 or a `methods` contact parameter without MESSAGE), or the
+ *                 contact is "*". With reg->contact NULL messages go to the AoR
+ *                 (via outbound_proxy).
+ * @param owner    overrides the owner (NULL = To of @p reg).
+ * @param max      deliver at most this many (0 = all), like OpenSIPS m_dump(owner, maxmsg).
+ * @param cb       called once every claimed message has a final outcome (may be NULL).
+ *
+ * Messages go out in storage order, at most dump_window at a time; each is
+ * deleted as soon as its 2xx arrives; a failure releases it with attempts+1
+ * and a backoff time, and the engine retries it every check_time while the
+ * registration (reg->expires) lasts, up to max_attempts; after that it waits
+ * for the next dump. A dump for an owner whose dump is still running adds the
+ * contact for later rounds and sends nothing twice.
+ *
+ * @return 0 or MSILO_EINVAL, MSILO_EURI, MSILO_EMISSING, MSILO_ENOTSUP (no transport).
+ */
+MSILO_API int msilo_engine_dump(msilo_engine_t *e, const msilo_request_t *reg,
+                                const char *owner, size_t max, msilo_dump_cb cb, void *data);
+
+/**
+ * Blocking msilo_engine_store(): iterates the engine's context until the store
+ * completes. For embedders without a loop (worker processes) and tests.
+ * @return the store result; *ret_id (may be NULL) gets the id on success.
+ *         MSILO_ETHREAD when another thread owns the context (it would deadlock).
+ */
+MSILO_API int msilo_engine_store_sync(msilo_engine_t *e, const msilo_request_t *req,
+                                      const char *owner, int64_t *ret_id);
+
+/** Blocking msilo_engine_dump(); same rules as msilo_engine_store_sync(). */
+MSILO_API int msilo_engine_dump_sync(msilo_engine_t *e, const msilo_request_t *reg,
+                                     const char *owner, size_t max,
+                                     msilo_dump_result_t *ret_res);
+
+/**
+ * Runs the periodic jobs that are due by the engine's clock: retries (every
+ * check_time), expiry (every clean_period x check_time), reminders (every
+ * send_time). The engine's own timer source calls this once a second; tests
+ * with a fake clock call it after moving the clock.
+ */
+MSILO_API void msilo_engine_tick(msilo_engine_t *e);
+
+/** Reads a statistic; 0 for an unknown one. */
+MSILO_API uint64_t msilo_engine_stat(const msilo_engine_t *e, msilo_stat_t stat);
+
+/** Jobs (store batches, claims, deletes) not yet completed; 0 when idle. Tests
+ *  iterate the context until this and MSILO_STAT_IN_FLIGHT are 0. */
+MSILO_API size_t msilo_engine_pending(const msilo_engine_t *e);
+
+/**
+ * Parses an address of record the way the engine does: the URI inside @p text
+ * (bare or name-addr), scheme sip/sips/tel, user part unescaped (tel: number
+ * without visual separators), host lower-cased.
+ * @return 0 and g_malloc'd *ret_user / *ret_domain (g_free them), or MSILO_EINVAL /
+ *         MSILO_EURI. tel: URIs get domain from @p default_domain (MSILO_EURI if NULL).
+ */
+MSILO_API int msilo_aor_parse(const char *text, const char *default_domain, char **ret_user,
+                              char **ret_domain);
+
+/**
+ * Parses a reminder time "YYYYMMDDHHMMSS" (local time, as mktime()).
+ * @return 0 and *ret_time, or MSILO_ETIME.
+ */
+MSILO_API int msilo_time_parse(const char *text, int64_t *ret_time);
+
+MSILO_END_DECLS
+
+#endif

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/**
+ * @file msilo/request.h
+ * @brief The view of an incoming SIP request that an embedder hands the engine.
+ *
+ * The embedder fills it from whatever SIP stack it runs (Sofia-SIP, Kamailio,
+ * OpenSIPS, a test harness). Every pointer is borrowed for the duration of
+ * the call that takes the view only: the engine copies what it keeps.
+ *
+ * Initialise with MSILO_REQUEST_INIT (or msilo_request_init()) so that fields
+ * appended in later versions start with their defaults; `version` tells the
+ * engine how much of the struct the caller knows.
+ *
+ * URI fields (ruri, orig_ruri, to, from, contact) accept either a bare URI
+ * ("sip:alice@example.org") or a header value in name-addr form
+ * ("\"Alice\" <sip:alice@example.org>;tag=1"); the engine extracts the URI.
+ */
+#ifndef MSILO_REQUEST_H
+#define MSILO_REQUEST_H
+
+#include <msilo/common.h>
+
+MSILO_BEGIN_DECLS
+
+#define MSILO_REQUEST_VERSION 1
+
+/** One header of the original request, kept with the message and re-sent. */
+typedef struct msilo_header {
+    const char *name;  /**< e.g. "P-Asserted-Identity" */
+    const char *value; /**< header value without CRLF */
+} msilo_header_t;
+
+/** Per-request flags. */
+enum {
+    /** Do not send the offline notification for this request (Kamailio's
+     *  skip_notification_flag). */
+    MSILO_REQUEST_SKIP_NOTIFICATION = 1u << 0,
+};
+
+typedef struct msilo_request {
+    unsigned version;          /**< MSILO_REQUEST_VERSION */
+    const char *method;        /**< "MESSAGE", "REGISTER"; NULL = MESSAGE */
+    const char *ruri;          /**< Request-URI ($ru) */
+    const char *orig_ruri;     /**< original Request-URI ($ou); NULL = ruri */
+    const char *to;            /**< To header value or URI ($tu) */
+    const char *from;          /**< From header value or URI ($fu) */
+    const char *contact;       /**< first Contact value or URI; may be NULL */
+    const char *content_type;  /**< Content-Type with parameters; NULL = text/plain */
+    const void *body;          /**< body bytes, may contain NUL; may be NULL if body_len 0 */
+    size_t body_len;
+    const char *call_id;       /**< Call-ID ($ci); may be NULL */
+    long expires;              /**< Expires header in seconds; < 0 = absent */
+    const char *allow;         /**< Allow header value (REGISTER); NULL = absent */
+    const msilo_header_t *headers; /**< extra headers to store and re-send on delivery */
+    size_t n_headers;
+    const char *snd_time;      /**< reminder time "YYYYMMDDHHMMSS" in the process's
+                                    local time zone (as mktime(), like both anchors);
+                                    NULL = none. What OpenSIPS reads from snd_time_avp. */
+    unsigned flags;            /**< MSILO_REQUEST_* flags */
+} msilo_request_t;
+
+#define MSILO_REQUEST_INIT { .version = MSILO_REQUEST_VERSION, .expires = -1 }
+
+/** Sets @p req to MSILO_REQUEST_INIT. */
+MSILO_API void msilo_request_init(msilo_request_t *req);
+
+MSILO_END_DECLS
+
+#endif

@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/**
+ * @file msilo/sys/store.h
+ * @brief The storage backend vtable, for backend implementers.
+ *
+ * A backend is a struct whose first member is an msilo_store_t (the "base"),
+ * filled with MSILO_STORE_INIT and then the backend's methods:
+ *
+ * @code
+ * typedef struct { msilo_store_t base; GHashTable *rows; } my_store;
+ * my_store *s = g_new0(my_store, 1);
+ * s->base = (msilo_store_t)MSILO_STORE_INIT;
+ * s->base.name = "mine";
+ * s->base.put = my_put; ...
+ * @endcode
+ *
+ * Rules for backends:
+ * - Methods are plain blocking code. Unless the backend sets
+ *   MSILO_STORE_NONBLOCKING, the engine calls them from one worker thread,
+ *   never from its main-loop thread, and never two at once. A backend that
+ *   sets MSILO_STORE_THREADSAFE may be called from several threads at once.
+ * - Every method returns 0 or a negative MSILO_E* code; a database that is
+ *   unreachable is MSILO_ESTORE. A method that fails leaves the store as it
+ *   was (a failed put stores none of the batch) and writes no ret_ value.
+ * - Messages handed to the core (claim, list, get) are allocated with
+ *   msilo_message_new() and GLib's allocator; the core frees them.
+ * - Times are Unix seconds from the engine's clock, passed in as `now`:
+ *   a backend never reads the wall clock itself (tests drive time).
+ * - Version: the struct only grows by appending. `version` says how many
+ *   members the backend knows; the core checks it and the pointer before
+ *   calling an optional method.
+ *
+ * The public wrappers below (msilo_store_put(), ...) validate arguments and
+ * the vtable and are what the engine, the admin tool and the conformance
+ * suite (tests/store/) call. Every backend must pass that suite.
+ */
+#ifndef MSILO_SYS_STORE_H
+#define MSILO_SYS_STORE_H
+
+#include <msilo/common.h>
+#include <msilo/message.h>
+
+MSILO_BEGIN_DECLS
+
+#define MSILO_STORE_VERSION 1
+
+/** Backend capability flags. */
+enum {
+    /** Methods never block (in-memory): the engine may call them on its loop thread. */
+    MSILO_STORE_NONBLOCKING = 1u << 0,
+    /** Methods may be called from several threads at once. */
+    MSILO_STORE_THREADSAFE = 1u << 1,
+};
+
+/** Flags for msilo_store_release_t. */
+enum {
+    /** Also set snd_time to 0: a failed reminder becomes an ordinary offline message. */
+    MSILO_RELEASE_CLEAR_SND_TIME = 1u << 0,
+};
+
+/** One message returned to the store after a failed delivery. */
+typedef struct msilo_store_release {
+    int64_t id;
+    uint32_t attempts; /**< new attempt count to write */
+    int64_t next_try;  /**< earliest retry by the retry timer; INT64_MAX = only on a
+                            new registration (dump) */
+    unsigned flags;    /**< MSILO_RELEASE_* */
+} msilo_store_release_t;
+
+/** Which messages a claim may take. */
+typedef struct msilo_store_claim {
+    const char *user;        /**< owner user (NULL with reminders) */
+    const char *domain;      /**< owner domain (NULL with reminders) */
+    int reminders;           /**< 0: the owner's offline messages (snd_time = 0);
+                                  1: due reminders of any owner (0 < snd_time <= now) */
+    int64_t now;             /**< current time */
+    int64_t max_next_try;    /**< take only messages with next_try <= this
+                                  (INT64_MAX = ignore backoff) */
+    const char *lease_owner; /**< instance that claims (e.g. "host:5060/1234") */
+    int64_t lease_until;     /**< the lease expires at this time */
+    size_t max;              /**< at most this many; > 0 */
+} msilo_store_claim_t;
+
+typedef struct msilo_store msilo_store_t;
+
+struct msilo_store {
+    unsigned version;   /**< MSILO_STORE_VERSION the backend was written for */
+    unsigned flags;     /**< MSILO_STORE_* */
+    const char *name;   /**< "memory", "postgres", ... (static) */
+
+    /* ---- required (version 1) ---- */
+
+    /**
+     * Stores a batch of @p n messages as one transaction.
+     * For each msgs[i]: sets msgs[i]->id and results[i] = 0, or results[i] =
+     * MSILO_EFULL when @p max_per_owner > 0 and the owner already holds that many
+     * messages (counting those earlier in the batch); a refused message is not
+     * stored, the others are. The method returns 0 when the batch committed
+     * (whatever the per-message results), or an error when nothing was stored.
+     * id, inc_time, exp_time ... come from the message; attempts/next_try as given.
+     */
+    int (*put)(msilo_store_t *s, msilo_message_t *const *msgs, size_t n,
+               int64_t max_per_owner, int *results);
+
+    /**
+     * Claims messages for delivery: those that match @p c, whose exp_time > now
+     * and whose lease has run out (lease_until <= now), oldest id first; writes
+     * the lease to them so no other claimer gets them until lease_until.
+     * *ret_msgs receives a g_malloc'd array of *ret_n messages (NULL, 0 when none).
+     */
+    int (*claim)(msilo_store_t *s, const msilo_store_claim_t *c,
+                 msilo_message_t ***ret_msgs, size_t *ret_n);
+
+    /** Deletes messages by id (delivered, or admin delete); unknown ids are ignored.
+     *  *ret_deleted (may be NULL) receives how many existed. */
+    int (*remove)(msilo_store_t *s, const int64_t *ids, size_t n, size_t *ret_deleted);
+
+    /** Ends the leases of claimed messages after a failed delivery, writing their
+     *  attempts/next_try (and snd_time = 0 with MSILO_RELEASE_CLEAR_SND_TIME). */
+    int (*release)(msilo_store_t *s, const msilo_store_release_t *items, size_t n);
+
+    /** Counts an owner's messages (user and domain both NULL: all messages),
+     *  expired ones included until they are cleaned. */
+    int (*count)(msilo_store_t *s, const char *user, const char *domain, int64_t *ret_count);
+
+    /** Deletes every message with exp_time <= now; *ret_deleted (may be NULL). */
+    int (*expire)(msilo_store_t *s, int64_t now, size_t *ret_deleted);
+
+    /** Frees the backend (closes connections). */
+    void (*free)(msilo_store_t *s);
+
+    /* ---- optional (version 1): admin; NULL = MSILO_ENOTSUP ---- */
+
+    /** Lists an owner's messages with id > after_id, oldest first, at most max
+     *  (user and domain NULL: all owners). Bodies included. */
+    int (*list)(msilo_store_t *s, const char *user, const char *domain, int64_t after_id,
+                size_t max, msilo_message_t ***ret_msgs, size_t *ret_n);
+
+    /** Reads one message; MSILO_ENOTFOUND when absent. */
+    int (*get)(msilo_store_t *s, int64_t id, msilo_message_t **ret_msg);
+
+    /** Deletes all of an owner's messages; *ret_deleted (may be NULL). */
+    int (*purge)(msilo_store_t *s, const char *user, const char *domain, size_t *ret_deleted);
+
+    /** Ends every lease held by @p lease_owner (an instance restarting after a
+     *  crash takes its in-flight messages back at once instead of waiting). */
+    int (*reset_leases)(msilo_store_t *s, const char *lease_owner, size_t *ret_n);
+};
+
+#define MSILO_STORE_INIT { .version = MSILO_STORE_VERSION }
+
+/**
+ * Checks that @p s is usable: version known (1..MSILO_STORE_VERSION), name and
+ * every required method set. @return 0, MSILO_EINVAL (NULL), MSILO_EVERSION, or
+ * MSILO_EINVAL with a detail naming the missing method.
+ */
+MSILO_API int msilo_store_check(const msilo_store_t *s);
+
+/* Wrappers: validate arguments, then call the method. Errors: MSILO_EINVAL for
+ * bad arguments, MSILO_ENOTSUP for an absent optional method, else the backend's. */
+MSILO_API int msilo_store_put(msilo_store_t *s, msilo_message_t *const *msgs, size_t n,
+                              int64_t max_per_owner, int *results);
+MSILO_API int msilo_store_claim(msilo_store_t *s, const msilo_store_claim_t *c,
+                                msilo_message_t ***ret_msgs, size_t *ret_n);
+MSILO_API int msilo_store_remove(msilo_store_t *s, const int64_t *ids, size_t n,
+                                 size_t *ret_deleted);
+MSILO_API int msilo_store_release(msilo_store_t *s, const msilo_store_release_t *items,
+                                  size_t n);
+MSILO_API int msilo_store_count(msilo_store_t *s, const char *user, const char *domain,
+                                int64_t *ret_count);
+MSILO_API int msilo_store_expire(msilo_store_t *s, int64_t now, size_t *ret_deleted);
+MSILO_API int msilo_store_list(msilo_store_t *s, const char *user, const char *domain,
+                               int64_t after_id, size_t max, msilo_message_t ***ret_msgs,
+                               size_t *ret_n);
+MSILO_API int msilo_store_get(msilo_store_t *s, int64_t id, msilo_message_t **ret_msg);
+MSILO_API int msilo_store_purge(msilo_store_t *s, const char *user, const char *domain,
+                                size_t *ret_deleted);
+MSILO_API int msilo_store_reset_leases(msilo_store_t *s, const char *lease_owner,
+                                       size_t *ret_n);
+/** Calls s->free. NULL is a no-op. */
+MSILO_API void msilo_store_free(msilo_store_t *s);
+
+MSILO_END_DECLS
+
+#endif

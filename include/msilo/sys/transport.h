@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/**
+ * @file msilo/sys/transport.h
+ * @brief The SIP transport vtable, for transport implementers.
+ *
+ * A transport sends one MESSAGE request and reports its final outcome once.
+ * Like a store, a transport is a struct whose first member is an
+ * msilo_transport_t filled with MSILO_TRANSPORT_INIT.
+ *
+ * Contract (checked by the transport conformance suite, tests/transport/):
+ * - send() runs on the engine's main-context thread and must not block.
+ * - send() returns 0 and then calls @p done exactly once, later (never from
+ *   inside send()), with the final status; or it returns a negative MSILO_E*
+ *   code and never calls @p done. A transaction that cannot be started is
+ *   therefore either an error return or a done() call - never silence.
+ * - status passed to done(): a SIP final status 200..699 from the peer, or a
+ *   negative code for a local outcome: MSILO_ETIMEDOUT (no final response),
+ *   MSILO_ETRANSPORT (ICMP unreachable, refused/broken connection).
+ *   Internally generated SIP statuses (e.g. Sofia's own 408/503) are mapped
+ *   to those negative codes.
+ * - free() calls done(MSILO_ECANCELLED) for every send still in flight, so
+ *   nothing stays in flight forever.
+ */
+#ifndef MSILO_SYS_TRANSPORT_H
+#define MSILO_SYS_TRANSPORT_H
+
+#include <msilo/common.h>
+
+MSILO_BEGIN_DECLS
+
+#define MSILO_TRANSPORT_VERSION 1
+
+/** One MESSAGE to send. All pointers are borrowed for the duration of send(). */
+typedef struct msilo_outgoing {
+    const char *ruri;         /**< Request-URI */
+    const char *next_hop;     /**< outbound proxy URI, NULL = route by ruri */
+    const char *from;         /**< From URI (the transport adds a fresh tag) */
+    const char *to;           /**< To URI */
+    const char *content_type; /**< Content-Type value; NULL = no body type */
+    const void *body;         /**< body bytes; may contain NUL */
+    size_t body_len;
+    const char *headers;      /**< extra header lines "Name: value\r\n"...; may be NULL.
+                                   Includes the Date header on deliveries. */
+    const char *call_id;      /**< Call-ID to use; NULL = transport makes one */
+} msilo_outgoing_t;
+
+/** Final outcome of a send: SIP status 200..699 or a negative MSILO_E* code. */
+typedef void (*msilo_transport_done_fn)(int status, void *data);
+
+typedef struct msilo_transport msilo_transport_t;
+
+struct msilo_transport {
+    unsigned version;  /**< MSILO_TRANSPORT_VERSION the transport was written for */
+    const char *name;  /**< "sofia", "fake", ... (static) */
+
+    /* ---- required (version 1) ---- */
+    int (*send)(msilo_transport_t *t, const msilo_outgoing_t *msg,
+                msilo_transport_done_fn done, void *data);
+    void (*free)(msilo_transport_t *t);
+};
+
+#define MSILO_TRANSPORT_INIT { .version = MSILO_TRANSPORT_VERSION }
+
+/** Checks version, name and required methods. @return 0, MSILO_EINVAL or MSILO_EVERSION. */
+MSILO_API int msilo_transport_check(const msilo_transport_t *t);
+
+/** Validates @p msg (ruri, from, to set) then calls t->send. */
+MSILO_API int msilo_transport_send(msilo_transport_t *t, const msilo_outgoing_t *msg,
+                                   msilo_transport_done_fn done, void *data);
+
+/** Calls t->free. NULL is a no-op. */
+MSILO_API void msilo_transport_free(msilo_transport_t *t);
+
+MSILO_END_DECLS
+
+#endif

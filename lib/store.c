@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Argument and vtable checks in front of every store method. */
+#include "internal.h"
+
+int msilo_store_check(const msilo_store_t *s)
+{
+    if (!s)
+        return msilo_fail(MSILO_EINVAL, "store is NULL");
+    if (s->version < 1 || s->version > MSILO_STORE_VERSION)
+        return msilo_fail(MSILO_EVERSION, "store version %u not supported (1..%u)", s->version,
+                          (unsigned)MSILO_STORE_VERSION);
+    if (!s->name)
+        return msilo_fail(MSILO_EINVAL, "store has no name");
+#define REQUIRE(m)                                                                             \
+    if (!s->m)                                                                                 \
+        return msilo_fail(MSILO_EINVAL, "store '%s' lacks required method '%s'", s->name, #m);
+    REQUIRE(put)
+    REQUIRE(claim)
+    REQUIRE(remove)
+    REQUIRE(release)
+    REQUIRE(count)
+    REQUIRE(expire)
+    REQUIRE(free)
+#undef REQUIRE
+    return 0;
+}
+
+static gboolean owner_ok(const char *user, const char *domain)
+{
+    /* both set, or both NULL ("every owner") */
+    return (user == NULL) == (domain == NULL);
+}
+
+int msilo_store_put(msilo_store_t *s, msilo_message_t *const *msgs, size_t n,
+                    int64_t max_per_owner, int *results)
+{
+    if (!s || (!msgs && n) || (!results && n) || max_per_owner < 0)
+        return msilo_fail(MSILO_EINVAL, "msilo_store_put: bad arguments");
+    for (size_t i = 0; i < n; i++)
+        if (!msgs[i] || !msgs[i]->user || !msgs[i]->domain || (msgs[i]->body_len && !msgs[i]->body))
+            return msilo_fail(MSILO_EINVAL, "msilo_store_put: message %zu incomplete", i);
+    if (n == 0)
+        return 0;
+    return s->put(s, msgs, n, max_per_owner, results);
+}
+
+int msilo_store_claim(msilo_store_t *s, const msilo_store_claim_t *c, msilo_message_t ***ret_msgs,
+                      size_t *ret_n)
+{
+    if (!s || !c || !ret_msgs || !ret_n || c->max == 0 || !c->lease_owner)
+        return msilo_fail(MSILO_EINVAL, "msilo_store_claim: bad arguments");
+    if (!c->reminders && (!c->user || !c->domain))
+        return msilo_fail(MSILO_EINVAL, "msilo_store_claim: owner required");
+    return s->claim(s, c, ret_msgs, ret_n);
+}
+
+int msilo_store_remove(msilo_store_t *s, const int64_t *ids, size_t n, size_t *ret_deleted)
+{
+    if (!s || (!ids && n))
+        return msilo_fail(MSILO_EINVAL, "msilo_store_remove: bad arguments");
+    if (n == 0) {
+        if (ret_deleted)
+            *ret_deleted = 0;
+        return 0;
+    }
+    return s->remove(s, ids, n, ret_deleted);
+}
+
+int msilo_store_release(msilo_store_t *s, const msilo_store_release_t *items, size_t n)
+{
+    if (!s || (!items && n))
+        return msilo_fail(MSILO_EINVAL, "msilo_store_release: bad arguments");
+    return n ? s->release(s, items, n) : 0;
+}
+
+int msilo_store_count(msilo_store_t *s, const char *user, const char *domain, int64_t *ret_count)
+{
+    if (!s || !ret_count || !owner_ok(user, domain))
+        return msilo_fail(MSILO_EINVAL, "msilo_store_count: bad arguments");
+    return s->count(s, user, domain, ret_count);
+}
+
+int msilo_store_expire(msilo_store_t *s, int64_t now, size_t *ret_deleted)
+{
+    if (!s)
+        return msilo_fail(MSILO_EINVAL, "msilo_store_expire: store is NULL");
+    return s->expire(s, now, ret_deleted);
+}
+
+int msilo_store_list(msilo_store_t *s, const char *user, const char *domain, int64_t after_id,
+                     size_t max, msilo_message_t ***ret_msgs, size_t *ret_n)
+{
+    if (!s || !ret_msgs || !ret_n || max == 0 || !owner_ok(user, domain))
+        return msilo_fail(MSILO_EINVAL, "msilo_store_list: bad arguments");
+    if (!s->list)
+        return msilo_fail(MSILO_ENOTSUP, "store '%s' cannot list", s->name);
+    return s->list(s, user, domain, after_id, max, ret_msgs, ret_n);
+}
+
+int msilo_store_get(msilo_store_t *s, int64_t id, msilo_message_t **ret_msg)
+{
+    if (!s || !ret_msg)
+        return msilo_fail(MSILO_EINVAL, "msilo_store_get: bad arguments");
+    if (!s->get)
+        return msilo_fail(MSILO_ENOTSUP, "store '%s' cannot get", s->name);
+    return s->get(s, id, ret_msg);
+}
+
+int msilo_store_purge(msilo_store_t *s, const char *user, const char *domain, size_t *ret_deleted)
+{
+    if (!s || !user || !domain)
+        return msilo_fail(MSILO_EINVAL, "msilo_store_purge: bad arguments");
+    if (!s->purge)
+        return msilo_fail(MSILO_ENOTSUP, "store '%s' cannot purge", s->name);
+    return s->purge(s, user, domain, ret_deleted);
+}
+
+int msilo_store_reset_leases(msilo_store_t *s, const char *lease_owner, size_t *ret_n)
+{
+    if (!s || !lease_owner)
+        return msilo_fail(MSILO_EINVAL, "msilo_store_reset_leases: bad arguments");
+    if (!s->reset_leases)
+        return msilo_fail(MSILO_ENOTSUP, "store '%s' cannot reset leases", s->name);
+    return s->reset_leases(s, lease_owner, ret_n);
+}
+
+void msilo_store_free(msilo_store_t *s)
+{
+    if (s && s->free)
+        s->free(s);
+}
