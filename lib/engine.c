@@ -1,1 +1,1504 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The engine: m_store / m_dump semantics, reminders, expiry, retries.
+ *
+ * Everything here runs on the engine's GMainContext thread except job
+ * execution for a blocking store, which happens on one worker thread. Store
+ * work is expressed as jobs; a job is executed (worker or, for a
+ * non-blocking store, inline from the dispatch source) and then "completed"
+ * on the loop thread. Stores that arrive while a put job is running queue up
+ * and go to the store together as the next batch; deletes and releases are
+ * coalesced the same way. The dispatch source is one persistent GSource that
+ * the worker wakes with g_source_set_ready_time(), so the engine never has
+ * sources it could forget to remove.
+ */
 #include "internal.h"
+
+#include <string.h>
+
+#define PUT_BATCH_MAX 512
+#define MAX_BACKOFF 3600
+
+typedef struct owner owner_t;
+typedef struct job job_t;
+
+typedef enum {
+    JOB_PUT,
+    JOB_CLAIM,
+    JOB_REMOVE,
+    JOB_RELEASE,
+    JOB_EXPIRE,
+    JOB_COUNT,
+    JOB_RESET,
+    JOB_STOP, /* worker: exit */
+} job_type;
+
+typedef struct store_op {
+    msilo_store_cb cb;
+    void *data;
+    msilo_message_t *msg;
+    /* offline notification, prepared at store time (the request view is borrowed) */
+    char *n_ruri, *n_from, *n_to, *n_ctype, *n_headers, *n_body;
+} store_op;
+
+struct job {
+    job_type type;
+    int rc;
+    /* JOB_PUT */
+    GPtrArray *ops; /* store_op* */
+    msilo_message_t **msgs;
+    int *results;
+    /* JOB_CLAIM */
+    msilo_store_claim_t claim;
+    owner_t *owner; /* NULL for reminders */
+    msilo_message_t **out;
+    size_t out_n;
+    /* JOB_REMOVE / JOB_RELEASE */
+    GArray *ids;   /* int64_t */
+    GArray *items; /* msilo_store_release_t */
+    /* JOB_EXPIRE / JOB_COUNT / JOB_RESET */
+    int64_t now;
+    int64_t count;
+    size_t deleted;
+};
+
+typedef struct dump_op {
+    msilo_dump_cb cb;
+    void *data;
+    msilo_dump_result_t res;
+} dump_op;
+
+/* Per-owner delivery state; exists while the owner has work or retries due. */
+struct owner {
+    char *key; /* "user@domain" */
+    char *user, *domain;
+    char *contact;       /* where to deliver; NULL = the stored To via outbound_proxy */
+    int64_t reg_until;   /* registration lasts until (retries stop after) */
+    int64_t retry_at;    /* next retry round; 0 = none */
+    gboolean claiming;   /* claim job in flight */
+    gboolean again;      /* start another round when this one ends */
+    gboolean more;       /* last claim was full: claim again for this round */
+    int64_t max_next_try;/* for this round's claims */
+    size_t limit_left;   /* messages this round may still take (SIZE_MAX = all) */
+    size_t next_limit;   /* for the round after (dump while busy) */
+    GQueue ready;        /* claimed, not yet sent (msilo_message_t*) */
+    size_t in_flight;
+    GPtrArray *dumps;    /* dump_op* waiting for this owner to go idle */
+};
+
+typedef enum { SEND_OFFLINE, SEND_REMINDER, SEND_NOTIFY } send_kind;
+
+typedef struct send_ctx {
+    msilo_engine_t *e; /* NULL once the engine is freed: the callback only frees */
+    send_kind kind;
+    owner_t *owner;
+    msilo_message_t *msg;
+    GList link; /* in e->sends */
+} send_ctx;
+
+struct msilo_engine {
+    msilo_config_t *cfg;
+    msilo_store_t *store;
+    msilo_transport_t *transport;
+    GMainContext *ctx;
+    gboolean inline_store;
+
+    /* cached configuration */
+    int64_t expire_time, check_time, send_time, clean_period, max_messages, max_body;
+    int64_t max_attempts, lease_time, dump_batch, dump_window;
+    gboolean use_contact, add_date, use_callid, reminders_on;
+    const char *reminder, *outbound_proxy, *id_header, *default_domain;
+    char *extra_hdrs; /* CRLF-terminated or NULL */
+    char *instance_id;
+    msilo_template_t *t_from, *t_contact, *t_ctype, *t_body;
+
+    msilo_clock_fn clock;
+    void *clock_data;
+    msilo_log_fn log;
+    void *log_data;
+    uint64_t stats[MSILO_STAT_COUNT_];
+
+    /* jobs */
+    GSource *dispatch;
+    GSource *timer;
+    GThread *worker;
+    GAsyncQueue *todo; /* to the worker */
+    GAsyncQueue *done; /* from the worker */
+    GQueue inline_todo;
+    GQueue noop_dumps; /* dump_op*: dumps with nothing to do, completed by dispatch */
+    size_t jobs_pending;
+    gboolean freeing;
+
+    /* coalescing */
+    GQueue put_wait; /* store_op* */
+    gboolean put_running;
+    GArray *ack_wait;     /* int64_t */
+    gboolean ack_running;
+    GArray *release_wait; /* msilo_store_release_t */
+    gboolean release_running;
+
+    GHashTable *owners; /* key -> owner_t* */
+    GQueue sends;       /* send_ctx links */
+    gboolean reminders_running, clean_running;
+    int64_t next_check, next_clean, next_reminder;
+};
+
+/* ------------------------------------------------------------------------ */
+
+static const char *const stat_names[MSILO_STAT_COUNT_] = {
+    "stored_messages",   "dumped_messages",        "failed_messages",
+    "dumped_reminders",  "failed_reminders",       "rejected_full",
+    "store_errors",      "expired_messages",       "notifications_sent",
+    "notifications_failed", "queued_messages",     "deliveries_in_flight",
+};
+
+const char *msilo_stat_name(msilo_stat_t stat)
+{
+    if ((int)stat < 0 || stat >= MSILO_STAT_COUNT_)
+        return NULL;
+    return stat_names[stat];
+}
+
+static void elog(msilo_engine_t *e, msilo_log_level_t lvl, const char *fmt, ...)
+    G_GNUC_PRINTF(3, 4);
+static void elog(msilo_engine_t *e, msilo_log_level_t lvl, const char *fmt, ...)
+{
+    if (!e->log)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    e->log(lvl, s, e->log_data);
+    g_free(s);
+}
+
+static int64_t real_clock(void *data)
+{
+    (void)data;
+    return g_get_real_time() / G_USEC_PER_SEC;
+}
+
+static int64_t now_of(const msilo_engine_t *e)
+{
+    return e->clock(e->clock_data);
+}
+
+static void gauge_add(msilo_engine_t *e, msilo_stat_t s, int64_t d)
+{
+    if (d < 0 && e->stats[s] < (uint64_t)-d)
+        e->stats[s] = 0;
+    else
+        e->stats[s] += (uint64_t)d;
+}
+
+/* ---- jobs -------------------------------------------------------------- */
+
+static void job_execute(msilo_engine_t *e, job_t *j)
+{
+    msilo_store_t *s = e->store;
+    switch (j->type) {
+    case JOB_PUT:
+        j->rc = msilo_store_put(s, j->msgs, j->ops->len, e->max_messages, j->results);
+        break;
+    case JOB_CLAIM:
+        j->rc = msilo_store_claim(s, &j->claim, &j->out, &j->out_n);
+        break;
+    case JOB_REMOVE:
+        j->rc = msilo_store_remove(s, (const int64_t *)(void *)j->ids->data, j->ids->len,
+                                   &j->deleted);
+        break;
+    case JOB_RELEASE:
+        j->rc = msilo_store_release(s, (const msilo_store_release_t *)(void *)j->items->data,
+                                    j->items->len);
+        break;
+    case JOB_EXPIRE:
+        j->rc = msilo_store_expire(s, j->now, &j->deleted);
+        if (j->rc == 0)
+            j->rc = msilo_store_count(s, NULL, NULL, &j->count);
+        break;
+    case JOB_COUNT:
+        j->rc = msilo_store_count(s, NULL, NULL, &j->count);
+        break;
+    case JOB_RESET:
+        j->rc = msilo_store_reset_leases(s, e->instance_id, &j->deleted);
+        break;
+    case JOB_STOP:
+        break;
+    }
+}
+
+static void job_complete(msilo_engine_t *e, job_t *j);
+
+static gpointer worker_main(gpointer data)
+{
+    msilo_engine_t *e = data;
+    for (;;) {
+        job_t *j = g_async_queue_pop(e->todo);
+        if (j->type == JOB_STOP) {
+            g_free(j);
+            return NULL;
+        }
+        job_execute(e, j);
+        g_async_queue_push(e->done, j);
+        g_source_set_ready_time(e->dispatch, 0); /* thread-safe wake-up */
+    }
+}
+
+static void job_submit(msilo_engine_t *e, job_t *j)
+{
+    e->jobs_pending++;
+    if (e->freeing) {
+        /* no loop to come back to: do it now, synchronously */
+        job_execute(e, j);
+        job_complete(e, j);
+        return;
+    }
+    if (e->inline_store) {
+        g_queue_push_tail(&e->inline_todo, j);
+        g_source_set_ready_time(e->dispatch, 0);
+        return;
+    }
+    if (!e->worker)
+        e->worker = g_thread_new("msilo-store", worker_main, e);
+    g_async_queue_push(e->todo, j);
+}
+
+static void complete_noop_dumps(msilo_engine_t *e, int result)
+{
+    dump_op *d;
+    while ((d = g_queue_pop_head(&e->noop_dumps))) {
+        if (d->cb)
+            d->cb(e, result, &d->res, d->data);
+        g_free(d);
+    }
+}
+
+static gboolean dispatch_cb(GSource *src, GSourceFunc cb, gpointer data)
+{
+    (void)cb;
+    msilo_engine_t *e = data;
+    g_source_set_ready_time(src, -1);
+    job_t *j;
+    /* jobs queued by what completes here wait for the next dispatch, so a
+     * stream of work cannot starve the rest of the loop */
+    guint n = g_queue_get_length(&e->inline_todo);
+    while (n-- && (j = g_queue_pop_head(&e->inline_todo))) {
+        job_execute(e, j);
+        job_complete(e, j);
+    }
+    while ((j = g_async_queue_try_pop(e->done)))
+        job_complete(e, j);
+    complete_noop_dumps(e, 0);
+    return G_SOURCE_CONTINUE;
+}
+
+static gboolean dispatch_source_dispatch(GSource *src, GSourceFunc cb, gpointer data)
+{
+    return dispatch_cb(src, cb, data);
+}
+
+static GSourceFuncs dispatch_funcs = {
+    .dispatch = dispatch_source_dispatch,
+};
+
+/* ---- store -------------------------------------------------------------- */
+
+static void store_op_free(store_op *op)
+{
+    msilo_message_free(op->msg);
+    g_free(op->n_ruri);
+    g_free(op->n_from);
+    g_free(op->n_to);
+    g_free(op->n_ctype);
+    g_free(op->n_headers);
+    g_free(op->n_body);
+    g_free(op);
+}
+
+static void schedule_put(msilo_engine_t *e)
+{
+    if (e->put_running || g_queue_is_empty(&e->put_wait))
+        return;
+    job_t *j = g_new0(job_t, 1);
+    j->type = JOB_PUT;
+    j->ops = g_ptr_array_new();
+    while (j->ops->len < PUT_BATCH_MAX && !g_queue_is_empty(&e->put_wait))
+        g_ptr_array_add(j->ops, g_queue_pop_head(&e->put_wait));
+    j->msgs = g_new(msilo_message_t *, j->ops->len);
+    j->results = g_new0(int, j->ops->len);
+    for (guint i = 0; i < j->ops->len; i++)
+        j->msgs[i] = ((store_op *)j->ops->pdata[i])->msg;
+    e->put_running = TRUE;
+    job_submit(e, j);
+}
+
+static void send_notification(msilo_engine_t *e, store_op *op);
+
+static void complete_put(msilo_engine_t *e, job_t *j)
+{
+    e->put_running = FALSE;
+    for (guint i = 0; i < j->ops->len; i++) {
+        store_op *op = j->ops->pdata[i];
+        int rc = j->rc ? j->rc : j->results[i];
+        if (rc == 0) {
+            e->stats[MSILO_STAT_STORED_MESSAGES]++;
+            gauge_add(e, MSILO_STAT_QUEUED, 1);
+            if (op->n_ruri && !e->freeing)
+                send_notification(e, op);
+        } else if (rc == MSILO_EFULL) {
+            e->stats[MSILO_STAT_REJECTED_FULL]++;
+        } else {
+            e->stats[MSILO_STAT_STORE_ERRORS]++;
+        }
+        if (rc && rc != MSILO_EFULL)
+            elog(e, MSILO_LOG_WARNING, "store for %s@%s failed: %s", op->msg->user,
+                 op->msg->domain, msilo_strerror(rc));
+        if (op->cb)
+            op->cb(e, rc, rc == 0 ? op->msg->id : 0, op->data);
+        store_op_free(op);
+    }
+    g_ptr_array_unref(j->ops);
+    g_free(j->msgs);
+    g_free(j->results);
+    schedule_put(e);
+}
+
+/* Joins the request's extra headers into "Name: value\r\n" lines. */
+static int build_extra_headers(const msilo_request_t *req, char **ret)
+{
+    *ret = NULL;
+    if (!req->n_headers)
+        return 0;
+    if (!req->headers)
+        return msilo_fail(MSILO_EINVAL, "n_headers set but headers is NULL");
+    GString *s = g_string_new(NULL);
+    for (size_t i = 0; i < req->n_headers; i++) {
+        const msilo_header_t *h = &req->headers[i];
+        gboolean ok = h->name && *h->name && h->value;
+        for (const char *p = ok ? h->name : ""; ok && *p; p++)
+            if (!g_ascii_isalnum(*p) && !strchr("-.!%*_+`'~", *p))
+                ok = FALSE;
+        for (const char *p = ok ? h->value : ""; ok && *p; p++)
+            if (*p == '\r' || *p == '\n' || *p == '\0')
+                ok = FALSE;
+        if (!ok) {
+            g_string_free(s, TRUE);
+            return msilo_fail(MSILO_EINVAL, "extra header %zu is not a valid single header line", i);
+        }
+        g_string_append_printf(s, "%s: %s\r\n", h->name, h->value);
+    }
+    *ret = g_string_free(s, FALSE);
+    return 0;
+}
+
+static gboolean has_ctl(const char *s)
+{
+    for (; s && *s; s++)
+        if ((unsigned char)*s < 0x20 && *s != '\t')
+            return TRUE;
+    return FALSE;
+}
+
+/* Splits an expanded content_type_hdr "Content-Type: x\r\n..." into the type
+ * and the remaining header lines. */
+static void split_ctype_hdr(const char *hdr, char **ret_type, GString *rest)
+{
+    *ret_type = NULL;
+    gchar **lines = g_strsplit(hdr, "\r\n", -1);
+    for (gchar **l = lines; *l; l++) {
+        if (!**l)
+            continue;
+        const char *colon = strchr(*l, ':');
+        if (colon && !*ret_type &&
+            ((colon - *l == 12 && g_ascii_strncasecmp(*l, "Content-Type", 12) == 0) ||
+             (colon - *l == 1 && g_ascii_tolower(**l) == 'c')))
+            *ret_type = g_strstrip(g_strdup(colon + 1));
+        else
+            g_string_append_printf(rest, "%s\r\n", *l);
+    }
+    g_strfreev(lines);
+}
+
+static void append_header_lines(GString *s, const char *lines)
+{
+    if (!lines || !*lines)
+        return;
+    g_string_append(s, lines);
+    if (!g_str_has_suffix(lines, "\r\n"))
+        g_string_append(s, "\r\n");
+}
+
+/* Prepares the offline notification while the request view is still valid. */
+static void prepare_notification(msilo_engine_t *e, const msilo_request_t *req, store_op *op,
+                                 const msilo_uri_t *ru, const msilo_uri_t *fu,
+                                 const msilo_uri_t *tu)
+{
+    if (!e->t_from || !e->t_body || !e->transport || (req->flags & MSILO_REQUEST_SKIP_NOTIFICATION))
+        return;
+    msilo_uri_t cu = { 0 };
+    const char *target = fu->uri;
+    if (e->use_contact && req->contact && msilo_uri_parse(req->contact, "Contact", &cu) == 0 &&
+        cu.scheme != MSILO_SCHEME_TEL)
+        target = cu.uri;
+    msilo_template_vars_t v = {
+        .ru = ru ? ru->uri : NULL, .rU = ru ? ru->user_raw : NULL, .rd = ru ? ru->host : NULL,
+        .fu = fu->uri, .fU = fu->user_raw, .fd = fu->host,
+        .tu = tu->uri, .tU = tu->user_raw, .td = tu->host,
+        .ou = req->orig_ruri ? req->orig_ruri : (ru ? ru->uri : NULL),
+        .ci = has_ctl(req->call_id) ? NULL : req->call_id,
+    };
+    op->n_ruri = g_strdup(target);
+    op->n_from = msilo_template_expand(e->t_from, &v);
+    op->n_to = g_strdup(fu->uri);
+    op->n_body = msilo_template_expand(e->t_body, &v);
+    GString *hdrs = g_string_new(NULL);
+    if (e->t_contact) {
+        char *c = msilo_template_expand(e->t_contact, &v);
+        append_header_lines(hdrs, c);
+        g_free(c);
+    }
+    if (e->t_ctype) {
+        char *c = msilo_template_expand(e->t_ctype, &v);
+        split_ctype_hdr(c, &op->n_ctype, hdrs);
+        g_free(c);
+    }
+    op->n_headers = g_string_free(hdrs, FALSE);
+    msilo_uri_clear(&cu);
+}
+
+static void request_clear_uris(msilo_uri_t *a, msilo_uri_t *b, msilo_uri_t *c, msilo_uri_t *d)
+{
+    msilo_uri_clear(a);
+    msilo_uri_clear(b);
+    msilo_uri_clear(c);
+    msilo_uri_clear(d);
+}
+
+int msilo_engine_store(msilo_engine_t *e, const msilo_request_t *req, const char *owner,
+                       msilo_store_cb cb, void *data)
+{
+    if (!e || !req)
+        return msilo_fail(MSILO_EINVAL, "msilo_engine_store: engine or request is NULL");
+    if (req->version < 1 || req->version > MSILO_REQUEST_VERSION)
+        return msilo_fail(MSILO_EVERSION, "request view version %u not supported", req->version);
+    if (e->freeing)
+        return msilo_fail(MSILO_ECANCELLED, "engine is being freed");
+    if (req->method && g_ascii_strcasecmp(req->method, "MESSAGE") != 0)
+        return msilo_fail(MSILO_EMETHOD, "m_store of a %.16s request", req->method);
+    if (!req->from || !*req->from)
+        return msilo_fail(MSILO_EMISSING, "request has no From");
+    if (!req->to || !*req->to)
+        return msilo_fail(MSILO_EMISSING, "request has no To");
+    if (req->body_len && !req->body)
+        return msilo_fail(MSILO_EINVAL, "body_len set but body is NULL");
+    if ((int64_t)req->body_len > e->max_body)
+        return msilo_fail(MSILO_ETOOBIG, "body of %zu bytes exceeds max_body_size %lld",
+                          req->body_len, (long long)e->max_body);
+    if (has_ctl(req->content_type) || (req->content_type && strlen(req->content_type) > 255))
+        return msilo_fail(MSILO_EINVAL, "invalid Content-Type");
+    if (has_ctl(req->call_id) || (req->call_id && strlen(req->call_id) > 255))
+        return msilo_fail(MSILO_EINVAL, "invalid Call-ID");
+
+    msilo_uri_t fu = { 0 }, tu = { 0 }, ru = { 0 }, ou = { 0 };
+    int rc = msilo_uri_parse(req->from, "From", &fu);
+    if (!rc)
+        rc = msilo_uri_parse(req->to, "To", &tu);
+    if (rc) {
+        request_clear_uris(&fu, &tu, &ru, &ou);
+        return rc;
+    }
+    gboolean have_ru = req->ruri && msilo_uri_parse(req->ruri, "R-URI", &ru) == 0;
+    const msilo_uri_t *owner_uri;
+    if (owner) {
+        rc = msilo_uri_parse(owner, "owner", &ou);
+        if (rc) {
+            request_clear_uris(&fu, &tu, &ru, &ou);
+            return rc;
+        }
+        owner_uri = &ou;
+    } else if (have_ru && ru.scheme != MSILO_SCHEME_TEL && msilo_uri_is_aor(&ru)) {
+        owner_uri = &ru;
+    } else {
+        owner_uri = &tu;
+    }
+    char *user = g_strdup(owner_uri->user);
+    char *domain = owner_uri->host ? g_strdup(owner_uri->host)
+                   : (owner_uri->scheme == MSILO_SCHEME_TEL && e->default_domain)
+                       ? g_ascii_strdown(e->default_domain, -1)
+                       : NULL;
+    if (!user || !domain) {
+        g_free(user);
+        g_free(domain);
+        request_clear_uris(&fu, &tu, &ru, &ou);
+        return msilo_fail(MSILO_EURI, "owner '%.64s' is not an address of record (user@host)",
+                          owner_uri->uri);
+    }
+
+    int64_t now = now_of(e);
+    int64_t snd = 0;
+    if (req->snd_time && *req->snd_time) {
+        rc = msilo_time_parse(req->snd_time, &snd);
+        if (!rc && !e->reminders_on)
+            rc = msilo_fail(MSILO_ENOTSUP,
+                            "reminder time given but reminders are disabled (set reminder and send_time)");
+        if (rc) {
+            g_free(user);
+            g_free(domain);
+            request_clear_uris(&fu, &tu, &ru, &ou);
+            return rc;
+        }
+        if (snd <= 0)
+            snd = 1; /* 0 means "no reminder" in the store */
+    }
+    char *extra = NULL;
+    rc = build_extra_headers(req, &extra);
+    if (rc) {
+        g_free(user);
+        g_free(domain);
+        request_clear_uris(&fu, &tu, &ru, &ou);
+        return rc;
+    }
+
+    msilo_message_t *m = msilo_message_new();
+    m->user = user;
+    m->domain = domain;
+    m->src = g_strdup(fu.uri);
+    m->dst = g_strdup(tu.uri);
+    m->ctype = req->content_type && *req->content_type ? g_strdup(req->content_type) : NULL;
+    m->body = req->body_len ? g_memdup2(req->body, req->body_len) : NULL;
+    m->body_len = req->body_len;
+    m->extra_hdrs = extra;
+    m->callid = req->call_id && *req->call_id ? g_strdup(req->call_id) : NULL;
+    m->inc_time = now;
+    int64_t life = e->expire_time;
+    if (req->expires > 0 && req->expires < life)
+        life = req->expires;
+    m->exp_time = now + life;
+    m->snd_time = snd;
+
+    store_op *op = g_new0(store_op, 1);
+    op->cb = cb;
+    op->data = data;
+    op->msg = m;
+    if (!snd) /* a reminder is not "the user is offline" */
+        prepare_notification(e, req, op, have_ru ? &ru : NULL, &fu, &tu);
+    request_clear_uris(&fu, &tu, &ru, &ou);
+    g_queue_push_tail(&e->put_wait, op);
+    schedule_put(e);
+    msilo_error_clear();
+    return 0;
+}
+
+/* ---- delivery ------------------------------------------------------------- */
+
+static gboolean is_text_plain(const char *ctype)
+{
+    if (!ctype)
+        return TRUE;
+    while (*ctype == ' ')
+        ctype++;
+    if (g_ascii_strncasecmp(ctype, "text/plain", 10) != 0)
+        return FALSE;
+    char c = ctype[10];
+    return c == '\0' || c == ';' || c == ' ' || c == '\t';
+}
+
+static void send_done(int status, void *data);
+
+static int start_send(msilo_engine_t *e, send_ctx *sc, const msilo_outgoing_t *out)
+{
+    sc->e = e;
+    sc->link.data = sc;
+    int rc = msilo_transport_send(e->transport, out, send_done, sc);
+    if (rc == 0) {
+        g_queue_push_tail_link(&e->sends, &sc->link);
+        if (sc->kind != SEND_NOTIFY)
+            e->stats[MSILO_STAT_IN_FLIGHT]++;
+    }
+    return rc;
+}
+
+static void delivery_finished(msilo_engine_t *e, send_ctx *sc, int status);
+
+/* Sends one stored message (offline or reminder). */
+static void deliver(msilo_engine_t *e, send_kind kind, owner_t *o, msilo_message_t *m)
+{
+    char *ruri;
+    if (kind == SEND_REMINDER)
+        ruri = msilo_aor_to_uri(m->user, m->domain);
+    else
+        ruri = g_strdup(o && o->contact ? o->contact : m->dst);
+    char *to = kind == SEND_REMINDER ? g_strdup(ruri) : g_strdup(m->dst);
+    GString *hdrs = g_string_new(NULL);
+    char *date = msilo_format_http_date(m->inc_time);
+    g_string_append_printf(hdrs, "Date: %s\r\n", date);
+    g_free(date);
+    if (e->id_header)
+        g_string_append_printf(hdrs, "%s: %lld\r\n", e->id_header, (long long)m->id);
+    append_header_lines(hdrs, e->extra_hdrs);
+    append_header_lines(hdrs, m->extra_hdrs);
+
+    const void *body = m->body;
+    size_t body_len = m->body_len;
+    GByteArray *prefixed = NULL;
+    if (e->add_date && is_text_plain(m->ctype)) {
+        char *when = msilo_format_ctime(m->inc_time);
+        char *prefix = g_strdup_printf("[%s message - %s] ",
+                                       kind == SEND_REMINDER ? "Reminder" : "Offline", when);
+        prefixed = g_byte_array_new();
+        g_byte_array_append(prefixed, (const guint8 *)prefix, (guint)strlen(prefix));
+        if (m->body_len)
+            g_byte_array_append(prefixed, m->body, (guint)m->body_len);
+        body = prefixed->data;
+        body_len = prefixed->len;
+        g_free(when);
+        g_free(prefix);
+    }
+    msilo_outgoing_t out = {
+        .ruri = ruri,
+        .next_hop = e->outbound_proxy,
+        .from = kind == SEND_REMINDER ? e->reminder : m->src,
+        .to = to,
+        .content_type = m->ctype ? m->ctype : "text/plain",
+        .body = body,
+        .body_len = body_len,
+        .headers = hdrs->str,
+        .call_id = e->use_callid ? m->callid : NULL,
+    };
+    send_ctx *sc = g_new0(send_ctx, 1);
+    sc->kind = kind;
+    sc->owner = o;
+    sc->msg = m;
+    if (o)
+        o->in_flight++;
+    int rc = start_send(e, sc, &out);
+    g_free(ruri);
+    g_free(to);
+    g_string_free(hdrs, TRUE);
+    if (prefixed)
+        g_byte_array_unref(prefixed);
+    if (rc) {
+        /* the transport refused at once: same path as a failed delivery */
+        elog(e, MSILO_LOG_WARNING, "send of message %lld failed to start: %s", (long long)m->id,
+             msilo_strerror(rc));
+        delivery_finished(e, sc, rc);
+    }
+}
+
+static void send_notification(msilo_engine_t *e, store_op *op)
+{
+    msilo_outgoing_t out = {
+        .ruri = op->n_ruri,
+        .next_hop = e->outbound_proxy,
+        .from = op->n_from,
+        .to = op->n_to,
+        .content_type = op->n_ctype,
+        .body = op->n_body,
+        .body_len = strlen(op->n_body),
+        .headers = op->n_headers,
+    };
+    send_ctx *sc = g_new0(send_ctx, 1);
+    sc->kind = SEND_NOTIFY;
+    int rc = start_send(e, sc, &out);
+    if (rc) {
+        e->stats[MSILO_STAT_NOTIFICATIONS_FAILED]++;
+        g_free(sc);
+    }
+}
+
+static void owner_pump(msilo_engine_t *e, owner_t *o);
+
+static void send_done(int status, void *data)
+{
+    send_ctx *sc = data;
+    msilo_engine_t *e = sc->e;
+    if (!e) { /* engine gone; the message keeps its lease in the store */
+        msilo_message_free(sc->msg);
+        g_free(sc);
+        return;
+    }
+    g_queue_unlink(&e->sends, &sc->link);
+    if (sc->kind != SEND_NOTIFY)
+        gauge_add(e, MSILO_STAT_IN_FLIGHT, -1);
+    delivery_finished(e, sc, status);
+}
+
+static void schedule_ack(msilo_engine_t *e);
+static void schedule_release(msilo_engine_t *e);
+
+static int64_t backoff(const msilo_engine_t *e, uint32_t attempts)
+{
+    int64_t b = e->check_time;
+    for (uint32_t i = 1; i < attempts && b < MAX_BACKOFF; i++)
+        b *= 2;
+    return MIN(b, MAX_BACKOFF);
+}
+
+static void delivery_finished(msilo_engine_t *e, send_ctx *sc, int status)
+{
+    gboolean ok = status >= 200 && status < 300;
+    if (sc->kind == SEND_NOTIFY) {
+        e->stats[ok ? MSILO_STAT_NOTIFICATIONS_SENT : MSILO_STAT_NOTIFICATIONS_FAILED]++;
+        g_free(sc);
+        return;
+    }
+    msilo_message_t *m = sc->msg;
+    owner_t *o = sc->owner;
+    if (ok) {
+        g_array_append_val(e->ack_wait, m->id);
+        gauge_add(e, MSILO_STAT_QUEUED, -1);
+        e->stats[sc->kind == SEND_REMINDER ? MSILO_STAT_DUMPED_REMINDERS
+                                           : MSILO_STAT_DUMPED_MESSAGES]++;
+        schedule_ack(e);
+    } else {
+        int64_t now = now_of(e);
+        msilo_store_release_t r = { .id = m->id, .attempts = m->attempts + 1 };
+        if (sc->kind == SEND_REMINDER) {
+            /* as in both anchors: a failed reminder becomes an offline message */
+            r.flags = MSILO_RELEASE_CLEAR_SND_TIME;
+            r.next_try = 0;
+            e->stats[MSILO_STAT_FAILED_REMINDERS]++;
+        } else {
+            r.next_try = r.attempts >= (uint32_t)e->max_attempts ? INT64_MAX
+                                                                 : now + backoff(e, r.attempts);
+            e->stats[MSILO_STAT_FAILED_MESSAGES]++;
+            if (o && r.next_try != INT64_MAX && o->reg_until > r.next_try &&
+                (o->retry_at == 0 || o->retry_at > r.next_try))
+                o->retry_at = r.next_try;
+        }
+        elog(e, MSILO_LOG_INFO, "delivery of message %lld to %s@%s failed (%d), attempt %u",
+             (long long)m->id, m->user, m->domain, status, r.attempts);
+        for (guint i = 0; o && i < o->dumps->len; i++)
+            ((dump_op *)o->dumps->pdata[i])->res.failed++;
+        g_array_append_val(e->release_wait, r);
+        schedule_release(e);
+    }
+    if (ok && o)
+        for (guint i = 0; i < o->dumps->len; i++)
+            ((dump_op *)o->dumps->pdata[i])->res.delivered++;
+    msilo_message_free(m);
+    g_free(sc);
+    if (o) {
+        o->in_flight--;
+        owner_pump(e, o);
+    }
+}
+
+static void schedule_ack(msilo_engine_t *e)
+{
+    if (e->ack_running || e->ack_wait->len == 0)
+        return;
+    job_t *j = g_new0(job_t, 1);
+    j->type = JOB_REMOVE;
+    j->ids = e->ack_wait;
+    e->ack_wait = g_array_new(FALSE, FALSE, sizeof(int64_t));
+    e->ack_running = TRUE;
+    job_submit(e, j);
+}
+
+static void complete_remove(msilo_engine_t *e, job_t *j)
+{
+    e->ack_running = FALSE;
+    if (j->rc) {
+        /* keep the ids: retried at the next tick (never lost, never a hot loop) */
+        elog(e, MSILO_LOG_WARNING, "deleting %u delivered messages failed: %s; will retry",
+             j->ids->len, msilo_strerror(j->rc));
+        g_array_prepend_vals(e->ack_wait, j->ids->data, j->ids->len);
+        g_array_unref(j->ids);
+        return;
+    }
+    g_array_unref(j->ids);
+    schedule_ack(e);
+}
+
+static void schedule_release(msilo_engine_t *e)
+{
+    if (e->release_running || e->release_wait->len == 0)
+        return;
+    job_t *j = g_new0(job_t, 1);
+    j->type = JOB_RELEASE;
+    j->items = e->release_wait;
+    e->release_wait = g_array_new(FALSE, FALSE, sizeof(msilo_store_release_t));
+    e->release_running = TRUE;
+    job_submit(e, j);
+}
+
+static void complete_release(msilo_engine_t *e, job_t *j)
+{
+    e->release_running = FALSE;
+    if (j->rc) {
+        /* the leases run out by themselves; retrying keeps the attempt counts */
+        g_array_prepend_vals(e->release_wait, j->items->data, j->items->len);
+        g_array_unref(j->items);
+        return;
+    }
+    g_array_unref(j->items);
+    schedule_release(e);
+}
+
+/* ---- owners and dumps ----------------------------------------------------- */
+
+static void owner_free(owner_t *o)
+{
+    g_free(o->key);
+    g_free(o->user);
+    g_free(o->domain);
+    g_free(o->contact);
+    g_queue_clear_full(&o->ready, (GDestroyNotify)msilo_message_free);
+    g_ptr_array_unref(o->dumps);
+    g_free(o);
+}
+
+static owner_t *owner_get(msilo_engine_t *e, const char *user, const char *domain)
+{
+    char *key = g_strconcat(user, "@", domain, NULL);
+    owner_t *o = g_hash_table_lookup(e->owners, key);
+    if (o) {
+        g_free(key);
+        return o;
+    }
+    o = g_new0(owner_t, 1);
+    o->key = key;
+    o->user = g_strdup(user);
+    o->domain = g_strdup(domain);
+    o->dumps = g_ptr_array_new();
+    g_queue_init(&o->ready);
+    g_hash_table_insert(e->owners, o->key, o);
+    return o;
+}
+
+static gboolean owner_busy(const owner_t *o)
+{
+    return o->claiming || o->in_flight || o->ready.length || o->more;
+}
+
+static void owner_claim(msilo_engine_t *e, owner_t *o)
+{
+    int64_t now = now_of(e);
+    job_t *j = g_new0(job_t, 1);
+    j->type = JOB_CLAIM;
+    j->owner = o;
+    j->claim.user = o->user;
+    j->claim.domain = o->domain;
+    j->claim.now = now;
+    j->claim.max_next_try = o->max_next_try;
+    j->claim.lease_owner = e->instance_id;
+    j->claim.lease_until = now + e->lease_time;
+    j->claim.max = (size_t)MIN((uint64_t)e->dump_batch, (uint64_t)o->limit_left);
+    o->claiming = TRUE;
+    o->more = FALSE;
+    job_submit(e, j);
+}
+
+static void owner_start_round(msilo_engine_t *e, owner_t *o, int64_t max_next_try, size_t limit)
+{
+    o->max_next_try = max_next_try;
+    o->limit_left = limit ? limit : SIZE_MAX;
+    o->again = FALSE;
+    owner_claim(e, o);
+}
+
+static void owner_maybe_forget(msilo_engine_t *e, owner_t *o)
+{
+    if (owner_busy(o) || o->again || o->dumps->len)
+        return;
+    if (o->retry_at && o->reg_until > now_of(e) && !e->freeing)
+        return; /* keep: a retry is due while registered */
+    g_hash_table_remove(e->owners, o->key);
+    owner_free(o);
+}
+
+/* Sends what is ready within the window; ends the round when all is done. */
+static void owner_pump(msilo_engine_t *e, owner_t *o)
+{
+    while (!e->freeing && o->in_flight < (size_t)e->dump_window && !g_queue_is_empty(&o->ready))
+        deliver(e, SEND_OFFLINE, o, g_queue_pop_head(&o->ready));
+    if (o->claiming || !g_queue_is_empty(&o->ready))
+        return;
+    if (o->more && !e->freeing) {
+        /* follow-up claims of this round skip what failed during it */
+        o->max_next_try = MIN(o->max_next_try, now_of(e));
+        owner_claim(e, o);
+        return;
+    }
+    if (o->in_flight)
+        return;
+    /* round over: tell the dumps waiting on it */
+    GPtrArray *dumps = o->dumps;
+    if (dumps->len && !o->again) {
+        o->dumps = g_ptr_array_new();
+        for (guint i = 0; i < dumps->len; i++) {
+            dump_op *d = dumps->pdata[i];
+            if (d->cb)
+                d->cb(e, e->freeing ? MSILO_ECANCELLED : 0, &d->res, d->data);
+            g_free(d);
+        }
+        g_ptr_array_unref(dumps);
+    }
+    if (o->again && !e->freeing) {
+        owner_start_round(e, o, INT64_MAX, o->next_limit == SIZE_MAX ? 0 : o->next_limit);
+        return;
+    }
+    owner_maybe_forget(e, o);
+}
+
+static void complete_claim(msilo_engine_t *e, job_t *j)
+{
+    if (!j->owner) { /* reminders */
+        e->reminders_running = FALSE;
+        if (j->rc == 0 && e->freeing) {
+            for (size_t i = 0; i < j->out_n; i++) {
+                msilo_store_release_t r = { .id = j->out[i]->id, .attempts = j->out[i]->attempts,
+                                            .next_try = j->out[i]->next_try };
+                g_array_append_val(e->release_wait, r);
+            }
+            msilo_message_array_free(j->out, j->out_n);
+            schedule_release(e);
+        } else if (j->rc == 0) {
+            for (size_t i = 0; i < j->out_n; i++)
+                deliver(e, SEND_REMINDER, NULL, j->out[i]);
+            g_free(j->out);
+            if (j->out_n == j->claim.max && !e->freeing)
+                e->next_reminder = now_of(e); /* more due: claim again at the next tick */
+        }
+        return;
+    }
+    owner_t *o = j->owner;
+    o->claiming = FALSE;
+    if (j->rc) {
+        elog(e, MSILO_LOG_WARNING, "claiming messages of %s failed: %s", o->key,
+             msilo_strerror(j->rc));
+        for (guint i = 0; i < o->dumps->len; i++) {
+            dump_op *d = o->dumps->pdata[i];
+            if (d->cb)
+                d->cb(e, j->rc, &d->res, d->data);
+            g_free(d);
+        }
+        g_ptr_array_set_size(o->dumps, 0);
+        /* retry on the next check while registered */
+        if (o->reg_until > now_of(e))
+            o->retry_at = now_of(e) + e->check_time;
+        o->again = FALSE;
+        owner_pump(e, o);
+        return;
+    }
+    if (e->freeing) {
+        /* give the claimed messages straight back */
+        for (size_t i = 0; i < j->out_n; i++) {
+            msilo_store_release_t r = { .id = j->out[i]->id, .attempts = j->out[i]->attempts,
+                                        .next_try = j->out[i]->next_try };
+            g_array_append_val(e->release_wait, r);
+        }
+        msilo_message_array_free(j->out, j->out_n);
+        schedule_release(e);
+        owner_pump(e, o);
+        return;
+    }
+    for (guint i = 0; i < o->dumps->len; i++)
+        ((dump_op *)o->dumps->pdata[i])->res.claimed += j->out_n;
+    for (size_t i = 0; i < j->out_n; i++)
+        g_queue_push_tail(&o->ready, j->out[i]);
+    g_free(j->out);
+    if (o->limit_left != SIZE_MAX)
+        o->limit_left -= j->out_n;
+    o->more = j->out_n == j->claim.max && o->limit_left > 0;
+    owner_pump(e, o);
+}
+
+/* Does the REGISTER's contact accept MESSAGE? (Allow header / methods param) */
+static gboolean contact_accepts_message(const msilo_request_t *reg)
+{
+    if (reg->allow) {
+        gboolean found = FALSE;
+        gchar **toks = g_strsplit_set(reg->allow, ", \t", -1);
+        for (gchar **t = toks; *t; t++)
+            if (g_ascii_strcasecmp(*t, "MESSAGE") == 0)
+                found = TRUE;
+        g_strfreev(toks);
+        if (!found)
+            return FALSE;
+    }
+    if (reg->contact) {
+        const char *m = strstr(reg->contact, ";methods=");
+        if (m) {
+            m += strlen(";methods=");
+            gboolean quoted = *m == '"';
+            const char *end = quoted ? strchr(m + 1, '"') : m + strcspn(m, ";>");
+            if (!end)
+                end = m + strlen(m);
+            char *list = g_strndup(m + (quoted ? 1 : 0), (gsize)(end - m - (quoted ? 1 : 0)));
+            gboolean found = FALSE;
+            gchar **toks = g_strsplit_set(list, ", \t", -1);
+            for (gchar **t = toks; *t; t++)
+                if (g_ascii_strcasecmp(*t, "MESSAGE") == 0)
+                    found = TRUE;
+            g_strfreev(toks);
+            g_free(list);
+            if (!found)
+                return FALSE;
+        }
+    }
+    return TRUE;
+}
+
+int msilo_engine_dump(msilo_engine_t *e, const msilo_request_t *reg, const char *owner,
+                      size_t max, msilo_dump_cb cb, void *data)
+{
+    if (!e || !reg)
+        return msilo_fail(MSILO_EINVAL, "msilo_engine_dump: engine or request is NULL");
+    if (reg->version < 1 || reg->version > MSILO_REQUEST_VERSION)
+        return msilo_fail(MSILO_EVERSION, "request view version %u not supported", reg->version);
+    if (e->freeing)
+        return msilo_fail(MSILO_ECANCELLED, "engine is being freed");
+    if (!e->transport)
+        return msilo_fail(MSILO_ENOTSUP, "engine has no transport");
+    const char *src = owner ? owner : reg->to;
+    if (!src || !*src)
+        return msilo_fail(MSILO_EMISSING, "REGISTER has no To and no owner was given");
+    msilo_uri_t ou;
+    int rc = msilo_uri_parse(src, owner ? "owner" : "To", &ou);
+    if (rc)
+        return rc;
+    if (ou.scheme == MSILO_SCHEME_TEL && !ou.host && e->default_domain)
+        ou.host = g_ascii_strdown(e->default_domain, -1);
+    if (!msilo_uri_is_aor(&ou)) {
+        msilo_uri_clear(&ou);
+        return msilo_fail(MSILO_EURI, "owner '%.64s' is not an address of record", src);
+    }
+    char *contact = NULL;
+    gboolean skip = reg->expires == 0;
+    if (reg->contact && !skip) {
+        const char *c = reg->contact;
+        while (*c == ' ')
+            c++;
+        if (*c == '*') {
+            skip = TRUE;
+        } else {
+            msilo_uri_t cu;
+            rc = msilo_uri_parse(reg->contact, "Contact", &cu);
+            if (rc) {
+                msilo_uri_clear(&ou);
+                return rc;
+            }
+            contact = g_strdup(cu.uri);
+            msilo_uri_clear(&cu);
+        }
+    }
+    if (!skip && !contact_accepts_message(reg))
+        skip = TRUE;
+
+    dump_op *d = g_new0(dump_op, 1);
+    d->cb = cb;
+    d->data = data;
+    if (skip) {
+        /* nothing to send; the callback still never runs inside this call */
+        g_queue_push_tail(&e->noop_dumps, d);
+        g_source_set_ready_time(e->dispatch, 0);
+        g_free(contact);
+        msilo_uri_clear(&ou);
+        msilo_error_clear();
+        return 0;
+    }
+    owner_t *o = owner_get(e, ou.user, ou.host);
+    msilo_uri_clear(&ou);
+    g_free(o->contact);
+    o->contact = contact;
+    int64_t now = now_of(e);
+    o->reg_until = reg->expires > 0 ? now + reg->expires : now + 3600;
+    g_ptr_array_add(o->dumps, d);
+    if (owner_busy(o)) {
+        /* the running round sends nothing twice (leases); another round follows */
+        o->next_limit = o->again ? MAX(o->next_limit, max ? max : SIZE_MAX) : (max ? max : SIZE_MAX);
+        o->again = TRUE;
+    } else {
+        o->retry_at = 0;
+        owner_start_round(e, o, INT64_MAX, max);
+    }
+    msilo_error_clear();
+    return 0;
+}
+
+/* ---- periodic jobs --------------------------------------------------------- */
+
+static void complete_expire(msilo_engine_t *e, job_t *j)
+{
+    e->clean_running = FALSE;
+    if (j->rc) {
+        elog(e, MSILO_LOG_WARNING, "expiry failed: %s", msilo_strerror(j->rc));
+        return;
+    }
+    e->stats[MSILO_STAT_EXPIRED_MESSAGES] += j->deleted;
+    e->stats[MSILO_STAT_QUEUED] = (uint64_t)MAX(j->count, 0);
+}
+
+void msilo_engine_tick(msilo_engine_t *e)
+{
+    if (!e || e->freeing)
+        return;
+    int64_t now = now_of(e);
+    if (now >= e->next_check) {
+        e->next_check = now + e->check_time;
+        /* retries of owners still registered */
+        GPtrArray *due = g_ptr_array_new();
+        GHashTableIter it;
+        gpointer v;
+        g_hash_table_iter_init(&it, e->owners);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+            owner_t *o = v;
+            if (o->retry_at && o->retry_at <= now)
+                g_ptr_array_add(due, o);
+        }
+        for (guint i = 0; i < due->len; i++) {
+            owner_t *o = due->pdata[i];
+            o->retry_at = 0;
+            if (o->reg_until <= now)
+                owner_maybe_forget(e, o);
+            else if (!owner_busy(o))
+                owner_start_round(e, o, now, 0);
+        }
+        g_ptr_array_unref(due);
+        /* deletes/releases that failed earlier */
+        schedule_ack(e);
+        schedule_release(e);
+    }
+    if (now >= e->next_clean && !e->clean_running) {
+        e->next_clean = now + e->check_time * e->clean_period;
+        job_t *j = g_new0(job_t, 1);
+        j->type = JOB_EXPIRE;
+        j->now = now;
+        e->clean_running = TRUE;
+        job_submit(e, j);
+    }
+    if (e->reminders_on && e->transport && now >= e->next_reminder && !e->reminders_running) {
+        e->next_reminder = now + e->send_time;
+        job_t *j = g_new0(job_t, 1);
+        j->type = JOB_CLAIM;
+        j->claim.reminders = 1;
+        j->claim.now = now;
+        j->claim.max_next_try = INT64_MAX;
+        j->claim.lease_owner = e->instance_id;
+        j->claim.lease_until = now + e->lease_time;
+        j->claim.max = (size_t)e->dump_batch;
+        e->reminders_running = TRUE;
+        job_submit(e, j);
+    }
+}
+
+static gboolean timer_cb(gpointer data)
+{
+    msilo_engine_tick(data);
+    return G_SOURCE_CONTINUE;
+}
+
+static void job_complete(msilo_engine_t *e, job_t *j)
+{
+    e->jobs_pending--;
+    switch (j->type) {
+    case JOB_PUT: complete_put(e, j); break;
+    case JOB_CLAIM: complete_claim(e, j); break;
+    case JOB_REMOVE: complete_remove(e, j); break;
+    case JOB_RELEASE: complete_release(e, j); break;
+    case JOB_EXPIRE: complete_expire(e, j); break;
+    case JOB_COUNT:
+        if (j->rc == 0)
+            e->stats[MSILO_STAT_QUEUED] = (uint64_t)MAX(j->count, 0);
+        break;
+    case JOB_RESET:
+        if (j->rc == 0 && j->deleted)
+            elog(e, MSILO_LOG_INFO, "took back %zu messages leased by %s before a restart",
+                 j->deleted, e->instance_id);
+        break;
+    case JOB_STOP: break;
+    }
+    g_free(j);
+}
+
+/* ---- life cycle ------------------------------------------------------------ */
+
+static int64_t cfg_int(const msilo_config_t *cfg, const char *key)
+{
+    int64_t v = 0;
+    int rc = msilo_config_get_int(cfg, key, &v);
+    g_assert(rc == 0);
+    return v;
+}
+
+static int compile_opt(const msilo_config_t *cfg, const char *key, msilo_template_t **ret)
+{
+    const char *t = msilo_config_get_string(cfg, key);
+    *ret = NULL;
+    return t ? msilo_template_compile(key, t, ret) : 0;
+}
+
+int msilo_engine_new(msilo_engine_t **ret, const msilo_config_t *cfg, msilo_store_t *store,
+                     msilo_transport_t *transport, GMainContext *ctx)
+{
+    if (!ret || !store)
+        return msilo_fail(MSILO_EINVAL, "msilo_engine_new: ret or store is NULL");
+    int rc = msilo_store_check(store);
+    if (rc)
+        return rc;
+    if (transport && (rc = msilo_transport_check(transport)))
+        return rc;
+    msilo_config_t *own = NULL;
+    rc = cfg ? msilo_config_copy(cfg, &own) : msilo_config_new(&own);
+    if (rc)
+        return rc;
+    if ((rc = msilo_config_validate(own))) {
+        msilo_config_free(own);
+        return rc;
+    }
+    msilo_engine_t *e = g_new0(msilo_engine_t, 1);
+    e->cfg = own;
+    e->store = store;
+    e->transport = transport;
+    e->ctx = g_main_context_ref(ctx ? ctx : g_main_context_default());
+    e->inline_store = (store->flags & MSILO_STORE_NONBLOCKING) != 0;
+    e->clock = real_clock;
+
+    e->expire_time = cfg_int(own, "expire_time");
+    e->check_time = cfg_int(own, "check_time");
+    e->send_time = cfg_int(own, "send_time");
+    e->clean_period = cfg_int(own, "clean_period");
+    e->max_messages = cfg_int(own, "max_messages");
+    e->max_body = cfg_int(own, "max_body_size");
+    e->max_attempts = cfg_int(own, "max_attempts");
+    e->lease_time = cfg_int(own, "lease_time");
+    e->dump_batch = cfg_int(own, "dump_batch");
+    e->dump_window = cfg_int(own, "dump_window");
+    e->use_contact = cfg_int(own, "use_contact") != 0;
+    e->add_date = cfg_int(own, "add_date") != 0;
+    e->use_callid = cfg_int(own, "use_callid") != 0;
+    e->reminder = msilo_config_get_string(own, "reminder");
+    e->outbound_proxy = msilo_config_get_string(own, "outbound_proxy");
+    e->default_domain = msilo_config_get_string(own, "default_domain");
+    e->id_header = msilo_config_get_string(own, "id_header");
+    if (e->id_header && !*e->id_header)
+        e->id_header = NULL;
+    e->reminders_on = e->reminder && e->send_time > 0;
+    const char *xh = msilo_config_get_string(own, "extra_hdrs");
+    if (xh && *xh)
+        e->extra_hdrs = g_str_has_suffix(xh, "\r\n") ? g_strdup(xh) : g_strconcat(xh, "\r\n", NULL);
+    const char *iid = msilo_config_get_string(own, "instance_id");
+    e->instance_id = iid && *iid ? g_strdup(iid)
+                                 : g_strdup_printf("%s/%08x%08x", g_get_host_name(),
+                                                   g_random_int(), g_random_int());
+    /* templates were validated above; compiling again cannot fail */
+    compile_opt(own, "from_address", &e->t_from);
+    compile_opt(own, "contact_hdr", &e->t_contact);
+    compile_opt(own, "content_type_hdr", &e->t_ctype);
+    compile_opt(own, "offline_message", &e->t_body);
+
+    e->todo = g_async_queue_new();
+    e->done = g_async_queue_new();
+    g_queue_init(&e->inline_todo);
+    g_queue_init(&e->noop_dumps);
+    g_queue_init(&e->put_wait);
+    g_queue_init(&e->sends);
+    e->ack_wait = g_array_new(FALSE, FALSE, sizeof(int64_t));
+    e->release_wait = g_array_new(FALSE, FALSE, sizeof(msilo_store_release_t));
+    e->owners = g_hash_table_new(g_str_hash, g_str_equal);
+
+    e->dispatch = g_source_new(&dispatch_funcs, sizeof(GSource));
+    g_source_set_callback(e->dispatch, NULL, e, NULL);
+    g_source_set_name(e->dispatch, "msilo-dispatch");
+    g_source_attach(e->dispatch, e->ctx);
+    e->timer = g_timeout_source_new_seconds(1);
+    g_source_set_callback(e->timer, timer_cb, e, NULL);
+    g_source_set_name(e->timer, "msilo-timer");
+    g_source_attach(e->timer, e->ctx);
+
+    int64_t now = now_of(e);
+    e->next_check = now + e->check_time;
+    e->next_clean = now; /* first expiry (and gauge) at the first tick */
+    e->next_reminder = now;
+
+    if (iid && *iid && store->version >= 1 && store->reset_leases) {
+        job_t *j = g_new0(job_t, 1);
+        j->type = JOB_RESET;
+        job_submit(e, j);
+    }
+    msilo_error_clear();
+    *ret = e;
+    return 0;
+}
+
+void msilo_engine_set_clock(msilo_engine_t *e, msilo_clock_fn fn, void *data)
+{
+    if (!e)
+        return;
+    e->clock = fn ? fn : real_clock;
+    e->clock_data = fn ? data : NULL;
+    int64_t now = now_of(e);
+    e->next_check = now + e->check_time;
+    e->next_clean = now;
+    e->next_reminder = now;
+}
+
+void msilo_engine_set_log(msilo_engine_t *e, msilo_log_fn fn, void *data)
+{
+    if (!e)
+        return;
+    e->log = fn;
+    e->log_data = data;
+}
+
+uint64_t msilo_engine_stat(const msilo_engine_t *e, msilo_stat_t stat)
+{
+    if (!e || (int)stat < 0 || stat >= MSILO_STAT_COUNT_)
+        return 0;
+    return e->stats[stat];
+}
+
+size_t msilo_engine_pending(const msilo_engine_t *e)
+{
+    if (!e)
+        return 0;
+    return e->jobs_pending + e->put_wait.length + e->ack_wait->len + e->release_wait->len +
+           e->noop_dumps.length;
+}
+
+void msilo_engine_free(msilo_engine_t *e)
+{
+    if (!e)
+        return;
+    e->freeing = TRUE;
+    g_source_destroy(e->timer);
+    g_source_unref(e->timer);
+    /* let the worker finish what it was given (committed stores get their
+     * real result), then run the rest here */
+    if (e->worker) {
+        job_t *stop = g_new0(job_t, 1);
+        stop->type = JOB_STOP;
+        g_async_queue_push(e->todo, stop);
+        g_thread_join(e->worker);
+    }
+    job_t *j;
+    while ((j = g_queue_pop_head(&e->inline_todo))) {
+        job_execute(e, j);
+        job_complete(e, j);
+    }
+    while ((j = g_async_queue_try_pop(e->done)))
+        job_complete(e, j);
+    schedule_put(e);     /* runs synchronously now (freeing) until the queue is empty */
+    schedule_ack(e);     /* delete what was delivered */
+    schedule_release(e);
+    /* sends in flight: the transport calls back later; those contexts just free */
+    GList *l;
+    while ((l = g_queue_pop_head_link(&e->sends))) {
+        send_ctx *sc = l->data;
+        sc->e = NULL;
+    }
+    /* owners: complete waiting dumps, give back claimed-but-unsent messages */
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, e->owners);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        owner_t *o = v;
+        msilo_message_t *m;
+        while ((m = g_queue_pop_head(&o->ready))) {
+            msilo_store_release_t r = { .id = m->id, .attempts = m->attempts,
+                                        .next_try = m->next_try };
+            g_array_append_val(e->release_wait, r);
+            msilo_message_free(m);
+        }
+        for (guint i = 0; i < o->dumps->len; i++) {
+            dump_op *d = o->dumps->pdata[i];
+            if (d->cb)
+                d->cb(e, MSILO_ECANCELLED, &d->res, d->data);
+            g_free(d);
+        }
+        g_ptr_array_set_size(o->dumps, 0);
+    }
+    schedule_release(e);
+    g_hash_table_iter_init(&it, e->owners);
+    while (g_hash_table_iter_next(&it, NULL, &v))
+        owner_free(v);
+    g_hash_table_unref(e->owners);
+    complete_noop_dumps(e, 0);
+    g_source_destroy(e->dispatch);
+    g_source_unref(e->dispatch);
+    g_async_queue_unref(e->todo);
+    g_async_queue_unref(e->done);
+    g_array_unref(e->ack_wait);
+    g_array_unref(e->release_wait);
+    msilo_template_free(e->t_from);
+    msilo_template_free(e->t_contact);
+    msilo_template_free(e->t_ctype);
+    msilo_template_free(e->t_body);
+    g_free(e->extra_hdrs);
+    g_free(e->instance_id);
+    msilo_config_free(e->cfg);
+    g_main_context_unref(e->ctx);
+    g_free(e);
+}
+
+/* ---- blocking wrappers ----------------------------------------------------- */
+
+typedef struct {
+    gboolean done;
+    int rc;
+    int64_t id;
+    msilo_dump_result_t res;
+} sync_state;
+
+static void sync_store_cb(msilo_engine_t *e, int result, int64_t id, void *data)
+{
+    (void)e;
+    sync_state *st = data;
+    st->done = TRUE;
+    st->rc = result;
+    st->id = id;
+}
+
+static void sync_dump_cb(msilo_engine_t *e, int result, const msilo_dump_result_t *res, void *data)
+{
+    (void)e;
+    sync_state *st = data;
+    st->done = TRUE;
+    st->rc = result;
+    st->res = *res;
+}
+
+int msilo_engine_store_sync(msilo_engine_t *e, const msilo_request_t *req, const char *owner,
+                            int64_t *ret_id)
+{
+    if (!e)
+        return msilo_fail(MSILO_EINVAL, "msilo_engine_store_sync: engine is NULL");
+    if (!g_main_context_acquire(e->ctx))
+        return msilo_fail(MSILO_ETHREAD, "another thread runs the engine's main context; "
+                          "use msilo_engine_store() there");
+    sync_state st = { 0 };
+    int rc = msilo_engine_store(e, req, owner, sync_store_cb, &st);
+    if (rc == 0) {
+        while (!st.done)
+            g_main_context_iteration(e->ctx, TRUE);
+        rc = st.rc;
+        if (rc == 0 && ret_id)
+            *ret_id = st.id;
+    }
+    g_main_context_release(e->ctx);
+    return rc;
+}
+
+int msilo_engine_dump_sync(msilo_engine_t *e, const msilo_request_t *reg, const char *owner,
+                           size_t max, msilo_dump_result_t *ret_res)
+{
+    if (!e)
+        return msilo_fail(MSILO_EINVAL, "msilo_engine_dump_sync: engine is NULL");
+    if (!g_main_context_acquire(e->ctx))
+        return msilo_fail(MSILO_ETHREAD, "another thread runs the engine's main context; "
+                          "use msilo_engine_dump() there");
+    sync_state st = { 0 };
+    int rc = msilo_engine_dump(e, reg, owner, max, sync_dump_cb, &st);
+    if (rc == 0) {
+        while (!st.done)
+            g_main_context_iteration(e->ctx, TRUE);
+        rc = st.rc;
+        if (ret_res)
+            *ret_res = st.res;
+    }
+    g_main_context_release(e->ctx);
+    return rc;
+}

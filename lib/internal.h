@@ -13,3 +13,53 @@ int msilo_fail(int code, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 void msilo_error_clear(void);
 
 #endif
+
+/* ---- URIs (aor.c) ------------------------------------------------------ */
+
+typedef enum { MSILO_SCHEME_SIP = 1, MSILO_SCHEME_SIPS, MSILO_SCHEME_TEL } msilo_scheme_t;
+
+/* A parsed URI. Every string is g_malloc'd (msilo_uri_clear frees them). */
+typedef struct msilo_uri {
+    msilo_scheme_t scheme;
+    char *uri;      /* the addr-spec, without a ;tag= header parameter */
+    char *user_raw; /* user as written (escaped), NULL when absent */
+    char *user;     /* user unescaped (tel: number without visual separators) */
+    char *host;     /* lower case; NULL for tel: without phone-context */
+    int port;       /* 0 when absent */
+} msilo_uri_t;
+
+/* Parses a URI or name-addr. 0, or MSILO_EURI with a detail (what names
+ * the field in that detail). Rejects control characters anywhere. */
+int msilo_uri_parse(const char *text, const char *what, msilo_uri_t *ret);
+void msilo_uri_clear(msilo_uri_t *u);
+/* user@host with both present (an address of record). */
+gboolean msilo_uri_is_aor(const msilo_uri_t *u);
+/* "sip:" + escaped user + "@" + host, g_malloc'd. */
+char *msilo_aor_to_uri(const char *user, const char *domain);
+
+/* ---- templates (template.c) ------------------------------------------- */
+
+/* Values the template variables expand to; NULL members expand to "". */
+typedef struct msilo_template_vars {
+    const char *ru, *rU, *rd; /* Request-URI, its user, its host */
+    const char *fu, *fU, *fd; /* From */
+    const char *tu, *tU, *td; /* To */
+    const char *ou;           /* original Request-URI */
+    const char *ci;           /* Call-ID */
+} msilo_template_vars_t;
+
+typedef struct msilo_template msilo_template_t;
+
+/* Compiles @text; MSILO_ECONFIG naming @key and the unknown variable. */
+int msilo_template_compile(const char *key, const char *text, msilo_template_t **ret);
+char *msilo_template_expand(const msilo_template_t *t, const msilo_template_vars_t *v);
+void msilo_template_free(msilo_template_t *t);
+/* The documented variable names, NULL-terminated (for docs and tests). */
+const char *const *msilo_template_variables(void);
+
+/* ---- times (aor.c) ------------------------------------------------------ */
+
+/* ctime()-style "Fri Nov 27 02:01:01 2026" in local time, locale independent. */
+char *msilo_format_ctime(int64_t t);
+/* RFC 1123 "Fri, 27 Nov 2026 02:01:01 GMT". */
+char *msilo_format_http_date(int64_t t);

@@ -1,9 +1,802 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Placeholder: the in-memory store is being written. */
+/*
+ * The in-memory store: the embedded default and the reference backend of the
+ * conformance suite.
+ *
+ * Layout, chosen so that a million stored messages cost little beyond their
+ * bytes (the benchmark budget is 200 bytes of overhead per message):
+ *
+ * - An entry is ONE allocation: a fixed header followed by the body and the
+ *   NUL-terminated strings (src, dst, ctype, extra_hdrs, callid; a bit in
+ *   `present` says which are not NULL). No per-field mallocs.
+ * - The owner (user, domain) is interned once in an owner_t; entries point to
+ *   it. The owner's messages form an intrusive doubly-linked list in id order
+ *   (ids only grow, so a put appends): claim walks only that owner's
+ *   messages, removal unlinks in O(1), count is the owner's counter.
+ * - Ids index: a sorted array of 8-byte slots (ids only grow, so a put
+ *   appends). A deleted slot becomes a tombstone that keeps its id, so binary
+ *   search still works; the array is compacted once tombstones outnumber the
+ *   live slots. This gives get/remove in O(log n) and list-all in id order
+ *   without a tree node per message.
+ * - Expiry and reminder times: two binary min-heaps keyed by (time, id); the
+ *   entry stores its position in each, so removal is O(log n). Everything due
+ *   (key <= now) is found by walking the heap from the root and stopping at
+ *   any node that is not due: O(result), never a scan of all messages.
+ * - Leases: each lease owner (an engine instance) is interned with the set of
+ *   entries it holds, so reset_leases touches only those.
+ *
+ * One GMutex guards everything; every method is short and never blocks on
+ * anything else, hence MSILO_STORE_NONBLOCKING | MSILO_STORE_THREADSAFE.
+ */
 #include "../../lib/internal.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+typedef struct owner owner_t;
+typedef struct lease lease_t;
+
+/* `present` bits: which optional strings follow the body in data[]. */
+enum {
+    HAS_SRC = 1u << 0,
+    HAS_DST = 1u << 1,
+    HAS_CTYPE = 1u << 2,
+    HAS_EXTRA = 1u << 3,
+    HAS_CALLID = 1u << 4,
+};
+
+#define NOT_IN_HEAP UINT32_MAX
+
+typedef struct entry {
+    int64_t id;
+    owner_t *owner;
+    struct entry *prev, *next; /* owner's list, id order */
+    int64_t inc_time;
+    int64_t exp_time;
+    int64_t snd_time;
+    int64_t next_try;
+    int64_t lease_until;
+    lease_t *lease; /* NULL when no instance holds it */
+    size_t body_len;
+    uint32_t attempts;
+    uint32_t exp_pos; /* position in the expiry heap */
+    uint32_t rem_pos; /* position in the reminder heap, NOT_IN_HEAP if snd_time == 0 */
+    uint8_t present;  /* HAS_* */
+    /* body bytes, then each present string with its NUL, in HAS_* order */
+    char data[];
+} entry_t;
+
+struct owner {
+    const char *user;   /* both point into buf */
+    const char *domain;
+    entry_t *head, *tail;
+    int64_t count;
+    char buf[];
+};
+
+struct lease {
+    GHashTable *entries; /* set of entry_t* this instance holds */
+    char name[];
+};
+
+/* A binary min-heap of entries keyed by (time, id). `rem` selects which time
+ * and which position field, so one implementation serves both indexes. */
+typedef struct heap {
+    entry_t **v;
+    uint32_t n, cap;
+    gboolean rem; /* FALSE: exp_time/exp_pos; TRUE: snd_time/rem_pos */
+} heap_t;
+
+/* Sorted id index. A slot holds either a live entry pointer (low bit 0: g_malloc
+ * aligns to at least 8) or a tombstone (id << 1) | 1 that keeps the order. */
+typedef struct id_index {
+    uint64_t *v;
+    size_t n, cap, dead;
+} id_index_t;
+
+typedef struct memory_store {
+    msilo_store_t base; /* first: the core sees an msilo_store_t */
+    GMutex lock;
+    int64_t next_id;
+    int64_t total;
+    GHashTable *owners; /* set of owner_t*, hashed by (user, domain) */
+    GHashTable *leases; /* name -> lease_t* */
+    id_index_t ids;
+    heap_t exp_heap;
+    heap_t rem_heap;
+} memory_store_t;
+
+/* ---------------------------------------------------------------- heaps */
+
+static inline int64_t heap_key(const heap_t *h, const entry_t *e)
+{
+    return h->rem ? e->snd_time : e->exp_time;
+}
+
+static inline uint32_t *heap_pos(const heap_t *h, entry_t *e)
+{
+    return h->rem ? &e->rem_pos : &e->exp_pos;
+}
+
+static inline gboolean heap_less(const heap_t *h, const entry_t *a, const entry_t *b)
+{
+    int64_t ka = heap_key(h, a), kb = heap_key(h, b);
+    return ka < kb || (ka == kb && a->id < b->id);
+}
+
+static inline void heap_set(heap_t *h, uint32_t i, entry_t *e)
+{
+    h->v[i] = e;
+    *heap_pos(h, e) = i;
+}
+
+static void heap_sift_up(heap_t *h, uint32_t i)
+{
+    entry_t *e = h->v[i];
+    while (i > 0) {
+        uint32_t parent = (i - 1) / 2;
+        if (!heap_less(h, e, h->v[parent]))
+            break;
+        heap_set(h, i, h->v[parent]);
+        i = parent;
+    }
+    heap_set(h, i, e);
+}
+
+static void heap_sift_down(heap_t *h, uint32_t i)
+{
+    entry_t *e = h->v[i];
+    for (;;) {
+        uint32_t l = 2 * i + 1, m;
+        if (l >= h->n)
+            break;
+        m = (l + 1 < h->n && heap_less(h, h->v[l + 1], h->v[l])) ? l + 1 : l;
+        if (!heap_less(h, h->v[m], e))
+            break;
+        heap_set(h, i, h->v[m]);
+        i = m;
+    }
+    heap_set(h, i, e);
+}
+
+/* Room for @p more entries; the caller checked that the count fits in uint32. */
+static void heap_reserve(heap_t *h, size_t more)
+{
+    size_t need = (size_t)h->n + more;
+    if (need <= h->cap)
+        return;
+    size_t cap = h->cap ? h->cap : 64;
+    while (cap < need)
+        cap *= 2;
+    if (cap > NOT_IN_HEAP)
+        cap = NOT_IN_HEAP;
+    h->v = g_renew(entry_t *, h->v, cap);
+    h->cap = (uint32_t)cap;
+}
+
+static void heap_push(heap_t *h, entry_t *e)
+{
+    heap_reserve(h, 1);
+    h->v[h->n] = e;
+    heap_sift_up(h, h->n++);
+}
+
+static void heap_remove(heap_t *h, entry_t *e)
+{
+    uint32_t i = *heap_pos(h, e);
+    *heap_pos(h, e) = NOT_IN_HEAP;
+    h->n--;
+    if (i == h->n)
+        return;
+    heap_set(h, i, h->v[h->n]);
+    /* the moved entry may belong above or below its new place */
+    if (i > 0 && heap_less(h, h->v[i], h->v[(i - 1) / 2]))
+        heap_sift_up(h, i);
+    else
+        heap_sift_down(h, i);
+    /* give memory back after a mass delete (expire, purge) */
+    if (h->cap > 1024 && h->n < h->cap / 4) {
+        h->cap /= 2;
+        h->v = g_renew(entry_t *, h->v, h->cap);
+    }
+}
+
+/* Appends every entry with key <= now to @p out: a node that is not due has
+ * no due descendant, so this visits at most 2 * result + 1 nodes. Recursion
+ * depth is the heap height (<= 32). */
+static void heap_collect_due(const heap_t *h, uint32_t i, int64_t now, GPtrArray *out)
+{
+    if (i >= h->n || heap_key(h, h->v[i]) > now)
+        return;
+    g_ptr_array_add(out, h->v[i]);
+    if (i < (NOT_IN_HEAP - 2) / 2) {
+        heap_collect_due(h, 2 * i + 1, now, out);
+        heap_collect_due(h, 2 * i + 2, now, out);
+    }
+}
+
+/* ------------------------------------------------------------ id index */
+
+static inline int64_t slot_id(uint64_t s)
+{
+    return (s & 1) ? (int64_t)(s >> 1) : ((const entry_t *)(uintptr_t)s)->id;
+}
+
+static inline entry_t *slot_entry(uint64_t s)
+{
+    return (s & 1) ? NULL : (entry_t *)(uintptr_t)s;
+}
+
+/* First slot whose id is >= @p id (n when none). */
+static size_t ids_lower_bound(const id_index_t *x, int64_t id)
+{
+    size_t lo = 0, hi = x->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (slot_id(x->v[mid]) < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static entry_t *ids_find(const id_index_t *x, int64_t id, size_t *ret_pos)
+{
+    size_t i = ids_lower_bound(x, id);
+    if (i >= x->n)
+        return NULL;
+    entry_t *e = slot_entry(x->v[i]);
+    if (!e || e->id != id)
+        return NULL;
+    if (ret_pos)
+        *ret_pos = i;
+    return e;
+}
+
+static void ids_reserve(id_index_t *x, size_t more)
+{
+    if (x->n + more <= x->cap)
+        return;
+    size_t cap = x->cap ? x->cap : 64;
+    while (cap < x->n + more)
+        cap *= 2;
+    x->v = g_renew(uint64_t, x->v, cap);
+    x->cap = cap;
+}
+
+static void ids_append(id_index_t *x, entry_t *e)
+{
+    ids_reserve(x, 1);
+    x->v[x->n++] = (uint64_t)(uintptr_t)e;
+}
+
+static void ids_kill(id_index_t *x, size_t pos)
+{
+    int64_t id = slot_id(x->v[pos]);
+    x->v[pos] = ((uint64_t)id << 1) | 1;
+    x->dead++;
+    /* Compacting when tombstones outnumber live slots keeps searches and
+     * memory proportional to the live count, at O(1) amortized per delete. */
+    if (x->dead > 32 && x->dead > x->n - x->dead) {
+        size_t j = 0;
+        for (size_t i = 0; i < x->n; i++)
+            if (!(x->v[i] & 1))
+                x->v[j++] = x->v[i];
+        x->n = j;
+        x->dead = 0;
+        if (x->cap > 64 && x->cap > 2 * x->n) {
+            x->cap = MAX((size_t)64, 2 * x->n);
+            x->v = g_renew(uint64_t, x->v, x->cap);
+        }
+    }
+}
+
+/* -------------------------------------------------------------- owners */
+
+static guint owner_hash(gconstpointer p)
+{
+    const owner_t *o = p;
+    return g_str_hash(o->user) * 31u + g_str_hash(o->domain);
+}
+
+static gboolean owner_equal(gconstpointer a, gconstpointer b)
+{
+    const owner_t *x = a, *y = b;
+    return strcmp(x->user, y->user) == 0 && strcmp(x->domain, y->domain) == 0;
+}
+
+static owner_t *owner_lookup(memory_store_t *m, const char *user, const char *domain)
+{
+    owner_t key = { .user = user, .domain = domain };
+    return g_hash_table_lookup(m->owners, &key);
+}
+
+static owner_t *owner_get(memory_store_t *m, const char *user, const char *domain)
+{
+    owner_t *o = owner_lookup(m, user, domain);
+    if (o)
+        return o;
+    size_t ul = strlen(user) + 1, dl = strlen(domain) + 1;
+    o = g_malloc0(sizeof *o + ul + dl);
+    memcpy(o->buf, user, ul);
+    memcpy(o->buf + ul, domain, dl);
+    o->user = o->buf;
+    o->domain = o->buf + ul;
+    g_hash_table_add(m->owners, o);
+    return o;
+}
+
+/* -------------------------------------------------------------- leases */
+
+static void lease_drop(memory_store_t *m, entry_t *e)
+{
+    lease_t *l = e->lease;
+    if (!l)
+        return;
+    e->lease = NULL;
+    g_hash_table_remove(l->entries, e);
+    /* An instance name usually changes at each restart (pid): forget it when
+     * it holds nothing so that names do not pile up. */
+    if (g_hash_table_size(l->entries) == 0)
+        g_hash_table_remove(m->leases, l->name); /* frees l */
+}
+
+static void lease_set(memory_store_t *m, entry_t *e, const char *name)
+{
+    if (e->lease && strcmp(e->lease->name, name) == 0)
+        return;
+    lease_drop(m, e);
+    lease_t *l = g_hash_table_lookup(m->leases, name);
+    if (!l) {
+        size_t len = strlen(name) + 1;
+        l = g_malloc(sizeof *l + len);
+        memcpy(l->name, name, len);
+        l->entries = g_hash_table_new(NULL, NULL);
+        g_hash_table_insert(m->leases, l->name, l);
+    }
+    g_hash_table_add(l->entries, e);
+    e->lease = l;
+}
+
+static void lease_free(gpointer p)
+{
+    lease_t *l = p;
+    g_hash_table_unref(l->entries);
+    g_free(l);
+}
+
+/* ------------------------------------------------------------- entries */
+
+static const char *entry_str(const entry_t *e, unsigned bit)
+{
+    const char *p = e->data + e->body_len;
+    for (unsigned b = HAS_SRC; b < bit; b <<= 1)
+        if (e->present & b)
+            p += strlen(p) + 1;
+    return (e->present & bit) ? p : NULL;
+}
+
+/* Deep copy for the core, with the library's allocators (the core frees it
+ * with msilo_message_free()). */
+static msilo_message_t *entry_to_message(const entry_t *e)
+{
+    msilo_message_t *msg = msilo_message_new();
+    msg->id = e->id;
+    msg->user = g_strdup(e->owner->user);
+    msg->domain = g_strdup(e->owner->domain);
+    msg->src = g_strdup(entry_str(e, HAS_SRC));
+    msg->dst = g_strdup(entry_str(e, HAS_DST));
+    msg->ctype = g_strdup(entry_str(e, HAS_CTYPE));
+    msg->body = e->body_len ? g_memdup2(e->data, e->body_len) : NULL;
+    msg->body_len = e->body_len;
+    msg->extra_hdrs = g_strdup(entry_str(e, HAS_EXTRA));
+    msg->callid = g_strdup(entry_str(e, HAS_CALLID));
+    msg->inc_time = e->inc_time;
+    msg->exp_time = e->exp_time;
+    msg->snd_time = e->snd_time;
+    msg->attempts = e->attempts;
+    msg->next_try = e->next_try;
+    return msg;
+}
+
+/* Size of the entry for @p msg, or 0 when it would overflow size_t. */
+static size_t entry_size(const msilo_message_t *msg)
+{
+    const char *strs[] = { msg->src, msg->dst, msg->ctype, msg->extra_hdrs, msg->callid };
+    size_t size = offsetof(entry_t, data);
+    if (msg->body_len > G_MAXSIZE - size)
+        return 0;
+    size += msg->body_len;
+    for (size_t i = 0; i < G_N_ELEMENTS(strs); i++) {
+        if (!strs[i])
+            continue;
+        size_t len = strlen(strs[i]) + 1;
+        if (len > G_MAXSIZE - size)
+            return 0;
+        size += len;
+    }
+    return size;
+}
+
+static entry_t *entry_new(const msilo_message_t *msg, size_t size)
+{
+    const char *strs[] = { msg->src, msg->dst, msg->ctype, msg->extra_hdrs, msg->callid };
+    entry_t *e = g_malloc(size);
+    memset(e, 0, offsetof(entry_t, data));
+    e->inc_time = msg->inc_time;
+    e->exp_time = msg->exp_time;
+    e->snd_time = msg->snd_time;
+    e->next_try = msg->next_try;
+    e->attempts = msg->attempts;
+    e->body_len = msg->body_len;
+    e->exp_pos = NOT_IN_HEAP;
+    e->rem_pos = NOT_IN_HEAP;
+    char *p = e->data;
+    if (msg->body_len) {
+        memcpy(p, msg->body, msg->body_len);
+        p += msg->body_len;
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(strs); i++) {
+        if (!strs[i])
+            continue;
+        size_t len = strlen(strs[i]) + 1;
+        memcpy(p, strs[i], len);
+        p += len;
+        e->present |= (uint8_t)(1u << i);
+    }
+    return e;
+}
+
+static void entry_insert(memory_store_t *m, owner_t *o, entry_t *e)
+{
+    e->id = m->next_id++;
+    e->owner = o;
+    e->prev = o->tail;
+    if (o->tail)
+        o->tail->next = e;
+    else
+        o->head = e;
+    o->tail = e;
+    o->count++;
+    m->total++;
+    ids_append(&m->ids, e);
+    heap_push(&m->exp_heap, e);
+    if (e->snd_time != 0)
+        heap_push(&m->rem_heap, e);
+}
+
+/* Unlinks @p e from every index and frees it. @p pos: its slot in the id index
+ * if the caller knows it, else (size_t)-1. */
+static void entry_delete(memory_store_t *m, entry_t *e, size_t pos)
+{
+    if (pos == (size_t)-1 && !ids_find(&m->ids, e->id, &pos))
+        g_assert_not_reached();
+    ids_kill(&m->ids, pos);
+    heap_remove(&m->exp_heap, e);
+    if (e->rem_pos != NOT_IN_HEAP)
+        heap_remove(&m->rem_heap, e);
+    lease_drop(m, e);
+
+    owner_t *o = e->owner;
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        o->head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        o->tail = e->prev;
+    m->total--;
+    if (--o->count == 0)
+        g_hash_table_remove(m->owners, o); /* frees o */
+    g_free(e);
+}
+
+static gboolean claimable(const entry_t *e, const msilo_store_claim_t *c)
+{
+    return e->exp_time > c->now && e->lease_until <= c->now && e->next_try <= c->max_next_try;
+}
+
+static gint entry_cmp_id(gconstpointer a, gconstpointer b)
+{
+    const entry_t *x = *(const entry_t *const *)a, *y = *(const entry_t *const *)b;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+/* ------------------------------------------------------------- methods */
+
+#define LOCKED(s) memory_store_t *m = (memory_store_t *)(s); \
+    g_autoptr(GMutexLocker) locker_ = g_mutex_locker_new(&m->lock)
+
+static int mem_put(msilo_store_t *s, msilo_message_t *const *msgs, size_t n,
+                   int64_t max_per_owner, int *results)
+{
+    if ((!msgs && n) || (!results && n))
+        return msilo_fail(MSILO_EINVAL, "memory put: bad arguments");
+    /* Check the whole batch first: a failed put stores none of it. */
+    for (size_t i = 0; i < n; i++)
+        if (!msgs[i] || !msgs[i]->user || !msgs[i]->domain ||
+            (msgs[i]->body_len && !msgs[i]->body) || entry_size(msgs[i]) == 0)
+            return msilo_fail(MSILO_EINVAL, "memory put: message %zu incomplete", i);
+
+    LOCKED(s);
+    /* Heap positions are uint32_t; ids must stay positive. */
+    if (n > (size_t)(NOT_IN_HEAP - 1) - (size_t)m->total ||
+        (int64_t)n > INT64_MAX / 2 - m->next_id)
+        return msilo_fail(MSILO_ENOMEM, "memory store is full (%" PRId64 " messages)",
+                          m->total);
+    /* Reserve index space up front so the batch cannot fail half way. */
+    ids_reserve(&m->ids, n);
+    heap_reserve(&m->exp_heap, n);
+
+    for (size_t i = 0; i < n; i++) {
+        const msilo_message_t *msg = msgs[i];
+        if (max_per_owner > 0) {
+            /* An owner with no messages is not in the table, and the
+             * refusal path must not create an empty one. */
+            owner_t *o = owner_lookup(m, msg->user, msg->domain);
+            if (o && o->count >= max_per_owner) {
+                results[i] = MSILO_EFULL;
+                continue;
+            }
+        }
+        entry_t *e = entry_new(msg, entry_size(msg));
+        entry_insert(m, owner_get(m, msg->user, msg->domain), e);
+        msgs[i]->id = e->id;
+        results[i] = 0;
+    }
+    return 0;
+}
+
+static int mem_claim(msilo_store_t *s, const msilo_store_claim_t *c, msilo_message_t ***ret_msgs,
+                     size_t *ret_n)
+{
+    if (!c || !ret_msgs || !ret_n || c->max == 0 || !c->lease_owner ||
+        (!c->reminders && (!c->user || !c->domain)))
+        return msilo_fail(MSILO_EINVAL, "memory claim: bad arguments");
+
+    LOCKED(s);
+    g_autoptr(GPtrArray) got = g_ptr_array_new();
+    if (c->reminders) {
+        /* Due reminders of every owner, then oldest id first. */
+        g_autoptr(GPtrArray) due = g_ptr_array_new();
+        heap_collect_due(&m->rem_heap, 0, c->now, due);
+        g_ptr_array_sort(due, entry_cmp_id);
+        for (guint i = 0; i < due->len && got->len < c->max; i++) {
+            entry_t *e = due->pdata[i];
+            if (claimable(e, c))
+                g_ptr_array_add(got, e);
+        }
+    } else {
+        owner_t *o = owner_lookup(m, c->user, c->domain);
+        for (entry_t *e = o ? o->head : NULL; e && got->len < c->max; e = e->next)
+            if (e->snd_time == 0 && claimable(e, c))
+                g_ptr_array_add(got, e);
+    }
+
+    if (got->len == 0) {
+        *ret_msgs = NULL;
+        *ret_n = 0;
+        return 0;
+    }
+    msilo_message_t **out = g_new(msilo_message_t *, got->len);
+    for (guint i = 0; i < got->len; i++) {
+        entry_t *e = got->pdata[i];
+        e->lease_until = c->lease_until;
+        lease_set(m, e, c->lease_owner);
+        out[i] = entry_to_message(e);
+    }
+    *ret_msgs = out;
+    *ret_n = got->len;
+    return 0;
+}
+
+static int mem_remove(msilo_store_t *s, const int64_t *ids, size_t n, size_t *ret_deleted)
+{
+    if (!ids && n)
+        return msilo_fail(MSILO_EINVAL, "memory remove: bad arguments");
+    LOCKED(s);
+    size_t deleted = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t pos;
+        entry_t *e = ids_find(&m->ids, ids[i], &pos);
+        if (e) {
+            entry_delete(m, e, pos);
+            deleted++;
+        }
+    }
+    if (ret_deleted)
+        *ret_deleted = deleted;
+    return 0;
+}
+
+static int mem_release(msilo_store_t *s, const msilo_store_release_t *items, size_t n)
+{
+    if (!items && n)
+        return msilo_fail(MSILO_EINVAL, "memory release: bad arguments");
+    LOCKED(s);
+    for (size_t i = 0; i < n; i++) {
+        /* The message may have expired or been removed meanwhile: nothing
+         * left to release then. */
+        entry_t *e = ids_find(&m->ids, items[i].id, NULL);
+        if (!e)
+            continue;
+        e->attempts = items[i].attempts;
+        e->next_try = items[i].next_try;
+        e->lease_until = 0;
+        lease_drop(m, e);
+        if ((items[i].flags & MSILO_RELEASE_CLEAR_SND_TIME) && e->snd_time != 0) {
+            if (e->rem_pos != NOT_IN_HEAP)
+                heap_remove(&m->rem_heap, e);
+            e->snd_time = 0;
+        }
+    }
+    return 0;
+}
+
+static int mem_count(msilo_store_t *s, const char *user, const char *domain, int64_t *ret_count)
+{
+    if (!ret_count || (user == NULL) != (domain == NULL))
+        return msilo_fail(MSILO_EINVAL, "memory count: bad arguments");
+    LOCKED(s);
+    if (!user) {
+        *ret_count = m->total;
+    } else {
+        owner_t *o = owner_lookup(m, user, domain);
+        *ret_count = o ? o->count : 0;
+    }
+    return 0;
+}
+
+static int mem_expire(msilo_store_t *s, int64_t now, size_t *ret_deleted)
+{
+    LOCKED(s);
+    size_t deleted = 0;
+    while (m->exp_heap.n > 0 && m->exp_heap.v[0]->exp_time <= now) {
+        entry_delete(m, m->exp_heap.v[0], (size_t)-1);
+        deleted++;
+    }
+    if (ret_deleted)
+        *ret_deleted = deleted;
+    return 0;
+}
+
+static int mem_list(msilo_store_t *s, const char *user, const char *domain, int64_t after_id,
+                    size_t max, msilo_message_t ***ret_msgs, size_t *ret_n)
+{
+    if (!ret_msgs || !ret_n || max == 0 || (user == NULL) != (domain == NULL))
+        return msilo_fail(MSILO_EINVAL, "memory list: bad arguments");
+    LOCKED(s);
+    g_autoptr(GPtrArray) got = g_ptr_array_new();
+    if (!user) {
+        for (size_t i = ids_lower_bound(&m->ids, after_id == INT64_MAX ? after_id : after_id + 1);
+             i < m->ids.n && got->len < max; i++) {
+            entry_t *e = slot_entry(m->ids.v[i]);
+            if (e && e->id > after_id)
+                g_ptr_array_add(got, e);
+        }
+    } else {
+        owner_t *o = owner_lookup(m, user, domain);
+        entry_t *e = o ? o->head : NULL;
+        /* Paging passes the last id it got: start right after it instead of
+         * walking the owner's list from the head on every page. */
+        entry_t *last = o ? ids_find(&m->ids, after_id, NULL) : NULL;
+        if (last && last->owner == o)
+            e = last->next;
+        for (; e && got->len < max; e = e->next)
+            if (e->id > after_id)
+                g_ptr_array_add(got, e);
+    }
+
+    msilo_message_t **out = NULL;
+    if (got->len) {
+        out = g_new(msilo_message_t *, got->len);
+        for (guint i = 0; i < got->len; i++)
+            out[i] = entry_to_message(got->pdata[i]);
+    }
+    *ret_msgs = out;
+    *ret_n = got->len;
+    return 0;
+}
+
+static int mem_get(msilo_store_t *s, int64_t id, msilo_message_t **ret_msg)
+{
+    if (!ret_msg)
+        return msilo_fail(MSILO_EINVAL, "memory get: bad arguments");
+    LOCKED(s);
+    entry_t *e = ids_find(&m->ids, id, NULL);
+    if (!e)
+        return msilo_fail(MSILO_ENOTFOUND, "no message with id %" PRId64, id);
+    *ret_msg = entry_to_message(e);
+    return 0;
+}
+
+static int mem_purge(msilo_store_t *s, const char *user, const char *domain, size_t *ret_deleted)
+{
+    if (!user || !domain)
+        return msilo_fail(MSILO_EINVAL, "memory purge: bad arguments");
+    LOCKED(s);
+    size_t deleted = 0;
+    owner_t *o = owner_lookup(m, user, domain);
+    if (o) {
+        /* Deleting the last entry frees the owner: count before, and never
+         * read o after the loop. */
+        size_t n = (size_t)o->count;
+        for (size_t i = 0; i < n; i++)
+            entry_delete(m, o->head, (size_t)-1);
+        deleted = n;
+    }
+    if (ret_deleted)
+        *ret_deleted = deleted;
+    return 0;
+}
+
+static int mem_reset_leases(msilo_store_t *s, const char *lease_owner, size_t *ret_n)
+{
+    if (!lease_owner)
+        return msilo_fail(MSILO_EINVAL, "memory reset_leases: bad arguments");
+    LOCKED(s);
+    size_t n = 0;
+    lease_t *l = g_hash_table_lookup(m->leases, lease_owner);
+    if (l) {
+        GHashTableIter it;
+        gpointer key;
+        g_hash_table_iter_init(&it, l->entries);
+        while (g_hash_table_iter_next(&it, &key, NULL)) {
+            entry_t *e = key;
+            e->lease = NULL;
+            e->lease_until = 0;
+            n++;
+        }
+        g_hash_table_remove(m->leases, lease_owner); /* frees l */
+    }
+    if (ret_n)
+        *ret_n = n;
+    return 0;
+}
+
+static void mem_free(msilo_store_t *s)
+{
+    memory_store_t *m = (memory_store_t *)s;
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->ids.n; i++)
+        g_free(slot_entry(m->ids.v[i]));
+    g_free(m->ids.v);
+    g_free(m->exp_heap.v);
+    g_free(m->rem_heap.v);
+    g_hash_table_unref(m->leases);
+    g_hash_table_unref(m->owners);
+    g_mutex_clear(&m->lock);
+    g_free(m);
+}
 
 int msilo_memory_store_new(msilo_store_t **ret)
 {
-    (void)ret;
-    return msilo_fail(MSILO_ENOTSUP, "memory store not implemented yet");
+    if (!ret)
+        return msilo_fail(MSILO_EINVAL, "msilo_memory_store_new: ret is NULL");
+    memory_store_t *m = g_new0(memory_store_t, 1);
+    m->base = (msilo_store_t)MSILO_STORE_INIT;
+    m->base.name = "memory";
+    m->base.flags = MSILO_STORE_NONBLOCKING | MSILO_STORE_THREADSAFE;
+    m->base.put = mem_put;
+    m->base.claim = mem_claim;
+    m->base.remove = mem_remove;
+    m->base.release = mem_release;
+    m->base.count = mem_count;
+    m->base.expire = mem_expire;
+    m->base.free = mem_free;
+    m->base.list = mem_list;
+    m->base.get = mem_get;
+    m->base.purge = mem_purge;
+    m->base.reset_leases = mem_reset_leases;
+    g_mutex_init(&m->lock);
+    m->next_id = 1;
+    m->owners = g_hash_table_new_full(owner_hash, owner_equal, g_free, NULL);
+    m->leases = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, lease_free);
+    m->exp_heap.rem = FALSE;
+    m->rem_heap.rem = TRUE;
+    *ret = &m->base;
+    return 0;
 }
