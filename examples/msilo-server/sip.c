@@ -233,6 +233,20 @@ static gboolean forward_guard(gpointer data)
     return G_SOURCE_REMOVE;
 }
 
+/* Whether @url names this server (one of the agent's Via host:port). */
+static bool is_local(server_t *s, url_t const *url)
+{
+    const char *port = url->url_port && url->url_port[0] ? url->url_port : "5060";
+    if (!url->url_host)
+        return false;
+    for (sip_via_t const *v = nta_agent_via(s->agent); v; v = v->v_next) {
+        const char *vport = v->v_port ? v->v_port : "5060";
+        if (g_ascii_strcasecmp(url->url_host, v->v_host) == 0 && strcmp(port, vport) == 0)
+            return true;
+    }
+    return false;
+}
+
 /* Forwards the MESSAGE of @irq to @contact_uri. @return false when it could not be sent. */
 static bool forward_request(server_t *s, nta_incoming_t *irq, const char *contact_uri)
 {
@@ -257,6 +271,10 @@ static bool forward_request(server_t *s, nta_incoming_t *irq, const char *contac
         msg_destroy(copy);
         return false;
     }
+    /* A UA that uses us as outbound proxy pre-loads Route: <us;lr>; NTA would
+     * send to that Route, i.e. back to us. We are that hop: drop it. */
+    while (sip->sip_route && is_local(s, sip->sip_route->r_url))
+        sip_route_remove(copy, sip);
     if (sip->sip_max_forwards) {
         sip->sip_max_forwards->mf_count--;
         sip_fragment_clear(sip->sip_max_forwards->mf_common);

@@ -549,7 +549,10 @@ def test_online_forward(tmp):
             register(srv, user, contact, proto)
             ruri = "sip:%s@127.0.0.1:%d" % (user, srv.port)
             before = len(uas.messages())
-            st, _, _ = sip_request(srv.port, "MESSAGE", ruri, proto, "Content-Type: text/plain\r\n",
+            # pre-loaded Route to the server itself (a UA with an outbound proxy)
+            st, _, _ = sip_request(srv.port, "MESSAGE", ruri, proto,
+                                   "Route: <sip:127.0.0.1:%d;lr>\r\n"
+                                   "Content-Type: text/plain\r\n" % srv.port,
                                    b"online " + proto.encode(), to="sip:%s@127.0.0.1" % user)
             check(st == 200, "online MESSAGE/%s relayed 200, got %d" % (proto, st))
             msgs = uas.messages()
