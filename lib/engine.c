@@ -126,6 +126,7 @@ struct msilo_engine {
     GAsyncQueue *done; /* from the worker */
     GQueue inline_todo;
     GQueue noop_dumps; /* dump_op*: dumps with nothing to do, completed by dispatch */
+    GQueue finished_dumps; /* dump_op*: done, waiting for their deletes to commit */
     size_t jobs_pending;
     gboolean freeing;
 
@@ -709,6 +710,21 @@ static void send_notification(msilo_engine_t *e, store_op *op)
 
 static void owner_pump(msilo_engine_t *e, owner_t *o);
 
+/* A dump reports "delivered" only once the deletes of what it delivered are
+ * committed (or failed and were queued for retry): completes finished dumps
+ * when no delete is waiting or running. */
+static void flush_finished_dumps(msilo_engine_t *e)
+{
+    if ((e->ack_running || e->ack_wait->len) && !e->freeing)
+        return;
+    dump_op *d;
+    while ((d = g_queue_pop_head(&e->finished_dumps))) {
+        if (d->cb)
+            d->cb(e, e->freeing ? MSILO_ECANCELLED : 0, &d->res, d->data);
+        g_free(d);
+    }
+}
+
 static void send_done(int status, void *data)
 {
     send_ctx *sc = data;
@@ -806,10 +822,20 @@ static void complete_remove(msilo_engine_t *e, job_t *j)
              j->ids->len, msilo_strerror(j->rc));
         g_array_prepend_vals(e->ack_wait, j->ids->data, j->ids->len);
         g_array_unref(j->ids);
+        /* the dumps waiting on it still complete: their messages are delivered */
+        GQueue q = e->finished_dumps;
+        g_queue_init(&e->finished_dumps);
+        dump_op *d;
+        while ((d = g_queue_pop_head(&q))) {
+            if (d->cb)
+                d->cb(e, 0, &d->res, d->data);
+            g_free(d);
+        }
         return;
     }
     g_array_unref(j->ids);
     schedule_ack(e);
+    flush_finished_dumps(e);
 }
 
 static void schedule_release(msilo_engine_t *e)
@@ -927,14 +953,10 @@ static void owner_pump(msilo_engine_t *e, owner_t *o)
     /* round over: tell the dumps waiting on it */
     GPtrArray *dumps = o->dumps;
     if (dumps->len && !o->again) {
-        o->dumps = g_ptr_array_new();
-        for (guint i = 0; i < dumps->len; i++) {
-            dump_op *d = dumps->pdata[i];
-            if (d->cb)
-                d->cb(e, e->freeing ? MSILO_ECANCELLED : 0, &d->res, d->data);
-            g_free(d);
-        }
-        g_ptr_array_unref(dumps);
+        for (guint i = 0; i < dumps->len; i++)
+            g_queue_push_tail(&e->finished_dumps, dumps->pdata[i]);
+        g_ptr_array_set_size(dumps, 0);
+        flush_finished_dumps(e);
     }
     if (o->again && !e->freeing) {
         owner_start_round(e, o, INT64_MAX, o->next_limit == SIZE_MAX ? 0 : o->next_limit);
@@ -1294,6 +1316,7 @@ int msilo_engine_new(msilo_engine_t **ret, const msilo_config_t *cfg, msilo_stor
     e->done = g_async_queue_new();
     g_queue_init(&e->inline_todo);
     g_queue_init(&e->noop_dumps);
+    g_queue_init(&e->finished_dumps);
     g_queue_init(&e->put_wait);
     g_queue_init(&e->sends);
     e->ack_wait = g_array_new(FALSE, FALSE, sizeof(int64_t));
@@ -1356,7 +1379,7 @@ size_t msilo_engine_pending(const msilo_engine_t *e)
     if (!e)
         return 0;
     return e->jobs_pending + e->put_wait.length + e->ack_wait->len + e->release_wait->len +
-           e->noop_dumps.length;
+           e->noop_dumps.length + e->finished_dumps.length;
 }
 
 void msilo_engine_free(msilo_engine_t *e)
@@ -1417,6 +1440,7 @@ void msilo_engine_free(msilo_engine_t *e)
         owner_free(v);
     g_hash_table_unref(e->owners);
     complete_noop_dumps(e, 0);
+    flush_finished_dumps(e);
     g_source_destroy(e->dispatch);
     g_source_unref(e->dispatch);
     g_async_queue_unref(e->todo);
