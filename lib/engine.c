@@ -110,6 +110,9 @@ struct msilo_engine {
     const char *reminder, *outbound_proxy, *id_header, *default_domain;
     char *extra_hdrs; /* CRLF-terminated or NULL */
     char *instance_id;
+    /* one-entry caches: the messages of a dump mostly share their second */
+    int64_t date_t, ctime_t;
+    char *date_s, *ctime_s;
     msilo_template_t *t_from, *t_contact, *t_ctype, *t_body;
 
     msilo_clock_fn clock;
@@ -632,9 +635,14 @@ static void deliver(msilo_engine_t *e, send_kind kind, owner_t *o, msilo_message
         ruri = g_strdup(o && o->contact ? o->contact : m->dst);
     char *to = kind == SEND_REMINDER ? g_strdup(ruri) : g_strdup(m->dst);
     GString *hdrs = g_string_new(NULL);
-    char *date = msilo_format_http_date(m->inc_time);
-    g_string_append_printf(hdrs, "Date: %s\r\n", date);
-    g_free(date);
+    if (!e->date_s || e->date_t != m->inc_time) {
+        g_free(e->date_s);
+        e->date_s = msilo_format_http_date(m->inc_time);
+        e->date_t = m->inc_time;
+    }
+    g_string_append(hdrs, "Date: ");
+    g_string_append(hdrs, e->date_s);
+    g_string_append(hdrs, "\r\n");
     if (e->id_header)
         g_string_append_printf(hdrs, "%s: %lld\r\n", e->id_header, (long long)m->id);
     append_header_lines(hdrs, e->extra_hdrs);
@@ -644,16 +652,19 @@ static void deliver(msilo_engine_t *e, send_kind kind, owner_t *o, msilo_message
     size_t body_len = m->body_len;
     GByteArray *prefixed = NULL;
     if (e->add_date && is_text_plain(m->ctype)) {
-        char *when = msilo_format_ctime(m->inc_time);
-        char *prefix = g_strdup_printf("[%s message - %s] ",
-                                       kind == SEND_REMINDER ? "Reminder" : "Offline", when);
+        if (!e->ctime_s || e->ctime_t != m->inc_time) {
+            g_free(e->ctime_s);
+            e->ctime_s = msilo_format_ctime(m->inc_time);
+            e->ctime_t = m->inc_time;
+        }
+        char *prefix = g_strconcat(kind == SEND_REMINDER ? "[Reminder message - " : "[Offline message - ",
+                                   e->ctime_s, "] ", NULL);
         prefixed = g_byte_array_new();
         g_byte_array_append(prefixed, (const guint8 *)prefix, (guint)strlen(prefix));
         if (m->body_len)
             g_byte_array_append(prefixed, m->body, (guint)m->body_len);
         body = prefixed->data;
         body_len = prefixed->len;
-        g_free(when);
         g_free(prefix);
     }
     msilo_outgoing_t out = {
@@ -1453,6 +1464,8 @@ void msilo_engine_free(msilo_engine_t *e)
     msilo_template_free(e->t_body);
     g_free(e->extra_hdrs);
     g_free(e->instance_id);
+    g_free(e->date_s);
+    g_free(e->ctime_s);
     msilo_config_free(e->cfg);
     g_main_context_unref(e->ctx);
     g_free(e);
