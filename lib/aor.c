@@ -54,6 +54,8 @@ static int hexval(char c)
 /* Unescapes %XX; NULL on a bad escape or an escaped control character. */
 static char *unescape(const char *s, size_t n)
 {
+    if (!memchr(s, '%', n))
+        return g_strndup(s, n); /* the common case: nothing escaped */
     GString *out = g_string_sized_new(n);
     for (size_t i = 0; i < n; i++) {
         char c = s[i];

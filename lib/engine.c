@@ -110,6 +110,9 @@ struct msilo_engine {
     const char *reminder, *outbound_proxy, *id_header, *default_domain;
     char *extra_hdrs; /* CRLF-terminated or NULL */
     char *instance_id;
+    /* one-entry caches: the messages of a dump mostly share their second */
+    int64_t date_t, ctime_t;
+    char *date_s, *ctime_s;
     msilo_template_t *t_from, *t_contact, *t_ctype, *t_body;
 
     msilo_clock_fn clock;
@@ -126,6 +129,7 @@ struct msilo_engine {
     GAsyncQueue *done; /* from the worker */
     GQueue inline_todo;
     GQueue noop_dumps; /* dump_op*: dumps with nothing to do, completed by dispatch */
+    GQueue finished_dumps; /* dump_op*: done, waiting for their deletes to commit */
     size_t jobs_pending;
     gboolean freeing;
 
@@ -631,9 +635,14 @@ static void deliver(msilo_engine_t *e, send_kind kind, owner_t *o, msilo_message
         ruri = g_strdup(o && o->contact ? o->contact : m->dst);
     char *to = kind == SEND_REMINDER ? g_strdup(ruri) : g_strdup(m->dst);
     GString *hdrs = g_string_new(NULL);
-    char *date = msilo_format_http_date(m->inc_time);
-    g_string_append_printf(hdrs, "Date: %s\r\n", date);
-    g_free(date);
+    if (!e->date_s || e->date_t != m->inc_time) {
+        g_free(e->date_s);
+        e->date_s = msilo_format_http_date(m->inc_time);
+        e->date_t = m->inc_time;
+    }
+    g_string_append(hdrs, "Date: ");
+    g_string_append(hdrs, e->date_s);
+    g_string_append(hdrs, "\r\n");
     if (e->id_header)
         g_string_append_printf(hdrs, "%s: %lld\r\n", e->id_header, (long long)m->id);
     append_header_lines(hdrs, e->extra_hdrs);
@@ -643,16 +652,19 @@ static void deliver(msilo_engine_t *e, send_kind kind, owner_t *o, msilo_message
     size_t body_len = m->body_len;
     GByteArray *prefixed = NULL;
     if (e->add_date && is_text_plain(m->ctype)) {
-        char *when = msilo_format_ctime(m->inc_time);
-        char *prefix = g_strdup_printf("[%s message - %s] ",
-                                       kind == SEND_REMINDER ? "Reminder" : "Offline", when);
+        if (!e->ctime_s || e->ctime_t != m->inc_time) {
+            g_free(e->ctime_s);
+            e->ctime_s = msilo_format_ctime(m->inc_time);
+            e->ctime_t = m->inc_time;
+        }
+        char *prefix = g_strconcat(kind == SEND_REMINDER ? "[Reminder message - " : "[Offline message - ",
+                                   e->ctime_s, "] ", NULL);
         prefixed = g_byte_array_new();
         g_byte_array_append(prefixed, (const guint8 *)prefix, (guint)strlen(prefix));
         if (m->body_len)
             g_byte_array_append(prefixed, m->body, (guint)m->body_len);
         body = prefixed->data;
         body_len = prefixed->len;
-        g_free(when);
         g_free(prefix);
     }
     msilo_outgoing_t out = {
@@ -708,6 +720,21 @@ static void send_notification(msilo_engine_t *e, store_op *op)
 }
 
 static void owner_pump(msilo_engine_t *e, owner_t *o);
+
+/* A dump reports "delivered" only once the deletes of what it delivered are
+ * committed (or failed and were queued for retry): completes finished dumps
+ * when no delete is waiting or running. */
+static void flush_finished_dumps(msilo_engine_t *e)
+{
+    if ((e->ack_running || e->ack_wait->len) && !e->freeing)
+        return;
+    dump_op *d;
+    while ((d = g_queue_pop_head(&e->finished_dumps))) {
+        if (d->cb)
+            d->cb(e, e->freeing ? MSILO_ECANCELLED : 0, &d->res, d->data);
+        g_free(d);
+    }
+}
 
 static void send_done(int status, void *data)
 {
@@ -806,10 +833,20 @@ static void complete_remove(msilo_engine_t *e, job_t *j)
              j->ids->len, msilo_strerror(j->rc));
         g_array_prepend_vals(e->ack_wait, j->ids->data, j->ids->len);
         g_array_unref(j->ids);
+        /* the dumps waiting on it still complete: their messages are delivered */
+        GQueue q = e->finished_dumps;
+        g_queue_init(&e->finished_dumps);
+        dump_op *d;
+        while ((d = g_queue_pop_head(&q))) {
+            if (d->cb)
+                d->cb(e, 0, &d->res, d->data);
+            g_free(d);
+        }
         return;
     }
     g_array_unref(j->ids);
     schedule_ack(e);
+    flush_finished_dumps(e);
 }
 
 static void schedule_release(msilo_engine_t *e)
@@ -927,14 +964,10 @@ static void owner_pump(msilo_engine_t *e, owner_t *o)
     /* round over: tell the dumps waiting on it */
     GPtrArray *dumps = o->dumps;
     if (dumps->len && !o->again) {
-        o->dumps = g_ptr_array_new();
-        for (guint i = 0; i < dumps->len; i++) {
-            dump_op *d = dumps->pdata[i];
-            if (d->cb)
-                d->cb(e, e->freeing ? MSILO_ECANCELLED : 0, &d->res, d->data);
-            g_free(d);
-        }
-        g_ptr_array_unref(dumps);
+        for (guint i = 0; i < dumps->len; i++)
+            g_queue_push_tail(&e->finished_dumps, dumps->pdata[i]);
+        g_ptr_array_set_size(dumps, 0);
+        flush_finished_dumps(e);
     }
     if (o->again && !e->freeing) {
         owner_start_round(e, o, INT64_MAX, o->next_limit == SIZE_MAX ? 0 : o->next_limit);
@@ -1294,6 +1327,7 @@ int msilo_engine_new(msilo_engine_t **ret, const msilo_config_t *cfg, msilo_stor
     e->done = g_async_queue_new();
     g_queue_init(&e->inline_todo);
     g_queue_init(&e->noop_dumps);
+    g_queue_init(&e->finished_dumps);
     g_queue_init(&e->put_wait);
     g_queue_init(&e->sends);
     e->ack_wait = g_array_new(FALSE, FALSE, sizeof(int64_t));
@@ -1356,7 +1390,7 @@ size_t msilo_engine_pending(const msilo_engine_t *e)
     if (!e)
         return 0;
     return e->jobs_pending + e->put_wait.length + e->ack_wait->len + e->release_wait->len +
-           e->noop_dumps.length;
+           e->noop_dumps.length + e->finished_dumps.length;
 }
 
 void msilo_engine_free(msilo_engine_t *e)
@@ -1417,6 +1451,7 @@ void msilo_engine_free(msilo_engine_t *e)
         owner_free(v);
     g_hash_table_unref(e->owners);
     complete_noop_dumps(e, 0);
+    flush_finished_dumps(e);
     g_source_destroy(e->dispatch);
     g_source_unref(e->dispatch);
     g_async_queue_unref(e->todo);
@@ -1429,6 +1464,8 @@ void msilo_engine_free(msilo_engine_t *e)
     msilo_template_free(e->t_body);
     g_free(e->extra_hdrs);
     g_free(e->instance_id);
+    g_free(e->date_s);
+    g_free(e->ctime_s);
     msilo_config_free(e->cfg);
     g_main_context_unref(e->ctx);
     g_free(e);
