@@ -124,6 +124,11 @@ static void fill_request(msilo_request_t *req, su_home_t *home, sip_t const *sip
      * are kept with the message and re-sent on delivery. */
     for (sip_unknown_t const *u = sip->sip_unknown; u; u = u->un_next) {
         msilo_header_t h = { u->un_name, u->un_value ? u->un_value : "" };
+        /* The reminder time is consumed here, not re-sent: a reminder that
+         * came back through this server would be stored again, forever. */
+        if (snd_time_header && snd_time_header[0] && u->un_name &&
+            g_ascii_strcasecmp(u->un_name, snd_time_header) == 0)
+            continue;
         g_array_append_val(hdrs, h);
     }
     /* snd_time_avp names the header that carries a reminder time. */
@@ -305,6 +310,14 @@ static int handle_message(server_t *s, nta_incoming_t *irq, sip_t const *sip)
     GPtrArray *bindings;
 
     s->n_message++;
+    /* A message with a reminder time is for later: store it, never forward. */
+    if (s->snd_time_header && s->snd_time_header[0]) {
+        for (sip_unknown_t const *u = sip->sip_unknown; u; u = u->un_next)
+            if (u->un_name && g_ascii_strcasecmp(u->un_name, s->snd_time_header) == 0) {
+                store_request(s, irq);
+                return 0;
+            }
+    }
     aor = aor_of_url(ruri);
     if (!aor && sip->sip_to)
         aor = aor_of_url(sip->sip_to->a_url);

@@ -114,8 +114,8 @@ def free_port():
 class Server:
     """One msilo-server on a free port with a fresh memory store."""
 
-    def __init__(self, tmp, conf=None, extra=()):
-        self.port = free_port()
+    def __init__(self, tmp, conf=None, extra=(), port=None):
+        self.port = port or free_port()
         self.log = os.path.join(tmp, "server-%d.log" % self.port)
         cmd = [ARGS.server, "-l", "sip:%s:%d" % (LOOPBACK, self.port), "--forward-timeout", "1500"]
         if conf:
@@ -444,23 +444,22 @@ def sipp(args, log, timeout):
     return rc
 
 
-def store_dump(tmp, proto):
+def store_dump(tmp, proto, n_users=100, per_user=10):
     """sipp stores N messages for U offline users (202 each), then a sipp UAS
-    on the contact port receives every one of them exactly once after the
-    users REGISTER."""
-    n_users, per_user = 8, 5
+    on the contact port receives every one of them exactly once, in storage
+    order per user, after the users REGISTER."""
     n = n_users * per_user
     t = "u1" if proto == "udp" else "t1"
     csv = os.path.join(tmp, "users-%s.csv" % proto)
     with open(csv, "w") as f:
         f.write("SEQUENTIAL\n")
         for i in range(n):
-            f.write("e2e%s%02d;%s;\n" % (proto, i % n_users, proto))
+            f.write("e2e%s%03d;%s;\n" % (proto, i % n_users, proto))
     reg_csv = os.path.join(tmp, "reg-%s.csv" % proto)
     with open(reg_csv, "w") as f:
         f.write("SEQUENTIAL\n")
         for i in range(n_users):
-            f.write("e2e%s%02d;%s;\n" % (proto, i, proto))
+            f.write("e2e%s%03d;%s;\n" % (proto, i, proto))
     srv = Server(tmp)
     uas_log = os.path.join(tmp, "uas-%s.log" % proto)
     uas = None
@@ -483,17 +482,21 @@ def store_dump(tmp, proto):
         else:
             time.sleep(0.3)
         rc = sipp([remote, "-sf", os.path.join(HERE, "register_uac.xml"), "-inf", reg_csv,
-                   "-m", str(n_users), "-l", "4", "-p", str(free_port()), "-mp", str(free_port()),
+                   "-m", str(n_users), "-l", "4", "-r", "200", "-p", str(free_port()),
+                   "-mp", str(free_port()),
                    "-key", "contact_port", str(contact_port), "-timeout", "30s",
                    "-timeout_error"] + common,
                   os.path.join(tmp, "reg-%s.log" % proto), 60)
         check(rc == 0, "sipp REGISTER/%s: every REGISTER got 200 (rc %d)" % (proto, rc))
 
+        def lines():
+            # "MSG <date> <time> <epoch> <msgid> <Call-ID> <user>" ([timestamp] is three fields)
+            return [l.split("\t") for l in read(uas_log).splitlines()
+                    if l.startswith("MSG\t") and len(l.split("\t")) > 6]
+
         def got():
-            # "MSG <date> <time> <epoch> <msgid> <Call-ID>" ([timestamp] is three fields)
-            return [l.split("\t")[4] for l in read(uas_log).splitlines()
-                    if l.startswith("MSG\t") and len(l.split("\t")) > 5]
-        wait_until(lambda: len(got()) >= n, 30, 0.1)
+            return [f[4] for f in lines()]
+        wait_until(lambda: len(got()) >= n, 60, 0.1)
         time.sleep(0.5)  # duplicates would show up now
         ids = got()
         missing = sorted(set(str(i) for i in range(1, n + 1)) - set(ids), key=int)
@@ -501,6 +504,13 @@ def store_dump(tmp, proto):
         check(not missing, "DUMP/%s: %d of %d arrived, missing %s" % (proto, len(set(ids)), n, missing[:10]))
         check(not dups, "DUMP/%s: delivered twice: %s" % (proto, dups[:10]))
         check(len(ids) == n, "DUMP/%s: %d deliveries for %d messages" % (proto, len(ids), n))
+        # storage order per user (user k got msgids k+1, k+1+U, ... in that order)
+        per = {}
+        for f in lines():
+            per.setdefault(f[6], []).append(int(f[4]))
+        check(len(per) == n_users, "DUMP/%s: %d users got messages" % (proto, len(per)))
+        disorder = [u for u, l in per.items() if l != sorted(l)]
+        check(not disorder, "DUMP/%s: out of order for %s" % (proto, disorder[:5]))
         # every delivery was acknowledged: the server reports them dumped
         os.kill(srv.proc.pid, signal.SIGUSR1)
         check(wait_until(lambda: re.search(r"dumped_messages=%d\b" % n, read(srv.log)), 5),
@@ -629,8 +639,121 @@ def test_configured_server(tmp):
         srv.stop()
 
 
+def write_conf(tmp, name, text):
+    path = os.path.join(tmp, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def test_retry_after_failure(tmp):
+    """A delivery refused (486) or unreachable (closed port) is kept and
+    retried while the user stays registered (check_time 1 s)."""
+    conf = write_conf(tmp, "retry.conf", "[msilo]\ncheck_time = 1\nadd_date = 0\n")
+    srv = Server(tmp, conf)
+    uas = Uas(486)
+    try:
+        for user, body in (("gina", b"retry me"), ("ivan", b"unreachable")):
+            st, _, _ = sip_request(srv.port, "MESSAGE", "sip:%s@127.0.0.1:%d" % (user, srv.port),
+                                   "udp", "Content-Type: text/plain\r\n", body,
+                                   to="sip:%s@127.0.0.1" % user)
+            check(st == 202, "stored (%d)" % st)
+        # gina's UA says 486 first, then accepts
+        register(srv, "gina", "sip:gina@127.0.0.1:%d" % uas.port)
+        check(wait_until(lambda: len(uas.messages()) >= 1, 5), "first attempt reached the UA")
+        uas.status = 200
+        check(wait_until(lambda: len(uas.messages()) >= 2, 8),
+              "retried after the 486 (%d attempts)" % len(uas.messages()))
+        check(all(m[2] == b"retry me" for m in uas.messages()), "same message retried")
+        # ivan registers a contact where nobody listens, then a live one
+        register(srv, "ivan", "sip:ivan@127.0.0.1:%d" % free_port(), expires=300)
+        os.kill(srv.proc.pid, signal.SIGUSR1)
+        check(wait_until(lambda: re.search(r"failed_messages=[2-9]", read(srv.log)), 5),
+              "the unreachable delivery failed")
+        register(srv, "ivan", "sip:ivan@127.0.0.1:%d" % uas.port, expires=300)
+        check(wait_until(lambda: any(m[2] == b"unreachable" for m in uas.messages()), 10),
+              "kept and delivered to the live contact")
+    finally:
+        uas.close()
+        srv.stop()
+
+
+def test_offline_notification(tmp):
+    """The sample configuration (1.6.1): the sender hears that the user is offline."""
+    uas = Uas(200)
+    conf = write_conf(tmp, "notify.conf",
+                      "[msilo]\nfrom_address = sip:registrar@127.0.0.1\n"
+                      "contact_hdr = Contact: <sip:registrar@127.0.0.1>;msilo=yes\\r\\n\n"
+                      "content_type_hdr = Content-Type: text/plain\\r\\n\n"
+                      "offline_message = *** User $rU is offline!\n")
+    srv = Server(tmp, conf)
+    try:
+        st, _, _ = sip_request(srv.port, "MESSAGE", "sip:hank@127.0.0.1:%d" % srv.port, "udp",
+                               "Contact: <sip:alice@127.0.0.1:%d>\r\n"
+                               "Content-Type: text/plain\r\n" % uas.port, b"are you there?",
+                               to="sip:hank@127.0.0.1")
+        check(st == 202, "stored (%d)" % st)
+        check(wait_until(lambda: uas.messages(), 5), "notification sent to the sender's Contact")
+        first, hdrs, body = uas.messages()[0]
+        check(b"*** User hank is offline!" in body, "notification body: %r" % body)
+        check("registrar@127.0.0.1" in (header(hdrs, "From") or ""), "From is from_address")
+    finally:
+        uas.close()
+        srv.stop()
+
+
+def test_reminder(tmp):
+    """A message with a reminder time (snd_time_avp header) is stored, not
+    dumped at REGISTER, and sent when due through outbound_proxy (this server),
+    which forwards it to the registered contact."""
+    uas = Uas(200)
+    port = free_port()
+    conf = write_conf(tmp, "reminder.conf",
+                      "[server]\nlisten = sip:127.0.0.1:%d\n"
+                      "[msilo]\nreminder = sip:reminder@127.0.0.1\nsend_time = 1\n"
+                      "snd_time_avp = X-Msilo-Send-Time\noutbound_proxy = sip:127.0.0.1:%d\n"
+                      % (port, port))
+    srv = Server(tmp, conf, port=port)
+    try:
+        register(srv, "judy", "sip:judy@127.0.0.1:%d" % uas.port)
+        due = time.strftime("%Y%m%d%H%M%S", time.localtime(time.time() + 2))
+        st, _, _ = sip_request(srv.port, "MESSAGE", "sip:judy@127.0.0.1:%d" % srv.port, "udp",
+                               "X-Msilo-Send-Time: %s\r\nContent-Type: text/plain\r\n" % due,
+                               b"call mum", to="sip:judy@127.0.0.1")
+        check(st == 202, "reminder stored, not forwarded (%d)" % st)
+        check(not wait_until(lambda: uas.messages(), 0.8), "nothing before it is due")
+        check(wait_until(lambda: uas.messages(), 8), "reminder arrived when due")
+        body = uas.messages()[0][2]
+        check(b"call mum" in body and b"Reminder" in body, "reminder body %r" % body)
+        time.sleep(1.5)  # send_time is 1 s: a loop would show up now
+        check(len(uas.messages()) == 1, "the reminder came once (%d)" % len(uas.messages()))
+    finally:
+        uas.close()
+        srv.stop()
+
+
+def test_expired_never_delivered(tmp):
+    conf = write_conf(tmp, "expire.conf",
+                      "[msilo]\nexpire_time = 1\ncheck_time = 1\nclean_period = 1\n")
+    srv = Server(tmp, conf)
+    uas = Uas(200)
+    try:
+        st, _, _ = sip_request(srv.port, "MESSAGE", "sip:kate@127.0.0.1:%d" % srv.port, "udp",
+                               "Content-Type: text/plain\r\n", b"too late",
+                               to="sip:kate@127.0.0.1")
+        check(st == 202, "stored (%d)" % st)
+        time.sleep(2.5)  # past expire_time, by the server's real clock
+        register(srv, "kate", "sip:kate@127.0.0.1:%d" % uas.port)
+        check(not wait_until(lambda: uas.messages(), 1.5), "expired message not delivered")
+    finally:
+        uas.close()
+        srv.stop()
+
+
 TESTS = [test_cli, test_sample_lists_every_key, test_basic_methods, test_registrar,
          test_online_forward, test_binary_body_tcp, test_configured_server,
+         test_retry_after_failure, test_offline_notification, test_reminder,
+         test_expired_never_delivered,
          test_store_dump_udp, test_store_dump_tcp]
 
 
