@@ -193,6 +193,7 @@ static void engine_log(msilo_log_level_t level, const char *message, void *data)
 }
 
 /* Sofia logs in fragments; collect whole lines and pass them on as debug. */
+static void sofia_log(void *stream, char const *fmt, va_list ap) G_GNUC_PRINTF(2, 0);
 static void sofia_log(void *stream, char const *fmt, va_list ap)
 {
     static GString *line;
