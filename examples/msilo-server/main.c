@@ -84,6 +84,21 @@ static bool set_server_key(server_options_t *opt, const char *key, const char *v
     } else if (strcmp(key, "max_expires") == 0) {
         if (!parse_uint(value, 86400 * 365, &opt->max_expires) || opt->max_expires == 0)
             goto bad_number;
+    } else if (strcmp(key, "domains") == 0) {
+        g_strfreev(opt->domains);
+        opt->domains = NULL;
+        if (value[0]) {
+            opt->domains = g_strsplit_set(value, ", ", -1);
+            /* drop the empty pieces of "a, b" */
+            size_t j = 0;
+            for (size_t i = 0; opt->domains[i]; i++) {
+                if (opt->domains[i][0])
+                    opt->domains[j++] = opt->domains[i];
+                else
+                    g_free(opt->domains[i]);
+            }
+            opt->domains[j] = NULL;
+        }
     } else {
         *ret_why = g_strdup_printf("unknown key '%s'", key);
         return false;
@@ -168,7 +183,9 @@ static void print_config(void)
            "# ms to wait for an answer to a delivered offline message\n"
            "#delivery_timeout = 8000\n"
            "# registration lifetime without Expires (seconds) and its maximum\n"
-           "#default_expires = 120\n#max_expires = 3600\n\n[msilo]\n",
+           "#default_expires = 120\n#max_expires = 3600\n"
+           "# domains served (comma-separated); requests for others get 404.\n"
+           "# Unset: every domain is local.\n#domains = \n\n[msilo]\n",
            DEFAULT_LISTEN);
     for (size_t i = 0; i < n; i++) {
         const msilo_config_key_t *k = &keys[i];
@@ -443,5 +460,6 @@ out:
     msilo_config_free(cfg);
     g_free(s.opt.listen);
     g_free(s.opt.store);
+    g_strfreev(s.opt.domains);
     return status;
 }

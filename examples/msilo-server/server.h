@@ -60,6 +60,7 @@ typedef struct server_options {
     unsigned delivery_timeout; /* ms: guard for the engine's deliveries */
     unsigned default_expires;  /* s: registrations without Expires */
     unsigned max_expires;      /* s: upper bound for registrations */
+    char **domains;            /* local domains; NULL = every domain is local */
 } server_options_t;
 
 typedef struct server {

@@ -435,6 +435,17 @@ static int handle_register(server_t *s, nta_incoming_t *irq, sip_t const *sip)
 
 /* ---- dispatch ----------------------------------------------------------------- */
 
+/* Whether @host is one of ours (no `domains` configured: every host is). */
+static bool is_our_domain(server_t *s, const char *host)
+{
+    if (!s->opt.domains)
+        return true;
+    for (size_t i = 0; host && s->opt.domains[i]; i++)
+        if (g_ascii_strcasecmp(host, s->opt.domains[i]) == 0)
+            return true;
+    return false;
+}
+
 static int request_cb(server_t *s, nta_leg_t *leg, nta_incoming_t *irq, sip_t const *sip)
 {
     sip_method_t method = sip->sip_request->rq_method;
@@ -448,6 +459,18 @@ static int request_cb(server_t *s, nta_leg_t *leg, nta_incoming_t *irq, sip_t co
         return 483;
     if (s->stopping)
         return 503;
+
+    /* Requests for other domains are refused, never relayed elsewhere. */
+    if ((method == sip_method_register || method == sip_method_message) &&
+        !is_our_domain(s, method == sip_method_register
+                              ? (sip->sip_to ? sip->sip_to->a_url->url_host : NULL)
+                              : (sip->sip_request->rq_url->url_user
+                                     ? sip->sip_request->rq_url->url_host
+                                     : (sip->sip_to ? sip->sip_to->a_url->url_host : NULL)))) {
+        reply_and_destroy(irq, 404, SIPTAG_WARNING_STR("399 msilo \"Not a local domain\""),
+                          TAG_END());
+        return 0;
+    }
 
     switch (method) {
     case sip_method_register:

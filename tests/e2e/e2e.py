@@ -621,7 +621,8 @@ def test_configured_server(tmp):
     """-c with the sample's 1.6.1 keys; max_messages gives 486 + Warning."""
     conf = os.path.join(tmp, "server.conf")
     with open(conf, "w") as f:
-        f.write("[msilo]\nmax_messages = 2\nadd_date = 0\n"
+        f.write("[server]\ndomains = 127.0.0.1, example.org\n"
+                "[msilo]\nmax_messages = 2\nadd_date = 0\n"
                 "contact_hdr = Contact: <sip:registrar@127.0.0.1>\\r\\n\n"
                 "content_type_hdr = Content-Type: text/plain\\r\\n\n")
     srv = Server(tmp, conf)
@@ -635,6 +636,12 @@ def test_configured_server(tmp):
                                b"m3", to="sip:frank@127.0.0.1")
         check(st == 486, "mailbox full -> 486, got %d" % st)
         check("full" in (header(h, "Warning") or "").lower(), "Warning says full")
+        st, _, _ = sip_request(srv.port, "MESSAGE", "sip:frank@elsewhere.test", "udp",
+                               "Content-Type: text/plain\r\n", b"x", to="sip:frank@elsewhere.test")
+        check(st == 404, "other domain refused, got %d" % st)
+        st, _, _ = sip_request(srv.port, "MESSAGE", "sip:frank@example.org", "udp",
+                               "Content-Type: text/plain\r\n", b"x", to="sip:frank@example.org")
+        check(st == 202, "listed domain served, got %d" % st)
     finally:
         srv.stop()
 
