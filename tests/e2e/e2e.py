@@ -512,9 +512,10 @@ def store_dump(tmp, proto, n_users=100, per_user=10):
         disorder = [u for u, l in per.items() if l != sorted(l)]
         check(not disorder, "DUMP/%s: out of order for %s" % (proto, disorder[:5]))
         # every delivery was acknowledged: the server reports them dumped
-        os.kill(srv.proc.pid, signal.SIGUSR1)
-        check(wait_until(lambda: re.search(r"dumped_messages=%d\b" % n, read(srv.log)), 5),
-              "statistics say %d dumped" % n)
+        def all_dumped():
+            os.kill(srv.proc.pid, signal.SIGUSR1)  # statistics now
+            return re.search(r"dumped_messages=%d\b" % n, read(srv.log))
+        check(wait_until(all_dumped, 5, 0.2), "statistics say %d dumped" % n)
     finally:
         if uas:
             stop(uas, signal.SIGKILL)
@@ -674,9 +675,10 @@ def test_retry_after_failure(tmp):
         check(all(m[2] == b"retry me" for m in uas.messages()), "same message retried")
         # ivan registers a contact where nobody listens, then a live one
         register(srv, "ivan", "sip:ivan@127.0.0.1:%d" % free_port(), expires=300)
-        os.kill(srv.proc.pid, signal.SIGUSR1)
-        check(wait_until(lambda: re.search(r"failed_messages=[2-9]", read(srv.log)), 5),
-              "the unreachable delivery failed")
+        def failed_twice():
+            os.kill(srv.proc.pid, signal.SIGUSR1)  # statistics now
+            return re.search(r"failed_messages=[2-9]", read(srv.log))
+        check(wait_until(failed_twice, 5, 0.2), "the unreachable delivery failed")
         register(srv, "ivan", "sip:ivan@127.0.0.1:%d" % uas.port, expires=300)
         check(wait_until(lambda: any(m[2] == b"unreachable" for m in uas.messages()), 10),
               "kept and delivered to the live contact")
