@@ -506,8 +506,12 @@ static gint entry_cmp_id(gconstpointer a, gconstpointer b)
 
 /* ------------------------------------------------------------- methods */
 
-#define LOCKED(s) memory_store_t *m = (memory_store_t *)(s); \
-    g_autoptr(GMutexLocker) locker_ = g_mutex_locker_new(&m->lock)
+/* Declares `m` and holds the store's lock until the end of the enclosing
+ * block, so that no early return can leave it locked. (The locker is only
+ * used by its cleanup: clang would call it unused.) */
+#define LOCKED(s)                                                                          \
+    memory_store_t *m = (memory_store_t *)(s);                                             \
+    G_GNUC_UNUSED g_autoptr(GMutexLocker) locker_ = g_mutex_locker_new(&m->lock)
 
 static int mem_put(msilo_store_t *s, msilo_message_t *const *msgs, size_t n,
                    int64_t max_per_owner, int *results)
