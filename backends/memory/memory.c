@@ -516,15 +516,16 @@ static int mem_put(msilo_store_t *s, msilo_message_t *const *msgs, size_t n,
     if ((!msgs && n) || (!results && n))
         return msilo_fail(MSILO_EINVAL, "memory put: bad arguments");
     /* Check the whole batch first: a failed put stores none of it. */
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         if (!msgs[i] || !msgs[i]->user || !msgs[i]->domain ||
             (msgs[i]->body_len && !msgs[i]->body))
             return msilo_fail(MSILO_EINVAL, "memory put: message %zu incomplete", i);
-        else if (msgs[i]->body_len > UINT32_MAX)
+        if (msgs[i]->body_len > UINT32_MAX)
             return msilo_fail(MSILO_ETOOBIG, "memory put: body of message %zu exceeds 4 GiB", i);
+    }
 
     LOCKED(s);
-    /* Heap positions are uint32_t; ids must stay positive. */
+    /* Heap positions are uint32_t; a tombstone in the id index holds id << 1. */
     if (n > (size_t)(NOT_IN_HEAP - 1) - (size_t)m->total ||
         (int64_t)n > INT64_MAX / 2 - m->next_id)
         return msilo_fail(MSILO_ENOMEM, "memory store is full (%" PRId64 " messages)",
