@@ -838,7 +838,7 @@ static void test_list_all_paging(void **state)
         size_t n = 0;
         assert_ok(msilo_store_list(s, NULL, NULL, after, 4, &list, &n));
         if (n == 0) {
-            assert_null(list);
+            msilo_message_array_free(list, n); /* NULL or an empty array */
             break;
         }
         assert_true(n <= 4);
@@ -882,8 +882,32 @@ static void test_list_owner_paging(void **state)
     msilo_message_array_free(list, n);
     assert_ok(msilo_store_list(s, "alice", "example.com", mine[4], 10, &list, &n));
     assert_int_equal(n, 0);
+    msilo_message_array_free(list, n);
     assert_ok(msilo_store_list(s, "nobody", "example.com", 0, 10, &list, &n));
     assert_int_equal(n, 0);
+    msilo_message_array_free(list, n);
+}
+
+static void test_bad_arguments(void **state)
+{
+    msilo_store_t *s = store_of(state);
+    msilo_message_t *m = mk("alice", "example.com", "x");
+    g_clear_pointer(&m->domain, g_free);
+    int res = 1;
+    assert_int_equal(msilo_store_put(s, &m, 1, 0, &res), MSILO_EINVAL);
+    msilo_message_free(m);
+    assert_i64_equal(count_of(s, NULL, NULL), 0);
+
+    msilo_store_claim_t c = owner_claim("alice", "example.com", NOW);
+    msilo_message_t **list = NULL;
+    size_t n = 0;
+    c.max = 0;
+    assert_int_equal(msilo_store_claim(s, &c, &list, &n), MSILO_EINVAL);
+    c = owner_claim(NULL, NULL, NOW); /* an owner claim needs the owner */
+    assert_int_equal(msilo_store_claim(s, &c, &list, &n), MSILO_EINVAL);
+    int64_t cnt = 0;
+    assert_int_equal(msilo_store_count(s, "alice", NULL, &cnt), MSILO_EINVAL);
+    assert_int_equal(msilo_store_list(s, NULL, "example.com", 0, 10, &list, &n), MSILO_EINVAL);
 }
 
 static void test_get_not_found(void **state)
@@ -1077,6 +1101,7 @@ int msilo_store_conformance_run(const msilo_conformance_backend_t *b)
         T(test_list_all_paging),
         T(test_list_owner_paging),
         T(test_get_not_found),
+        T(test_bad_arguments),
         T(test_purge),
         T(test_reset_leases),
         T(test_concurrent_claim),
