@@ -19,7 +19,7 @@
  *   search still works; the array is compacted once tombstones outnumber the
  *   live slots. This gives get/remove in O(log n) and list-all in id order
  *   without a tree node per message.
- * - Expiry and reminder times: two binary min-heaps keyed by (time, id); the
+ * - Expiry and reminder times: two binary min-heaps keyed by time; the
  *   entry stores its position in each, so removal is O(log n). Everything due
  *   (key <= now) is found by walking the heap from the root and stopping at
  *   any node that is not due: O(result), never a scan of all messages.
@@ -84,7 +84,7 @@ typedef struct lease {
     char holder[]; /* lease_owner of the claim */
 } lease_t;
 
-/* A binary min-heap of entries keyed by (time, id). `rem` selects which time
+/* A binary min-heap of entries keyed by a time. `rem` selects which time
  * and which position field, so one implementation serves both indexes. */
 typedef struct heap {
     entry_t **v;
@@ -123,10 +123,11 @@ static inline uint32_t *heap_pos(const heap_t *h, entry_t *e)
     return h->rem ? &e->rem_pos : &e->exp_pos;
 }
 
+/* No tie-break on id: expire takes every key <= now and reminder claims sort
+ * what is due by id, so the order among equal times never shows. */
 static inline gboolean heap_less(const heap_t *h, const entry_t *a, const entry_t *b)
 {
-    int64_t ka = heap_key(h, a), kb = heap_key(h, b);
-    return ka < kb || (ka == kb && a->id < b->id);
+    return heap_key(h, a) < heap_key(h, b);
 }
 
 static inline void heap_set(heap_t *h, uint32_t i, entry_t *e)
