@@ -15,8 +15,10 @@ int pg_fail(int code, const char *fmt, ...)
     va_start(ap, fmt);
     char *s = g_strdup_vprintf(fmt, ap);
     va_end(ap);
-    /* libpq messages end in a newline; the detail is one line. */
+    /* libpq messages span lines ("...\n\tThis probably means..."); the
+     * detail is one line. */
     g_strchomp(s);
+    g_strdelimit(s, "\n\t", ' ');
     g_private_replace(&detail_key, s);
     return code;
 }

@@ -289,13 +289,16 @@ static const char *nn(const pg_store *s, int col, const char *v, const char *sub
     return v || !s->info[col].notnull ? v : subst;
 }
 
-static char *get_str(const pg_store *s, const PGresult *r, int row, int rcol, int col)
+/* @p empty_is_null: "" reads as NULL. For extra headers and Call-ID an
+ * empty value means none (Kamailio writes '' for "no headers"); for the URIs
+ * only where the column is NOT NULL, since there "" is how NULL was stored
+ * (see nn()). */
+static char *get_str(const PGresult *r, int row, int rcol, gboolean empty_is_null)
 {
     if (PQgetisnull(r, row, rcol))
         return NULL;
     int len = PQgetlength(r, row, rcol);
-    /* In a NOT NULL column "" is how NULL was stored (see nn()). */
-    if (len == 0 && col >= 0 && s->info[col].notnull)
+    if (len == 0 && empty_is_null)
         return NULL;
     return g_strndup(PQgetvalue(r, row, rcol), (gsize)len);
 }
@@ -304,21 +307,21 @@ static msilo_message_t *row_to_message(const pg_store *s, const PGresult *r, int
 {
     msilo_message_t *m = msilo_message_new();
     m->id = pg_get_int8(r, row, R_ID);
-    m->user = get_str(s, r, row, R_USER, -1);
-    m->domain = get_str(s, r, row, R_HOST, -1);
+    m->user = get_str(r, row, R_USER, FALSE);
+    m->domain = get_str(r, row, R_HOST, FALSE);
     if (!m->user)
         m->user = g_strdup("");
     if (!m->domain)
         m->domain = g_strdup("");
-    m->src = get_str(s, r, row, R_FROM, PG_COL_FROM);
-    m->dst = get_str(s, r, row, R_TO, PG_COL_TO);
-    m->ctype = get_str(s, r, row, R_CTYPE, -1);
+    m->src = get_str(r, row, R_FROM, s->info[PG_COL_FROM].notnull);
+    m->dst = get_str(r, row, R_TO, s->info[PG_COL_TO].notnull);
+    m->ctype = get_str(r, row, R_CTYPE, FALSE);
     if (!PQgetisnull(r, row, R_BODY) && PQgetlength(r, row, R_BODY) > 0) {
         m->body_len = (size_t)PQgetlength(r, row, R_BODY);
         m->body = g_memdup2(PQgetvalue(r, row, R_BODY), m->body_len);
     }
-    m->extra_hdrs = get_str(s, r, row, R_HDRS, PG_COL_HDRS);
-    m->callid = get_str(s, r, row, R_CALLID, PG_COL_CALLID);
+    m->extra_hdrs = get_str(r, row, R_HDRS, TRUE);
+    m->callid = get_str(r, row, R_CALLID, TRUE);
     m->inc_time = pg_get_int8(r, row, R_INC);
     m->exp_time = pg_get_int8(r, row, R_EXP);
     m->snd_time = pg_get_int8(r, row, R_SND);
