@@ -54,9 +54,14 @@ PGconn *pg_connect(const char *url, int *ret_err)
 
     /* Keywords before dbname are defaults the URL may override; those after
      * it are forced (the binary text parameters we send are UTF-8). */
-    const char *const kw[] = { "connect_timeout", "application_name", "dbname",
-                               "client_encoding", NULL };
-    const char *const val[] = { "10", "libmsilo", url, "UTF8", NULL };
+    /* Keepalives and tcp_user_timeout turn a silently dead peer (a cable
+     * pulled, a failover) into an error within about a minute instead of
+     * the kernel's two hours. */
+    const char *const kw[] = { "connect_timeout", "application_name", "keepalives",
+                               "keepalives_idle", "keepalives_interval", "keepalives_count",
+                               "tcp_user_timeout", "dbname", "client_encoding", NULL };
+    const char *const val[] = { "10", "libmsilo", "1", "30", "10", "3", "60000", url, "UTF8",
+                                NULL };
     PGconn *conn = PQconnectdbParams(kw, val, 1);
     if (!conn) {
         *ret_err = pg_fail(MSILO_ENOMEM, "libpq: out of memory");

@@ -10,6 +10,7 @@
  */
 #include "pg-internal.h"
 
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -193,9 +194,23 @@ static void after_failure(pg_store *s)
     }
 }
 
+/* A server that shut down or restarted since our last call has sent a
+ * FATAL message and closed the socket. Between our calls the connection is
+ * idle and the server sends nothing else (we never LISTEN or SET), so a
+ * readable socket means "gone": reconnecting then, before sending anything,
+ * lets even a put succeed across a restart. One poll(), no round trip. */
+static gboolean conn_suspect(PGconn *conn)
+{
+    struct pollfd pfd = { .fd = PQsocket(conn), .events = POLLIN };
+    if (pfd.fd < 0)
+        return TRUE;
+    int r = poll(&pfd, 1, 0);
+    return r != 0; /* readable, hung up, or poll failed */
+}
+
 static int ensure_conn(pg_store *s)
 {
-    if (s->conn && PQstatus(s->conn) == CONNECTION_OK)
+    if (s->conn && PQstatus(s->conn) == CONNECTION_OK && !conn_suspect(s->conn))
         return 0;
     drop_conn(s);
     gint64 now = g_get_monotonic_time();
@@ -238,21 +253,18 @@ static int prepare(pg_store *s, query_t q)
     return 0;
 }
 
-/* Runs prepared statement @p q (binary results). On success *ret_res holds
- * the result (PQclear it). */
-static int run(pg_store *s, query_t q, pg_params_t *p, const char *what, PGresult **ret_res)
+/* Runs prepared statement @p q (binary results) once. */
+static int run_once(pg_store *s, query_t q, const pg_params_t *p, const char *what,
+                    PGresult **ret_res)
 {
     int e = ensure_conn(s);
     if (!e)
         e = prepare(s, q);
-    if (e) {
-        pg_params_clear(p);
+    if (e)
         return e;
-    }
     char name[32];
     PGresult *r = PQexecPrepared(s->conn, stmt_name(q, name), p->n, p->values, p->lengths,
                                  p->formats, 1);
-    pg_params_clear(p);
     ExecStatusType st = PQresultStatus(r);
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
         e = pg_result_fail(s->conn, r, what);
@@ -261,6 +273,26 @@ static int run(pg_store *s, query_t q, pg_params_t *p, const char *what, PGresul
     }
     *ret_res = r;
     return 0;
+}
+
+/* Runs prepared statement @p q; on success *ret_res holds the result
+ * (PQclear it). Consumes @p p.
+ *
+ * A connection that was fine at the previous call may have been closed since
+ * (server restart, idle timeout in a proxy): libpq only finds out when it
+ * uses it. Every statement that goes through here is safe to run twice
+ * (reads; deletes and updates by id or owner; a claim whose first run might
+ * have committed only leaves those rows leased until lease_until), so such a
+ * failure is retried once on a fresh connection. put never comes here: a
+ * batch whose commit was lost in transit must not be stored twice. */
+static int run(pg_store *s, query_t q, pg_params_t *p, const char *what, PGresult **ret_res)
+{
+    gboolean had_conn = s->conn != NULL;
+    int e = run_once(s, q, p, what, ret_res);
+    if (e == MSILO_ESTORE && had_conn && !s->conn)
+        e = run_once(s, q, p, what, ret_res);
+    pg_params_clear(p);
+    return e;
 }
 
 static size_t cmd_tuples(PGresult *r)
