@@ -103,10 +103,20 @@ static void build_sql(pg_store *s, const char *t, char *const q[PG_COL_N])
 
     /* Claims: SKIP LOCKED lets two claimers take disjoint rows; a row
      * another claimer leased and committed meanwhile is re-checked against
-     * the lease condition on its new version, so it is skipped too. */
+     * the lease condition on its new version, so it is skipped too.
+     *
+     * A lease is soft state, so a claim commits asynchronously
+     * (synchronous_commit off for this transaction only): a database crash
+     * can forget the last leases, which at worst lets another instance
+     * deliver a message that is in flight, a duplicate that at-least-once
+     * delivery allows anyway. Stores and acknowledgements stay synchronous.
+     * Its cost otherwise is one WAL flush per claim, as much as the ack. */
 #define CLAIM_FMT                                                                          \
-    "WITH c AS (SELECT %s FROM %s WHERE %s AND %s > $5::int8 AND %s <= $5::int8 "          \
-    "AND %s <= $6::int8 ORDER BY %s LIMIT $7::int8 FOR UPDATE SKIP LOCKED) "                \
+    "WITH msilo_async AS MATERIALIZED "                                                    \
+    "(SELECT set_config('synchronous_commit', 'off', true) AS msilo_sc), "                 \
+    "c AS (SELECT x.%s FROM %s AS x, msilo_async WHERE %s AND %s > $5::int8 "              \
+    "AND %s <= $5::int8 AND %s <= $6::int8 ORDER BY x.%s LIMIT $7::int8 "                  \
+    "FOR UPDATE OF x SKIP LOCKED) "                                                        \
     "UPDATE %s m SET %s = $1::text, %s = $2::int8 FROM c WHERE m.%s = c.%s RETURNING %s"
     char *owner_cond = g_strdup_printf("%s = $3::text AND %s = $4::text AND %s = 0",
                                        q[PG_COL_USER], q[PG_COL_HOST], q[PG_COL_SND]);
