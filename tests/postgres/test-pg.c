@@ -278,6 +278,35 @@ static void test_quota(void **state)
     msilo_message_free(pre);
 }
 
+/* A batch the database refuses (text that is not UTF-8) stores nothing, and
+ * the store stays usable on the same connection. */
+static void test_failed_batch(void **state)
+{
+    fixture_t *f = *state;
+    msilo_message_t *m[3] = { mk("lena", "example.com", "ok 1"),
+                              mk("lena", "example.com", "bad"),
+                              mk("lena", "example.com", "ok 2") };
+    g_free(m[1]->src);
+    m[1]->src = g_strdup("sip:\xff\xfe@example.com");
+    int res[3] = { 7, 7, 7 };
+    for (int quota = 0; quota <= 10; quota += 10) {
+        assert_int_equal(msilo_store_put(f->store, m, 3, quota, res), MSILO_ESTORE);
+        assert_int_equal(res[0], 7);
+        assert_int_equal(m[0]->id, 0);
+        assert_non_null(strstr(msilo_pg_error_detail(), "UTF8"));
+    }
+    int64_t n = -1;
+    assert_int_equal(msilo_store_count(f->store, "lena", "example.com", &n), 0);
+    assert_int_equal(n, 0);
+    g_free(m[1]->src);
+    m[1]->src = g_strdup("sip:fixed@example.com");
+    assert_int_equal(msilo_store_put(f->store, m, 3, 10, res), 0);
+    assert_int_equal(msilo_store_count(f->store, "lena", "example.com", &n), 0);
+    assert_int_equal(n, 3);
+    for (int i = 0; i < 3; i++)
+        msilo_message_free(m[i]);
+}
+
 /* ---- the anchors' tables ---- */
 
 /* Kamailio 5.x/6.x utils/kamctl/postgres/msilo-create.sql (schema version 8). */
@@ -1071,6 +1100,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quota, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_batch, setup, teardown),
         cmocka_unit_test(test_kamailio_table),
         cmocka_unit_test(test_opensips_table),
         cmocka_unit_test(test_opensips_old_table),
