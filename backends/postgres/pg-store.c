@@ -574,7 +574,7 @@ static int pg_claim(msilo_store_t *base, const msilo_store_claim_t *c,
     pg_params_int8(&p, c->now);
     pg_params_int8(&p, c->max_next_try);
     pg_params_int8(&p, size_to_limit(c->max));
-    PGresult *r;
+    PGresult *r = NULL;
     int e = run(s, c->reminders ? Q_CLAIM_REMINDERS : Q_CLAIM_OWNER, &p, "claiming messages", &r);
     if (e)
         return e;
@@ -592,7 +592,7 @@ static int pg_remove(msilo_store_t *base, const int64_t *ids, size_t n, size_t *
     for (size_t i = 0; i < n; i++)
         pg_array_int8(&a, ids[i]);
     pg_params_array(&p, &a);
-    PGresult *r;
+    PGresult *r = NULL;
     int e = run(s, Q_REMOVE, &p, "deleting messages", &r);
     if (e)
         return e;
@@ -621,7 +621,7 @@ static int pg_release(msilo_store_t *base, const msilo_store_release_t *items, s
     pg_params_array(&p, &att);
     pg_params_array(&p, &nt);
     pg_params_array(&p, &clr);
-    PGresult *r;
+    PGresult *r = NULL;
     int e = run(s, Q_RELEASE, &p, "releasing messages", &r);
     if (e)
         return e;
@@ -640,7 +640,7 @@ static int pg_count(msilo_store_t *base, const char *user, const char *domain,
         pg_params_text(&p, user);
         pg_params_text(&p, domain);
     }
-    PGresult *r;
+    PGresult *r = NULL;
     int e = run(s, q, &p, "counting messages", &r);
     if (e)
         return e;
@@ -654,7 +654,7 @@ static int pg_expire(msilo_store_t *base, int64_t now, size_t *ret_deleted)
     pg_store *s = (pg_store *)base;
     pg_params_t p = { 0 };
     pg_params_int8(&p, now);
-    PGresult *r;
+    PGresult *r = NULL;
     int e = run(s, Q_EXPIRE, &p, "deleting expired messages", &r);
     if (e)
         return e;
@@ -677,7 +677,7 @@ static int pg_list(msilo_store_t *base, const char *user, const char *domain, in
     }
     pg_params_int8(&p, after_id);
     pg_params_int8(&p, size_to_limit(max));
-    PGresult *r;
+    PGresult *r = NULL;
     int e = run(s, q, &p, "listing messages", &r);
     if (e)
         return e;
@@ -691,7 +691,7 @@ static int pg_get(msilo_store_t *base, int64_t id, msilo_message_t **ret_msg)
     pg_store *s = (pg_store *)base;
     pg_params_t p = { 0 };
     pg_params_int8(&p, id);
-    PGresult *r;
+    PGresult *r = NULL;
     int e = run(s, Q_GET, &p, "reading a message", &r);
     if (e)
         return e;
@@ -711,7 +711,7 @@ static int pg_purge(msilo_store_t *base, const char *user, const char *domain,
     pg_params_t p = { 0 };
     pg_params_text(&p, user);
     pg_params_text(&p, domain);
-    PGresult *r;
+    PGresult *r = NULL;
     int e = run(s, Q_PURGE, &p, "purging messages", &r);
     if (e)
         return e;
@@ -726,7 +726,7 @@ static int pg_reset_leases(msilo_store_t *base, const char *lease_owner, size_t 
     pg_store *s = (pg_store *)base;
     pg_params_t p = { 0 };
     pg_params_text(&p, lease_owner);
-    PGresult *r;
+    PGresult *r = NULL;
     int e = run(s, Q_RESET, &p, "resetting leases", &r);
     if (e)
         return e;
