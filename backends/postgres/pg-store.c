@@ -206,7 +206,8 @@ static void after_failure(pg_store *s)
 
 /* A server that shut down or restarted since our last call has sent a
  * FATAL message and closed the socket. Between our calls the connection is
- * idle and the server sends nothing else (we never LISTEN or SET), so a
+ * idle and the server has nothing to say (we never LISTEN; a rare
+ * ParameterStatus after a configuration reload only costs a reconnect), so a
  * readable socket means "gone": reconnecting then, before sending anything,
  * lets even a put succeed across a restart. One poll(), no round trip. */
 static gboolean conn_suspect(PGconn *conn)
