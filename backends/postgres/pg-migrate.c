@@ -263,6 +263,11 @@ int msilo_pg_migrate(const msilo_pg_options_t *opts, unsigned flags, size_t *ret
             e = MSILO_ECONFIG;
     if (!e)
         e = exec(&m, "BEGIN", "starting the migration");
+    /* ALTER TABLE queues for an exclusive lock, and every query of the
+     * running servers would queue behind it: give up instead of stalling
+     * production when the table stays busy. */
+    if (!e)
+        e = exec(&m, "SET LOCAL lock_timeout = '10s'", "starting the migration");
     if (!e) {
         e = migrate(&m, opts, flags);
         if (!e)
