@@ -45,7 +45,7 @@ typedef struct pg_store {
     gint64 backoff;       /* µs; 0 until a reconnect failed */
     char *sql[Q_N];
     char *table_name;     /* unquoted, the advisory lock's namespace */
-    char *seq_name;       /* the id column's sequence, as regclass text */
+    char *seq_oid;        /* the id column's sequence: its OID, as text */
     pg_colinfo_t info[PG_COL_N];
 } pg_store;
 
@@ -83,13 +83,15 @@ static void build_sql(pg_store *s, const char *t, char *const q[PG_COL_N])
     /* One statement for the whole batch. "acc" keeps the messages within
      * the quota (existing count + rank in the batch); its ORDER BY makes
      * nextval() run in batch order, so an owner's ids follow storage order.
-     * The CTE is evaluated once, so the ids inserted are the ids returned. */
+     * The CTE is evaluated once, so the ids inserted are the ids returned.
+     * The sequence goes by OID: oid to regclass costs nothing per row, a
+     * name would be looked up for every row. */
     s->sql[Q_PUT] = g_strdup_printf(
         "WITH src AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
         "$5::text[], $6::bytea[], $7::text[], $8::text[], $9::int8[], $10::int8[], "
         "$11::int8[], $12::int8[], $13::int8[]) WITH ORDINALITY "
         "AS t(u, d, fr, dst, ct, bd, hd, ci, inc, exp, snd, att, nt, ord)), "
-        "acc AS (SELECT r.*, nextval($15::text::regclass) AS new_id FROM "
+        "acc AS (SELECT r.*, nextval($15::oid::regclass) AS new_id FROM "
         "(SELECT src.*, row_number() OVER (PARTITION BY u, d ORDER BY ord) AS rn FROM src) r "
         "WHERE $14::int8 <= 0 OR r.rn + (SELECT count(*) FROM %s m "
         "WHERE m.%s = r.u AND m.%s = r.d) <= $14::int8 ORDER BY r.ord), "
@@ -512,7 +514,7 @@ static int pg_put(msilo_store_t *base, msilo_message_t *const *msgs, size_t n,
     for (int i = 0; i < 13; i++)
         pg_params_array(&put, &a[i]);
     pg_params_int8(&put, max_per_owner);
-    pg_params_text(&put, s->seq_name);
+    pg_params_text(&put, s->seq_oid);
 
     /* One round trip and one commit: the lock and the insert go out in a
      * pipeline that ends with one sync, which makes them one implicit
@@ -746,14 +748,14 @@ static void pg_free(msilo_store_t *base)
     for (int i = 0; i < Q_N; i++)
         g_free(s->sql[i]);
     g_free(s->table_name);
-    g_free(s->seq_name);
+    g_free(s->seq_oid);
     msilo_pg_options_free(s->opts);
     g_free(s);
 }
 
 /* ---- construction ---- */
 
-/* Checks the columns and finds the id sequence; fills s->info, s->seq_name. */
+/* Checks the columns and finds the id sequence; fills s->info, s->seq_oid. */
 static int inspect_table(pg_store *s, const char *table_q)
 {
     gboolean exists;
@@ -781,7 +783,7 @@ static int inspect_table(pg_store *s, const char *table_q)
     /* put allocates ids itself (to map them to batch positions), from the
      * sequence behind the id column (SERIAL in both anchors). */
     const char *params[2] = { table_q, pg_options_col(s->opts, PG_COL_ID) };
-    PGresult *r = PQexecParams(s->conn, "SELECT pg_get_serial_sequence($1::text, $2::text)", 2,
+    PGresult *r = PQexecParams(s->conn, "SELECT pg_get_serial_sequence($1::text, $2::text)::regclass::oid", 2,
                                NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         return pg_result_fail(s->conn, r, "finding the id sequence");
@@ -790,7 +792,7 @@ static int inspect_table(pg_store *s, const char *table_q)
         return pg_fail(MSILO_ECONFIG, "column %s of %s has no sequence (it must be SERIAL)",
                        pg_options_col(s->opts, PG_COL_ID), table_q);
     }
-    s->seq_name = g_strdup(PQgetvalue(r, 0, 0));
+    s->seq_oid = g_strdup(PQgetvalue(r, 0, 0));
     PQclear(r);
     return 0;
 }
