@@ -626,6 +626,11 @@ static int mem_release(msilo_store_t *s, const msilo_store_release_t *items, siz
         entry_t *e = ids_find(&m->ids, items[i].id, NULL);
         if (!e)
             continue;
+        if (items[i].lease_owner) {
+            const lease_t *l = (e->flags & LEASED) ? g_hash_table_lookup(m->leases, e) : NULL;
+            if (l && strcmp(l->holder, items[i].lease_owner) != 0)
+                continue; /* someone claimed it again after our lease ran out */
+        }
         e->attempts = items[i].attempts;
         e->next_try = items[i].next_try;
         lease_drop(m, e);

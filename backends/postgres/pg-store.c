@@ -144,10 +144,11 @@ static void build_sql(pg_store *s, const char *t, char *const q[PG_COL_N])
     s->sql[Q_RELEASE] = g_strdup_printf(
         "UPDATE %s m SET %s = NULL, %s = 0, %s = r.att, %s = r.nt, "
         "%s = CASE WHEN r.clr THEN 0 ELSE m.%s END "
-        "FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::bool[]) AS r(id, att, nt, clr) "
-        "WHERE m.%s = r.id",
+        "FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::bool[], $5::text[]) "
+        "AS r(id, att, nt, clr, owner) "
+        "WHERE m.%s = r.id AND (r.owner IS NULL OR m.%s IS NOT DISTINCT FROM r.owner)",
         t, q[PG_COL_LEASE_OWNER], q[PG_COL_LEASE_UNTIL], q[PG_COL_ATTEMPTS],
-        q[PG_COL_NEXT_TRY], q[PG_COL_SND], q[PG_COL_SND], q[PG_COL_ID]);
+        q[PG_COL_NEXT_TRY], q[PG_COL_SND], q[PG_COL_SND], q[PG_COL_ID], q[PG_COL_LEASE_OWNER]);
     s->sql[Q_COUNT_OWNER] =
         g_strdup_printf("SELECT count(*)::int8 FROM %s WHERE %s = $1::text AND %s = $2::text", t,
                         q[PG_COL_USER], q[PG_COL_HOST]);
@@ -609,7 +610,8 @@ static int pg_release(msilo_store_t *base, const msilo_store_release_t *items, s
 {
     pg_store *s = (pg_store *)base;
     pg_params_t p = { 0 };
-    pg_array_t id, att, nt, clr;
+    pg_array_t id, att, nt, clr, own;
+    pg_array_init(&own, PG_OID_TEXT, n);
     pg_array_init(&id, PG_OID_INT8, n);
     pg_array_init(&att, PG_OID_INT8, n);
     pg_array_init(&nt, PG_OID_INT8, n);
@@ -619,11 +621,13 @@ static int pg_release(msilo_store_t *base, const msilo_store_release_t *items, s
         pg_array_int8(&att, clamp_to(s, PG_COL_ATTEMPTS, (int64_t)items[i].attempts));
         pg_array_int8(&nt, clamp_to(s, PG_COL_NEXT_TRY, items[i].next_try));
         pg_array_bool(&clr, (items[i].flags & MSILO_RELEASE_CLEAR_SND_TIME) != 0);
+        pg_array_text(&own, items[i].lease_owner);
     }
     pg_params_array(&p, &id);
     pg_params_array(&p, &att);
     pg_params_array(&p, &nt);
     pg_params_array(&p, &clr);
+    pg_params_array(&p, &own);
     PGresult *r = NULL;
     int e = run(s, Q_RELEASE, &p, "releasing messages", &r);
     if (e)

@@ -670,6 +670,36 @@ static void test_release_writes_and_ends_lease(void **state)
     assert_i64_equal(count_of(s, NULL, NULL), 2);
 }
 
+/* A release that comes after the lease ran out and another instance claimed
+ * the message again must not end that instance's lease. */
+static void test_release_by_stale_owner_ignored(void **state)
+{
+    msilo_store_t *s = store_of(state);
+    int64_t a = add(s, "alice", "example.com", NOW + HOUR, 0);
+    msilo_store_claim_t c = owner_claim("alice", "example.com", NOW);
+    c.lease_until = NOW + 10;
+    assert_int_equal(claim_n(s, &c), 1);
+    msilo_store_claim_t c2 = owner_claim("alice", "example.com", NOW + 11);
+    c2.lease_owner = "host-b:5060/2";
+    c2.lease_until = NOW + 100;
+    assert_int_equal(claim_n(s, &c2), 1);
+    /* host-a's late release: ignored */
+    msilo_store_release_t late = { .id = a, .attempts = 1, .next_try = 0,
+                                   .lease_owner = "host-a:5060/1" };
+    assert_ok(msilo_store_release(s, &late, 1));
+    msilo_store_claim_t c3 = owner_claim("alice", "example.com", NOW + 12);
+    c3.lease_owner = "host-c:5060/3";
+    assert_int_equal(claim_n(s, &c3), 0); /* still leased by host-b */
+    msilo_message_t *m = get1(s, a);
+    assert_int_equal(m->attempts, 0);
+    msilo_message_free(m);
+    /* host-b's own release works */
+    msilo_store_release_t mine = { .id = a, .attempts = 1, .next_try = 0,
+                                   .lease_owner = "host-b:5060/2" };
+    assert_ok(msilo_store_release(s, &mine, 1));
+    assert_int_equal(claim_n(s, &c3), 1);
+}
+
 static void test_release_clear_snd_time(void **state)
 {
     msilo_store_t *s = store_of(state);
@@ -1091,6 +1121,7 @@ int msilo_store_conformance_run(const msilo_conformance_backend_t *b)
         T(test_owner_claim_skips_reminders),
         T(test_reminder_max_next_try),
         T(test_release_writes_and_ends_lease),
+        T(test_release_by_stale_owner_ignored),
         T(test_release_clear_snd_time),
         T(test_release_keeps_reminder),
         T(test_remove),
