@@ -51,6 +51,7 @@
 #define MSILO_POSTGRES_H
 
 #include <msilo/common.h>
+#include <msilo/config.h>
 #include <msilo/sys/store.h>
 
 MSILO_BEGIN_DECLS
@@ -91,6 +92,13 @@ MSILO_API int msilo_pg_store_new(msilo_store_t **ret, const msilo_pg_options_t *
  *  @p db_table NULL means "silo". */
 MSILO_API int msilo_pg_store_new_url(msilo_store_t **ret, const char *db_url,
                                      const char *db_table);
+
+/**
+ * Fills @p opts from an engine configuration: db_url, db_table and every
+ * sc_* key of the table above that @p cfg holds (same names).
+ * @return 0, MSILO_EINVAL, or MSILO_ECONFIG for a value the options refuse.
+ */
+MSILO_API int msilo_pg_options_from_config(msilo_pg_options_t *opts, const msilo_config_t *cfg);
 
 /** Flags for msilo_pg_migrate(). */
 enum {
