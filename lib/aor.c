@@ -221,8 +221,9 @@ int msilo_uri_parse(const char *text, const char *what, msilo_uri_t *ret)
             goto bad_user;
         ret->user_raw = g_strndup(rest, ulen);
         ret->user = unescape(rest, ulen);
-        if (!ret->user || !*ret->user || strlen(ret->user) > MAX_PART_LEN)
-            goto bad_user;
+        if (!ret->user || !*ret->user || strlen(ret->user) > MAX_PART_LEN ||
+            !g_utf8_validate(ret->user, -1, NULL))
+            goto bad_user; /* text columns hold UTF-8 only */
         hp = at + 1;
     }
     size_t hplen = (size_t)(s + n - hp);

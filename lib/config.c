@@ -49,7 +49,7 @@ static const msilo_config_key_t keys[] = {
     { "max_messages", I, "0", 0, BIG, "messages kept per AoR; 0 = no limit" },
     /* Kamailio's */
     { "extra_hdrs", S, NULL, 0, 0, "header lines added to every delivered message" },
-    { "sc_extra_hdrs", S, "extra_hdrs", 0, 0, "column: stored extra headers" },
+    { "sc_stored_hdrs", S, "extra_hdrs", 0, 0, "column: stored headers of the original request (Kamailio name)" },
     { "sc_callid", S, "callid", 0, 0, "column: Call-ID of the original request" },
     { "use_callid", B, "0", 0, 1,
       "deliver with the stored Call-ID (Kamailio use_mode=1) instead of a new one" },

@@ -36,6 +36,7 @@ typedef enum {
 typedef struct store_op {
     msilo_store_cb cb;
     void *data;
+    gboolean solo; /* retry alone: its batch failed as a whole */
     msilo_message_t *msg;
     /* offline notification, prepared at store time (the request view is borrowed) */
     char *n_ruri, *n_from, *n_to, *n_ctype, *n_headers, *n_body;
@@ -327,7 +328,11 @@ static void schedule_put(msilo_engine_t *e)
     job_t *j = g_new0(job_t, 1);
     j->type = JOB_PUT;
     j->ops = g_ptr_array_new();
-    while (j->ops->len < PUT_BATCH_MAX && !g_queue_is_empty(&e->put_wait))
+    /* an op whose batch failed goes alone, so one message the database
+     * refuses cannot fail the others with it */
+    gboolean solo = ((store_op *)g_queue_peek_head(&e->put_wait))->solo;
+    while (j->ops->len < (solo ? 1 : PUT_BATCH_MAX) && !g_queue_is_empty(&e->put_wait) &&
+           !((store_op *)g_queue_peek_head(&e->put_wait))->solo == !solo)
         g_ptr_array_add(j->ops, g_queue_pop_head(&e->put_wait));
     j->msgs = g_new(msilo_message_t *, j->ops->len);
     j->results = g_new0(int, j->ops->len);
@@ -342,6 +347,16 @@ static void send_notification(msilo_engine_t *e, store_op *op);
 static void complete_put(msilo_engine_t *e, job_t *j)
 {
     e->put_running = FALSE;
+    if (j->rc == MSILO_ESTORE && j->ops->len > 1) {
+        /* retry each alone, in order, ahead of what came later */
+        for (guint i = j->ops->len; i-- > 0;) {
+            store_op *op = j->ops->pdata[i];
+            op->solo = TRUE;
+            op->msg->id = 0;
+            g_queue_push_head(&e->put_wait, op);
+        }
+        g_ptr_array_set_size(j->ops, 0);
+    }
     for (guint i = 0; i < j->ops->len; i++) {
         store_op *op = j->ops->pdata[i];
         int rc = j->rc ? j->rc : j->results[i];
@@ -384,8 +399,10 @@ static int build_extra_headers(const msilo_request_t *req, char **ret)
             if (!g_ascii_isalnum(*p) && !strchr("-.!%*_+`'~", *p))
                 ok = FALSE;
         for (const char *p = ok ? h->value : ""; ok && *p; p++)
-            if (*p == '\r' || *p == '\n' || *p == '\0')
+            if (*p == '\r' || *p == '\n')
                 ok = FALSE;
+        if (ok && !g_utf8_validate(h->value, -1, NULL))
+            ok = FALSE;
         if (!ok) {
             g_string_free(s, TRUE);
             return msilo_fail(MSILO_EINVAL, "extra header %zu is not a valid single header line", i);
@@ -402,6 +419,12 @@ static gboolean has_ctl(const char *s)
         if ((unsigned char)*s < 0x20 && *s != '\t')
             return TRUE;
     return FALSE;
+}
+
+/* Short single-line UTF-8 text (stored in text columns). NULL is fine. */
+static gboolean text_ok(const char *s)
+{
+    return !s || (!has_ctl(s) && strlen(s) <= 255 && g_utf8_validate(s, -1, NULL));
 }
 
 /* Splits an expanded content_type_hdr "Content-Type: x\r\n..." into the type
@@ -499,10 +522,12 @@ int msilo_engine_store(msilo_engine_t *e, const msilo_request_t *req, const char
     if ((int64_t)req->body_len > e->max_body)
         return msilo_fail(MSILO_ETOOBIG, "body of %zu bytes exceeds max_body_size %lld",
                           req->body_len, (long long)e->max_body);
-    if (has_ctl(req->content_type) || (req->content_type && strlen(req->content_type) > 255))
-        return msilo_fail(MSILO_EINVAL, "invalid Content-Type");
-    if (has_ctl(req->call_id) || (req->call_id && strlen(req->call_id) > 255))
-        return msilo_fail(MSILO_EINVAL, "invalid Call-ID");
+    if (!text_ok(req->content_type))
+        return msilo_fail(MSILO_EINVAL, "invalid Content-Type (control characters, not UTF-8, "
+                          "or over 255 bytes)");
+    if (!text_ok(req->call_id))
+        return msilo_fail(MSILO_EINVAL, "invalid Call-ID (control characters, not UTF-8, or over "
+                          "255 bytes)");
 
     msilo_uri_t fu = { 0 }, tu = { 0 }, ru = { 0 }, ou = { 0 };
     int rc = msilo_uri_parse(req->from, "From", &fu);
@@ -780,7 +805,8 @@ static void delivery_finished(msilo_engine_t *e, send_ctx *sc, int status)
         schedule_ack(e);
     } else {
         int64_t now = now_of(e);
-        msilo_store_release_t r = { .id = m->id, .attempts = m->attempts + 1 };
+        msilo_store_release_t r = { .id = m->id, .attempts = m->attempts + 1,
+                                    .lease_owner = e->instance_id };
         if (sc->kind == SEND_REMINDER) {
             /* as in both anchors: a failed reminder becomes an offline message */
             r.flags = MSILO_RELEASE_CLEAR_SND_TIME;
@@ -983,7 +1009,8 @@ static void complete_claim(msilo_engine_t *e, job_t *j)
         if (j->rc == 0 && e->freeing) {
             for (size_t i = 0; i < j->out_n; i++) {
                 msilo_store_release_t r = { .id = j->out[i]->id, .attempts = j->out[i]->attempts,
-                                            .next_try = j->out[i]->next_try };
+                                            .next_try = j->out[i]->next_try,
+                                            .lease_owner = e->instance_id };
                 g_array_append_val(e->release_wait, r);
             }
             msilo_message_array_free(j->out, j->out_n);
@@ -1020,7 +1047,8 @@ static void complete_claim(msilo_engine_t *e, job_t *j)
         /* give the claimed messages straight back */
         for (size_t i = 0; i < j->out_n; i++) {
             msilo_store_release_t r = { .id = j->out[i]->id, .attempts = j->out[i]->attempts,
-                                        .next_try = j->out[i]->next_try };
+                                        .next_try = j->out[i]->next_try,
+                                            .lease_owner = e->instance_id };
             g_array_append_val(e->release_wait, r);
         }
         msilo_message_array_free(j->out, j->out_n);
@@ -1433,7 +1461,7 @@ void msilo_engine_free(msilo_engine_t *e)
         msilo_message_t *m;
         while ((m = g_queue_pop_head(&o->ready))) {
             msilo_store_release_t r = { .id = m->id, .attempts = m->attempts,
-                                        .next_try = m->next_try };
+                                        .next_try = m->next_try, .lease_owner = e->instance_id };
             g_array_append_val(e->release_wait, r);
             msilo_message_free(m);
         }

@@ -2,6 +2,8 @@
 /* Argument and vtable checks in front of every store method. */
 #include "internal.h"
 
+#include <stdarg.h>
+
 int msilo_store_check(const msilo_store_t *s)
 {
     if (!s)
@@ -122,6 +124,17 @@ int msilo_store_reset_leases(msilo_store_t *s, const char *lease_owner, size_t *
     if (!s->reset_leases)
         return msilo_fail(MSILO_ENOTSUP, "store '%s' cannot reset leases", s->name);
     return s->reset_leases(s, lease_owner, ret_n);
+}
+
+int msilo_store_fail(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *d = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    msilo_fail(code, "%s", d);
+    g_free(d);
+    return code;
 }
 
 void msilo_store_free(msilo_store_t *s)

@@ -8,7 +8,8 @@
  *
  * - An entry is ONE allocation: a fixed header followed by the body and the
  *   NUL-terminated strings (src, dst, ctype, extra_hdrs, callid; a bit in
- *   `present` says which are not NULL). No per-field mallocs.
+ *   `flags` says which are not NULL). No per-field mallocs. The default
+ *   content type "text/plain" is a bit, not 11 bytes.
  * - The owner (user, domain) is interned once in an owner_t; entries point to
  *   it. The owner's messages form an intrusive doubly-linked list in id order
  *   (ids only grow, so a put appends): claim walks only that owner's
@@ -18,12 +19,13 @@
  *   search still works; the array is compacted once tombstones outnumber the
  *   live slots. This gives get/remove in O(log n) and list-all in id order
  *   without a tree node per message.
- * - Expiry and reminder times: two binary min-heaps keyed by (time, id); the
+ * - Expiry and reminder times: two binary min-heaps keyed by time; the
  *   entry stores its position in each, so removal is O(log n). Everything due
  *   (key <= now) is found by walking the heap from the root and stopping at
  *   any node that is not due: O(result), never a scan of all messages.
- * - Leases: each lease owner (an engine instance) is interned with the set of
- *   entries it holds, so reset_leases touches only those.
+ * - Leases live in a side table (entry -> holder, until) and a bit in the
+ *   entry: only the few messages in flight pay for them, and reset_leases
+ *   looks at those only.
  *
  * One GMutex guards everything; every method is short and never blocks on
  * anything else, hence MSILO_STORE_NONBLOCKING | MSILO_STORE_THREADSAFE.
@@ -34,16 +36,19 @@
 #include <string.h>
 
 typedef struct owner owner_t;
-typedef struct lease lease_t;
 
-/* `present` bits: which optional strings follow the body in data[]. */
+/* Entry flags. HAS_*: which optional strings follow the body in data[]. */
 enum {
     HAS_SRC = 1u << 0,
     HAS_DST = 1u << 1,
     HAS_CTYPE = 1u << 2,
     HAS_EXTRA = 1u << 3,
     HAS_CALLID = 1u << 4,
+    CTYPE_TEXT_PLAIN = 1u << 5, /* ctype is "text/plain" (HAS_CTYPE unset) */
+    LEASED = 1u << 6,           /* has a record in memory_store_t.leases */
 };
+
+static const char text_plain[] = "text/plain";
 
 #define NOT_IN_HEAP UINT32_MAX
 
@@ -55,13 +60,11 @@ typedef struct entry {
     int64_t exp_time;
     int64_t snd_time;
     int64_t next_try;
-    int64_t lease_until;
-    lease_t *lease; /* NULL when no instance holds it */
-    size_t body_len;
+    uint32_t body_len; /* put refuses larger bodies */
     uint32_t attempts;
-    uint32_t exp_pos; /* position in the expiry heap */
-    uint32_t rem_pos; /* position in the reminder heap, NOT_IN_HEAP if snd_time == 0 */
-    uint8_t present;  /* HAS_* */
+    uint32_t exp_pos;  /* position in the expiry heap */
+    uint32_t rem_pos;  /* position in the reminder heap, NOT_IN_HEAP if snd_time == 0 */
+    uint8_t flags;     /* HAS_*, CTYPE_TEXT_PLAIN, LEASED */
     /* body bytes, then each present string with its NUL, in HAS_* order */
     char data[];
 } entry_t;
@@ -74,12 +77,14 @@ struct owner {
     char buf[];
 };
 
-struct lease {
-    GHashTable *entries; /* set of entry_t* this instance holds */
-    char name[];
-};
+/* The lease of a claimed entry; the entry has LEASED set. A lease that ran
+ * out stays until the entry is claimed again, released or deleted. */
+typedef struct lease {
+    int64_t until;
+    char holder[]; /* lease_owner of the claim */
+} lease_t;
 
-/* A binary min-heap of entries keyed by (time, id). `rem` selects which time
+/* A binary min-heap of entries keyed by a time. `rem` selects which time
  * and which position field, so one implementation serves both indexes. */
 typedef struct heap {
     entry_t **v;
@@ -100,7 +105,7 @@ typedef struct memory_store {
     int64_t next_id;
     int64_t total;
     GHashTable *owners; /* set of owner_t*, hashed by (user, domain) */
-    GHashTable *leases; /* name -> lease_t* */
+    GHashTable *leases; /* entry_t* -> lease_t* (owned) */
     id_index_t ids;
     heap_t exp_heap;
     heap_t rem_heap;
@@ -118,10 +123,11 @@ static inline uint32_t *heap_pos(const heap_t *h, entry_t *e)
     return h->rem ? &e->rem_pos : &e->exp_pos;
 }
 
+/* No tie-break on id: expire takes every key <= now and reminder claims sort
+ * what is due by id, so the order among equal times never shows. */
 static inline gboolean heap_less(const heap_t *h, const entry_t *a, const entry_t *b)
 {
-    int64_t ka = heap_key(h, a), kb = heap_key(h, b);
-    return ka < kb || (ka == kb && a->id < b->id);
+    return heap_key(h, a) < heap_key(h, b);
 }
 
 static inline void heap_set(heap_t *h, uint32_t i, entry_t *e)
@@ -331,50 +337,41 @@ static owner_t *owner_get(memory_store_t *m, const char *user, const char *domai
 
 static void lease_drop(memory_store_t *m, entry_t *e)
 {
-    lease_t *l = e->lease;
-    if (!l)
+    if (!(e->flags & LEASED))
         return;
-    e->lease = NULL;
-    g_hash_table_remove(l->entries, e);
-    /* An instance name usually changes at each restart (pid): forget it when
-     * it holds nothing so that names do not pile up. */
-    if (g_hash_table_size(l->entries) == 0)
-        g_hash_table_remove(m->leases, l->name); /* frees l */
+    e->flags &= (uint8_t)~LEASED;
+    g_hash_table_remove(m->leases, e);
 }
 
-static void lease_set(memory_store_t *m, entry_t *e, const char *name)
+static void lease_set(memory_store_t *m, entry_t *e, const char *holder, int64_t until)
 {
-    if (e->lease && strcmp(e->lease->name, name) == 0)
-        return;
-    lease_drop(m, e);
-    lease_t *l = g_hash_table_lookup(m->leases, name);
-    if (!l) {
-        size_t len = strlen(name) + 1;
-        l = g_malloc(sizeof *l + len);
-        memcpy(l->name, name, len);
-        l->entries = g_hash_table_new(NULL, NULL);
-        g_hash_table_insert(m->leases, l->name, l);
-    }
-    g_hash_table_add(l->entries, e);
-    e->lease = l;
+    size_t len = strlen(holder) + 1;
+    lease_t *l = g_malloc(sizeof *l + len);
+    l->until = until;
+    memcpy(l->holder, holder, len);
+    g_hash_table_insert(m->leases, e, l); /* frees a previous lease */
+    e->flags |= LEASED;
 }
 
-static void lease_free(gpointer p)
+static int64_t lease_until(const memory_store_t *m, const entry_t *e)
 {
-    lease_t *l = p;
-    g_hash_table_unref(l->entries);
-    g_free(l);
+    if (!(e->flags & LEASED))
+        return 0;
+    const lease_t *l = g_hash_table_lookup(m->leases, e);
+    return l->until;
 }
 
 /* ------------------------------------------------------------- entries */
 
 static const char *entry_str(const entry_t *e, unsigned bit)
 {
+    if (bit == HAS_CTYPE && (e->flags & CTYPE_TEXT_PLAIN))
+        return text_plain;
     const char *p = e->data + e->body_len;
     for (unsigned b = HAS_SRC; b < bit; b <<= 1)
-        if (e->present & b)
+        if (e->flags & b)
             p += strlen(p) + 1;
-    return (e->present & bit) ? p : NULL;
+    return (e->flags & bit) ? p : NULL;
 }
 
 /* Deep copy for the core, with the library's allocators (the core frees it
@@ -400,28 +397,23 @@ static msilo_message_t *entry_to_message(const entry_t *e)
     return msg;
 }
 
-/* Size of the entry for @p msg, or 0 when it would overflow size_t. */
-static size_t entry_size(const msilo_message_t *msg)
+static gboolean is_text_plain(const char *ctype)
 {
-    const char *strs[] = { msg->src, msg->dst, msg->ctype, msg->extra_hdrs, msg->callid };
-    size_t size = offsetof(entry_t, data);
-    if (msg->body_len > G_MAXSIZE - size)
-        return 0;
-    size += msg->body_len;
-    for (size_t i = 0; i < G_N_ELEMENTS(strs); i++) {
-        if (!strs[i])
-            continue;
-        size_t len = strlen(strs[i]) + 1;
-        if (len > G_MAXSIZE - size)
-            return 0;
-        size += len;
-    }
-    return size;
+    return ctype && strcmp(ctype, text_plain) == 0;
 }
 
-static entry_t *entry_new(const msilo_message_t *msg, size_t size)
+/* Copies @p msg into one allocation. The caller checked body_len <= UINT32_MAX;
+ * the sizes cannot overflow since every part is already in memory. */
+static entry_t *entry_new(const msilo_message_t *msg)
 {
+    /* in HAS_* bit order */
     const char *strs[] = { msg->src, msg->dst, msg->ctype, msg->extra_hdrs, msg->callid };
+    enum { CTYPE_INDEX = 2 };
+    size_t size = offsetof(entry_t, data) + msg->body_len;
+    for (size_t i = 0; i < G_N_ELEMENTS(strs); i++)
+        if (strs[i] && !(i == CTYPE_INDEX && is_text_plain(strs[i])))
+            size += strlen(strs[i]) + 1;
+
     entry_t *e = g_malloc(size);
     memset(e, 0, offsetof(entry_t, data));
     e->inc_time = msg->inc_time;
@@ -429,7 +421,7 @@ static entry_t *entry_new(const msilo_message_t *msg, size_t size)
     e->snd_time = msg->snd_time;
     e->next_try = msg->next_try;
     e->attempts = msg->attempts;
-    e->body_len = msg->body_len;
+    e->body_len = (uint32_t)msg->body_len;
     e->exp_pos = NOT_IN_HEAP;
     e->rem_pos = NOT_IN_HEAP;
     char *p = e->data;
@@ -440,10 +432,14 @@ static entry_t *entry_new(const msilo_message_t *msg, size_t size)
     for (size_t i = 0; i < G_N_ELEMENTS(strs); i++) {
         if (!strs[i])
             continue;
+        if (i == CTYPE_INDEX && is_text_plain(strs[i])) {
+            e->flags |= CTYPE_TEXT_PLAIN;
+            continue;
+        }
         size_t len = strlen(strs[i]) + 1;
         memcpy(p, strs[i], len);
         p += len;
-        e->present |= (uint8_t)(1u << i);
+        e->flags |= (uint8_t)(1u << i);
     }
     return e;
 }
@@ -493,9 +489,11 @@ static void entry_delete(memory_store_t *m, entry_t *e, size_t pos)
     g_free(e);
 }
 
-static gboolean claimable(const entry_t *e, const msilo_store_claim_t *c)
+static gboolean claimable(const memory_store_t *m, const entry_t *e,
+                          const msilo_store_claim_t *c)
 {
-    return e->exp_time > c->now && e->lease_until <= c->now && e->next_try <= c->max_next_try;
+    return e->exp_time > c->now && e->next_try <= c->max_next_try &&
+           lease_until(m, e) <= c->now;
 }
 
 static gint entry_cmp_id(gconstpointer a, gconstpointer b)
@@ -506,8 +504,12 @@ static gint entry_cmp_id(gconstpointer a, gconstpointer b)
 
 /* ------------------------------------------------------------- methods */
 
-#define LOCKED(s) memory_store_t *m = (memory_store_t *)(s); \
-    g_autoptr(GMutexLocker) locker_ = g_mutex_locker_new(&m->lock)
+/* Declares `m` and holds the store's lock until the end of the enclosing
+ * block, so that no early return can leave it locked. (The locker is only
+ * used by its cleanup: clang would call it unused.) */
+#define LOCKED(s)                                                                          \
+    memory_store_t *m = (memory_store_t *)(s);                                             \
+    G_GNUC_UNUSED g_autoptr(GMutexLocker) locker_ = g_mutex_locker_new(&m->lock)
 
 static int mem_put(msilo_store_t *s, msilo_message_t *const *msgs, size_t n,
                    int64_t max_per_owner, int *results)
@@ -515,13 +517,16 @@ static int mem_put(msilo_store_t *s, msilo_message_t *const *msgs, size_t n,
     if ((!msgs && n) || (!results && n))
         return msilo_fail(MSILO_EINVAL, "memory put: bad arguments");
     /* Check the whole batch first: a failed put stores none of it. */
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         if (!msgs[i] || !msgs[i]->user || !msgs[i]->domain ||
-            (msgs[i]->body_len && !msgs[i]->body) || entry_size(msgs[i]) == 0)
+            (msgs[i]->body_len && !msgs[i]->body))
             return msilo_fail(MSILO_EINVAL, "memory put: message %zu incomplete", i);
+        if (msgs[i]->body_len > UINT32_MAX)
+            return msilo_fail(MSILO_ETOOBIG, "memory put: body of message %zu exceeds 4 GiB", i);
+    }
 
     LOCKED(s);
-    /* Heap positions are uint32_t; ids must stay positive. */
+    /* Heap positions are uint32_t; a tombstone in the id index holds id << 1. */
     if (n > (size_t)(NOT_IN_HEAP - 1) - (size_t)m->total ||
         (int64_t)n > INT64_MAX / 2 - m->next_id)
         return msilo_fail(MSILO_ENOMEM, "memory store is full (%" PRId64 " messages)",
@@ -541,7 +546,7 @@ static int mem_put(msilo_store_t *s, msilo_message_t *const *msgs, size_t n,
                 continue;
             }
         }
-        entry_t *e = entry_new(msg, entry_size(msg));
+        entry_t *e = entry_new(msg);
         entry_insert(m, owner_get(m, msg->user, msg->domain), e);
         msgs[i]->id = e->id;
         results[i] = 0;
@@ -565,13 +570,13 @@ static int mem_claim(msilo_store_t *s, const msilo_store_claim_t *c, msilo_messa
         g_ptr_array_sort(due, entry_cmp_id);
         for (guint i = 0; i < due->len && got->len < c->max; i++) {
             entry_t *e = due->pdata[i];
-            if (claimable(e, c))
+            if (claimable(m, e, c))
                 g_ptr_array_add(got, e);
         }
     } else {
         owner_t *o = owner_lookup(m, c->user, c->domain);
         for (entry_t *e = o ? o->head : NULL; e && got->len < c->max; e = e->next)
-            if (e->snd_time == 0 && claimable(e, c))
+            if (e->snd_time == 0 && claimable(m, e, c))
                 g_ptr_array_add(got, e);
     }
 
@@ -583,8 +588,7 @@ static int mem_claim(msilo_store_t *s, const msilo_store_claim_t *c, msilo_messa
     msilo_message_t **out = g_new(msilo_message_t *, got->len);
     for (guint i = 0; i < got->len; i++) {
         entry_t *e = got->pdata[i];
-        e->lease_until = c->lease_until;
-        lease_set(m, e, c->lease_owner);
+        lease_set(m, e, c->lease_owner, c->lease_until);
         out[i] = entry_to_message(e);
     }
     *ret_msgs = out;
@@ -622,9 +626,13 @@ static int mem_release(msilo_store_t *s, const msilo_store_release_t *items, siz
         entry_t *e = ids_find(&m->ids, items[i].id, NULL);
         if (!e)
             continue;
+        if (items[i].lease_owner) {
+            const lease_t *l = (e->flags & LEASED) ? g_hash_table_lookup(m->leases, e) : NULL;
+            if (l && strcmp(l->holder, items[i].lease_owner) != 0)
+                continue; /* someone claimed it again after our lease ran out */
+        }
         e->attempts = items[i].attempts;
         e->next_try = items[i].next_try;
-        e->lease_until = 0;
         lease_drop(m, e);
         if ((items[i].flags & MSILO_RELEASE_CLEAR_SND_TIME) && e->snd_time != 0) {
             if (e->rem_pos != NOT_IN_HEAP)
@@ -738,18 +746,16 @@ static int mem_reset_leases(msilo_store_t *s, const char *lease_owner, size_t *r
         return msilo_fail(MSILO_EINVAL, "memory reset_leases: bad arguments");
     LOCKED(s);
     size_t n = 0;
-    lease_t *l = g_hash_table_lookup(m->leases, lease_owner);
-    if (l) {
-        GHashTableIter it;
-        gpointer key;
-        g_hash_table_iter_init(&it, l->entries);
-        while (g_hash_table_iter_next(&it, &key, NULL)) {
-            entry_t *e = key;
-            e->lease = NULL;
-            e->lease_until = 0;
-            n++;
-        }
-        g_hash_table_remove(m->leases, lease_owner); /* frees l */
+    GHashTableIter it;
+    gpointer key, value;
+    /* only leased entries are in the table: the messages in flight */
+    g_hash_table_iter_init(&it, m->leases);
+    while (g_hash_table_iter_next(&it, &key, &value)) {
+        if (strcmp(((const lease_t *)value)->holder, lease_owner) != 0)
+            continue;
+        ((entry_t *)key)->flags &= (uint8_t)~LEASED;
+        g_hash_table_iter_remove(&it);
+        n++;
     }
     if (ret_n)
         *ret_n = n;
@@ -794,7 +800,7 @@ int msilo_memory_store_new(msilo_store_t **ret)
     g_mutex_init(&m->lock);
     m->next_id = 1;
     m->owners = g_hash_table_new_full(owner_hash, owner_equal, g_free, NULL);
-    m->leases = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, lease_free);
+    m->leases = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
     m->exp_heap.rem = FALSE;
     m->rem_heap.rem = TRUE;
     *ret = &m->base;

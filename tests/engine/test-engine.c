@@ -312,7 +312,7 @@ static void test_aor_parse(void **state)
         "sip:alice@", "sip:alice@exa mple.org", "<sip:alice@example.org", "sip:al%ZZce@example.org",
         "sip:al%00ce@example.org", "sip:al%0d%0ace@example.org", "sip:alice@example.org:99999",
         "sip:alice@example.org:12x", "sip:alice@example.org\r\nX: y", "tel:", "tel:abc",
-        "sip:alice@ex@mple.org",
+        "sip:alice@ex@mple.org", "sip:%ff%fe@example.org",
     };
     for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
         char *u = NULL, *d = NULL;
@@ -558,6 +558,7 @@ static void test_store_bad_input(void **state)
     CASE("reminders disabled", snd_time, "20300101000000", NULL, MSILO_ENOTSUP);
     CASE("Content-Type injection", content_type, "text/plain\r\nX-Evil: 1", NULL, MSILO_EINVAL);
     CASE("Call-ID injection", call_id, "a\r\nb", NULL, MSILO_EINVAL);
+    CASE("Content-Type not UTF-8", content_type, "text/plain; x=\xff", NULL, MSILO_EINVAL);
     CASE("body pointer missing", body, NULL, NULL, MSILO_EINVAL);
     cases[4].r.ruri = "sip:example.org";
     for (size_t i = 0; i < n; i++) {
@@ -1193,6 +1194,8 @@ typedef struct {
     int puts;
     size_t max_batch;
     int fail_put, fail_remove; /* simulate a database that went away */
+    int poison;                /* fail any batch holding a body "poison" (a row the
+                                  table refuses, e.g. a too long username) */
 } counting_store;
 
 static int cs_put(msilo_store_t *s, msilo_message_t *const *m, size_t n, int64_t max, int *res)
@@ -1200,6 +1203,9 @@ static int cs_put(msilo_store_t *s, msilo_message_t *const *m, size_t n, int64_t
     counting_store *c = (counting_store *)s;
     if (c->fail_put)
         return MSILO_ESTORE;
+    for (size_t i = 0; c->poison && i < n; i++)
+        if (m[i]->body_len == 6 && memcmp(m[i]->body, "poison", 6) == 0)
+            return MSILO_ESTORE;
     c->puts++;
     c->max_batch = MAX(c->max_batch, n);
     return c->inner->put(c->inner, m, n, max, res);
@@ -1310,6 +1316,37 @@ static void test_free_completes_pending_stores(void **state)
         assert_int_equal(recs[i].rc, 0); /* accepted means committed */
     }
     assert_int_equal(count(f, NULL, NULL), 5);
+}
+
+static void test_poison_message_fails_alone(void **state)
+{
+    fixture *f = *state;
+    counting_store cs;
+    counting_init(&cs, f->store, 0);
+    cs.poison = 1;
+    msilo_engine_t *e;
+    assert_int_equal(msilo_engine_new(&e, NULL, &cs.base, &f->tr->base, f->ctx), 0);
+    static const char *const bodies[] = { "a", "b", "poison", "c", "d", "e" };
+    store_rec recs[G_N_ELEMENTS(bodies)] = { { 0 } };
+    for (size_t i = 0; i < G_N_ELEMENTS(bodies); i++) {
+        msilo_request_t r = message("sip:alice@example.org", "sip:alice@example.org", bodies[i]);
+        assert_int_equal(msilo_engine_store(e, &r, NULL, store_cb, &recs[i]), 0);
+    }
+    assert_true(run_until_idle(e, f->ctx, TRUE));
+    for (size_t i = 0; i < G_N_ELEMENTS(bodies); i++) {
+        assert_int_equal(recs[i].calls, 1);
+        assert_int_equal(recs[i].rc, i == 2 ? MSILO_ESTORE : 0);
+    }
+    assert_int_equal(count(f, NULL, NULL), 5);
+    /* storage order kept for the rest */
+    msilo_message_t **all;
+    size_t n;
+    assert_int_equal(msilo_store_list(f->store, NULL, NULL, 0, 10, &all, &n), 0);
+    assert_int_equal(n, 5);
+    assert_memory_equal(all[0]->body, "a", 1);
+    assert_memory_equal(all[4]->body, "e", 1);
+    msilo_message_array_free(all, n);
+    msilo_engine_free(e);
 }
 
 static void test_statistics_not_swapped(void **state)
@@ -1427,6 +1464,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sync_from_wrong_thread, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_completes_pending_stores, setup, teardown),
         cmocka_unit_test_setup_teardown(test_statistics_not_swapped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_poison_message_fails_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_backend_failure, setup, teardown),
     };
     return cmocka_run_group_tests_name("engine", tests, NULL, NULL);

@@ -65,6 +65,9 @@ typedef struct msilo_store_release {
     int64_t next_try;  /**< earliest retry by the retry timer; INT64_MAX = only on a
                             new registration (dump) */
     unsigned flags;    /**< MSILO_RELEASE_* */
+    const char *lease_owner; /**< when not NULL: release only if the message is still
+                                  leased by this claimer (a late release after the lease
+                                  ran out must not end another instance's fresh lease) */
 } msilo_store_release_t;
 
 /** Which messages a claim may take. */
@@ -179,6 +182,17 @@ MSILO_API int msilo_store_reset_leases(msilo_store_t *s, const char *lease_owner
                                        size_t *ret_n);
 /** Calls s->free. NULL is a no-op. */
 MSILO_API void msilo_store_free(msilo_store_t *s);
+
+/**
+ * For backends: records a human-readable detail for msilo_error_detail() on
+ * the calling thread and returns @p code, e.g.
+ * `return msilo_store_fail(MSILO_ESTORE, "connection lost: %s", PQerrorMessage(c));`
+ */
+MSILO_API int msilo_store_fail(int code, const char *fmt, ...)
+#ifdef __GNUC__
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
 
 MSILO_END_DECLS
 

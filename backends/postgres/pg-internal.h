@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Private to libmsilo-postgres: options, connection helpers, parameter
+ * encoding and the table description shared by the store and the migration. */
+#ifndef MSILO_PG_INTERNAL_H
+#define MSILO_PG_INTERNAL_H
+
+#include <glib.h>
+#include <libpq-fe.h>
+#include <msilo/msilo.h>
+#include <msilo/postgres.h>
+
+/* Type OIDs we send or inspect (fixed in pg_type.dat since forever). */
+#define PG_OID_BOOL 16
+#define PG_OID_BYTEA 17
+#define PG_OID_INT8 20
+#define PG_OID_INT2 21
+#define PG_OID_INT4 23
+#define PG_OID_TEXT 25
+#define PG_OID_VARCHAR 1043
+
+/* Columns of the table. The first PG_COL_NAMED ones have configurable names
+ * (sc_* keys, in this order); the rest are libmsilo's own. */
+typedef enum pg_col {
+    PG_COL_ID,
+    PG_COL_FROM,
+    PG_COL_TO,
+    PG_COL_USER,
+    PG_COL_HOST,
+    PG_COL_INC,
+    PG_COL_EXP,
+    PG_COL_SND,
+    PG_COL_CTYPE,
+    PG_COL_BODY,
+    PG_COL_HDRS,
+    PG_COL_CALLID,
+    PG_COL_NAMED,
+    PG_COL_LEASE_OWNER = PG_COL_NAMED,
+    PG_COL_LEASE_UNTIL,
+    PG_COL_ATTEMPTS,
+    PG_COL_NEXT_TRY,
+    PG_COL_N
+} pg_col_t;
+
+struct msilo_pg_options {
+    char *url;
+    char *table;
+    char *col[PG_COL_NAMED]; /* NULL = default */
+};
+
+/* Column name in effect for @p c (default or configured). */
+const char *pg_options_col(const msilo_pg_options_t *o, int c);
+const char *pg_options_table(const msilo_pg_options_t *o);
+msilo_pg_options_t *pg_options_copy(const msilo_pg_options_t *o);
+
+/* Records the thread's detail (see msilo_pg_error_detail()) and returns code. */
+int pg_fail(int code, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+
+/* Connects (URL, postgresql:// URI or key=value; client_encoding forced to
+ * UTF8, notices silenced). NULL on failure with *ret_err = MSILO_ECONFIG (does
+ * not parse) or MSILO_ESTORE (unreachable), detail set. */
+PGconn *pg_connect(const char *url, int *ret_err);
+
+/* Quoted identifier (g_free), or NULL (detail set) when libpq refuses it. */
+char *pg_ident(PGconn *conn, const char *name);
+
+/* MSILO_ESTORE with a detail made of @p what and the server's message; clears
+ * @p res. */
+int pg_result_fail(PGconn *conn, PGresult *res, const char *what);
+
+/* What the catalog says about one column. */
+typedef struct pg_colinfo {
+    gboolean present;
+    unsigned type; /* type OID */
+    int typmod;    /* atttypmod (-1 = none; VARCHAR(n) = n + 4) */
+    gboolean notnull;
+} pg_colinfo_t;
+
+/* Looks the table up: *ret_exists, and info[c] for every column c. The table
+ * name is the quoted identifier. MSILO_ESTORE on failure. */
+int pg_describe(PGconn *conn, const char *table_q, const msilo_pg_options_t *o,
+                gboolean *ret_exists, pg_colinfo_t info[PG_COL_N]);
+
+/* ---- parameters in binary format ---- */
+
+#define PG_MAX_PARAMS 16
+
+typedef struct pg_params {
+    int n;
+    const char *values[PG_MAX_PARAMS];
+    int lengths[PG_MAX_PARAMS];
+    int formats[PG_MAX_PARAMS];
+    GByteArray *bufs[PG_MAX_PARAMS];
+} pg_params_t;
+
+/* A one-dimensional array being built in PostgreSQL's binary array format. */
+typedef struct pg_array {
+    GByteArray *buf;
+} pg_array_t;
+
+void pg_params_text(pg_params_t *p, const char *s); /* NULL = SQL NULL */
+void pg_params_int8(pg_params_t *p, int64_t v);
+void pg_params_array(pg_params_t *p, pg_array_t *a); /* takes a's buffer */
+void pg_params_clear(pg_params_t *p);
+
+void pg_array_init(pg_array_t *a, unsigned elem_oid, size_t n);
+void pg_array_text(pg_array_t *a, const char *s); /* NULL = NULL element */
+void pg_array_bytes(pg_array_t *a, const void *data, size_t len);
+void pg_array_int8(pg_array_t *a, int64_t v);
+void pg_array_bool(pg_array_t *a, gboolean v);
+
+/* Reads a binary int8 field. */
+int64_t pg_get_int8(const PGresult *r, int row, int col);
+
+#endif

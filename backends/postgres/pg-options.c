@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Options of the PostgreSQL store, addressed by the msilo parameter names. */
+#include "pg-internal.h"
+
+#include <string.h>
+
+/* sc_* keys and their defaults, in pg_col_t order. */
+static const struct {
+    const char *key;
+    const char *def;
+} named_cols[PG_COL_NAMED] = {
+    [PG_COL_ID] = { "sc_mid", "id" },
+    [PG_COL_FROM] = { "sc_from", "src_addr" },
+    [PG_COL_TO] = { "sc_to", "dst_addr" },
+    [PG_COL_USER] = { "sc_uri_user", "username" },
+    [PG_COL_HOST] = { "sc_uri_host", "domain" },
+    [PG_COL_INC] = { "sc_inc_time", "inc_time" },
+    [PG_COL_EXP] = { "sc_exp_time", "exp_time" },
+    [PG_COL_SND] = { "sc_snd_time", "snd_time" },
+    [PG_COL_CTYPE] = { "sc_ctype", "ctype" },
+    [PG_COL_BODY] = { "sc_body", "body" },
+    [PG_COL_HDRS] = { "sc_stored_hdrs", "extra_hdrs" },
+    [PG_COL_CALLID] = { "sc_callid", "callid" },
+};
+
+/* libmsilo's own columns: fixed names, so that every deployment's table
+ * looks the same to operators. */
+static const char *const own_cols[PG_COL_N - PG_COL_NAMED] = {
+    "lease_owner",
+    "lease_until",
+    "attempts",
+    "next_try",
+};
+
+const char *pg_options_col(const msilo_pg_options_t *o, int c)
+{
+    if (c >= PG_COL_NAMED)
+        return own_cols[c - PG_COL_NAMED];
+    return o->col[c] ? o->col[c] : named_cols[c].def;
+}
+
+const char *pg_options_table(const msilo_pg_options_t *o)
+{
+    return o->table ? o->table : "silo";
+}
+
+int msilo_pg_options_new(msilo_pg_options_t **ret)
+{
+    if (!ret)
+        return pg_fail(MSILO_EINVAL, "msilo_pg_options_new: ret is NULL");
+    *ret = g_new0(msilo_pg_options_t, 1);
+    return 0;
+}
+
+void msilo_pg_options_free(msilo_pg_options_t *o)
+{
+    if (!o)
+        return;
+    g_free(o->url);
+    g_free(o->table);
+    for (int i = 0; i < PG_COL_NAMED; i++)
+        g_free(o->col[i]);
+    g_free(o);
+}
+
+msilo_pg_options_t *pg_options_copy(const msilo_pg_options_t *o)
+{
+    msilo_pg_options_t *c = g_new0(msilo_pg_options_t, 1);
+    c->url = g_strdup(o->url);
+    c->table = g_strdup(o->table);
+    for (int i = 0; i < PG_COL_NAMED; i++)
+        c->col[i] = g_strdup(o->col[i]);
+    return c;
+}
+
+/* Finds the slot of @p key; NULL when unknown. *ret_ident says whether the
+ * value names an identifier (must not be empty). */
+static char **slot(msilo_pg_options_t *o, const char *key, gboolean *ret_ident)
+{
+    *ret_ident = TRUE;
+    if (strcmp(key, "db_url") == 0) {
+        *ret_ident = FALSE;
+        return &o->url;
+    }
+    if (strcmp(key, "db_table") == 0)
+        return &o->table;
+    for (int i = 0; i < PG_COL_NAMED; i++)
+        if (strcmp(key, named_cols[i].key) == 0)
+            return &o->col[i];
+    return NULL;
+}
+
+int msilo_pg_options_set(msilo_pg_options_t *o, const char *key, const char *value)
+{
+    if (!o || !key)
+        return pg_fail(MSILO_EINVAL, "msilo_pg_options_set: bad arguments");
+    gboolean ident;
+    char **p = slot(o, key, &ident);
+    if (!p)
+        return pg_fail(MSILO_ECONFIG, "unknown PostgreSQL store option '%s'", key);
+    if (value && !*value)
+        return pg_fail(MSILO_ECONFIG, "option '%s' is empty", key);
+    if (value && ident && strlen(value) > 63)
+        /* PostgreSQL would silently truncate it (NAMEDATALEN - 1). */
+        return pg_fail(MSILO_ECONFIG, "option '%s': identifier longer than 63 bytes", key);
+    g_free(*p);
+    *p = g_strdup(value);
+    return 0;
+}
+
+const char *msilo_pg_options_get(const msilo_pg_options_t *o, const char *key)
+{
+    if (!o || !key)
+        return NULL;
+    gboolean ident;
+    char **p = slot((msilo_pg_options_t *)o, key, &ident);
+    if (!p)
+        return NULL;
+    if (*p || p == &o->url)
+        return *p;
+    if (p == &o->table)
+        return pg_options_table(o);
+    return pg_options_col(o, (int)(p - o->col));
+}

@@ -1,0 +1,890 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The PostgreSQL store: the msilo_store_t methods on one libpq connection.
+ *
+ * Every statement is prepared once per connection with quoted identifiers
+ * (PQescapeIdentifier) and takes every value as a parameter; arrays go in
+ * PostgreSQL's binary array format so that a batch is one statement whatever
+ * its size. Results come back in binary (bodies byte-exact, integers cast to
+ * int8 in the SQL so one decoder fits a 32-bit Kamailio column and ours).
+ */
+#include "pg-internal.h"
+
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Back-off between failed reconnects. */
+#define BACKOFF_MIN_US (100 * G_TIME_SPAN_MILLISECOND)
+#define BACKOFF_MAX_US (5 * G_TIME_SPAN_SECOND)
+
+typedef enum {
+    Q_LOCK,
+    Q_PUT,
+    Q_CLAIM_OWNER,
+    Q_CLAIM_REMINDERS,
+    Q_REMOVE,
+    Q_RELEASE,
+    Q_COUNT_OWNER,
+    Q_COUNT_ALL,
+    Q_EXPIRE,
+    Q_LIST_OWNER,
+    Q_LIST_ALL,
+    Q_GET,
+    Q_PURGE,
+    Q_RESET,
+    Q_N
+} query_t;
+
+typedef struct pg_store {
+    msilo_store_t base;
+    msilo_pg_options_t *opts;
+    PGconn *conn;
+    guint32 prepared;     /* bit q: Q_* prepared on this connection */
+    gint64 reconnect_at;  /* monotonic µs before which we do not retry */
+    gint64 backoff;       /* µs; 0 until a reconnect failed */
+    char *sql[Q_N];
+    char *table_name;     /* unquoted, the advisory lock's namespace */
+    char *seq_oid;        /* the id column's sequence: its OID, as text */
+    pg_colinfo_t info[PG_COL_N];
+} pg_store;
+
+/* Columns read into a message, in this order (see row_to_message). */
+enum { R_ID, R_USER, R_HOST, R_FROM, R_TO, R_CTYPE, R_BODY, R_HDRS, R_CALLID, R_INC, R_EXP,
+       R_SND, R_ATTEMPTS, R_NEXT_TRY };
+
+/* ---- SQL text, built once per store ---- */
+
+static char *build_select_list(char *const q[PG_COL_N], const char *prefix)
+{
+    const char *p = prefix ? prefix : "";
+    return g_strdup_printf("%s%s::int8, %s%s, %s%s, %s%s, %s%s, %s%s, %s%s, %s%s, %s%s, "
+                           "%s%s::int8, %s%s::int8, %s%s::int8, %s%s::int8, %s%s::int8",
+                           p, q[PG_COL_ID], p, q[PG_COL_USER], p, q[PG_COL_HOST], p,
+                           q[PG_COL_FROM], p, q[PG_COL_TO], p, q[PG_COL_CTYPE], p,
+                           q[PG_COL_BODY], p, q[PG_COL_HDRS], p, q[PG_COL_CALLID], p,
+                           q[PG_COL_INC], p, q[PG_COL_EXP], p, q[PG_COL_SND], p,
+                           q[PG_COL_ATTEMPTS], p, q[PG_COL_NEXT_TRY]);
+}
+
+static void build_sql(pg_store *s, const char *t, char *const q[PG_COL_N])
+{
+    char *cols = build_select_list(q, NULL);
+    char *tcols = build_select_list(q, "m.");
+
+    /* Per-owner advisory locks, taken in key order so that two batches
+     * never wait on each other in a cycle. The first key keeps tables (and
+     * other applications' single-key locks) apart. */
+    s->sql[Q_LOCK] = g_strdup(
+        "SELECT pg_advisory_xact_lock(hashtext($1::text), k) FROM "
+        "(SELECT DISTINCT hashtext(u || '@' || d) AS k "
+        "FROM unnest($2::text[], $3::text[]) AS t(u, d) ORDER BY 1) AS s");
+
+    /* One statement for the whole batch. "acc" keeps the messages within
+     * the quota (existing count + rank in the batch); its ORDER BY makes
+     * nextval() run in batch order, so an owner's ids follow storage order.
+     * The CTE is evaluated once, so the ids inserted are the ids returned.
+     * The sequence goes by OID: oid to regclass costs nothing per row, a
+     * name would be looked up for every row. */
+    s->sql[Q_PUT] = g_strdup_printf(
+        "WITH src AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
+        "$5::text[], $6::bytea[], $7::text[], $8::text[], $9::int8[], $10::int8[], "
+        "$11::int8[], $12::int8[], $13::int8[]) WITH ORDINALITY "
+        "AS t(u, d, fr, dst, ct, bd, hd, ci, inc, exp, snd, att, nt, ord)), "
+        "acc AS (SELECT r.*, nextval($15::oid::regclass) AS new_id FROM "
+        "(SELECT src.*, row_number() OVER (PARTITION BY u, d ORDER BY ord) AS rn FROM src) r "
+        "WHERE $14::int8 <= 0 OR r.rn + (SELECT count(*) FROM %s m "
+        "WHERE m.%s = r.u AND m.%s = r.d) <= $14::int8 ORDER BY r.ord), "
+        "ins AS (INSERT INTO %s (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "SELECT new_id, u, d, fr, dst, ct, bd, hd, ci, inc, exp, snd, att, nt FROM acc) "
+        "SELECT ord::int8, new_id FROM acc",
+        t, q[PG_COL_USER], q[PG_COL_HOST], t, q[PG_COL_ID], q[PG_COL_USER], q[PG_COL_HOST],
+        q[PG_COL_FROM], q[PG_COL_TO], q[PG_COL_CTYPE], q[PG_COL_BODY], q[PG_COL_HDRS],
+        q[PG_COL_CALLID], q[PG_COL_INC], q[PG_COL_EXP], q[PG_COL_SND], q[PG_COL_ATTEMPTS],
+        q[PG_COL_NEXT_TRY]);
+
+    /* Claims: SKIP LOCKED lets two claimers take disjoint rows; a row
+     * another claimer leased and committed meanwhile is re-checked against
+     * the lease condition on its new version, so it is skipped too.
+     *
+     * A lease is soft state, so a claim commits asynchronously
+     * (synchronous_commit off for this transaction only): a database crash
+     * can forget the last leases, which at worst lets another instance
+     * deliver a message that is in flight, a duplicate that at-least-once
+     * delivery allows anyway. Stores and acknowledgements stay synchronous.
+     * Its cost otherwise is one WAL flush per claim, as much as the ack. */
+#define CLAIM_FMT                                                                          \
+    "WITH msilo_async AS MATERIALIZED "                                                    \
+    "(SELECT set_config('synchronous_commit', 'off', true) AS msilo_sc), "                 \
+    "c AS (SELECT x.%s FROM %s AS x, msilo_async WHERE %s AND %s > $5::int8 "              \
+    "AND %s <= $5::int8 AND %s <= $6::int8 ORDER BY x.%s LIMIT $7::int8 "                  \
+    "FOR UPDATE OF x SKIP LOCKED) "                                                        \
+    "UPDATE %s m SET %s = $1::text, %s = $2::int8 FROM c WHERE m.%s = c.%s RETURNING %s"
+    char *owner_cond = g_strdup_printf("%s = $3::text AND %s = $4::text AND %s = 0",
+                                       q[PG_COL_USER], q[PG_COL_HOST], q[PG_COL_SND]);
+    /* "snd <> 0" literally, so the partial index applies; $3/$4 unused but
+     * typed so both claims take the same parameters. */
+    char *rem_cond = g_strdup_printf("%s <> 0 AND %s <= $5::int8 AND $3::text IS NULL "
+                                     "AND $4::text IS NULL",
+                                     q[PG_COL_SND], q[PG_COL_SND]);
+    s->sql[Q_CLAIM_OWNER] = g_strdup_printf(
+        CLAIM_FMT, q[PG_COL_ID], t, owner_cond, q[PG_COL_EXP], q[PG_COL_LEASE_UNTIL],
+        q[PG_COL_NEXT_TRY], q[PG_COL_ID], t, q[PG_COL_LEASE_OWNER], q[PG_COL_LEASE_UNTIL],
+        q[PG_COL_ID], q[PG_COL_ID], tcols);
+    s->sql[Q_CLAIM_REMINDERS] = g_strdup_printf(
+        CLAIM_FMT, q[PG_COL_ID], t, rem_cond, q[PG_COL_EXP], q[PG_COL_LEASE_UNTIL],
+        q[PG_COL_NEXT_TRY], q[PG_COL_ID], t, q[PG_COL_LEASE_OWNER], q[PG_COL_LEASE_UNTIL],
+        q[PG_COL_ID], q[PG_COL_ID], tcols);
+#undef CLAIM_FMT
+    g_free(owner_cond);
+    g_free(rem_cond);
+
+    s->sql[Q_REMOVE] =
+        g_strdup_printf("DELETE FROM %s WHERE %s = ANY($1::int8[])", t, q[PG_COL_ID]);
+    s->sql[Q_RELEASE] = g_strdup_printf(
+        "UPDATE %s m SET %s = NULL, %s = 0, %s = r.att, %s = r.nt, "
+        "%s = CASE WHEN r.clr THEN 0 ELSE m.%s END "
+        "FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::bool[], $5::text[]) "
+        "AS r(id, att, nt, clr, owner) "
+        "WHERE m.%s = r.id AND (r.owner IS NULL OR m.%s IS NOT DISTINCT FROM r.owner)",
+        t, q[PG_COL_LEASE_OWNER], q[PG_COL_LEASE_UNTIL], q[PG_COL_ATTEMPTS],
+        q[PG_COL_NEXT_TRY], q[PG_COL_SND], q[PG_COL_SND], q[PG_COL_ID], q[PG_COL_LEASE_OWNER]);
+    s->sql[Q_COUNT_OWNER] =
+        g_strdup_printf("SELECT count(*)::int8 FROM %s WHERE %s = $1::text AND %s = $2::text", t,
+                        q[PG_COL_USER], q[PG_COL_HOST]);
+    s->sql[Q_COUNT_ALL] = g_strdup_printf("SELECT count(*)::int8 FROM %s", t);
+    s->sql[Q_EXPIRE] = g_strdup_printf("DELETE FROM %s WHERE %s <= $1::int8", t, q[PG_COL_EXP]);
+    s->sql[Q_LIST_OWNER] = g_strdup_printf(
+        "SELECT %s FROM %s WHERE %s = $1::text AND %s = $2::text AND %s > $3::int8 "
+        "ORDER BY %s LIMIT $4::int8",
+        cols, t, q[PG_COL_USER], q[PG_COL_HOST], q[PG_COL_ID], q[PG_COL_ID]);
+    s->sql[Q_LIST_ALL] =
+        g_strdup_printf("SELECT %s FROM %s WHERE %s > $1::int8 ORDER BY %s LIMIT $2::int8", cols,
+                        t, q[PG_COL_ID], q[PG_COL_ID]);
+    s->sql[Q_GET] = g_strdup_printf("SELECT %s FROM %s WHERE %s = $1::int8", cols, t,
+                                    q[PG_COL_ID]);
+    s->sql[Q_PURGE] = g_strdup_printf("DELETE FROM %s WHERE %s = $1::text AND %s = $2::text", t,
+                                      q[PG_COL_USER], q[PG_COL_HOST]);
+    /* Rare (an instance starting): a sequential scan is acceptable, and an
+     * index on lease_owner would make every claim a non-HOT update. */
+    s->sql[Q_RESET] = g_strdup_printf("UPDATE %s SET %s = NULL, %s = 0 WHERE %s = $1::text", t,
+                                      q[PG_COL_LEASE_OWNER], q[PG_COL_LEASE_UNTIL],
+                                      q[PG_COL_LEASE_OWNER]);
+    g_free(cols);
+    g_free(tcols);
+}
+
+/* ---- connection management ---- */
+
+static void drop_conn(pg_store *s)
+{
+    if (s->conn)
+        PQfinish(s->conn);
+    s->conn = NULL;
+    s->prepared = 0;
+}
+
+/* After a failed statement: a dead connection is dropped (the next call
+ * reconnects); a live one is brought back to idle. */
+static void after_failure(pg_store *s)
+{
+    if (!s->conn)
+        return;
+    if (PQstatus(s->conn) != CONNECTION_OK) {
+        drop_conn(s);
+        return;
+    }
+    if (PQpipelineStatus(s->conn) != PQ_PIPELINE_OFF && PQexitPipelineMode(s->conn) != 1) {
+        drop_conn(s);
+        return;
+    }
+    if (PQtransactionStatus(s->conn) != PQTRANS_IDLE) {
+        PGresult *r = PQexec(s->conn, "ROLLBACK");
+        gboolean ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        PQclear(r);
+        if (!ok || PQtransactionStatus(s->conn) != PQTRANS_IDLE)
+            drop_conn(s);
+    }
+}
+
+/* A server that shut down or restarted since our last call has sent a
+ * FATAL message and closed the socket. Between our calls the connection is
+ * idle and the server has nothing to say (we never LISTEN; a rare
+ * ParameterStatus after a configuration reload only costs a reconnect), so a
+ * readable socket means "gone": reconnecting then, before sending anything,
+ * lets even a put succeed across a restart. One poll(), no round trip. */
+static gboolean conn_suspect(PGconn *conn)
+{
+    struct pollfd pfd = { .fd = PQsocket(conn), .events = POLLIN };
+    if (pfd.fd < 0)
+        return TRUE;
+    int r = poll(&pfd, 1, 0);
+    return r != 0; /* readable, hung up, or poll failed */
+}
+
+static int ensure_conn(pg_store *s)
+{
+    if (s->conn && PQstatus(s->conn) == CONNECTION_OK && !conn_suspect(s->conn))
+        return 0;
+    drop_conn(s);
+    gint64 now = g_get_monotonic_time();
+    if (now < s->reconnect_at)
+        return pg_fail(MSILO_ESTORE, "PostgreSQL unreachable; next reconnect in %" G_GINT64_FORMAT
+                       " ms", (s->reconnect_at - now) / 1000);
+    int err;
+    s->conn = pg_connect(s->opts->url, &err);
+    if (!s->conn) {
+        /* The first reconnect after a lost connection is immediate; only
+         * repeated failures wait, doubling. */
+        s->backoff = s->backoff ? MIN(s->backoff * 2, BACKOFF_MAX_US) : BACKOFF_MIN_US;
+        s->reconnect_at = g_get_monotonic_time() + s->backoff;
+        return err == MSILO_ECONFIG ? err : MSILO_ESTORE;
+    }
+    s->backoff = 0;
+    s->reconnect_at = 0;
+    return 0;
+}
+
+static const char *stmt_name(query_t q, char buf[32])
+{
+    g_snprintf(buf, 32, "msilo_q%d", (int)q);
+    return buf;
+}
+
+static int prepare(pg_store *s, query_t q)
+{
+    if (s->prepared & (1u << q))
+        return 0;
+    char name[32];
+    PGresult *r = PQprepare(s->conn, stmt_name(q, name), s->sql[q], 0, NULL);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        int e = pg_result_fail(s->conn, r, "preparing a statement");
+        after_failure(s);
+        return e;
+    }
+    PQclear(r);
+    s->prepared |= 1u << q;
+    return 0;
+}
+
+/* Runs prepared statement @p q (binary results) once. */
+static int run_once(pg_store *s, query_t q, const pg_params_t *p, const char *what,
+                    PGresult **ret_res)
+{
+    int e = ensure_conn(s);
+    if (!e)
+        e = prepare(s, q);
+    if (e)
+        return e;
+    char name[32];
+    PGresult *r = PQexecPrepared(s->conn, stmt_name(q, name), p->n, p->values, p->lengths,
+                                 p->formats, 1);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+        e = pg_result_fail(s->conn, r, what);
+        after_failure(s);
+        return e;
+    }
+    *ret_res = r;
+    return 0;
+}
+
+/* Runs prepared statement @p q; on success *ret_res holds the result
+ * (PQclear it). Consumes @p p.
+ *
+ * A connection that was fine at the previous call may have been closed since
+ * (server restart, idle timeout in a proxy): libpq only finds out when it
+ * uses it. Every statement that goes through here is safe to run twice
+ * (reads; deletes and updates by id or owner; a claim whose first run might
+ * have committed only leaves those rows leased until lease_until), so such a
+ * failure is retried once on a fresh connection. put never comes here: a
+ * batch whose commit was lost in transit must not be stored twice. */
+static int run(pg_store *s, query_t q, pg_params_t *p, const char *what, PGresult **ret_res)
+{
+    gboolean had_conn = s->conn != NULL;
+    int e = run_once(s, q, p, what, ret_res);
+    if (e == MSILO_ESTORE && had_conn && !s->conn)
+        e = run_once(s, q, p, what, ret_res);
+    pg_params_clear(p);
+    return e;
+}
+
+static size_t cmd_tuples(PGresult *r)
+{
+    return (size_t)g_ascii_strtoull(PQcmdTuples(r), NULL, 10);
+}
+
+/* ---- values ---- */
+
+/* A 32-bit column (an anchor's INTEGER times) cannot hold every int64: store
+ * the nearest value it can, which for a far expiry means "2038". */
+static int64_t clamp_to(const pg_store *s, int col, int64_t v)
+{
+    unsigned t = s->info[col].type;
+    if (t == PG_OID_INT4)
+        return CLAMP(v, G_MININT32, G_MAXINT32);
+    if (t == PG_OID_INT2)
+        return CLAMP(v, G_MININT16, G_MAXINT16);
+    return v;
+}
+
+/* NULL where the column refuses it (Kamailio's NOT NULL DEFAULT '' columns)
+ * becomes the value Kamailio itself would have written. */
+static const char *nn(const pg_store *s, int col, const char *v, const char *subst)
+{
+    return v || !s->info[col].notnull ? v : subst;
+}
+
+/* @p empty_is_null: "" reads as NULL. For extra headers and Call-ID an
+ * empty value means none (Kamailio writes '' for "no headers"); for the URIs
+ * only where the column is NOT NULL, since there "" is how NULL was stored
+ * (see nn()). */
+static char *get_str(const PGresult *r, int row, int rcol, gboolean empty_is_null)
+{
+    if (PQgetisnull(r, row, rcol))
+        return NULL;
+    int len = PQgetlength(r, row, rcol);
+    if (len == 0 && empty_is_null)
+        return NULL;
+    return g_strndup(PQgetvalue(r, row, rcol), (gsize)len);
+}
+
+static msilo_message_t *row_to_message(const pg_store *s, const PGresult *r, int row)
+{
+    msilo_message_t *m = msilo_message_new();
+    m->id = pg_get_int8(r, row, R_ID);
+    m->user = get_str(r, row, R_USER, FALSE);
+    m->domain = get_str(r, row, R_HOST, FALSE);
+    if (!m->user)
+        m->user = g_strdup("");
+    if (!m->domain)
+        m->domain = g_strdup("");
+    m->src = get_str(r, row, R_FROM, s->info[PG_COL_FROM].notnull);
+    m->dst = get_str(r, row, R_TO, s->info[PG_COL_TO].notnull);
+    m->ctype = get_str(r, row, R_CTYPE, FALSE);
+    if (!PQgetisnull(r, row, R_BODY) && PQgetlength(r, row, R_BODY) > 0) {
+        m->body_len = (size_t)PQgetlength(r, row, R_BODY);
+        m->body = g_memdup2(PQgetvalue(r, row, R_BODY), m->body_len);
+    }
+    m->extra_hdrs = get_str(r, row, R_HDRS, TRUE);
+    m->callid = get_str(r, row, R_CALLID, TRUE);
+    m->inc_time = pg_get_int8(r, row, R_INC);
+    m->exp_time = pg_get_int8(r, row, R_EXP);
+    m->snd_time = pg_get_int8(r, row, R_SND);
+    int64_t att = pg_get_int8(r, row, R_ATTEMPTS);
+    m->attempts = (uint32_t)CLAMP(att, 0, (int64_t)G_MAXUINT32);
+    m->next_try = pg_get_int8(r, row, R_NEXT_TRY);
+    return m;
+}
+
+static int cmp_msg_id(const void *a, const void *b)
+{
+    const msilo_message_t *x = *(msilo_message_t *const *)a;
+    const msilo_message_t *y = *(msilo_message_t *const *)b;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+/* Turns every row into a message, sorted by id (UPDATE ... RETURNING has no
+ * defined order). */
+static void rows_to_messages(const pg_store *s, const PGresult *r, msilo_message_t ***ret_msgs,
+                             size_t *ret_n)
+{
+    int n = PQntuples(r);
+    if (n <= 0) {
+        *ret_msgs = NULL;
+        *ret_n = 0;
+        return;
+    }
+    msilo_message_t **v = g_new(msilo_message_t *, (gsize)n);
+    for (int i = 0; i < n; i++)
+        v[i] = row_to_message(s, r, i);
+    qsort(v, (size_t)n, sizeof(*v), cmp_msg_id);
+    *ret_msgs = v;
+    *ret_n = (size_t)n;
+}
+
+static int64_t size_to_limit(size_t n)
+{
+    return n > (size_t)G_MAXINT64 ? G_MAXINT64 : (int64_t)n;
+}
+
+/* ---- methods ---- */
+
+/* Reads every result of a pipeline up to its sync. *ret_put receives the
+ * put's result. */
+static int pipeline_collect(pg_store *s, int nqueries, PGresult **ret_put)
+{
+    int err = 0;
+    PGresult *put = NULL;
+    for (int q = 0; q < nqueries; q++) {
+        PGresult *r;
+        gboolean got = FALSE;
+        while ((r = PQgetResult(s->conn)) != NULL) {
+            got = TRUE;
+            ExecStatusType st = PQresultStatus(r);
+            if (st == PGRES_TUPLES_OK && q == nqueries - 1 && !put) {
+                put = r;
+                continue;
+            }
+            if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK && !err)
+                err = pg_result_fail(s->conn, r, "storing messages");
+            else
+                PQclear(r);
+        }
+        if (!got && !err) {
+            /* No result at all: the connection died under us. */
+            err = pg_fail(MSILO_ESTORE, "storing messages: %s", PQerrorMessage(s->conn));
+            break;
+        }
+        if (PQstatus(s->conn) != CONNECTION_OK)
+            break;
+    }
+    /* The sync's own result closes the pipeline's implicit transaction. */
+    if (PQstatus(s->conn) == CONNECTION_OK) {
+        PGresult *r = PQgetResult(s->conn);
+        if (PQresultStatus(r) != PGRES_PIPELINE_SYNC && !err)
+            err = pg_result_fail(s->conn, r, "committing messages");
+        else
+            PQclear(r);
+    } else if (!err) {
+        err = pg_fail(MSILO_ESTORE, "storing messages: %s", PQerrorMessage(s->conn));
+    }
+    if (err) {
+        PQclear(put);
+        return err;
+    }
+    if (!put)
+        return pg_fail(MSILO_ESTORE, "storing messages: no result");
+    *ret_put = put;
+    return 0;
+}
+
+static int pg_put(msilo_store_t *base, msilo_message_t *const *msgs, size_t n,
+                  int64_t max_per_owner, int *results)
+{
+    pg_store *s = (pg_store *)base;
+    if (n > G_MAXINT32)
+        return pg_fail(MSILO_EINVAL, "batch too large");
+    int e = ensure_conn(s);
+    if (!e && max_per_owner > 0)
+        e = prepare(s, Q_LOCK);
+    if (!e)
+        e = prepare(s, Q_PUT);
+    if (e)
+        return e;
+
+    pg_params_t lock = { 0 };
+    pg_params_t put = { 0 };
+    pg_array_t a[13];
+    static const unsigned types[13] = { PG_OID_TEXT, PG_OID_TEXT, PG_OID_TEXT,  PG_OID_TEXT,
+                                        PG_OID_TEXT, PG_OID_BYTEA, PG_OID_TEXT, PG_OID_TEXT,
+                                        PG_OID_INT8, PG_OID_INT8,  PG_OID_INT8, PG_OID_INT8,
+                                        PG_OID_INT8 };
+    for (int i = 0; i < 13; i++)
+        pg_array_init(&a[i], types[i], n);
+    for (size_t i = 0; i < n; i++) {
+        const msilo_message_t *m = msgs[i];
+        pg_array_text(&a[0], m->user);
+        pg_array_text(&a[1], m->domain);
+        pg_array_text(&a[2], nn(s, PG_COL_FROM, m->src, ""));
+        pg_array_text(&a[3], nn(s, PG_COL_TO, m->dst, ""));
+        pg_array_text(&a[4], nn(s, PG_COL_CTYPE, m->ctype, "text/plain"));
+        /* Always a value (possibly empty): OpenSIPS' body may be NOT NULL. */
+        pg_array_bytes(&a[5], m->body, m->body_len);
+        pg_array_text(&a[6], nn(s, PG_COL_HDRS, m->extra_hdrs, ""));
+        pg_array_text(&a[7], nn(s, PG_COL_CALLID, m->callid, ""));
+        pg_array_int8(&a[8], clamp_to(s, PG_COL_INC, m->inc_time));
+        pg_array_int8(&a[9], clamp_to(s, PG_COL_EXP, m->exp_time));
+        pg_array_int8(&a[10], clamp_to(s, PG_COL_SND, m->snd_time));
+        pg_array_int8(&a[11], clamp_to(s, PG_COL_ATTEMPTS, (int64_t)m->attempts));
+        pg_array_int8(&a[12], clamp_to(s, PG_COL_NEXT_TRY, m->next_try));
+    }
+    int nq = 0;
+    if (max_per_owner > 0) {
+        pg_array_t u, d;
+        pg_array_init(&u, PG_OID_TEXT, n);
+        pg_array_init(&d, PG_OID_TEXT, n);
+        for (size_t i = 0; i < n; i++) {
+            pg_array_text(&u, msgs[i]->user);
+            pg_array_text(&d, msgs[i]->domain);
+        }
+        pg_params_text(&lock, s->table_name);
+        pg_params_array(&lock, &u);
+        pg_params_array(&lock, &d);
+    }
+    for (int i = 0; i < 13; i++)
+        pg_params_array(&put, &a[i]);
+    pg_params_int8(&put, max_per_owner);
+    pg_params_text(&put, s->seq_oid);
+
+    /* One round trip and one commit: the lock and the insert go out in a
+     * pipeline that ends with one sync, which makes them one implicit
+     * transaction. The lock is its own statement so that the insert's
+     * snapshot (taken when it starts) sees every row committed by a writer
+     * that held the lock before us. */
+    char name[32];
+    gboolean sent = PQenterPipelineMode(s->conn) == 1;
+    if (sent && max_per_owner > 0) {
+        sent = PQsendQueryPrepared(s->conn, stmt_name(Q_LOCK, name), lock.n, lock.values,
+                                   lock.lengths, lock.formats, 0) == 1;
+        nq++;
+    }
+    if (sent) {
+        sent = PQsendQueryPrepared(s->conn, stmt_name(Q_PUT, name), put.n, put.values,
+                                   put.lengths, put.formats, 1) == 1;
+        nq++;
+    }
+    if (sent)
+        sent = PQpipelineSync(s->conn) == 1;
+    pg_params_clear(&lock);
+    pg_params_clear(&put);
+
+    PGresult *r = NULL;
+    if (!sent)
+        e = pg_fail(MSILO_ESTORE, "storing messages: %s", PQerrorMessage(s->conn));
+    else
+        e = pipeline_collect(s, nq, &r);
+    if (!e && PQexitPipelineMode(s->conn) != 1)
+        e = pg_fail(MSILO_ESTORE, "leaving pipeline mode: %s", PQerrorMessage(s->conn));
+    if (e) {
+        PQclear(r);
+        after_failure(s);
+        return e;
+    }
+
+    /* Committed: now, and only now, write the results. */
+    for (size_t i = 0; i < n; i++)
+        results[i] = MSILO_EFULL;
+    for (int row = 0; row < PQntuples(r); row++) {
+        int64_t ord = pg_get_int8(r, row, 0);
+        if (ord < 1 || (uint64_t)ord > n)
+            continue;
+        results[ord - 1] = 0;
+        msgs[ord - 1]->id = pg_get_int8(r, row, 1);
+    }
+    PQclear(r);
+    return 0;
+}
+
+static int pg_claim(msilo_store_t *base, const msilo_store_claim_t *c,
+                    msilo_message_t ***ret_msgs, size_t *ret_n)
+{
+    pg_store *s = (pg_store *)base;
+    pg_params_t p = { 0 };
+    pg_params_text(&p, c->lease_owner);
+    pg_params_int8(&p, c->lease_until);
+    pg_params_text(&p, c->reminders ? NULL : c->user);
+    pg_params_text(&p, c->reminders ? NULL : c->domain);
+    pg_params_int8(&p, c->now);
+    pg_params_int8(&p, c->max_next_try);
+    pg_params_int8(&p, size_to_limit(c->max));
+    PGresult *r = NULL;
+    int e = run(s, c->reminders ? Q_CLAIM_REMINDERS : Q_CLAIM_OWNER, &p, "claiming messages", &r);
+    if (e)
+        return e;
+    rows_to_messages(s, r, ret_msgs, ret_n);
+    PQclear(r);
+    return 0;
+}
+
+static int pg_remove(msilo_store_t *base, const int64_t *ids, size_t n, size_t *ret_deleted)
+{
+    pg_store *s = (pg_store *)base;
+    pg_params_t p = { 0 };
+    pg_array_t a;
+    pg_array_init(&a, PG_OID_INT8, n);
+    for (size_t i = 0; i < n; i++)
+        pg_array_int8(&a, ids[i]);
+    pg_params_array(&p, &a);
+    PGresult *r = NULL;
+    int e = run(s, Q_REMOVE, &p, "deleting messages", &r);
+    if (e)
+        return e;
+    if (ret_deleted)
+        *ret_deleted = cmd_tuples(r);
+    PQclear(r);
+    return 0;
+}
+
+static int pg_release(msilo_store_t *base, const msilo_store_release_t *items, size_t n)
+{
+    pg_store *s = (pg_store *)base;
+    pg_params_t p = { 0 };
+    pg_array_t id, att, nt, clr, own;
+    pg_array_init(&own, PG_OID_TEXT, n);
+    pg_array_init(&id, PG_OID_INT8, n);
+    pg_array_init(&att, PG_OID_INT8, n);
+    pg_array_init(&nt, PG_OID_INT8, n);
+    pg_array_init(&clr, PG_OID_BOOL, n);
+    for (size_t i = 0; i < n; i++) {
+        pg_array_int8(&id, items[i].id);
+        pg_array_int8(&att, clamp_to(s, PG_COL_ATTEMPTS, (int64_t)items[i].attempts));
+        pg_array_int8(&nt, clamp_to(s, PG_COL_NEXT_TRY, items[i].next_try));
+        pg_array_bool(&clr, (items[i].flags & MSILO_RELEASE_CLEAR_SND_TIME) != 0);
+        pg_array_text(&own, items[i].lease_owner);
+    }
+    pg_params_array(&p, &id);
+    pg_params_array(&p, &att);
+    pg_params_array(&p, &nt);
+    pg_params_array(&p, &clr);
+    pg_params_array(&p, &own);
+    PGresult *r = NULL;
+    int e = run(s, Q_RELEASE, &p, "releasing messages", &r);
+    if (e)
+        return e;
+    PQclear(r);
+    return 0;
+}
+
+static int pg_count(msilo_store_t *base, const char *user, const char *domain,
+                    int64_t *ret_count)
+{
+    pg_store *s = (pg_store *)base;
+    pg_params_t p = { 0 };
+    query_t q = Q_COUNT_ALL;
+    if (user) {
+        q = Q_COUNT_OWNER;
+        pg_params_text(&p, user);
+        pg_params_text(&p, domain);
+    }
+    PGresult *r = NULL;
+    int e = run(s, q, &p, "counting messages", &r);
+    if (e)
+        return e;
+    *ret_count = PQntuples(r) == 1 ? pg_get_int8(r, 0, 0) : 0;
+    PQclear(r);
+    return 0;
+}
+
+static int pg_expire(msilo_store_t *base, int64_t now, size_t *ret_deleted)
+{
+    pg_store *s = (pg_store *)base;
+    pg_params_t p = { 0 };
+    pg_params_int8(&p, now);
+    PGresult *r = NULL;
+    int e = run(s, Q_EXPIRE, &p, "deleting expired messages", &r);
+    if (e)
+        return e;
+    if (ret_deleted)
+        *ret_deleted = cmd_tuples(r);
+    PQclear(r);
+    return 0;
+}
+
+static int pg_list(msilo_store_t *base, const char *user, const char *domain, int64_t after_id,
+                   size_t max, msilo_message_t ***ret_msgs, size_t *ret_n)
+{
+    pg_store *s = (pg_store *)base;
+    pg_params_t p = { 0 };
+    query_t q = Q_LIST_ALL;
+    if (user) {
+        q = Q_LIST_OWNER;
+        pg_params_text(&p, user);
+        pg_params_text(&p, domain);
+    }
+    pg_params_int8(&p, after_id);
+    pg_params_int8(&p, size_to_limit(max));
+    PGresult *r = NULL;
+    int e = run(s, q, &p, "listing messages", &r);
+    if (e)
+        return e;
+    rows_to_messages(s, r, ret_msgs, ret_n);
+    PQclear(r);
+    return 0;
+}
+
+static int pg_get(msilo_store_t *base, int64_t id, msilo_message_t **ret_msg)
+{
+    pg_store *s = (pg_store *)base;
+    pg_params_t p = { 0 };
+    pg_params_int8(&p, id);
+    PGresult *r = NULL;
+    int e = run(s, Q_GET, &p, "reading a message", &r);
+    if (e)
+        return e;
+    if (PQntuples(r) < 1) {
+        PQclear(r);
+        return pg_fail(MSILO_ENOTFOUND, "no message with id %" G_GINT64_FORMAT, id);
+    }
+    *ret_msg = row_to_message(s, r, 0);
+    PQclear(r);
+    return 0;
+}
+
+static int pg_purge(msilo_store_t *base, const char *user, const char *domain,
+                    size_t *ret_deleted)
+{
+    pg_store *s = (pg_store *)base;
+    pg_params_t p = { 0 };
+    pg_params_text(&p, user);
+    pg_params_text(&p, domain);
+    PGresult *r = NULL;
+    int e = run(s, Q_PURGE, &p, "purging messages", &r);
+    if (e)
+        return e;
+    if (ret_deleted)
+        *ret_deleted = cmd_tuples(r);
+    PQclear(r);
+    return 0;
+}
+
+static int pg_reset_leases(msilo_store_t *base, const char *lease_owner, size_t *ret_n)
+{
+    pg_store *s = (pg_store *)base;
+    pg_params_t p = { 0 };
+    pg_params_text(&p, lease_owner);
+    PGresult *r = NULL;
+    int e = run(s, Q_RESET, &p, "resetting leases", &r);
+    if (e)
+        return e;
+    if (ret_n)
+        *ret_n = cmd_tuples(r);
+    PQclear(r);
+    return 0;
+}
+
+static void pg_free(msilo_store_t *base)
+{
+    pg_store *s = (pg_store *)base;
+    if (!s)
+        return;
+    drop_conn(s);
+    for (int i = 0; i < Q_N; i++)
+        g_free(s->sql[i]);
+    g_free(s->table_name);
+    g_free(s->seq_oid);
+    msilo_pg_options_free(s->opts);
+    g_free(s);
+}
+
+/* ---- construction ---- */
+
+/* Checks the columns and finds the id sequence; fills s->info, s->seq_oid. */
+static int inspect_table(pg_store *s, const char *table_q)
+{
+    gboolean exists;
+    int e = pg_describe(s->conn, table_q, s->opts, &exists, s->info);
+    if (e)
+        return e;
+    if (!exists)
+        return pg_fail(MSILO_ECONFIG, "table %s does not exist (run msilo-admin migrate)", table_q);
+    GString *missing = g_string_new(NULL);
+    for (int c = 0; c < PG_COL_N; c++)
+        if (!s->info[c].present)
+            g_string_append_printf(missing, "%s%s", missing->len ? ", " : "",
+                                   pg_options_col(s->opts, c));
+    if (missing->len) {
+        e = pg_fail(MSILO_ECONFIG, "table %s lacks column(s) %s (run msilo-admin migrate)",
+                    table_q, missing->str);
+        g_string_free(missing, TRUE);
+        return e;
+    }
+    g_string_free(missing, TRUE);
+    if (s->info[PG_COL_BODY].type != PG_OID_BYTEA)
+        return pg_fail(MSILO_ECONFIG, "column %s of %s is not BYTEA",
+                       pg_options_col(s->opts, PG_COL_BODY), table_q);
+
+    /* put allocates ids itself (to map them to batch positions), from the
+     * sequence behind the id column (SERIAL in both anchors). */
+    const char *params[2] = { table_q, pg_options_col(s->opts, PG_COL_ID) };
+    PGresult *r = PQexecParams(s->conn, "SELECT pg_get_serial_sequence($1::text, $2::text)::regclass::oid", 2,
+                               NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        return pg_result_fail(s->conn, r, "finding the id sequence");
+    if (PQntuples(r) != 1 || PQgetisnull(r, 0, 0)) {
+        PQclear(r);
+        return pg_fail(MSILO_ECONFIG, "column %s of %s has no sequence (it must be SERIAL)",
+                       pg_options_col(s->opts, PG_COL_ID), table_q);
+    }
+    s->seq_oid = g_strdup(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return 0;
+}
+
+int msilo_pg_store_new(msilo_store_t **ret, const msilo_pg_options_t *opts)
+{
+    if (!ret || !opts)
+        return pg_fail(MSILO_EINVAL, "msilo_pg_store_new: bad arguments");
+    if (!opts->url)
+        return pg_fail(MSILO_ECONFIG, "db_url is not set");
+
+    pg_store *s = g_new0(pg_store, 1);
+    s->base = (msilo_store_t)MSILO_STORE_INIT;
+    s->base.name = "postgres";
+    /* Blocking and one connection: neither NONBLOCKING nor THREADSAFE. */
+    s->base.flags = 0;
+    s->base.put = pg_put;
+    s->base.claim = pg_claim;
+    s->base.remove = pg_remove;
+    s->base.release = pg_release;
+    s->base.count = pg_count;
+    s->base.expire = pg_expire;
+    s->base.free = pg_free;
+    s->base.list = pg_list;
+    s->base.get = pg_get;
+    s->base.purge = pg_purge;
+    s->base.reset_leases = pg_reset_leases;
+    s->opts = pg_options_copy(opts);
+    s->table_name = g_strdup(pg_options_table(opts));
+
+    int e;
+    s->conn = pg_connect(s->opts->url, &e);
+    if (!s->conn) {
+        pg_free(&s->base);
+        return e;
+    }
+    char *table_q = pg_ident(s->conn, s->table_name);
+    char *cols_q[PG_COL_N] = { 0 };
+    e = table_q ? 0 : MSILO_ECONFIG;
+    for (int c = 0; !e && c < PG_COL_N; c++)
+        if (!(cols_q[c] = pg_ident(s->conn, pg_options_col(s->opts, c))))
+            e = MSILO_ECONFIG;
+    if (!e)
+        e = inspect_table(s, table_q);
+    if (!e)
+        build_sql(s, table_q, cols_q);
+    g_free(table_q);
+    for (int c = 0; c < PG_COL_N; c++)
+        g_free(cols_q[c]);
+    if (e) {
+        pg_free(&s->base);
+        return e;
+    }
+    *ret = &s->base;
+    return 0;
+}
+
+int msilo_pg_options_from_config(msilo_pg_options_t *opts, const msilo_config_t *cfg)
+{
+    if (!opts || !cfg)
+        return pg_fail(MSILO_EINVAL, "msilo_pg_options_from_config: bad arguments");
+    static const char *const keys[] = { "db_url",      "db_table",    "sc_mid",      "sc_from",
+                                         "sc_to",       "sc_uri_user", "sc_uri_host", "sc_inc_time",
+                                         "sc_exp_time", "sc_snd_time", "sc_ctype",    "sc_body",
+                                         "sc_stored_hdrs", "sc_callid" };
+    for (size_t i = 0; i < G_N_ELEMENTS(keys); i++) {
+        const char *v = msilo_config_get_string(cfg, keys[i]);
+        if (!v)
+            continue;
+        int e = msilo_pg_options_set(opts, keys[i], v);
+        if (e)
+            return e;
+    }
+    return 0;
+}
+
+int msilo_pg_store_new_url(msilo_store_t **ret, const char *db_url, const char *db_table)
+{
+    if (!ret || !db_url)
+        return pg_fail(MSILO_EINVAL, "msilo_pg_store_new_url: bad arguments");
+    msilo_pg_options_t *o;
+    int e = msilo_pg_options_new(&o);
+    if (!e)
+        e = msilo_pg_options_set(o, "db_url", db_url);
+    if (!e && db_table)
+        e = msilo_pg_options_set(o, "db_table", db_table);
+    if (!e)
+        e = msilo_pg_store_new(ret, o);
+    msilo_pg_options_free(o);
+    return e;
+}
