@@ -283,15 +283,47 @@ static void drain(server_t *s, unsigned ms)
 
 /* ---- main ------------------------------------------------------------------------ */
 
-static int open_store(const char *kind, const msilo_config_t *cfg, msilo_store_t **ret)
+#ifdef MSILO_SERVER_HAVE_POSTGRES
+/* The PostgreSQL store on db_url/db_table/sc_* of @cfg; @migrate first
+ * creates or upgrades the table (msilo_pg_migrate()). */
+static int open_pg_store(const msilo_config_t *cfg, bool migrate, msilo_store_t **ret)
+{
+    msilo_pg_options_t *opts = NULL;
+    size_t changes = 0;
+    int r = msilo_pg_options_new(&opts);
+
+    if (r == 0)
+        r = msilo_pg_options_from_config(opts, cfg);
+    if (r == 0 && migrate) {
+        r = msilo_pg_migrate(opts, 0, &changes);
+        if (r == 0 && changes)
+            g_message("table %s: %zu schema changes applied", msilo_pg_options_get(opts, "db_table"),
+                      changes);
+    }
+    if (r == 0)
+        r = msilo_pg_store_new(ret, opts);
+    if (r < 0)
+        fprintf(stderr, "msilo-server: postgres store: %s: %s%s\n", msilo_strerror(r),
+                msilo_pg_error_detail(),
+                r == MSILO_ECONFIG && !migrate ? " (create or upgrade the table with --migrate "
+                                                 "or msilo-admin migrate)"
+                                               : "");
+    msilo_pg_options_free(opts);
+    return r;
+}
+#endif
+
+static int open_store(const char *kind, const msilo_config_t *cfg, bool migrate,
+                      msilo_store_t **ret)
 {
     if (strcmp(kind, "memory") == 0)
         return msilo_memory_store_new(ret);
 #ifdef MSILO_SERVER_HAVE_POSTGRES
     if (strcmp(kind, "postgres") == 0)
-        return msilo_postgres_store_new(ret, cfg);
+        return open_pg_store(cfg, migrate, ret);
 #else
     (void)cfg;
+    (void)migrate;
     if (strcmp(kind, "postgres") == 0) {
         fprintf(stderr, "msilo-server: the postgres store is not built in this binary\n");
         return MSILO_ENOTSUP;
@@ -304,7 +336,7 @@ static int open_store(const char *kind, const msilo_config_t *cfg, msilo_store_t
 int main(int argc, char **argv)
 {
     g_autofree char *config_path = NULL, *listen = NULL, *store_kind = NULL, *db_url = NULL;
-    gboolean version = FALSE, check = FALSE, print = FALSE;
+    gboolean version = FALSE, check = FALSE, print = FALSE, migrate = FALSE;
     int forward_timeout = -1;
     GOptionEntry entries[] = {
         { "config", 'c', 0, G_OPTION_ARG_FILENAME, &config_path,
@@ -315,6 +347,8 @@ int main(int argc, char **argv)
           "Message store: memory (default) or postgres", "KIND" },
         { "db-url", 'd', 0, G_OPTION_ARG_STRING, &db_url,
           "Database URL for the postgres store (msilo key db_url)", "URL" },
+        { "migrate", 0, 0, G_OPTION_ARG_NONE, &migrate,
+          "postgres: create the table, or upgrade an OpenSIPS/Kamailio one, first", NULL },
         { "forward-timeout", 0, 0, G_OPTION_ARG_INT, &forward_timeout,
           "Milliseconds to wait for an online user before storing (default 4000)", "MS" },
         { "check-config", 0, 0, G_OPTION_ARG_NONE, &check,
@@ -413,7 +447,7 @@ int main(int argc, char **argv)
     s.root_source = su_glib_root_gsource(s.root);
     g_source_attach(s.root_source, NULL);
 
-    if (open_store(s.opt.store, cfg, &s.store) < 0)
+    if (open_store(s.opt.store, cfg, migrate, &s.store) < 0)
         goto stop;
     if (server_sip_start(&s, &error) < 0) {
         fprintf(stderr, "msilo-server: %s\n", error->message);
