@@ -73,6 +73,19 @@ PGconn *pg_connect(const char *url, int *ret_err)
         return NULL;
     }
     PQsetNoticeProcessor(conn, quiet_notices, NULL);
+    /* Generic plans for our prepared statements. Every query is an index
+     * lookup whose best plan does not depend on the values; custom plans made
+     * the planner probe the ends of the exp_time index on every claim
+     * (get_actual_variable_range) whenever the values fall outside the
+     * table's statistics - always, right after a burst of stores - and a
+     * claim took ~6 ms instead of ~0.2 ms (bench/postgres, before ANALYZE). */
+    PGresult *r = PQexec(conn, "SET plan_cache_mode = force_generic_plan");
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        *ret_err = pg_result_fail(conn, r, "setting plan_cache_mode");
+        PQfinish(conn);
+        return NULL;
+    }
+    PQclear(r);
     *ret_err = 0;
     return conn;
 }

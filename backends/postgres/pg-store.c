@@ -117,7 +117,7 @@ static void build_sql(pg_store *s, const char *t, char *const q[PG_COL_N])
     "WITH msilo_async AS MATERIALIZED "                                                    \
     "(SELECT set_config('synchronous_commit', 'off', true) AS msilo_sc), "                 \
     "c AS (SELECT x.%s FROM %s AS x, msilo_async WHERE %s AND %s > $5::int8 "              \
-    "AND %s <= $5::int8 AND %s <= $6::int8 ORDER BY x.%s LIMIT $7::int8 "                  \
+    "AND %s <= $5::int8 AND %s <= $6::int8 ORDER BY %s LIMIT $7::int8 "                    \
     "FOR UPDATE OF x SKIP LOCKED) "                                                        \
     "UPDATE %s m SET %s = $1::text, %s = $2::int8 FROM c WHERE m.%s = c.%s RETURNING %s"
     char *owner_cond = g_strdup_printf("%s = $3::text AND %s = $4::text AND %s = 0",
@@ -127,14 +127,24 @@ static void build_sql(pg_store *s, const char *t, char *const q[PG_COL_N])
     char *rem_cond = g_strdup_printf("%s <> 0 AND %s <= $5::int8 AND $3::text IS NULL "
                                      "AND $4::text IS NULL",
                                      q[PG_COL_SND], q[PG_COL_SND]);
+    /* The owner claim orders by the whole owner index (user, domain, id): with
+     * the owner fixed that is id order, and it lets even a generic prepared
+     * plan walk the owner's index range instead of the primary key in id
+     * order (which filters the whole table: measured 10x slower at 100 000
+     * rows). */
+    char *owner_order = g_strdup_printf("x.%s, x.%s, x.%s", q[PG_COL_USER], q[PG_COL_HOST],
+                                        q[PG_COL_ID]);
+    char *id_order = g_strdup_printf("x.%s", q[PG_COL_ID]);
     s->sql[Q_CLAIM_OWNER] = g_strdup_printf(
         CLAIM_FMT, q[PG_COL_ID], t, owner_cond, q[PG_COL_EXP], q[PG_COL_LEASE_UNTIL],
-        q[PG_COL_NEXT_TRY], q[PG_COL_ID], t, q[PG_COL_LEASE_OWNER], q[PG_COL_LEASE_UNTIL],
+        q[PG_COL_NEXT_TRY], owner_order, t, q[PG_COL_LEASE_OWNER], q[PG_COL_LEASE_UNTIL],
         q[PG_COL_ID], q[PG_COL_ID], tcols);
     s->sql[Q_CLAIM_REMINDERS] = g_strdup_printf(
         CLAIM_FMT, q[PG_COL_ID], t, rem_cond, q[PG_COL_EXP], q[PG_COL_LEASE_UNTIL],
-        q[PG_COL_NEXT_TRY], q[PG_COL_ID], t, q[PG_COL_LEASE_OWNER], q[PG_COL_LEASE_UNTIL],
+        q[PG_COL_NEXT_TRY], id_order, t, q[PG_COL_LEASE_OWNER], q[PG_COL_LEASE_UNTIL],
         q[PG_COL_ID], q[PG_COL_ID], tcols);
+    g_free(owner_order);
+    g_free(id_order);
 #undef CLAIM_FMT
     g_free(owner_cond);
     g_free(rem_cond);

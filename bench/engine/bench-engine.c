@@ -11,65 +11,13 @@
  */
 #include <msilo/msilo.h>
 
+#include "instant.h"
+
 #include <glib.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct {
-    msilo_transport_t base;
-    GQueue answers; /* pending done/data pairs */
-    GSource *src;
-    uint64_t sent;
-} instant_transport;
-
-typedef struct {
-    msilo_transport_done_fn done;
-    void *data;
-} answer;
-
-static gboolean answer_all(gpointer p)
-{
-    instant_transport *t = p;
-    answer *a;
-    while ((a = g_queue_pop_head(&t->answers))) {
-        a->done(200, a->data);
-        g_slice_free(answer, a);
-    }
-    g_source_set_ready_time(t->src, -1);
-    return G_SOURCE_CONTINUE;
-}
-
-static gboolean src_dispatch(GSource *s, GSourceFunc cb, gpointer data)
-{
-    (void)s;
-    return cb(data);
-}
-static GSourceFuncs src_funcs = { .dispatch = src_dispatch };
-
-static int instant_send(msilo_transport_t *base, const msilo_outgoing_t *m,
-                        msilo_transport_done_fn done, void *data)
-{
-    (void)m;
-    instant_transport *t = (instant_transport *)base;
-    answer *a = g_slice_new(answer);
-    a->done = done;
-    a->data = data;
-    g_queue_push_tail(&t->answers, a);
-    g_source_set_ready_time(t->src, 0);
-    t->sent++;
-    return 0;
-}
-
-static void instant_free(msilo_transport_t *base)
-{
-    instant_transport *t = (instant_transport *)base;
-    answer_all(t);
-    g_source_destroy(t->src);
-    g_source_unref(t->src);
-    g_free(t);
-}
 
 static long rss_kb(const char *field)
 {
@@ -104,13 +52,6 @@ static void make_body(char *buf, long i, long owner)
     int n = snprintf(buf, BODY_LEN + 1, "msgid=%ld; bench offline message for user%06ld ", i, owner);
     memset(buf + n, '.', (size_t)(BODY_LEN - n));
     buf[BODY_LEN] = '\0';
-}
-
-static void drain(msilo_engine_t *e)
-{
-    while (msilo_engine_pending(e) || msilo_engine_stat(e, MSILO_STAT_IN_FLIGHT) ||
-           g_main_context_pending(NULL))
-        g_main_context_iteration(NULL, FALSE);
 }
 
 static void store_cb(msilo_engine_t *e, int rc, int64_t id, void *data)
@@ -195,16 +136,8 @@ int main(int argc, char **argv)
     msilo_config_set(cfg, "dump_batch", "1000");
     msilo_config_set(cfg, "dump_window", "1000");
     msilo_memory_store_new(&store);
-    instant_transport *tr = g_new0(instant_transport, 1);
-    tr->base = (msilo_transport_t)MSILO_TRANSPORT_INIT;
-    tr->base.name = "instant";
-    tr->base.send = instant_send;
-    tr->base.free = instant_free;
-    g_queue_init(&tr->answers);
-    tr->src = g_source_new(&src_funcs, sizeof(GSource));
-    g_source_set_callback(tr->src, answer_all, tr, NULL);
-    g_source_attach(tr->src, NULL);
-    if (msilo_engine_new(&e, cfg, store, &tr->base, NULL)) {
+    msilo_transport_t *tr = instant_transport_new();
+    if (msilo_engine_new(&e, cfg, store, tr, NULL)) {
         fprintf(stderr, "engine: %s\n", msilo_error_detail());
         return 1;
     }
@@ -231,7 +164,7 @@ int main(int argc, char **argv)
             if (msilo_engine_store(e, &r, NULL, store_cb, &errors))
                 errors++;
         }
-        drain(e);
+        bench_drain(e);
     }
     double t1 = now_s(), c1 = cpu_s();
     malloc_trim(0);
@@ -253,7 +186,7 @@ int main(int argc, char **argv)
             if (msilo_engine_dump(e, &reg, NULL, 0, NULL, NULL))
                 errors++;
         }
-        drain(e);
+        bench_drain(e);
     }
     double t3 = now_s(), c3 = cpu_s();
     int64_t left = -1;
@@ -275,10 +208,10 @@ int main(int argc, char **argv)
            per_msg, per_msg - BODY_LEN, BODY_LEN, rss_kb("VmHWM:"));
     printf("  check: stored %lld, delivered %llu, left %lld, sent %llu, errors %ld\n",
            (long long)stored, (unsigned long long)dumped, (long long)left,
-           (unsigned long long)tr->sent, errors);
+           (unsigned long long)instant_transport_sent(tr), errors);
     int ok = stored == n && (long)dumped == n && left == 0 && errors == 0;
     msilo_engine_free(e);
-    msilo_transport_free(&tr->base);
+    msilo_transport_free(tr);
     msilo_store_free(store);
     msilo_config_free(cfg);
     return ok ? 0 : 1;

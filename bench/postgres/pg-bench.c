@@ -18,12 +18,16 @@
 #include <libpq-fe.h>
 #include <msilo/msilo.h>
 #include <msilo/postgres.h>
+
+#include "instant.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static gint64 n_msgs = 100000, n_owners = 10000, batch = 100, plain_n = 5000, claim_max = 100;
 static gint64 quota = 0;
+static gint64 inflight = 64;
+static double plain_store_rate, plain_deliver_rate;
 static char *url, *table;
 
 static double secs(gint64 t0)
@@ -64,6 +68,82 @@ static PGresult *exec_or_die(PGconn *c, const char *sql, int n, const char *cons
     return r;
 }
 
+static void count_fail(msilo_engine_t *e, int rc, int64_t id, void *data)
+{
+    (void)e;
+    (void)id;
+    if (rc)
+        (*(long *)data)++;
+}
+
+/* Stores n_msgs through an engine (inflight stores at a time, as concurrent
+ * SIP requests would arrive), then registers every owner and lets the engine
+ * claim, deliver (instant 200) and delete. The engine runs the store on its
+ * worker thread and batches what arrives while a commit is running. */
+static void engine_phase(const msilo_pg_options_t *o)
+{
+    msilo_store_t *s;
+    int e = msilo_pg_store_new(&s, o);
+    if (e)
+        die("open", e);
+    msilo_config_t *cfg;
+    msilo_config_new(&cfg);
+    msilo_config_set_int(cfg, "dump_batch", claim_max);
+    msilo_transport_t *tr = instant_transport_new();
+    msilo_engine_t *eng;
+    if ((e = msilo_engine_new(&eng, cfg, s, tr, NULL)))
+        die("engine", e);
+    long failed = 0;
+    gint64 t0 = g_get_monotonic_time();
+    for (gint64 i = 0; i < n_msgs; i += inflight) {
+        for (gint64 j = i; j < i + inflight && j < n_msgs; j++) {
+            msilo_message_t *m = mk(j);
+            msilo_request_t r = MSILO_REQUEST_INIT;
+            r.ruri = m->dst;
+            r.to = m->dst;
+            r.from = m->src;
+            r.body = m->body;
+            r.body_len = m->body_len;
+            r.call_id = m->callid;
+            if (msilo_engine_store(eng, &r, NULL, count_fail, &failed))
+                failed++;
+            msilo_message_free(m);
+        }
+        bench_drain(eng);
+    }
+    double store_rate = (double)n_msgs / secs(t0);
+    t0 = g_get_monotonic_time();
+    for (gint64 ow = 0; ow < n_owners; ow += 64) {
+        for (gint64 k = ow; k < ow + 64 && k < n_owners; k++) {
+            char *to = g_strdup_printf("sip:user%" G_GINT64_FORMAT "@bench.example", k);
+            char *contact = g_strdup_printf("sip:user%" G_GINT64_FORMAT "@127.0.0.1:5090", k);
+            msilo_request_t reg = MSILO_REQUEST_INIT;
+            reg.to = to;
+            reg.contact = contact;
+            reg.expires = 3600;
+            if (msilo_engine_dump(eng, &reg, NULL, 0, NULL, NULL))
+                failed++;
+            g_free(to);
+            g_free(contact);
+        }
+        bench_drain(eng);
+    }
+    double dump_rate = (double)msilo_engine_stat(eng, MSILO_STAT_DUMPED_MESSAGES) / secs(t0);
+    int64_t left = -1;
+    msilo_store_count(s, NULL, NULL, &left);
+    printf("engine:   store, %-4" G_GINT64_FORMAT " in flight      %10.0f msg/s   ratio %.1fx vs plain INSERT\n",
+           inflight, store_rate, store_rate / plain_store_rate);
+    printf("          dump (claim+send+ack)        %10.0f msg/s   ratio %.1fx vs plain DELETE"
+           "  (delivered %llu, left %lld, errors %ld)\n",
+           dump_rate, dump_rate / plain_deliver_rate,
+           (unsigned long long)msilo_engine_stat(eng, MSILO_STAT_DUMPED_MESSAGES), (long long)left,
+           failed);
+    msilo_engine_free(eng);
+    msilo_transport_free(tr);
+    msilo_store_free(s);
+    msilo_config_free(cfg);
+}
+
 int main(int argc, char **argv)
 {
     GOptionEntry entries[] = {
@@ -71,6 +151,7 @@ int main(int argc, char **argv)
         { "owners", 'o', 0, G_OPTION_ARG_INT64, &n_owners, "owners (10000)", "N" },
         { "batch", 'b', 0, G_OPTION_ARG_INT64, &batch, "messages per put (100)", "N" },
         { "plain", 'p', 0, G_OPTION_ARG_INT64, &plain_n, "messages for the plain loops (5000)", "N" },
+        { "inflight", 'i', 0, G_OPTION_ARG_INT64, &inflight, "engine: stores in flight (64, as sipp -l 64)", "N" },
         { "quota", 'q', 0, G_OPTION_ARG_INT64, &quota, "max_per_owner for put (0 = none)", "N" },
         { "db-url", 0, 0, G_OPTION_ARG_STRING, &url, "database (default $MSILO_TEST_PG_URL)", "URL" },
         { "table", 0, 0, G_OPTION_ARG_STRING, &table, "table (default msilo_bench)", "T" },
@@ -144,6 +225,7 @@ int main(int argc, char **argv)
         msilo_message_free(m);
     }
     double plain_store = (double)plain_n / secs(t0);
+    plain_store_rate = plain_store;
     g_free(ins);
 
     /* --- the store, batched --- */
@@ -175,6 +257,7 @@ int main(int argc, char **argv)
         PQclear(exec_or_die(c, del, 1, p));
     }
     double plain_deliver = (double)nplain / secs(t0);
+    plain_deliver_rate = plain_deliver;
     PQclear(r);
     g_free(del);
 
@@ -230,6 +313,13 @@ int main(int argc, char **argv)
     printf("          claim + acks batched by %-4" G_GINT64_FORMAT " %10.0f msg/s   ratio %.1fx  (%"
            G_GINT64_FORMAT " messages)\n",
            batch, deliver_rate[1], deliver_rate[1] / plain_deliver, delivered[1]);
+
+    /* --- the same through the engine: what a server does --- */
+    sql = g_strdup_printf("TRUNCATE %s", tq);
+    PQclear(exec_or_die(c, sql, 0, NULL));
+    g_free(sql);
+    PQclear(exec_or_die(c, "CHECKPOINT", 0, NULL));
+    engine_phase(o);
 
     sql = g_strdup_printf("DROP TABLE %s", tq);
     PQclear(exec_or_die(c, sql, 0, NULL));
