@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* In-memory location service: AoR -> contacts with expiry (usrloc db_mode 0). */
+#include "server.h"
+
+struct registrar {
+    GHashTable *aors; /* char *aor -> GPtrArray of binding_t* */
+    int64_t seq;
+};
+
+static void binding_free(gpointer p)
+{
+    binding_t *b = p;
+    g_free(b->uri);
+    g_free(b->contact);
+    g_free(b);
+}
+
+registrar_t *registrar_new(void)
+{
+    registrar_t *r = g_new0(registrar_t, 1);
+    r->aors = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                    (GDestroyNotify)g_ptr_array_unref);
+    return r;
+}
+
+void registrar_free(registrar_t *r)
+{
+    if (!r)
+        return;
+    g_hash_table_unref(r->aors);
+    g_free(r);
+}
+
+static void drop_expired(GPtrArray *a, int64_t now)
+{
+    for (guint i = a->len; i-- > 0;) {
+        binding_t *b = a->pdata[i];
+        if (b->expires <= now)
+            g_ptr_array_remove_index(a, i);
+    }
+}
+
+static gint binding_order(gconstpointer pa, gconstpointer pb)
+{
+    const binding_t *a = *(binding_t *const *)pa, *b = *(binding_t *const *)pb;
+    if (a->q != b->q)
+        return a->q > b->q ? -1 : 1;
+    return a->seq > b->seq ? -1 : a->seq < b->seq ? 1 : 0;
+}
+
+GPtrArray *registrar_lookup(registrar_t *r, const char *aor, int64_t now)
+{
+    GPtrArray *a = g_hash_table_lookup(r->aors, aor);
+    if (!a)
+        return NULL;
+    drop_expired(a, now);
+    if (a->len == 0) {
+        g_hash_table_remove(r->aors, aor);
+        return NULL;
+    }
+    g_ptr_array_sort(a, binding_order);
+    return a;
+}
+
+void registrar_update(registrar_t *r, const char *aor, const char *uri, const char *contact,
+                      int64_t expires, double q, int64_t now)
+{
+    GPtrArray *a = g_hash_table_lookup(r->aors, aor);
+    binding_t *b = NULL;
+
+    if (a) {
+        for (guint i = 0; i < a->len; i++) {
+            binding_t *x = a->pdata[i];
+            if (g_ascii_strcasecmp(x->uri, uri) == 0) {
+                if (expires <= 0) {
+                    g_ptr_array_remove_index(a, i);
+                    if (a->len == 0)
+                        g_hash_table_remove(r->aors, aor);
+                    return;
+                }
+                b = x;
+                break;
+            }
+        }
+    }
+    if (expires <= 0)
+        return;
+    if (!a) {
+        a = g_ptr_array_new_with_free_func(binding_free);
+        g_hash_table_insert(r->aors, g_strdup(aor), a);
+    }
+    if (!b) {
+        b = g_new0(binding_t, 1);
+        b->uri = g_strdup(uri);
+        g_ptr_array_add(a, b);
+    }
+    g_free(b->contact);
+    b->contact = g_strdup(contact);
+    b->expires = now + expires;
+    b->q = q;
+    b->seq = ++r->seq;
+}
+
+void registrar_remove_all(registrar_t *r, const char *aor)
+{
+    g_hash_table_remove(r->aors, aor);
+}
+
+size_t registrar_expire(registrar_t *r, int64_t now)
+{
+    GHashTableIter it;
+    gpointer key, value;
+    size_t n = 0;
+
+    g_hash_table_iter_init(&it, r->aors);
+    while (g_hash_table_iter_next(&it, &key, &value)) {
+        GPtrArray *a = value;
+        guint before = a->len;
+        drop_expired(a, now);
+        n += before - a->len;
+        if (a->len == 0)
+            g_hash_table_iter_remove(&it);
+    }
+    return n;
+}
+
+size_t registrar_count(const registrar_t *r)
+{
+    GHashTableIter it;
+    gpointer key, value;
+    size_t n = 0;
+
+    g_hash_table_iter_init(&it, r->aors);
+    while (g_hash_table_iter_next(&it, &key, &value))
+        n += ((GPtrArray *)value)->len;
+    return n;
+}
