@@ -16,6 +16,9 @@
 #ifdef MSILO_SERVER_HAVE_POSTGRES
 #include <msilo/postgres.h>
 #endif
+#ifdef MSILO_SERVER_HAVE_SQLITE
+#include <msilo/sqlite.h>
+#endif
 
 #define DEFAULT_LISTEN "sip:127.0.0.1:5060"
 
@@ -58,6 +61,12 @@ static bool parse_uint(const char *text, unsigned max, unsigned *ret)
     return true;
 }
 
+static bool store_kind_known(const char *kind)
+{
+    return strcmp(kind, "memory") == 0 || strcmp(kind, "postgres") == 0 ||
+           strcmp(kind, "sqlite") == 0;
+}
+
 /* Applies one [server] key. */
 static bool set_server_key(server_options_t *opt, const char *key, const char *value,
                            char **ret_why)
@@ -66,8 +75,8 @@ static bool set_server_key(server_options_t *opt, const char *key, const char *v
         g_free(opt->listen);
         opt->listen = g_strdup(value);
     } else if (strcmp(key, "store") == 0) {
-        if (strcmp(value, "memory") != 0 && strcmp(value, "postgres") != 0) {
-            *ret_why = g_strdup_printf("store '%s' is neither memory nor postgres", value);
+        if (!store_kind_known(value)) {
+            *ret_why = g_strdup_printf("store '%s' is not memory, sqlite or postgres", value);
             return false;
         }
         g_free(opt->store);
@@ -177,7 +186,7 @@ static void print_config(void)
            "# Escapes: \\r \\n \\t \\s \\\\. No quotes around values.\n\n"
            "[server]\n"
            "# SIP URI to listen on (UDP and TCP)\n#listen = %s\n"
-           "# memory or postgres\n#store = memory\n"
+           "# memory, sqlite (db_url = sqlite:///path) or postgres\n#store = memory\n"
            "# ms to wait for an online user's answer before storing the message\n"
            "#forward_timeout = 4000\n"
            "# ms to wait for an answer to a delivered offline message\n"
@@ -313,11 +322,35 @@ static int open_pg_store(const msilo_config_t *cfg, bool migrate, msilo_store_t 
 }
 #endif
 
+#ifdef MSILO_SERVER_HAVE_SQLITE
+/* The SQLite store on the file db_url names (sqlite:///path or a path); the
+ * table is created or upgraded on open, so --migrate changes nothing here. */
+static int open_sqlite_store(const msilo_config_t *cfg, msilo_store_t **ret)
+{
+    const char *url = msilo_config_get_string(cfg, "db_url");
+    const char *table = msilo_config_get_string(cfg, "db_table");
+    int r = url ? msilo_sqlite_store_new_table(ret, url, table) : MSILO_ECONFIG;
+    if (r < 0)
+        fprintf(stderr, "msilo-server: sqlite store: %s: %s\n", msilo_strerror(r),
+                url ? msilo_error_detail() : "db_url is not set (--db-url sqlite:///path)");
+    return r;
+}
+#endif
+
 static int open_store(const char *kind, const msilo_config_t *cfg, bool migrate,
                       msilo_store_t **ret)
 {
     if (strcmp(kind, "memory") == 0)
         return msilo_memory_store_new(ret);
+#ifdef MSILO_SERVER_HAVE_SQLITE
+    if (strcmp(kind, "sqlite") == 0)
+        return open_sqlite_store(cfg, ret);
+#else
+    if (strcmp(kind, "sqlite") == 0) {
+        fprintf(stderr, "msilo-server: the sqlite store is not built in this binary\n");
+        return MSILO_ENOTSUP;
+    }
+#endif
 #ifdef MSILO_SERVER_HAVE_POSTGRES
     if (strcmp(kind, "postgres") == 0)
         return open_pg_store(cfg, migrate, ret);
@@ -329,7 +362,7 @@ static int open_store(const char *kind, const msilo_config_t *cfg, bool migrate,
         return MSILO_ENOTSUP;
     }
 #endif
-    fprintf(stderr, "msilo-server: unknown store '%s' (memory or postgres)\n", kind);
+    fprintf(stderr, "msilo-server: unknown store '%s' (memory, sqlite or postgres)\n", kind);
     return MSILO_EINVAL;
 }
 
@@ -344,7 +377,7 @@ int main(int argc, char **argv)
         { "listen", 'l', 0, G_OPTION_ARG_STRING, &listen,
           "SIP URI to listen on, UDP and TCP (default " DEFAULT_LISTEN ")", "URI" },
         { "store", 's', 0, G_OPTION_ARG_STRING, &store_kind,
-          "Message store: memory (default) or postgres", "KIND" },
+          "Message store: memory (default), sqlite or postgres", "KIND" },
         { "db-url", 'd', 0, G_OPTION_ARG_STRING, &db_url,
           "Database URL for the postgres store (msilo key db_url)", "URL" },
         { "migrate", 0, 0, G_OPTION_ARG_NONE, &migrate,
@@ -420,8 +453,9 @@ int main(int argc, char **argv)
                 msilo_error_detail());
         goto out;
     }
-    if (strcmp(s.opt.store, "memory") != 0 && strcmp(s.opt.store, "postgres") != 0) {
-        fprintf(stderr, "msilo-server: unknown store '%s' (memory or postgres)\n", s.opt.store);
+    if (!store_kind_known(s.opt.store)) {
+        fprintf(stderr, "msilo-server: unknown store '%s' (memory, sqlite or postgres)\n",
+                s.opt.store);
         goto out;
     }
 #ifndef MSILO_SERVER_HAVE_POSTGRES

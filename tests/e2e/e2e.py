@@ -577,6 +577,17 @@ def test_pg_restart(tmp):
     """Messages stored by one server are delivered by the next one on the
     same table: the store outlives the process (SIGTERM loses nothing)."""
     conf, extra = pg_args(tmp, "restart")
+    restart_keeps_messages(tmp, conf, extra)
+
+
+def test_sqlite_restart(tmp):
+    """The same with the SQLite store: a file survives the process."""
+    db = os.path.join(tmp, "silo-%d.db" % os.getpid())
+    restart_keeps_messages(tmp, None, ["--store", "sqlite", "--db-url", "sqlite://" + db])
+    check(os.path.getsize(db) > 0, "the database file exists")
+
+
+def restart_keeps_messages(tmp, conf, extra):
     srv = Server(tmp, conf, extra)
     bodies = [b"persistent %d" % i for i in range(5)]
     try:
@@ -861,7 +872,7 @@ TESTS = [test_cli, test_sample_lists_every_key, test_basic_methods, test_registr
          test_retry_after_failure, test_offline_notification, test_reminder,
          test_expired_never_delivered, test_malformed_input,
          test_store_dump_udp, test_store_dump_tcp,
-         test_pg_store_dump_udp, test_pg_store_dump_tcp, test_pg_restart]
+         test_pg_store_dump_udp, test_pg_store_dump_tcp, test_pg_restart, test_sqlite_restart]
 
 
 def main():
