@@ -110,7 +110,7 @@ typedef void (*msilo_store_cb)(msilo_engine_t *e, int result, int64_t id, void *
  *
  * Owner: @p owner when not NULL (a URI or name-addr; any pseudo-variable
  * expansion is the embedder's job), else the Request-URI when it is a full
- * address of record (user@host), else the To URI. sip:, sips: and tel: URIs are
+ * address of record (user\@host), else the To URI. sip:, sips: and tel: URIs are
  * accepted. Expiry: now + min(expire_time, req->expires when > 0). A reminder
  * when req->snd_time is set. Notifies the sender after a successful store when
  * configured (from_address + offline_message) and not skipped by flag.
@@ -140,6 +140,7 @@ typedef void (*msilo_dump_cb)(msilo_engine_t *e, int result, const msilo_dump_re
 /**
  * m_dump([owner]): delivers the stored messages of an owner to a contact.
  *
+ * @param e        the engine.
  * @param reg      the REGISTER view: owner defaults to its To URI; the contact
  *                 to deliver to is reg->contact; nothing is sent (result 0,
  *                 nothing claimed) when reg->expires == 0, or when the contact
@@ -150,6 +151,7 @@ typedef void (*msilo_dump_cb)(msilo_engine_t *e, int result, const msilo_dump_re
  * @param owner    overrides the owner (NULL = To of @p reg).
  * @param max      deliver at most this many (0 = all), like OpenSIPS m_dump(owner, maxmsg).
  * @param cb       called once every claimed message has a final outcome (may be NULL).
+ * @param data     passed to @p cb.
  *
  * Messages go out in storage order, at most dump_window at a time; each is
  * deleted as soon as its 2xx arrives; a failure releases it with attempts+1

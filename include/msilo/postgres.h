@@ -115,11 +115,13 @@ enum {
  * - widens a ctype shorter than VARCHAR(255) to VARCHAR(255) (no rewrite);
  * - widens a 32-bit id (and its sequence) to BIGINT unless
  *   MSILO_PG_MIGRATE_KEEP_ID;
- * - creates indexes <table>_owner_id_idx (user, domain, id),
- *   <table>_exp_idx (exp_time) and <table>_snd_idx (snd_time) WHERE snd_time <> 0.
+ * - creates indexes TABLE_owner_id_idx (user, domain, id),
+ *   TABLE_exp_idx (exp_time) and TABLE_snd_idx (snd_time) WHERE snd_time \<\> 0.
  * Nothing is dropped or renamed, so the anchors' queries keep working. A second
  * run changes nothing. Concurrent runs serialise on an advisory lock; the
  * table's lock is waited for at most 10 s (then MSILO_ESTORE: try again later).
+ * @param opts options naming the database, table and columns.
+ * @param flags MSILO_PG_MIGRATE_* flags (0 for none).
  * @param ret_changes may be NULL; receives how many schema changes were made
  *        (0 when the table was already up to date).
  * @return 0; MSILO_EINVAL; MSILO_ECONFIG (no db_url, or the existing table

@@ -62,8 +62,10 @@ MSILO_API int msilo_sqlite_store_new_table(msilo_store_t **ret, const char *path
  * Creates table @p table (NULL = "silo") and its indexes when absent, or adds
  * to an existing Kamailio/OpenSIPS SQLite `silo` table what libmsilo needs
  * (lease_owner, lease_until, attempts, next_try, extra_hdrs, callid; the
- * indexes <table>_owner_id_idx, <table>_exp_idx, <table>_snd_idx), in one
+ * indexes TABLE_owner_id_idx, TABLE_exp_idx, TABLE_snd_idx), in one
  * transaction. Safe to run again: a second run changes nothing.
+ * @param path_or_url the database file (as msilo_sqlite_store_new()).
+ * @param table the table name, NULL for "silo".
  * @param ret_changes may be NULL; receives how many schema changes were made.
  * @return 0, MSILO_EINVAL, MSILO_ECONFIG or MSILO_ESTORE as msilo_sqlite_store_new().
  */
