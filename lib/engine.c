@@ -92,6 +92,7 @@ typedef enum { SEND_OFFLINE, SEND_REMINDER, SEND_NOTIFY } send_kind;
 typedef struct send_ctx {
     msilo_engine_t *e; /* NULL once the engine is freed: the callback only frees */
     send_kind kind;
+    gint64 started; /* monotonic, for the latency statistic */
     owner_t *owner;
     msilo_message_t *msg;
     GList link; /* in e->sends */
@@ -155,6 +156,7 @@ static const char *const stat_names[MSILO_STAT_COUNT_] = {
     "dumped_reminders",  "failed_reminders",       "rejected_full",
     "store_errors",      "expired_messages",       "notifications_sent",
     "notifications_failed", "queued_messages",     "deliveries_in_flight",
+    "delivery_latency_us",  "deliveries_timed",
 };
 
 const char *msilo_stat_name(msilo_stat_t stat)
@@ -639,6 +641,7 @@ static int start_send(msilo_engine_t *e, send_ctx *sc, const msilo_outgoing_t *o
 {
     sc->e = e;
     sc->link.data = sc;
+    sc->started = g_get_monotonic_time();
     int rc = msilo_transport_send(e->transport, out, send_done, sc);
     if (rc == 0) {
         g_queue_push_tail_link(&e->sends, &sc->link);
@@ -771,8 +774,11 @@ static void send_done(int status, void *data)
         return;
     }
     g_queue_unlink(&e->sends, &sc->link);
-    if (sc->kind != SEND_NOTIFY)
+    if (sc->kind != SEND_NOTIFY) {
         gauge_add(e, MSILO_STAT_IN_FLIGHT, -1);
+        e->stats[MSILO_STAT_DELIVERY_LATENCY_US] += (uint64_t)(g_get_monotonic_time() - sc->started);
+        e->stats[MSILO_STAT_DELIVERIES_TIMED]++;
+    }
     delivery_finished(e, sc, status);
 }
 

@@ -93,6 +93,9 @@ static bool set_server_key(server_options_t *opt, const char *key, const char *v
     } else if (strcmp(key, "max_expires") == 0) {
         if (!parse_uint(value, 86400 * 365, &opt->max_expires) || opt->max_expires == 0)
             goto bad_number;
+    } else if (strcmp(key, "metrics") == 0) {
+        g_free(opt->metrics);
+        opt->metrics = value[0] ? g_strdup(value) : NULL;
     } else if (strcmp(key, "domains") == 0) {
         g_strfreev(opt->domains);
         opt->domains = NULL;
@@ -194,7 +197,9 @@ static void print_config(void)
            "# registration lifetime without Expires (seconds) and its maximum\n"
            "#default_expires = 120\n#max_expires = 3600\n"
            "# domains served (comma-separated); requests for others get 404.\n"
-           "# Unset: every domain is local.\n#domains = \n\n[msilo]\n",
+           "# Unset: every domain is local.\n#domains = \n"
+           "# Prometheus statistics on http://ADDRESS/metrics (loopback only). Unset: off.\n"
+           "#metrics = 127.0.0.1:9464\n\n[msilo]\n",
            DEFAULT_LISTEN);
     for (size_t i = 0; i < n; i++) {
         const msilo_config_key_t *k = &keys[i];
@@ -498,10 +503,18 @@ int main(int argc, char **argv)
     g_unix_signal_add(SIGTERM, on_quit, &s);
     g_unix_signal_add(SIGINT, on_quit, &s);
     g_unix_signal_add(SIGUSR1, on_usr1, &s);
+    if (s.opt.metrics) {
+        g_autoptr(GError) merr = NULL;
+        if (!server_metrics_start(&s, s.opt.metrics, &merr)) {
+            fprintf(stderr, "msilo-server: metrics: %s\n", merr->message);
+            goto stop;
+        }
+    }
 
     where = server_sip_listening(&s);
-    g_message("msilo-server %s listening on %s (%s), store %s", MSILO_SERVER_VERSION, where,
-              s.opt.listen, s.opt.store);
+    g_message("msilo-server %s listening on %s (%s), store %s%s%s", MSILO_SERVER_VERSION, where,
+              s.opt.listen, s.opt.store, s.opt.metrics ? ", metrics on http://" : "",
+              s.opt.metrics ? s.opt.metrics : "");
     g_main_loop_run(s.loop);
 
     /* Shutdown: nothing accepted is lost. Forwards in progress are stored,
@@ -513,6 +526,7 @@ int main(int argc, char **argv)
     status = 0;
 
 stop:
+    server_metrics_stop(&s);
     msilo_engine_free(s.engine);
     s.engine = NULL;
     server_sip_stop(&s);
@@ -529,5 +543,6 @@ out:
     g_free(s.opt.listen);
     g_free(s.opt.store);
     g_strfreev(s.opt.domains);
+    g_free(s.opt.metrics);
     return status;
 }

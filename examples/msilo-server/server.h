@@ -61,6 +61,7 @@ typedef struct server_options {
     unsigned default_expires;  /* s: registrations without Expires */
     unsigned max_expires;      /* s: upper bound for registrations */
     char **domains;            /* local domains; NULL = every domain is local */
+    char *metrics;             /* "127.0.0.1:9464": Prometheus endpoint; NULL = off */
 } server_options_t;
 
 typedef struct server {
@@ -74,6 +75,7 @@ typedef struct server {
     msilo_engine_t *engine;
     registrar_t *registrar;
     GMainLoop *loop;
+    struct _SoupServer *metrics; /* NULL unless [server] metrics is set */
     GHashTable *forwards; /* forward_t* set: forwards in progress */
     GHashTable *stores;   /* nta_incoming_t* set: stores waiting for their result */
     const char *snd_time_header; /* msilo key snd_time_avp: header with a reminder time */
@@ -91,5 +93,13 @@ void server_sip_drain(server_t *s);
 void server_sip_stop(server_t *s);
 /* "udp 127.0.0.1:5060, tcp 127.0.0.1:5060" (g_free it). */
 char *server_sip_listening(server_t *s);
+
+/* ---- metrics (metrics.c) ---------------------------------------------------- */
+
+/* Serves GET /metrics on @hostport (a loopback address only). */
+bool server_metrics_start(server_t *s, const char *hostport, GError **error);
+void server_metrics_stop(server_t *s);
+/* The Prometheus text (g_free it). */
+char *server_metrics_text(server_t *s);
 
 #endif

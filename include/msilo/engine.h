@@ -48,6 +48,9 @@ typedef enum msilo_stat {
     MSILO_STAT_QUEUED,               /**< gauge: messages in the store, as last counted
                                           by the clean job and adjusted by this engine */
     MSILO_STAT_IN_FLIGHT,            /**< gauge: deliveries waiting for a final response */
+    MSILO_STAT_DELIVERY_LATENCY_US,  /**< sum of the times from send to final response of
+                                          deliveries (offline and reminders), microseconds */
+    MSILO_STAT_DELIVERIES_TIMED,     /**< how many deliveries that sum covers */
     MSILO_STAT_COUNT_                /**< number of statistics (grows) */
 } msilo_stat_t;
 

@@ -587,6 +587,36 @@ def test_sqlite_restart(tmp):
     check(os.path.getsize(db) > 0, "the database file exists")
 
 
+def test_metrics(tmp):
+    """[server] metrics serves the statistics in the Prometheus text format
+    (libsoup) on loopback; a non-loopback address is refused at start."""
+    import urllib.request
+    mport = free_port()
+    conf = write_conf(tmp, "metrics.conf", "[server]\nmetrics = 127.0.0.1:%d\n" % mport)
+    srv = Server(tmp, conf)
+    try:
+        for i in range(3):
+            st, _, _ = sip_request(srv.port, "MESSAGE", "sip:mia@127.0.0.1:%d" % srv.port, "udp",
+                                   "Content-Type: text/plain\r\n", b"m%d" % i, to="sip:mia@127.0.0.1")
+            check(st == 202, "stored (%d)" % st)
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=5) as r:
+            check(r.status == 200, "GET /metrics -> %d" % r.status)
+            check(r.headers.get("Content-Type", "").startswith("text/plain"), "text format")
+            text = r.read().decode()
+        for name in ("stored_messages_total", "dumped_messages_total", "failed_messages_total",
+                     "dumped_reminders_total", "failed_reminders_total", "queued_messages",
+                     "deliveries_in_flight", "delivery_latency_seconds_count"):
+            check(("msilo_" + name) in text, "metric msilo_%s exported" % name)
+        check(re.search(r"^msilo_stored_messages_total 3$", text, re.M), "3 stored: " + text[:300])
+        check("# TYPE msilo_queued_messages gauge" in text, "gauges typed")
+    finally:
+        srv.stop()
+    bad = write_conf(tmp, "metrics-bad.conf", "[server]\nmetrics = 192.0.2.1:9464\n")
+    p = subprocess.run([ARGS.server, "-l", "sip:127.0.0.1:%d" % free_port(), "-c", bad],
+                       capture_output=True, text=True, timeout=10)
+    check(p.returncode != 0 and "loopback" in p.stderr, "non-loopback metrics refused: %r" % p.stderr)
+
+
 def restart_keeps_messages(tmp, conf, extra):
     srv = Server(tmp, conf, extra)
     bodies = [b"persistent %d" % i for i in range(5)]
@@ -872,7 +902,8 @@ TESTS = [test_cli, test_sample_lists_every_key, test_basic_methods, test_registr
          test_retry_after_failure, test_offline_notification, test_reminder,
          test_expired_never_delivered, test_malformed_input,
          test_store_dump_udp, test_store_dump_tcp,
-         test_pg_store_dump_udp, test_pg_store_dump_tcp, test_pg_restart, test_sqlite_restart]
+         test_pg_store_dump_udp, test_pg_store_dump_tcp, test_pg_restart, test_sqlite_restart,
+         test_metrics]
 
 
 def main():

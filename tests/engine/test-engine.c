@@ -692,6 +692,7 @@ static void test_dump_delivers_in_order_and_deletes(void **state)
     assert_int_equal(msilo_engine_stat(f->e, MSILO_STAT_FAILED_MESSAGES), 0);
     assert_int_equal(msilo_engine_stat(f->e, MSILO_STAT_DUMPED_REMINDERS), 0);
     assert_int_equal(msilo_engine_stat(f->e, MSILO_STAT_IN_FLIGHT), 0);
+    assert_int_equal(msilo_engine_stat(f->e, MSILO_STAT_DELIVERIES_TIMED), 3);
 }
 
 static void test_dump_window_and_batches(void **state)
