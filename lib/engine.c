@@ -54,14 +54,22 @@ struct job {
     owner_t *owner; /* NULL for reminders */
     msilo_message_t **out;
     size_t out_n;
-    /* JOB_REMOVE / JOB_RELEASE */
-    GArray *ids;   /* int64_t */
-    GArray *items; /* msilo_store_release_t */
+    /* JOB_REMOVE / JOB_RELEASE: int64_t ids / msilo_store_release_t items */
+    GArray *batch;
     /* JOB_EXPIRE / JOB_COUNT / JOB_RESET */
     int64_t now;
     int64_t count;
     size_t deleted;
 };
+
+/* Deletes and releases wait here while one of their kind runs, then go to the
+ * store together as one job; a failed job's items go back to the front and
+ * are retried at the next check (never lost, never a hot loop). */
+typedef struct coalescer {
+    GArray *wait;
+    gboolean running;
+    job_type type; /* JOB_REMOVE or JOB_RELEASE */
+} coalescer_t;
 
 typedef struct dump_op {
     msilo_dump_cb cb;
@@ -138,10 +146,8 @@ struct msilo_engine {
     /* coalescing */
     GQueue put_wait; /* store_op* */
     gboolean put_running;
-    GArray *ack_wait;     /* int64_t */
-    gboolean ack_running;
-    GArray *release_wait; /* msilo_store_release_t */
-    gboolean release_running;
+    coalescer_t acks;     /* int64_t ids delivered: delete */
+    coalescer_t releases; /* msilo_store_release_t: failed deliveries */
 
     GHashTable *owners; /* key -> owner_t* */
     GQueue sends;       /* send_ctx links */
@@ -212,12 +218,12 @@ static void job_execute(msilo_engine_t *e, job_t *j)
         j->rc = msilo_store_claim(s, &j->claim, &j->out, &j->out_n);
         break;
     case JOB_REMOVE:
-        j->rc = msilo_store_remove(s, (const int64_t *)(void *)j->ids->data, j->ids->len,
+        j->rc = msilo_store_remove(s, (const int64_t *)(void *)j->batch->data, j->batch->len,
                                    &j->deleted);
         break;
     case JOB_RELEASE:
-        j->rc = msilo_store_release(s, (const msilo_store_release_t *)(void *)j->items->data,
-                                    j->items->len);
+        j->rc = msilo_store_release(s, (const msilo_store_release_t *)(void *)j->batch->data,
+                                    j->batch->len);
         break;
     case JOB_EXPIRE:
         j->rc = msilo_store_expire(s, j->now, &j->deleted);
@@ -752,9 +758,9 @@ static void owner_pump(msilo_engine_t *e, owner_t *o);
 /* A dump reports "delivered" only once the deletes of what it delivered are
  * committed (or failed and were queued for retry): completes finished dumps
  * when no delete is waiting or running. */
-static void flush_finished_dumps(msilo_engine_t *e)
+static void flush_finished_dumps(msilo_engine_t *e, gboolean force)
 {
-    if ((e->ack_running || e->ack_wait->len) && !e->freeing)
+    if ((e->acks.running || e->acks.wait->len) && !e->freeing && !force)
         return;
     dump_op *d;
     while ((d = g_queue_pop_head(&e->finished_dumps))) {
@@ -804,7 +810,7 @@ static void delivery_finished(msilo_engine_t *e, send_ctx *sc, int status)
     msilo_message_t *m = sc->msg;
     owner_t *o = sc->owner;
     if (ok) {
-        g_array_append_val(e->ack_wait, m->id);
+        g_array_append_val(e->acks.wait, m->id);
         gauge_add(e, MSILO_STAT_QUEUED, -1);
         e->stats[sc->kind == SEND_REMINDER ? MSILO_STAT_DUMPED_REMINDERS
                                            : MSILO_STAT_DUMPED_MESSAGES]++;
@@ -830,7 +836,7 @@ static void delivery_finished(msilo_engine_t *e, send_ctx *sc, int status)
              (long long)m->id, m->user, m->domain, status, r.attempts);
         for (guint i = 0; o && i < o->dumps->len; i++)
             ((dump_op *)o->dumps->pdata[i])->res.failed++;
-        g_array_append_val(e->release_wait, r);
+        g_array_append_val(e->releases.wait, r);
         schedule_release(e);
     }
     if (ok && o)
@@ -844,66 +850,58 @@ static void delivery_finished(msilo_engine_t *e, send_ctx *sc, int status)
     }
 }
 
-static void schedule_ack(msilo_engine_t *e)
+static void coalesce_schedule(msilo_engine_t *e, coalescer_t *c)
 {
-    if (e->ack_running || e->ack_wait->len == 0)
+    if (c->running || c->wait->len == 0)
         return;
     job_t *j = g_new0(job_t, 1);
-    j->type = JOB_REMOVE;
-    j->ids = e->ack_wait;
-    e->ack_wait = g_array_new(FALSE, FALSE, sizeof(int64_t));
-    e->ack_running = TRUE;
+    j->type = c->type;
+    j->batch = c->wait;
+    c->wait = g_array_new(FALSE, FALSE, g_array_get_element_size(j->batch));
+    c->running = TRUE;
     job_submit(e, j);
 }
 
-static void complete_remove(msilo_engine_t *e, job_t *j)
+/* @return the job's result; on failure its items are waiting again */
+static int coalesce_done(coalescer_t *c, job_t *j)
 {
-    e->ack_running = FALSE;
-    if (j->rc) {
-        /* keep the ids: retried at the next tick (never lost, never a hot loop) */
-        elog(e, MSILO_LOG_WARNING, "deleting %u delivered messages failed: %s; will retry",
-             j->ids->len, msilo_strerror(j->rc));
-        g_array_prepend_vals(e->ack_wait, j->ids->data, j->ids->len);
-        g_array_unref(j->ids);
-        /* the dumps waiting on it still complete: their messages are delivered */
-        GQueue q = e->finished_dumps;
-        g_queue_init(&e->finished_dumps);
-        dump_op *d;
-        while ((d = g_queue_pop_head(&q))) {
-            if (d->cb)
-                d->cb(e, 0, &d->res, d->data);
-            g_free(d);
-        }
-        return;
-    }
-    g_array_unref(j->ids);
-    schedule_ack(e);
-    flush_finished_dumps(e);
+    c->running = FALSE;
+    if (j->rc)
+        g_array_prepend_vals(c->wait, j->batch->data, j->batch->len);
+    g_array_unref(j->batch);
+    return j->rc;
+}
+
+static void schedule_ack(msilo_engine_t *e)
+{
+    coalesce_schedule(e, &e->acks);
 }
 
 static void schedule_release(msilo_engine_t *e)
 {
-    if (e->release_running || e->release_wait->len == 0)
+    coalesce_schedule(e, &e->releases);
+}
+
+static void complete_remove(msilo_engine_t *e, job_t *j)
+{
+    guint n = j->batch->len;
+    int rc = coalesce_done(&e->acks, j);
+    if (rc) {
+        elog(e, MSILO_LOG_WARNING, "deleting %u delivered messages failed: %s; will retry", n,
+             msilo_strerror(rc));
+        /* the dumps waiting on it still complete: their messages are delivered */
+        flush_finished_dumps(e, TRUE);
         return;
-    job_t *j = g_new0(job_t, 1);
-    j->type = JOB_RELEASE;
-    j->items = e->release_wait;
-    e->release_wait = g_array_new(FALSE, FALSE, sizeof(msilo_store_release_t));
-    e->release_running = TRUE;
-    job_submit(e, j);
+    }
+    schedule_ack(e);
+    flush_finished_dumps(e, FALSE);
 }
 
 static void complete_release(msilo_engine_t *e, job_t *j)
 {
-    e->release_running = FALSE;
-    if (j->rc) {
-        /* the leases run out by themselves; retrying keeps the attempt counts */
-        g_array_prepend_vals(e->release_wait, j->items->data, j->items->len);
-        g_array_unref(j->items);
-        return;
-    }
-    g_array_unref(j->items);
-    schedule_release(e);
+    if (coalesce_done(&e->releases, j) == 0)
+        schedule_release(e);
+    /* else: the leases run out by themselves; the retry keeps the attempt counts */
 }
 
 /* ---- owners and dumps ----------------------------------------------------- */
@@ -999,7 +997,7 @@ static void owner_pump(msilo_engine_t *e, owner_t *o)
         for (guint i = 0; i < dumps->len; i++)
             g_queue_push_tail(&e->finished_dumps, dumps->pdata[i]);
         g_ptr_array_set_size(dumps, 0);
-        flush_finished_dumps(e);
+        flush_finished_dumps(e, FALSE);
     }
     if (o->again && !e->freeing) {
         owner_start_round(e, o, INT64_MAX, o->next_limit == SIZE_MAX ? 0 : o->next_limit);
@@ -1017,7 +1015,7 @@ static void complete_claim(msilo_engine_t *e, job_t *j)
                 msilo_store_release_t r = { .id = j->out[i]->id, .attempts = j->out[i]->attempts,
                                             .next_try = j->out[i]->next_try,
                                             .lease_owner = e->instance_id };
-                g_array_append_val(e->release_wait, r);
+                g_array_append_val(e->releases.wait, r);
             }
             msilo_message_array_free(j->out, j->out_n);
             schedule_release(e);
@@ -1055,7 +1053,7 @@ static void complete_claim(msilo_engine_t *e, job_t *j)
             msilo_store_release_t r = { .id = j->out[i]->id, .attempts = j->out[i]->attempts,
                                         .next_try = j->out[i]->next_try,
                                             .lease_owner = e->instance_id };
-            g_array_append_val(e->release_wait, r);
+            g_array_append_val(e->releases.wait, r);
         }
         msilo_message_array_free(j->out, j->out_n);
         schedule_release(e);
@@ -1364,8 +1362,9 @@ int msilo_engine_new(msilo_engine_t **ret, const msilo_config_t *cfg, msilo_stor
     g_queue_init(&e->finished_dumps);
     g_queue_init(&e->put_wait);
     g_queue_init(&e->sends);
-    e->ack_wait = g_array_new(FALSE, FALSE, sizeof(int64_t));
-    e->release_wait = g_array_new(FALSE, FALSE, sizeof(msilo_store_release_t));
+    e->acks = (coalescer_t){ g_array_new(FALSE, FALSE, sizeof(int64_t)), FALSE, JOB_REMOVE };
+    e->releases = (coalescer_t){ g_array_new(FALSE, FALSE, sizeof(msilo_store_release_t)), FALSE,
+                                 JOB_RELEASE };
     e->owners = g_hash_table_new(g_str_hash, g_str_equal);
 
     e->dispatch = g_source_new(&dispatch_funcs, sizeof(GSource));
@@ -1423,7 +1422,7 @@ size_t msilo_engine_pending(const msilo_engine_t *e)
 {
     if (!e)
         return 0;
-    return e->jobs_pending + e->put_wait.length + e->ack_wait->len + e->release_wait->len +
+    return e->jobs_pending + e->put_wait.length + e->acks.wait->len + e->releases.wait->len +
            e->noop_dumps.length + e->finished_dumps.length;
 }
 
@@ -1468,7 +1467,7 @@ void msilo_engine_free(msilo_engine_t *e)
         while ((m = g_queue_pop_head(&o->ready))) {
             msilo_store_release_t r = { .id = m->id, .attempts = m->attempts,
                                         .next_try = m->next_try, .lease_owner = e->instance_id };
-            g_array_append_val(e->release_wait, r);
+            g_array_append_val(e->releases.wait, r);
             msilo_message_free(m);
         }
         for (guint i = 0; i < o->dumps->len; i++) {
@@ -1485,13 +1484,13 @@ void msilo_engine_free(msilo_engine_t *e)
         owner_free(v);
     g_hash_table_unref(e->owners);
     complete_noop_dumps(e, 0);
-    flush_finished_dumps(e);
+    flush_finished_dumps(e, FALSE);
     g_source_destroy(e->dispatch);
     g_source_unref(e->dispatch);
     g_async_queue_unref(e->todo);
     g_async_queue_unref(e->done);
-    g_array_unref(e->ack_wait);
-    g_array_unref(e->release_wait);
+    g_array_unref(e->acks.wait);
+    g_array_unref(e->releases.wait);
     msilo_template_free(e->t_from);
     msilo_template_free(e->t_contact);
     msilo_template_free(e->t_ctype);
