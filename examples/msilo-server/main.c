@@ -18,6 +18,10 @@
 #endif
 
 #define DEFAULT_LISTEN "sip:127.0.0.1:5060"
+#define DEFAULT_MAX_MESSAGE_SIZE (256u * 1024)
+#define DEFAULT_MAX_HEADERS 100u
+#define DEFAULT_MAX_HEADER_SIZE 8192u
+#define DEFAULT_MAX_STORED_HEADERS 8192u
 
 /* ---- configuration file ----------------------------------------------------- */
 
@@ -84,6 +88,18 @@ static bool set_server_key(server_options_t *opt, const char *key, const char *v
     } else if (strcmp(key, "max_expires") == 0) {
         if (!parse_uint(value, 86400 * 365, &opt->max_expires) || opt->max_expires == 0)
             goto bad_number;
+    } else if (strcmp(key, "max_message_size") == 0) {
+        if (!parse_uint(value, 64u << 20, &opt->max_message_size) || opt->max_message_size < 1024)
+            goto bad_size;
+    } else if (strcmp(key, "max_headers") == 0) {
+        if (!parse_uint(value, 100000, &opt->max_headers) || opt->max_headers < 8)
+            goto bad_size;
+    } else if (strcmp(key, "max_header_size") == 0) {
+        if (!parse_uint(value, 64u << 20, &opt->max_header_size) || opt->max_header_size < 256)
+            goto bad_size;
+    } else if (strcmp(key, "max_stored_headers") == 0) {
+        if (!parse_uint(value, 64u << 20, &opt->max_stored_headers))
+            goto bad_size;
     } else if (strcmp(key, "domains") == 0) {
         g_strfreev(opt->domains);
         opt->domains = NULL;
@@ -104,6 +120,9 @@ static bool set_server_key(server_options_t *opt, const char *key, const char *v
         return false;
     }
     return true;
+bad_size:
+    *ret_why = g_strdup_printf("'%s' is not a valid limit for %s (see --print-config)", value, key);
+    return false;
 bad_number:
     *ret_why = g_strdup_printf("'%s' is not a valid number of %s", value,
                                strstr(key, "timeout") ? "milliseconds" : "seconds");
@@ -185,8 +204,15 @@ static void print_config(void)
            "# registration lifetime without Expires (seconds) and its maximum\n"
            "#default_expires = 120\n#max_expires = 3600\n"
            "# domains served (comma-separated); requests for others get 404.\n"
-           "# Unset: every domain is local.\n#domains = \n\n[msilo]\n",
-           DEFAULT_LISTEN);
+           "# Unset: every domain is local.\n#domains = \n"
+           "# size limits, checked before anything is stored: a whole request\n"
+           "# (bytes, larger gets 413 from the SIP stack), header fields per\n"
+           "# request, bytes of one header field, bytes of the extra headers\n"
+           "# stored with a message (413 above each)\n"
+           "#max_message_size = %u\n#max_headers = %u\n#max_header_size = %u\n"
+           "#max_stored_headers = %u\n\n[msilo]\n",
+           DEFAULT_LISTEN, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_HEADERS, DEFAULT_MAX_HEADER_SIZE,
+           DEFAULT_MAX_STORED_HEADERS);
     for (size_t i = 0; i < n; i++) {
         const msilo_config_key_t *k = &keys[i];
         printf("# %s (%s)\n", k->help ? k->help : "",
@@ -394,6 +420,10 @@ int main(int argc, char **argv)
     s.opt.delivery_timeout = 8000;
     s.opt.default_expires = 120; /* registrar default_expires of the sample config */
     s.opt.max_expires = 3600;
+    s.opt.max_message_size = DEFAULT_MAX_MESSAGE_SIZE;
+    s.opt.max_headers = DEFAULT_MAX_HEADERS;
+    s.opt.max_header_size = DEFAULT_MAX_HEADER_SIZE;
+    s.opt.max_stored_headers = DEFAULT_MAX_STORED_HEADERS;
 
     if (msilo_config_new(&cfg) < 0) {
         fprintf(stderr, "msilo-server: out of memory\n");

@@ -61,6 +61,11 @@ typedef struct server_options {
     unsigned default_expires;  /* s: registrations without Expires */
     unsigned max_expires;      /* s: upper bound for registrations */
     char **domains;            /* local domains; NULL = every domain is local */
+    /* size limits, enforced before anything is stored */
+    unsigned max_message_size;   /* bytes of a whole request (Sofia answers 413 above) */
+    unsigned max_headers;        /* header fields of a request */
+    unsigned max_header_size;    /* bytes of one header field */
+    unsigned max_stored_headers; /* bytes of the extra headers stored with a message */
 } server_options_t;
 
 typedef struct server {
