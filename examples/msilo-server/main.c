@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include <glib-unix.h>
+#include <glib/gstdio.h>
+#include <sys/stat.h>
 
 #include "server.h"
 
@@ -100,6 +102,25 @@ static bool set_server_key(server_options_t *opt, const char *key, const char *v
     } else if (strcmp(key, "max_stored_headers") == 0) {
         if (!parse_uint(value, 64u << 20, &opt->max_stored_headers))
             goto bad_size;
+    } else if (strcmp(key, "auth_users") == 0) {
+        g_free(opt->auth_users);
+        opt->auth_users = value[0] ? g_strdup(value) : NULL;
+    } else if (strcmp(key, "auth_realm") == 0) {
+        if (!value[0] || strpbrk(value, "\"\\\r\n")) {
+            *ret_why = g_strdup("the realm must be non-empty, without quotes, backslashes or line breaks");
+            return false;
+        }
+        g_free(opt->auth_realm);
+        opt->auth_realm = g_strdup(value);
+    } else if (strcmp(key, "auth_message") == 0) {
+        if (strcmp(value, "1") == 0 || g_ascii_strcasecmp(value, "true") == 0)
+            opt->auth_message = true;
+        else if (strcmp(value, "0") == 0 || g_ascii_strcasecmp(value, "false") == 0)
+            opt->auth_message = false;
+        else {
+            *ret_why = g_strdup_printf("'%s' is not a boolean (0/1/true/false)", value);
+            return false;
+        }
     } else if (strcmp(key, "domains") == 0) {
         g_strfreev(opt->domains);
         opt->domains = NULL;
@@ -129,8 +150,98 @@ bad_number:
     return false;
 }
 
+/* Whether a database URL/conninfo carries a password. */
+static bool url_has_password(const char *url)
+{
+    const char *p, *at;
+    if (!url)
+        return false;
+    if (strstr(url, "password="))
+        return true;
+    p = strstr(url, "://");
+    if (!p)
+        return false;
+    p += 3;
+    at = strchr(p, '@');
+    if (!at)
+        return false;
+    for (const char *c = p; c < at; c++)
+        if (*c == '/')
+            return false;
+        else if (*c == ':')
+            return true;
+    return false;
+}
+
+/* @url with its password replaced by "***" (g_free it). Handles
+ * scheme://user:password@host, ?password=... and key=value password=... */
+
+static char *mask_db_url(const char *url)
+{
+    GString *out;
+    const char *p, *at, *colon = NULL;
+
+    if (!url)
+        return g_strdup("(unset)");
+    out = g_string_new(NULL);
+    p = strstr(url, "://");
+    at = p ? strchr(p + 3, '@') : NULL;
+    if (p && at) {
+        for (const char *c = p + 3; c < at && *c != '/'; c++)
+            if (*c == ':') {
+                colon = c;
+                break;
+            }
+    }
+    if (colon) {
+        g_string_append_len(out, url, colon + 1 - url);
+        g_string_append(out, "***");
+        url = at;
+    }
+    for (const char *c = url; *c;) {
+        const char *pw = strstr(c, "password=");
+        if (!pw) {
+            g_string_append(out, c);
+            break;
+        }
+        g_string_append_len(out, c, pw + 9 - c);
+        g_string_append(out, "***");
+        c = pw + 9;
+        if (*c == '\'') { /* quoted conninfo value */
+            c++;
+            while (*c && *c != '\'')
+                c += (*c == '\\' && c[1]) ? 2 : 1;
+            if (*c)
+                c++;
+        } else {
+            while (*c && *c != '&' && *c != ' ')
+                c++;
+        }
+    }
+    return g_string_free(out, FALSE);
+}
+
+/* Refuses a secret file that others may read. @what names it in the message. */
+static bool private_enough(const char *path, const char *what)
+{
+    GStatBuf st;
+    if (g_stat(path, &st) != 0) {
+        fprintf(stderr, "msilo-server: %s: %s\n", path, g_strerror(errno));
+        return false;
+    }
+    if (st.st_mode & S_IROTH) {
+        fprintf(stderr,
+                "msilo-server: %s is readable by others and %s: refusing it "
+                "(chmod o-r %s)\n",
+                path, what, path);
+        return false;
+    }
+    return true;
+}
+
 /* Loads @path: [msilo] holds msilo configuration keys, [server] this program's. */
-static bool load_config_file(const char *path, msilo_config_t *cfg, server_options_t *opt)
+static bool load_config_file(const char *path, msilo_config_t *cfg, server_options_t *opt,
+                             bool *ret_has_password)
 {
     g_autoptr(GKeyFile) kf = g_key_file_new();
     g_autoptr(GError) error = NULL;
@@ -165,6 +276,8 @@ static bool load_config_file(const char *path, msilo_config_t *cfg, server_optio
                 g_clear_error(&error);
                 ok = false;
             } else if (is_msilo) {
+                if (strcmp(key, "db_url") == 0 && url_has_password(value))
+                    *ret_has_password = true;
                 /* An empty value means "unset" (the default). */
                 int r = msilo_config_set(cfg, key, value[0] ? value : NULL);
                 ok = r == 0;
@@ -210,7 +323,12 @@ static void print_config(void)
            "# request, bytes of one header field, bytes of the extra headers\n"
            "# stored with a message (413 above each)\n"
            "#max_message_size = %u\n#max_headers = %u\n#max_header_size = %u\n"
-           "#max_stored_headers = %u\n\n[msilo]\n",
+           "#max_stored_headers = %u\n"
+           "# Digest authentication of REGISTER (and, with auth_message, of\n"
+           "# MESSAGE as its From user) against a users file of\n"
+           "# user:password:realm or user:realm:HA1 lines; unset = no authentication.\n"
+           "# The file must not be readable by others.\n"
+           "#auth_users = \n#auth_realm = msilo\n#auth_message = 0\n\n[msilo]\n",
            DEFAULT_LISTEN, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_HEADERS, DEFAULT_MAX_HEADER_SIZE,
            DEFAULT_MAX_STORED_HEADERS);
     for (size_t i = 0; i < n; i++) {
@@ -267,9 +385,11 @@ static void print_stats(server_t *s)
     g_string_append_printf(out,
                            " registers=%" PRIu64 " bindings=%zu messages=%" PRIu64
                            " forwarded=%" PRIu64 " relayed_2xx=%" PRIu64
-                           " forward_failed=%" PRIu64,
+                           " forward_failed=%" PRIu64 " auth_challenged=%" PRIu64
+                           " auth_forbidden=%" PRIu64,
                            s->n_register, s->registrar ? registrar_count(s->registrar) : 0,
-                           s->n_message, s->n_forwarded, s->n_relayed_2xx, s->n_forward_failed);
+                           s->n_message, s->n_forwarded, s->n_relayed_2xx, s->n_forward_failed,
+                           s->n_auth_challenged, s->n_auth_forbidden);
     g_message("%s", out->str);
     g_string_free(out, TRUE);
 }
@@ -363,6 +483,7 @@ int main(int argc, char **argv)
 {
     g_autofree char *config_path = NULL, *listen = NULL, *store_kind = NULL, *db_url = NULL;
     gboolean version = FALSE, check = FALSE, print = FALSE, migrate = FALSE;
+    bool file_has_password = false;
     int forward_timeout = -1;
     GOptionEntry entries[] = {
         { "config", 'c', 0, G_OPTION_ARG_FILENAME, &config_path,
@@ -424,12 +545,20 @@ int main(int argc, char **argv)
     s.opt.max_headers = DEFAULT_MAX_HEADERS;
     s.opt.max_header_size = DEFAULT_MAX_HEADER_SIZE;
     s.opt.max_stored_headers = DEFAULT_MAX_STORED_HEADERS;
+    s.opt.auth_realm = g_strdup("msilo");
 
     if (msilo_config_new(&cfg) < 0) {
         fprintf(stderr, "msilo-server: out of memory\n");
         return 1;
     }
-    if (config_path && !load_config_file(config_path, cfg, &s.opt))
+    if (config_path && !load_config_file(config_path, cfg, &s.opt, &file_has_password))
+        goto out;
+    /* A file with a password must not be world-readable: refused, not warned
+     * about (doc: README, Security). */
+    if (config_path && file_has_password &&
+        !private_enough(config_path, "holds a database password"))
+        goto out;
+    if (s.opt.auth_users && !private_enough(s.opt.auth_users, "holds passwords or HA1 hashes"))
         goto out;
     if (listen) {
         g_free(s.opt.listen);
@@ -477,6 +606,12 @@ int main(int argc, char **argv)
     s.root_source = su_glib_root_gsource(s.root);
     g_source_attach(s.root_source, NULL);
 
+    if (strcmp(s.opt.store, "postgres") == 0) {
+        /* never the password: only the masked URL goes to the log */
+        g_autofree char *masked = mask_db_url(msilo_config_get_string(cfg, "db_url"));
+        g_message("store postgres: %s, table %s", masked,
+                  msilo_config_get_string(cfg, "db_table"));
+    }
     if (open_store(s.opt.store, cfg, migrate, &s.store) < 0)
         goto stop;
     if (server_sip_start(&s, &error) < 0) {
@@ -496,8 +631,9 @@ int main(int argc, char **argv)
     g_unix_signal_add(SIGUSR1, on_usr1, &s);
 
     where = server_sip_listening(&s);
-    g_message("msilo-server %s listening on %s (%s), store %s", MSILO_SERVER_VERSION, where,
-              s.opt.listen, s.opt.store);
+    g_message("msilo-server %s listening on %s (%s), store %s, authentication %s", MSILO_SERVER_VERSION,
+              where, s.opt.listen, s.opt.store,
+              !s.opt.auth_users ? "off" : s.opt.auth_message ? "REGISTER and MESSAGE" : "REGISTER");
     g_main_loop_run(s.loop);
 
     /* Shutdown: nothing accepted is lost. Forwards in progress are stored,
@@ -525,5 +661,7 @@ out:
     g_free(s.opt.listen);
     g_free(s.opt.store);
     g_strfreev(s.opt.domains);
+    g_free(s.opt.auth_users);
+    g_free(s.opt.auth_realm);
     return status;
 }

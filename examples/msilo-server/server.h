@@ -66,6 +66,10 @@ typedef struct server_options {
     unsigned max_headers;        /* header fields of a request */
     unsigned max_header_size;    /* bytes of one header field */
     unsigned max_stored_headers; /* bytes of the extra headers stored with a message */
+    /* Digest authentication (Sofia-SIP auth module); off without auth_users */
+    char *auth_users;          /* users file: user:password:realm or user:realm:HA1 lines */
+    char *auth_realm;          /* realm of the challenges */
+    bool auth_message;         /* also authenticate MESSAGE (as its From user) */
 } server_options_t;
 
 typedef struct server {
@@ -77,6 +81,7 @@ typedef struct server {
     msilo_transport_t *transport;
     msilo_store_t *store;
     msilo_engine_t *engine;
+    struct auth_mod_t *auth;     /* NULL: no authentication */
     registrar_t *registrar;
     GMainLoop *loop;
     GHashTable *forwards; /* forward_t* set: forwards in progress */
@@ -86,6 +91,7 @@ typedef struct server {
     bool stopping;
     /* counters of the server itself */
     uint64_t n_register, n_message, n_forwarded, n_relayed_2xx, n_forward_failed;
+    uint64_t n_auth_challenged, n_auth_forbidden;
 } server_t;
 
 /* Creates the agent, the default leg and the transport (before the engine). */

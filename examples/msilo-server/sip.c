@@ -17,6 +17,7 @@
 
 #include "server.h"
 
+#include <sofia-sip/auth_module.h>
 #include <sofia-sip/msg_header.h>
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_status.h>
@@ -536,6 +537,62 @@ static int check_request(server_t *s, nta_incoming_t *irq, sip_t const *sip)
     return status;
 }
 
+/* ---- Digest authentication ------------------------------------------------ */
+
+/* Authenticates the request of @irq with the users file: the credentials must
+ * be valid and name @user (the AoR's user for REGISTER, the From user for
+ * MESSAGE). @return true when it may go on; otherwise it has been answered:
+ * 401 with a challenge (no or stale or wrong credentials), 403 (valid
+ * credentials of another user). */
+static bool authenticate(server_t *s, nta_incoming_t *irq, sip_t const *sip, url_t const *who)
+{
+    static auth_challenger_t const challenger = {
+        401, sip_401_Unauthorized, sip_www_authenticate_class, sip_authentication_info_class
+    };
+    su_home_t home[1] = { SU_HOME_INIT(home) };
+    auth_status_t *as = auth_status_new(home);
+    bool ok = false;
+
+    if (!as) {
+        reply_and_destroy(irq, 500, TAG_END());
+        su_home_deinit(home);
+        return false;
+    }
+    as->as_method = sip->sip_request->rq_method_name;
+    as->as_uri = url_as_string(as->as_home, sip->sip_request->rq_url);
+    as->as_realm = s->opt.auth_realm;
+    as->as_user_uri = who;
+    if (sip->sip_payload) {
+        as->as_body = sip->sip_payload->pl_data;
+        as->as_bodylen = (isize_t)sip->sip_payload->pl_len;
+    }
+    auth_mod_verify(s->auth, as, sip->sip_authorization, &challenger);
+    if (as->as_status == 0) {
+        /* valid credentials: are they the AoR's (or sender's) own? */
+        if (who && who->url_user && as->as_user && strcmp(as->as_user, who->url_user) == 0) {
+            ok = true;
+        } else {
+            s->n_auth_forbidden++;
+            g_message("%s: user '%s' may not act for %s@%s: 403", as->as_method,
+                      as->as_user ? as->as_user : "", who && who->url_user ? who->url_user : "",
+                      who && who->url_host ? who->url_host : "");
+            reply_and_destroy(irq, 403, SIPTAG_WARNING_STR("399 msilo \"Credentials of another user\""),
+                              TAG_END());
+        }
+    } else if (as->as_status >= 300) {
+        s->n_auth_challenged++;
+        g_info("%s: %d %s", as->as_method, as->as_status, as->as_phrase ? as->as_phrase : "");
+        reply_and_destroy(irq, as->as_status, SIPTAG_HEADER((sip_header_t const *)as->as_response),
+                          TAG_END());
+    } else {
+        /* the file-based module is synchronous: anything else is a bug */
+        reply_and_destroy(irq, 500, TAG_END());
+    }
+    auth_status_unref(as);
+    su_home_deinit(home);
+    return ok;
+}
+
 /* A URI scheme the server can route: sip, sips, tel. */
 static bool scheme_supported(url_t const *url)
 {
@@ -574,6 +631,17 @@ static int request_cb(server_t *s, nta_leg_t *leg, nta_incoming_t *irq, sip_t co
         reply_and_destroy(irq, 404, SIPTAG_WARNING_STR("399 msilo \"Not a local domain\""),
                           TAG_END());
         return 0;
+    }
+
+    /* Digest authentication: REGISTER as the AoR, MESSAGE (auth_message) as
+     * the sender. Before anything is saved, stored or dumped. */
+    if (s->auth && (method == sip_method_register ||
+                    (method == sip_method_message && s->opt.auth_message))) {
+        url_t const *who = method == sip_method_register
+                               ? (sip->sip_to ? sip->sip_to->a_url : NULL)
+                               : (sip->sip_from ? sip->sip_from->a_url : NULL);
+        if (!authenticate(s, irq, sip, who))
+            return 0;
     }
 
     switch (method) {
@@ -632,6 +700,15 @@ int server_sip_start(server_t *s, GError **error)
                     msilo_strerror(r));
         return -1;
     }
+    if (s->opt.auth_users) {
+        s->auth = auth_mod_create(s->root, AUTHTAG_METHOD("Digest"), AUTHTAG_DB(s->opt.auth_users),
+                                  AUTHTAG_REALM(s->opt.auth_realm), AUTHTAG_ALGORITHM("MD5"),
+                                  AUTHTAG_QOP("auth"), AUTHTAG_EXPIRES(300), TAG_END());
+        if (!s->auth) {
+            g_set_error(error, SERVER_ERROR, 1, "cannot read the users file %s", s->opt.auth_users);
+            return -1;
+        }
+    }
     s->expire_timer = g_timeout_add_seconds(10, expire_tick, s);
     return 0;
 }
@@ -675,6 +752,9 @@ void server_sip_stop(server_t *s)
     if (s->agent)
         nta_agent_destroy(s->agent);
     s->agent = NULL;
+    if (s->auth)
+        auth_mod_destroy(s->auth);
+    s->auth = NULL;
     registrar_free(s->registrar);
     s->registrar = NULL;
     if (s->forwards)
