@@ -24,6 +24,8 @@ struct forward;
 #include <msilo/msilo.h>
 #include <msilo/sofia.h>
 
+#include "config.h"
+
 #define SERVER_ALLOW "REGISTER, MESSAGE, OPTIONS"
 
 /* ---- registrar (registrar.c) -------------------------------------------- */
@@ -53,24 +55,7 @@ size_t registrar_count(const registrar_t *r);
 
 /* ---- the server (sip.c) -------------------------------------------------- */
 
-typedef struct server_options {
-    char *listen;              /* "sip:127.0.0.1:5060" */
-    char *store;               /* "memory" / "postgres" */
-    unsigned forward_timeout;  /* ms: guard for forwards to online users */
-    unsigned delivery_timeout; /* ms: guard for the engine's deliveries */
-    unsigned default_expires;  /* s: registrations without Expires */
-    unsigned max_expires;      /* s: upper bound for registrations */
-    char **domains;            /* local domains; NULL = every domain is local */
-    /* size limits, enforced before anything is stored */
-    unsigned max_message_size;   /* bytes of a whole request (Sofia answers 413 above) */
-    unsigned max_headers;        /* header fields of a request */
-    unsigned max_header_size;    /* bytes of one header field */
-    unsigned max_stored_headers; /* bytes of the extra headers stored with a message */
-    /* Digest authentication (Sofia-SIP auth module); off without auth_users */
-    char *auth_users;          /* users file: user:password:realm or user:realm:HA1 lines */
-    char *auth_realm;          /* realm of the challenges */
-    bool auth_message;         /* also authenticate MESSAGE (as its From user) */
-} server_options_t;
+/* server_options_t: config.h */
 
 typedef struct server {
     server_options_t opt;
