@@ -259,6 +259,17 @@ bool server_config_load_data(const char *path, const char *text, msilo_config_t 
             }
         }
     }
+    /* What only the whole set can tell (a template with an unknown variable,
+     * offline_message without content_type_hdr): the detail starts with the
+     * key; name its line when the file sets it. */
+    if (msilo_config_validate(cfg) < 0) {
+        const char *detail = msilo_error_detail();
+        g_autofree char *key = g_strndup(detail, strcspn(detail, ": "));
+        unsigned line = key[0] ? find_line(text, "msilo", key) : 0;
+        *ret_error = line ? g_strdup_printf("%s:%u: [msilo] %s", path, line, detail)
+                          : g_strdup_printf("%s: %s", path, detail);
+        return false;
+    }
     return true;
 }
 

@@ -202,6 +202,26 @@ def test_secret_files(tmp):
     check(r.returncode == 1 and b"auth_message" in r.stdout, "bad boolean refused: %s" % r.stdout)
 
 
+def test_bad_config_lines(tmp):
+    """The loader refuses a bad file with a message naming the line: an
+    unknown key, a wrong type, a template with an unknown variable, a bad
+    [server] limit; the server never starts half-configured."""
+    cases = [("[msilo]\n# c\ncheck_time = 5\nno_such = 1\n", b":4:", b"no_such"),
+             ("[server]\n\nmax_headers = lots\n", b":3:", b"max_headers"),
+             ("[msilo]\nfrom_address = sip:r@127.0.0.1\n\noffline_message = hi $zz\n"
+              "content_type_hdr = Content-Type: text/plain\\r\\n\n", b":4:", b"$zz"),
+             ("[msilo]\noffline_message = hi\n", b":2:", b"content_type_hdr"),
+             ("[server]\nmax_header_size = 10\n", b":2:", b"max_header_size")]
+    for i, (text, line, word) in enumerate(cases):
+        conf = e2e.write_conf(tmp, "badline%d.conf" % i, text)
+        r = e2e.run([ARGS.server, "-c", conf, "--check-config"])
+        check(r.returncode == 1 and line in r.stdout and word in r.stdout,
+              "case %d: exit %d, %r" % (i, r.returncode, r.stdout))
+        port = e2e.free_port()
+        r = e2e.run([ARGS.server, "-c", conf, "-l", "sip:127.0.0.1:%d" % port], timeout=20)
+        check(r.returncode == 1 and b"listening" not in r.stdout, "case %d never starts" % i)
+
+
 def test_password_not_logged(tmp):
     """The PostgreSQL password never reaches the log: the start-up line
     shows the URL masked, and a failed connection does not print it."""
@@ -229,7 +249,8 @@ def test_password_not_logged(tmp):
         check("Sup3rS3cret" not in log and "postgres:***@" in log, "masked in a running server's log")
 
 
-TESTS = [test_register_digest, test_message_digest, test_secret_files, test_password_not_logged]
+TESTS = [test_register_digest, test_message_digest, test_secret_files, test_bad_config_lines,
+         test_password_not_logged]
 
 
 def main():
