@@ -235,8 +235,11 @@ bool server_config_load_data(const char *path, const char *text, msilo_config_t 
             g_autofree char *why = NULL;
             bool ok;
 
-            if (!value) {
-                why = g_strdup(error->message);
+            /* GLib returns a value *and* sets the error for a bad escape
+             * ("\q"): the error decides (found by fuzz-server-config; the
+             * value was used and the error left set for the next key) */
+            if (!value || error) {
+                why = g_strdup(error ? error->message : "cannot be read");
                 g_clear_error(&error);
                 ok = false;
             } else if (is_msilo) {

@@ -211,7 +211,9 @@ def test_bad_config_lines(tmp):
              ("[msilo]\nfrom_address = sip:r@127.0.0.1\n\noffline_message = hi $zz\n"
               "content_type_hdr = Content-Type: text/plain\\r\\n\n", b":4:", b"$zz"),
              ("[msilo]\noffline_message = hi\n", b":2:", b"content_type_hdr"),
-             ("[server]\nmax_header_size = 10\n", b":2:", b"max_header_size")]
+             ("[server]\nmax_header_size = 10\n", b":2:", b"max_header_size"),
+             # a bad escape: GLib returns a value and an error; refused
+             ("[msilo]\ncontent_type_hdr = a\\qb\nexpire_time = 10\n", b":2:", b"content_type_hdr")]
     for i, (text, line, word) in enumerate(cases):
         conf = e2e.write_conf(tmp, "badline%d.conf" % i, text)
         r = e2e.run([ARGS.server, "-c", conf, "--check-config"])
