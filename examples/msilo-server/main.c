@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include <glib-unix.h>
+#include <glib/gstdio.h>
+#include <sys/stat.h>
 
 #include "server.h"
 
@@ -20,160 +22,38 @@
 #include <msilo/sqlite.h>
 #endif
 
-#define DEFAULT_LISTEN "sip:127.0.0.1:5060"
-
-/* ---- configuration file ----------------------------------------------------- */
-
-/* Line number of "key =" inside [group] of @text, or 0 when not found. */
-static unsigned find_line(const char *text, const char *group, const char *key)
+/* Refuses a secret file that others may read. @what names it in the message. */
+static bool private_enough(const char *path, const char *what)
 {
-    g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
-    bool in_group = false;
-    size_t klen = strlen(key);
-
-    for (unsigned i = 0; lines[i]; i++) {
-        const char *l = lines[i];
-        while (*l == ' ' || *l == '\t')
-            l++;
-        if (*l == '[') {
-            const char *end = strchr(l, ']');
-            in_group = end && (size_t)(end - l - 1) == strlen(group) &&
-                       strncmp(l + 1, group, strlen(group)) == 0;
-            continue;
-        }
-        if (in_group && strncmp(l, key, klen) == 0) {
-            const char *p = l + klen;
-            while (*p == ' ' || *p == '\t')
-                p++;
-            if (*p == '=')
-                return i + 1;
-        }
-    }
-    return 0;
-}
-
-static bool parse_uint(const char *text, unsigned max, unsigned *ret)
-{
-    guint64 v;
-    if (!g_ascii_string_to_unsigned(text, 10, 0, max, &v, NULL))
+    GStatBuf st;
+    if (g_stat(path, &st) != 0) {
+        fprintf(stderr, "msilo-server: %s: %s\n", path, g_strerror(errno));
         return false;
-    *ret = (unsigned)v;
-    return true;
-}
-
-static bool store_kind_known(const char *kind)
-{
-    return strcmp(kind, "memory") == 0 || strcmp(kind, "postgres") == 0 ||
-           strcmp(kind, "sqlite") == 0;
-}
-
-/* Applies one [server] key. */
-static bool set_server_key(server_options_t *opt, const char *key, const char *value,
-                           char **ret_why)
-{
-    if (strcmp(key, "listen") == 0) {
-        g_free(opt->listen);
-        opt->listen = g_strdup(value);
-    } else if (strcmp(key, "store") == 0) {
-        if (!store_kind_known(value)) {
-            *ret_why = g_strdup_printf("store '%s' is not memory, sqlite or postgres", value);
-            return false;
-        }
-        g_free(opt->store);
-        opt->store = g_strdup(value);
-    } else if (strcmp(key, "forward_timeout") == 0) {
-        if (!parse_uint(value, 600000, &opt->forward_timeout))
-            goto bad_number;
-    } else if (strcmp(key, "delivery_timeout") == 0) {
-        if (!parse_uint(value, 600000, &opt->delivery_timeout))
-            goto bad_number;
-    } else if (strcmp(key, "default_expires") == 0) {
-        if (!parse_uint(value, 86400 * 365, &opt->default_expires))
-            goto bad_number;
-    } else if (strcmp(key, "max_expires") == 0) {
-        if (!parse_uint(value, 86400 * 365, &opt->max_expires) || opt->max_expires == 0)
-            goto bad_number;
-    } else if (strcmp(key, "metrics") == 0) {
-        g_free(opt->metrics);
-        opt->metrics = value[0] ? g_strdup(value) : NULL;
-    } else if (strcmp(key, "domains") == 0) {
-        g_strfreev(opt->domains);
-        opt->domains = NULL;
-        if (value[0]) {
-            opt->domains = g_strsplit_set(value, ", ", -1);
-            /* drop the empty pieces of "a, b" */
-            size_t j = 0;
-            for (size_t i = 0; opt->domains[i]; i++) {
-                if (opt->domains[i][0])
-                    opt->domains[j++] = opt->domains[i];
-                else
-                    g_free(opt->domains[i]);
-            }
-            opt->domains[j] = NULL;
-        }
-    } else {
-        *ret_why = g_strdup_printf("unknown key '%s'", key);
+    }
+    if (st.st_mode & S_IROTH) {
+        fprintf(stderr,
+                "msilo-server: %s is readable by others and %s: refusing it "
+                "(chmod o-r %s)\n",
+                path, what, path);
         return false;
     }
     return true;
-bad_number:
-    *ret_why = g_strdup_printf("'%s' is not a valid number of %s", value,
-                               strstr(key, "timeout") ? "milliseconds" : "seconds");
-    return false;
 }
 
-/* Loads @path: [msilo] holds msilo configuration keys, [server] this program's. */
-static bool load_config_file(const char *path, msilo_config_t *cfg, server_options_t *opt)
+/* Loads the configuration file @path (see server_config_load_data()). */
+static bool load_config_file(const char *path, msilo_config_t *cfg, server_options_t *opt,
+                             bool *ret_has_password)
 {
-    g_autoptr(GKeyFile) kf = g_key_file_new();
     g_autoptr(GError) error = NULL;
-    g_autofree char *text = NULL;
-    g_auto(GStrv) groups = NULL;
+    g_autofree char *text = NULL, *why = NULL;
 
-    if (!g_file_get_contents(path, &text, NULL, &error) ||
-        !g_key_file_load_from_data(kf, text, (gsize)-1, G_KEY_FILE_NONE, &error)) {
+    if (!g_file_get_contents(path, &text, NULL, &error)) {
         fprintf(stderr, "msilo-server: %s: %s\n", path, error->message);
         return false;
     }
-    groups = g_key_file_get_groups(kf, NULL);
-    for (size_t g = 0; groups[g]; g++) {
-        const char *group = groups[g];
-        bool is_msilo = strcmp(group, "msilo") == 0;
-        g_auto(GStrv) keys = NULL;
-
-        if (!is_msilo && strcmp(group, "server") != 0) {
-            fprintf(stderr, "msilo-server: %s: unknown group [%s] (expected [msilo] or [server])\n",
-                    path, group);
-            return false;
-        }
-        keys = g_key_file_get_keys(kf, group, NULL, NULL);
-        for (size_t k = 0; keys && keys[k]; k++) {
-            const char *key = keys[k];
-            g_autofree char *value = g_key_file_get_string(kf, group, key, &error);
-            g_autofree char *why = NULL;
-            bool ok;
-
-            if (!value) {
-                why = g_strdup(error->message);
-                g_clear_error(&error);
-                ok = false;
-            } else if (is_msilo) {
-                /* An empty value means "unset" (the default). */
-                int r = msilo_config_set(cfg, key, value[0] ? value : NULL);
-                ok = r == 0;
-                if (!ok)
-                    why = g_strdup_printf("%s%s%s", msilo_strerror(r),
-                                          msilo_error_detail()[0] ? ": " : "",
-                                          msilo_error_detail());
-            } else {
-                ok = set_server_key(opt, key, value, &why);
-            }
-            if (!ok) {
-                fprintf(stderr, "msilo-server: %s:%u: [%s] %s: %s\n", path,
-                        find_line(text, group, key), group, key, why);
-                return false;
-            }
-        }
+    if (!server_config_load_data(path, text, cfg, opt, ret_has_password, &why)) {
+        fprintf(stderr, "msilo-server: %s\n", why);
+        return false;
     }
     return true;
 }
@@ -198,9 +78,21 @@ static void print_config(void)
            "#default_expires = 120\n#max_expires = 3600\n"
            "# domains served (comma-separated); requests for others get 404.\n"
            "# Unset: every domain is local.\n#domains = \n"
+           "# size limits, checked before anything is stored: a whole request\n"
+           "# (bytes, larger gets 413 from the SIP stack), header fields per\n"
+           "# request, bytes of one header field, bytes of the extra headers\n"
+           "# stored with a message (413 above each)\n"
+           "#max_message_size = %u\n#max_headers = %u\n#max_header_size = %u\n"
+           "#max_stored_headers = %u\n"
+           "# Digest authentication of REGISTER (and, with auth_message, of\n"
+           "# MESSAGE as its From user) against a users file of\n"
+           "# user:password:realm or user:realm:HA1 lines; unset = no authentication.\n"
+           "# The file must not be readable by others.\n"
+           "#auth_users = \n#auth_realm = msilo\n#auth_message = 0\n"
            "# Prometheus statistics on http://ADDRESS/metrics (loopback only). Unset: off.\n"
            "#metrics = 127.0.0.1:9464\n\n[msilo]\n",
-           DEFAULT_LISTEN);
+           DEFAULT_LISTEN, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_HEADERS, DEFAULT_MAX_HEADER_SIZE,
+           DEFAULT_MAX_STORED_HEADERS);
     for (size_t i = 0; i < n; i++) {
         const msilo_config_key_t *k = &keys[i];
         printf("# %s (%s)\n", k->help ? k->help : "",
@@ -255,9 +147,11 @@ static void print_stats(server_t *s)
     g_string_append_printf(out,
                            " registers=%" PRIu64 " bindings=%zu messages=%" PRIu64
                            " forwarded=%" PRIu64 " relayed_2xx=%" PRIu64
-                           " forward_failed=%" PRIu64,
+                           " forward_failed=%" PRIu64 " auth_challenged=%" PRIu64
+                           " auth_forbidden=%" PRIu64,
                            s->n_register, s->registrar ? registrar_count(s->registrar) : 0,
-                           s->n_message, s->n_forwarded, s->n_relayed_2xx, s->n_forward_failed);
+                           s->n_message, s->n_forwarded, s->n_relayed_2xx, s->n_forward_failed,
+                           s->n_auth_challenged, s->n_auth_forbidden);
     g_message("%s", out->str);
     g_string_free(out, TRUE);
 }
@@ -375,6 +269,7 @@ int main(int argc, char **argv)
 {
     g_autofree char *config_path = NULL, *listen = NULL, *store_kind = NULL, *db_url = NULL;
     gboolean version = FALSE, check = FALSE, print = FALSE, migrate = FALSE;
+    bool file_has_password = false;
     int forward_timeout = -1;
     GOptionEntry entries[] = {
         { "config", 'c', 0, G_OPTION_ARG_FILENAME, &config_path,
@@ -426,18 +321,20 @@ int main(int argc, char **argv)
         return 0;
     }
 
-    s.opt.listen = g_strdup(DEFAULT_LISTEN);
-    s.opt.store = g_strdup("memory");
-    s.opt.forward_timeout = 4000;
-    s.opt.delivery_timeout = 8000;
-    s.opt.default_expires = 120; /* registrar default_expires of the sample config */
-    s.opt.max_expires = 3600;
+    server_options_init(&s.opt);
 
     if (msilo_config_new(&cfg) < 0) {
         fprintf(stderr, "msilo-server: out of memory\n");
         return 1;
     }
-    if (config_path && !load_config_file(config_path, cfg, &s.opt))
+    if (config_path && !load_config_file(config_path, cfg, &s.opt, &file_has_password))
+        goto out;
+    /* A file with a password must not be world-readable: refused, not warned
+     * about (doc: README, Security). */
+    if (config_path && file_has_password &&
+        !private_enough(config_path, "holds a database password"))
+        goto out;
+    if (s.opt.auth_users && !private_enough(s.opt.auth_users, "holds passwords or HA1 hashes"))
         goto out;
     if (listen) {
         g_free(s.opt.listen);
@@ -458,7 +355,7 @@ int main(int argc, char **argv)
                 msilo_error_detail());
         goto out;
     }
-    if (!store_kind_known(s.opt.store)) {
+    if (!server_store_kind_known(s.opt.store)) {
         fprintf(stderr, "msilo-server: unknown store '%s' (memory, sqlite or postgres)\n",
                 s.opt.store);
         goto out;
@@ -486,6 +383,12 @@ int main(int argc, char **argv)
     s.root_source = su_glib_root_gsource(s.root);
     g_source_attach(s.root_source, NULL);
 
+    if (strcmp(s.opt.store, "postgres") == 0) {
+        /* never the password: only the masked URL goes to the log */
+        g_autofree char *masked = server_mask_db_url(msilo_config_get_string(cfg, "db_url"));
+        g_message("store postgres: %s, table %s", masked,
+                  msilo_config_get_string(cfg, "db_table"));
+    }
     if (open_store(s.opt.store, cfg, migrate, &s.store) < 0)
         goto stop;
     if (server_sip_start(&s, &error) < 0) {
@@ -512,9 +415,10 @@ int main(int argc, char **argv)
     }
 
     where = server_sip_listening(&s);
-    g_message("msilo-server %s listening on %s (%s), store %s%s%s", MSILO_SERVER_VERSION, where,
-              s.opt.listen, s.opt.store, s.opt.metrics ? ", metrics on http://" : "",
-              s.opt.metrics ? s.opt.metrics : "");
+    g_message("msilo-server %s listening on %s (%s), store %s, authentication %s%s%s",
+              MSILO_SERVER_VERSION, where, s.opt.listen, s.opt.store,
+              !s.opt.auth_users ? "off" : s.opt.auth_message ? "REGISTER and MESSAGE" : "REGISTER",
+              s.opt.metrics ? ", metrics on http://" : "", s.opt.metrics ? s.opt.metrics : "");
     g_main_loop_run(s.loop);
 
     /* Shutdown: nothing accepted is lost. Forwards in progress are stored,
@@ -540,9 +444,6 @@ stop:
         g_message("stopped");
 out:
     msilo_config_free(cfg);
-    g_free(s.opt.listen);
-    g_free(s.opt.store);
-    g_strfreev(s.opt.domains);
-    g_free(s.opt.metrics);
+    server_options_clear(&s.opt);
     return status;
 }

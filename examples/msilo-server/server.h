@@ -24,6 +24,8 @@ struct forward;
 #include <msilo/msilo.h>
 #include <msilo/sofia.h>
 
+#include "config.h"
+
 #define SERVER_ALLOW "REGISTER, MESSAGE, OPTIONS"
 
 /* ---- registrar (registrar.c) -------------------------------------------- */
@@ -53,16 +55,7 @@ size_t registrar_count(const registrar_t *r);
 
 /* ---- the server (sip.c) -------------------------------------------------- */
 
-typedef struct server_options {
-    char *listen;              /* "sip:127.0.0.1:5060" */
-    char *store;               /* "memory" / "postgres" */
-    unsigned forward_timeout;  /* ms: guard for forwards to online users */
-    unsigned delivery_timeout; /* ms: guard for the engine's deliveries */
-    unsigned default_expires;  /* s: registrations without Expires */
-    unsigned max_expires;      /* s: upper bound for registrations */
-    char **domains;            /* local domains; NULL = every domain is local */
-    char *metrics;             /* "127.0.0.1:9464": Prometheus endpoint; NULL = off */
-} server_options_t;
+/* server_options_t: config.h */
 
 typedef struct server {
     server_options_t opt;
@@ -73,6 +66,7 @@ typedef struct server {
     msilo_transport_t *transport;
     msilo_store_t *store;
     msilo_engine_t *engine;
+    struct auth_mod_t *auth;     /* NULL: no authentication */
     registrar_t *registrar;
     GMainLoop *loop;
     struct _SoupServer *metrics; /* NULL unless [server] metrics is set */
@@ -83,6 +77,7 @@ typedef struct server {
     bool stopping;
     /* counters of the server itself */
     uint64_t n_register, n_message, n_forwarded, n_relayed_2xx, n_forward_failed;
+    uint64_t n_auth_challenged, n_auth_forbidden;
 } server_t;
 
 /* Creates the agent, the default leg and the transport (before the engine). */

@@ -17,6 +17,7 @@
 
 #include "server.h"
 
+#include <sofia-sip/auth_module.h>
 #include <sofia-sip/msg_header.h>
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_status.h>
@@ -94,6 +95,33 @@ static void reply_store_result(server_t *s, nta_incoming_t *irq, int result)
 
 /* ---- m_store -------------------------------------------------------------- */
 
+/* The value of header @h as text in @home, or NULL. Sofia's encoders return
+ * the length a value needs but may leave the last parameter unwritten when
+ * the buffer is only just large enough (sip_header_as_string() then passed on
+ * a 4 KiB Content-Type as "text/plain;" plus uninitialised bytes, found with
+ * valgrind): encode into a buffer with room to spare and check the length. */
+static char *header_value(su_home_t *home, sip_header_t const *h)
+{
+    char tmp[128];
+    isize_t len;
+    char *buf;
+
+    if (!h)
+        return NULL;
+    len = msg_header_field_e(tmp, sizeof(tmp), (msg_header_t const *)h, 0);
+    if (len < 0)
+        return NULL;
+    buf = su_zalloc(home, (size_t)len + 64);
+    if (!buf)
+        return NULL;
+    if (msg_header_field_e(buf, len + 64, (msg_header_t const *)h, 0) != len ||
+        strlen(buf) != (size_t)len) {
+        su_free(home, buf);
+        return NULL;
+    }
+    return buf;
+}
+
 /* Fills @req from @sip; strings live in @home, headers in @hdrs. */
 static void fill_request(msilo_request_t *req, su_home_t *home, sip_t const *sip,
                          GArray *hdrs, const char *snd_time_header)
@@ -102,14 +130,13 @@ static void fill_request(msilo_request_t *req, su_home_t *home, sip_t const *sip
     req->method = sip->sip_request->rq_method_name;
     req->ruri = url_as_string(home, sip->sip_request->rq_url);
     if (sip->sip_to)
-        req->to = sip_header_as_string(home, (sip_header_t const *)sip->sip_to);
+        req->to = header_value(home, (sip_header_t const *)sip->sip_to);
     if (sip->sip_from)
-        req->from = sip_header_as_string(home, (sip_header_t const *)sip->sip_from);
+        req->from = header_value(home, (sip_header_t const *)sip->sip_from);
     if (sip->sip_contact && sip->sip_contact->m_url->url_type != url_any)
         req->contact = url_as_string(home, sip->sip_contact->m_url);
     if (sip->sip_content_type)
-        req->content_type =
-            sip_header_as_string(home, (sip_header_t const *)sip->sip_content_type);
+        req->content_type = header_value(home, (sip_header_t const *)sip->sip_content_type);
     if (sip->sip_payload) {
         req->body = sip->sip_payload->pl_data;
         req->body_len = sip->sip_payload->pl_len;
@@ -119,7 +146,7 @@ static void fill_request(msilo_request_t *req, su_home_t *home, sip_t const *sip
     if (sip->sip_expires)
         req->expires = (long)sip->sip_expires->ex_delta;
     if (sip->sip_allow)
-        req->allow = sip_header_as_string(home, (sip_header_t const *)sip->sip_allow);
+        req->allow = header_value(home, (sip_header_t const *)sip->sip_allow);
     /* Headers this parser does not know (P-Asserted-Identity, X-..., ...)
      * are kept with the message and re-sent on delivery. */
     for (sip_unknown_t const *u = sip->sip_unknown; u; u = u->un_next) {
@@ -388,7 +415,7 @@ static int handle_register(server_t *s, nta_incoming_t *irq, sip_t const *sip)
             if (m->m_q)
                 q = g_ascii_strtod(m->m_q, NULL);
             uri = g_strdup(url_as_string(home, m->m_url));
-            value = sip_header_as_string(home, (sip_header_t const *)m);
+            value = header_value(home, (sip_header_t const *)m);
             registrar_update(s->registrar, aor, uri, value, (int64_t)exp, q, now);
             g_message("REGISTER %s: %s expires %u", aor, uri, (unsigned)exp);
             if (exp > 0 && !dump_to)
@@ -420,7 +447,7 @@ static int handle_register(server_t *s, nta_incoming_t *irq, sip_t const *sip)
         char *cb_aor = g_strdup(aor);
 
         fill_request(&reg, home, sip, hdrs, NULL);
-        reg.contact = sip_header_as_string(home, (sip_header_t const *)dump_to);
+        reg.contact = header_value(home, (sip_header_t const *)dump_to);
         reg.expires = (long)dump_expires;
         r = msilo_engine_dump(s->engine, &reg, NULL, 0, dump_done, cb_aor);
         if (r < 0) {
@@ -446,6 +473,132 @@ static bool is_our_domain(server_t *s, const char *host)
     return false;
 }
 
+/* Checks a request against the size limits and for headers that did not
+ * parse. @return 0 when it may go on, else the status it was answered with
+ * (the answer has been sent and @irq destroyed). */
+static int check_request(server_t *s, nta_incoming_t *irq, sip_t const *sip)
+{
+    msg_t *msg = nta_incoming_getrequest(irq);
+    msg_header_t **head = msg ? msg_chain_head(msg) : NULL;
+    unsigned n = 0;
+    size_t stored = 0;
+    char warning[200];
+    int status = 0;
+
+    warning[0] = '\0';
+    for (msg_header_t const *h = head ? *head : NULL; h && !status; h = h->sh_succ) {
+        if (h == (msg_header_t const *)sip->sip_request || h == (msg_header_t const *)sip->sip_separator ||
+            h == (msg_header_t const *)sip->sip_payload)
+            continue;
+        char tmp[64];
+        /* the parsed fragments are gone: the encoder gives the length (it
+         * writes at most sizeof(tmp) bytes and returns what it needs) */
+        isize_t len = msg_header_field_e(tmp, sizeof(tmp), h, 0);
+        if (h->sh_class->hc_name)
+            len += (isize_t)strlen(h->sh_class->hc_name) + 2;
+        if (++n > s->opt.max_headers) {
+            status = 413;
+            g_snprintf(warning, sizeof(warning), "399 msilo \"More than %u header fields\"",
+                       s->opt.max_headers);
+        } else if ((size_t)len > s->opt.max_header_size) {
+            status = 413;
+            g_snprintf(warning, sizeof(warning), "399 msilo \"Header field over %u bytes\"",
+                       s->opt.max_header_size);
+        }
+    }
+    if (msg)
+        msg_destroy(msg);
+    if (!status && sip->sip_error) {
+        /* a header Sofia could not parse (Max-Forwards: many, Content-Type: ///) */
+        const char *name = sip->sip_error->er_name ? sip->sip_error->er_name : "header";
+        status = 400;
+        g_snprintf(warning, sizeof(warning), "399 msilo \"Malformed %.60s\"", name);
+        for (char *p = warning; *p; p++)
+            if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                *p = '?';
+    }
+    if (!status && (!sip->sip_call_id || !sip->sip_call_id->i_id || !sip->sip_call_id->i_id[0])) {
+        status = 400;
+        g_snprintf(warning, sizeof(warning), "399 msilo \"Empty Call-ID\"");
+    }
+    if (!status && sip->sip_request->rq_method == sip_method_message) {
+        for (sip_unknown_t const *u = sip->sip_unknown; u; u = u->un_next)
+            stored += strlen(u->un_name ? u->un_name : "") + strlen(u->un_value ? u->un_value : "") + 4;
+        if (stored > s->opt.max_stored_headers) {
+            status = 413;
+            g_snprintf(warning, sizeof(warning), "399 msilo \"Extra headers over %u bytes\"",
+                       s->opt.max_stored_headers);
+        }
+    }
+    if (status) {
+        g_message("%s refused: %d %s", sip->sip_request->rq_method_name, status, warning);
+        reply_and_destroy(irq, status, SIPTAG_WARNING_STR(warning), TAG_END());
+    }
+    return status;
+}
+
+/* ---- Digest authentication ------------------------------------------------ */
+
+/* Authenticates the request of @irq with the users file: the credentials must
+ * be valid and name @user (the AoR's user for REGISTER, the From user for
+ * MESSAGE). @return true when it may go on; otherwise it has been answered:
+ * 401 with a challenge (no or stale or wrong credentials), 403 (valid
+ * credentials of another user). */
+static bool authenticate(server_t *s, nta_incoming_t *irq, sip_t const *sip, url_t const *who)
+{
+    static auth_challenger_t const challenger = {
+        401, sip_401_Unauthorized, sip_www_authenticate_class, sip_authentication_info_class
+    };
+    su_home_t home[1] = { SU_HOME_INIT(home) };
+    auth_status_t *as = auth_status_new(home);
+    bool ok = false;
+
+    if (!as) {
+        reply_and_destroy(irq, 500, TAG_END());
+        su_home_deinit(home);
+        return false;
+    }
+    as->as_method = sip->sip_request->rq_method_name;
+    as->as_uri = url_as_string(as->as_home, sip->sip_request->rq_url);
+    as->as_realm = s->opt.auth_realm;
+    as->as_user_uri = who;
+    if (sip->sip_payload) {
+        as->as_body = sip->sip_payload->pl_data;
+        as->as_bodylen = (isize_t)sip->sip_payload->pl_len;
+    }
+    auth_mod_verify(s->auth, as, sip->sip_authorization, &challenger);
+    if (as->as_status == 0) {
+        /* valid credentials: are they the AoR's (or sender's) own? */
+        if (who && who->url_user && as->as_user && strcmp(as->as_user, who->url_user) == 0) {
+            ok = true;
+        } else {
+            s->n_auth_forbidden++;
+            g_message("%s: user '%s' may not act for %s@%s: 403", as->as_method,
+                      as->as_user ? as->as_user : "", who && who->url_user ? who->url_user : "",
+                      who && who->url_host ? who->url_host : "");
+            reply_and_destroy(irq, 403, SIPTAG_WARNING_STR("399 msilo \"Credentials of another user\""),
+                              TAG_END());
+        }
+    } else if (as->as_status >= 300) {
+        s->n_auth_challenged++;
+        g_info("%s: %d %s", as->as_method, as->as_status, as->as_phrase ? as->as_phrase : "");
+        reply_and_destroy(irq, as->as_status, SIPTAG_HEADER((sip_header_t const *)as->as_response),
+                          TAG_END());
+    } else {
+        /* the file-based module is synchronous: anything else is a bug */
+        reply_and_destroy(irq, 500, TAG_END());
+    }
+    auth_status_unref(as);
+    su_home_deinit(home);
+    return ok;
+}
+
+/* A URI scheme the server can route: sip, sips, tel. */
+static bool scheme_supported(url_t const *url)
+{
+    return url && (url->url_type == url_sip || url->url_type == url_sips || url->url_type == url_tel);
+}
+
 static int request_cb(server_t *s, nta_leg_t *leg, nta_incoming_t *irq, sip_t const *sip)
 {
     sip_method_t method = sip->sip_request->rq_method;
@@ -459,6 +612,14 @@ static int request_cb(server_t *s, nta_leg_t *leg, nta_incoming_t *irq, sip_t co
         return 483;
     if (s->stopping)
         return 503;
+    if (check_request(s, irq, sip))
+        return 0;
+    if ((method == sip_method_register || method == sip_method_message) &&
+        !scheme_supported(sip->sip_request->rq_url)) {
+        reply_and_destroy(irq, 416, SIPTAG_UNSUPPORTED_STR("sip, sips, tel"),
+                          SIPTAG_WARNING_STR("399 msilo \"Unsupported URI scheme\""), TAG_END());
+        return 0;
+    }
 
     /* Requests for other domains are refused, never relayed elsewhere. */
     if ((method == sip_method_register || method == sip_method_message) &&
@@ -470,6 +631,17 @@ static int request_cb(server_t *s, nta_leg_t *leg, nta_incoming_t *irq, sip_t co
         reply_and_destroy(irq, 404, SIPTAG_WARNING_STR("399 msilo \"Not a local domain\""),
                           TAG_END());
         return 0;
+    }
+
+    /* Digest authentication: REGISTER as the AoR, MESSAGE (auth_message) as
+     * the sender. Before anything is saved, stored or dumped. */
+    if (s->auth && (method == sip_method_register ||
+                    (method == sip_method_message && s->opt.auth_message))) {
+        url_t const *who = method == sip_method_register
+                               ? (sip->sip_to ? sip->sip_to->a_url : NULL)
+                               : (sip->sip_from ? sip->sip_from->a_url : NULL);
+        if (!authenticate(s, irq, sip, who))
+            return 0;
     }
 
     switch (method) {
@@ -508,7 +680,8 @@ int server_sip_start(server_t *s, GError **error)
     s->agent = nta_agent_create(s->root, URL_STRING_MAKE(s->opt.listen), NULL, NULL,
                                 NTATAG_UA(0), NTATAG_SERVER_RPORT(1), NTATAG_CLIENT_RPORT(1),
                                 NTATAG_USE_NAPTR(0), NTATAG_USE_SRV(0),
-                                NTATAG_UDP_MTU(65535), TPTAG_IDLE(600000), TAG_END());
+                                NTATAG_UDP_MTU(65535), TPTAG_IDLE(600000),
+                                NTATAG_MAXSIZE((usize_t)s->opt.max_message_size), TAG_END());
     if (!s->agent) {
         g_set_error(error, SERVER_ERROR, 1, "cannot listen on %s",
                     s->opt.listen);
@@ -526,6 +699,15 @@ int server_sip_start(server_t *s, GError **error)
         g_set_error(error, SERVER_ERROR, 1, "cannot create the transport: %s",
                     msilo_strerror(r));
         return -1;
+    }
+    if (s->opt.auth_users) {
+        s->auth = auth_mod_create(s->root, AUTHTAG_METHOD("Digest"), AUTHTAG_DB(s->opt.auth_users),
+                                  AUTHTAG_REALM(s->opt.auth_realm), AUTHTAG_ALGORITHM("MD5"),
+                                  AUTHTAG_QOP("auth"), AUTHTAG_EXPIRES(300), TAG_END());
+        if (!s->auth) {
+            g_set_error(error, SERVER_ERROR, 1, "cannot read the users file %s", s->opt.auth_users);
+            return -1;
+        }
     }
     s->expire_timer = g_timeout_add_seconds(10, expire_tick, s);
     return 0;
@@ -570,6 +752,9 @@ void server_sip_stop(server_t *s)
     if (s->agent)
         nta_agent_destroy(s->agent);
     s->agent = NULL;
+    if (s->auth)
+        auth_mod_destroy(s->auth);
+    s->auth = NULL;
     registrar_free(s->registrar);
     s->registrar = NULL;
     if (s->forwards)

@@ -1,0 +1,314 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* msilo-server: the configuration file loader (no Sofia-SIP in here, so
+ * that tests/fuzz can build it on its own). */
+#include <string.h>
+
+#include "config.h"
+
+/* ---- configuration file ----------------------------------------------------- */
+
+/* Line number of "key =" inside [group] of @text, or 0 when not found. */
+static unsigned find_line(const char *text, const char *group, const char *key)
+{
+    g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+    bool in_group = false;
+    size_t klen = strlen(key);
+
+    for (unsigned i = 0; lines[i]; i++) {
+        const char *l = lines[i];
+        while (*l == ' ' || *l == '\t')
+            l++;
+        if (*l == '[') {
+            const char *end = strchr(l, ']');
+            in_group = end && (size_t)(end - l - 1) == strlen(group) &&
+                       strncmp(l + 1, group, strlen(group)) == 0;
+            continue;
+        }
+        if (in_group && strncmp(l, key, klen) == 0) {
+            const char *p = l + klen;
+            while (*p == ' ' || *p == '\t')
+                p++;
+            if (*p == '=')
+                return i + 1;
+        }
+    }
+    return 0;
+}
+
+static bool parse_uint(const char *text, unsigned max, unsigned *ret)
+{
+    guint64 v;
+    if (!g_ascii_string_to_unsigned(text, 10, 0, max, &v, NULL))
+        return false;
+    *ret = (unsigned)v;
+    return true;
+}
+
+/* Applies one [server] key. */
+static bool set_server_key(server_options_t *opt, const char *key, const char *value,
+                           char **ret_why)
+{
+    if (strcmp(key, "listen") == 0) {
+        g_free(opt->listen);
+        opt->listen = g_strdup(value);
+    } else if (strcmp(key, "store") == 0) {
+        if (!server_store_kind_known(value)) {
+            *ret_why = g_strdup_printf("store '%s' is not memory, sqlite or postgres", value);
+            return false;
+        }
+        g_free(opt->store);
+        opt->store = g_strdup(value);
+    } else if (strcmp(key, "forward_timeout") == 0) {
+        if (!parse_uint(value, 600000, &opt->forward_timeout))
+            goto bad_number;
+    } else if (strcmp(key, "delivery_timeout") == 0) {
+        if (!parse_uint(value, 600000, &opt->delivery_timeout))
+            goto bad_number;
+    } else if (strcmp(key, "default_expires") == 0) {
+        if (!parse_uint(value, 86400 * 365, &opt->default_expires))
+            goto bad_number;
+    } else if (strcmp(key, "max_expires") == 0) {
+        if (!parse_uint(value, 86400 * 365, &opt->max_expires) || opt->max_expires == 0)
+            goto bad_number;
+    } else if (strcmp(key, "max_message_size") == 0) {
+        if (!parse_uint(value, 64u << 20, &opt->max_message_size) || opt->max_message_size < 1024)
+            goto bad_size;
+    } else if (strcmp(key, "max_headers") == 0) {
+        if (!parse_uint(value, 100000, &opt->max_headers) || opt->max_headers < 8)
+            goto bad_size;
+    } else if (strcmp(key, "max_header_size") == 0) {
+        if (!parse_uint(value, 64u << 20, &opt->max_header_size) || opt->max_header_size < 256)
+            goto bad_size;
+    } else if (strcmp(key, "max_stored_headers") == 0) {
+        if (!parse_uint(value, 64u << 20, &opt->max_stored_headers))
+            goto bad_size;
+    } else if (strcmp(key, "auth_users") == 0) {
+        g_free(opt->auth_users);
+        opt->auth_users = value[0] ? g_strdup(value) : NULL;
+    } else if (strcmp(key, "auth_realm") == 0) {
+        if (!value[0] || strpbrk(value, "\"\\\r\n")) {
+            *ret_why = g_strdup("the realm must be non-empty, without quotes, backslashes or line breaks");
+            return false;
+        }
+        g_free(opt->auth_realm);
+        opt->auth_realm = g_strdup(value);
+    } else if (strcmp(key, "auth_message") == 0) {
+        if (strcmp(value, "1") == 0 || g_ascii_strcasecmp(value, "true") == 0)
+            opt->auth_message = true;
+        else if (strcmp(value, "0") == 0 || g_ascii_strcasecmp(value, "false") == 0)
+            opt->auth_message = false;
+        else {
+            *ret_why = g_strdup_printf("'%s' is not a boolean (0/1/true/false)", value);
+            return false;
+        }
+    } else if (strcmp(key, "metrics") == 0) {
+        g_free(opt->metrics);
+        opt->metrics = value[0] ? g_strdup(value) : NULL;
+    } else if (strcmp(key, "domains") == 0) {
+        g_strfreev(opt->domains);
+        opt->domains = NULL;
+        if (value[0]) {
+            opt->domains = g_strsplit_set(value, ", ", -1);
+            /* drop the empty pieces of "a, b" */
+            size_t j = 0;
+            for (size_t i = 0; opt->domains[i]; i++) {
+                if (opt->domains[i][0])
+                    opt->domains[j++] = opt->domains[i];
+                else
+                    g_free(opt->domains[i]);
+            }
+            opt->domains[j] = NULL;
+        }
+    } else {
+        *ret_why = g_strdup_printf("unknown key '%s'", key);
+        return false;
+    }
+    return true;
+bad_size:
+    *ret_why = g_strdup_printf("'%s' is not a valid limit for %s (see --print-config)", value, key);
+    return false;
+bad_number:
+    *ret_why = g_strdup_printf("'%s' is not a valid number of %s", value,
+                               strstr(key, "timeout") ? "milliseconds" : "seconds");
+    return false;
+}
+
+/* Whether a database URL/conninfo carries a password. */
+bool server_url_has_password(const char *url)
+{
+    const char *p, *at;
+    if (!url)
+        return false;
+    if (strstr(url, "password="))
+        return true;
+    p = strstr(url, "://");
+    if (!p)
+        return false;
+    p += 3;
+    at = strchr(p, '@');
+    if (!at)
+        return false;
+    for (const char *c = p; c < at; c++)
+        if (*c == '/')
+            return false;
+        else if (*c == ':')
+            return true;
+    return false;
+}
+
+/* @url with its password replaced by "***" (g_free it). Handles
+ * scheme://user:password@host, ?password=... and key=value password=... */
+
+char *server_mask_db_url(const char *url)
+{
+    GString *out;
+    const char *p, *at, *colon = NULL;
+
+    if (!url)
+        return g_strdup("(unset)");
+    out = g_string_new(NULL);
+    p = strstr(url, "://");
+    at = p ? strchr(p + 3, '@') : NULL;
+    if (p && at) {
+        for (const char *c = p + 3; c < at && *c != '/'; c++)
+            if (*c == ':') {
+                colon = c;
+                break;
+            }
+    }
+    if (colon) {
+        g_string_append_len(out, url, colon + 1 - url);
+        g_string_append(out, "***");
+        url = at;
+    }
+    for (const char *c = url; *c;) {
+        const char *pw = strstr(c, "password=");
+        if (!pw) {
+            g_string_append(out, c);
+            break;
+        }
+        g_string_append_len(out, c, pw + 9 - c);
+        g_string_append(out, "***");
+        c = pw + 9;
+        if (*c == '\'') { /* quoted conninfo value */
+            c++;
+            while (*c && *c != '\'')
+                c += (*c == '\\' && c[1]) ? 2 : 1;
+            if (*c)
+                c++;
+        } else {
+            while (*c && *c != '&' && *c != ' ')
+                c++;
+        }
+    }
+    return g_string_free(out, FALSE);
+}
+
+/* Loads the text of a configuration file: [msilo] holds msilo configuration
+ * keys, [server] this program's. Stops at the first error (nothing after it
+ * is applied, and the caller does not start) with a message naming the line
+ * in *ret_error. @path only names the file in messages. */
+bool server_config_load_data(const char *path, const char *text, msilo_config_t *cfg,
+                             server_options_t *opt, bool *ret_has_password, char **ret_error)
+{
+    g_autoptr(GKeyFile) kf = g_key_file_new();
+    g_autoptr(GError) error = NULL;
+    g_auto(GStrv) groups = NULL;
+
+    *ret_error = NULL;
+    if (!g_key_file_load_from_data(kf, text, (gsize)-1, G_KEY_FILE_NONE, &error)) {
+        *ret_error = g_strdup_printf("%s: %s", path, error->message);
+        return false;
+    }
+    groups = g_key_file_get_groups(kf, NULL);
+    for (size_t g = 0; groups[g]; g++) {
+        const char *group = groups[g];
+        bool is_msilo = strcmp(group, "msilo") == 0;
+        g_auto(GStrv) keys = NULL;
+
+        if (!is_msilo && strcmp(group, "server") != 0) {
+            *ret_error = g_strdup_printf("%s: unknown group [%s] (expected [msilo] or [server])",
+                                         path, group);
+            return false;
+        }
+        keys = g_key_file_get_keys(kf, group, NULL, NULL);
+        for (size_t k = 0; keys && keys[k]; k++) {
+            const char *key = keys[k];
+            g_autofree char *value = g_key_file_get_string(kf, group, key, &error);
+            g_autofree char *why = NULL;
+            bool ok;
+
+            /* GLib returns a value *and* sets the error for a bad escape
+             * ("\q"): the error decides (found by fuzz-server-config; the
+             * value was used and the error left set for the next key) */
+            if (!value || error) {
+                why = g_strdup(error ? error->message : "cannot be read");
+                g_clear_error(&error);
+                ok = false;
+            } else if (is_msilo) {
+                if (strcmp(key, "db_url") == 0 && server_url_has_password(value))
+                    *ret_has_password = true;
+                /* An empty value means "unset" (the default). */
+                int r = msilo_config_set(cfg, key, value[0] ? value : NULL);
+                ok = r == 0;
+                if (!ok)
+                    why = g_strdup_printf("%s%s%s", msilo_strerror(r),
+                                          msilo_error_detail()[0] ? ": " : "",
+                                          msilo_error_detail());
+            } else {
+                ok = set_server_key(opt, key, value, &why);
+            }
+            if (!ok) {
+                *ret_error = g_strdup_printf("%s:%u: [%s] %s: %s", path,
+                                             find_line(text, group, key), group, key, why);
+                return false;
+            }
+        }
+    }
+    /* What only the whole set can tell (a template with an unknown variable,
+     * offline_message without content_type_hdr): the detail starts with the
+     * key; name its line when the file sets it. */
+    if (msilo_config_validate(cfg) < 0) {
+        const char *detail = msilo_error_detail();
+        g_autofree char *key = g_strndup(detail, strcspn(detail, ": "));
+        unsigned line = key[0] ? find_line(text, "msilo", key) : 0;
+        *ret_error = line ? g_strdup_printf("%s:%u: [msilo] %s", path, line, detail)
+                          : g_strdup_printf("%s: %s", path, detail);
+        return false;
+    }
+    return true;
+}
+
+void server_options_init(server_options_t *opt)
+{
+    memset(opt, 0, sizeof(*opt));
+    opt->listen = g_strdup(DEFAULT_LISTEN);
+    opt->store = g_strdup("memory");
+    opt->forward_timeout = 4000;
+    opt->delivery_timeout = 8000;
+    opt->default_expires = 120; /* registrar default_expires of the sample config */
+    opt->max_expires = 3600;
+    opt->max_message_size = DEFAULT_MAX_MESSAGE_SIZE;
+    opt->max_headers = DEFAULT_MAX_HEADERS;
+    opt->max_header_size = DEFAULT_MAX_HEADER_SIZE;
+    opt->max_stored_headers = DEFAULT_MAX_STORED_HEADERS;
+    opt->auth_realm = g_strdup("msilo");
+}
+
+bool server_store_kind_known(const char *kind)
+{
+    return strcmp(kind, "memory") == 0 || strcmp(kind, "postgres") == 0 ||
+           strcmp(kind, "sqlite") == 0;
+}
+
+void server_options_clear(server_options_t *opt)
+{
+    g_free(opt->listen);
+    g_free(opt->store);
+    g_strfreev(opt->domains);
+    g_free(opt->auth_users);
+    g_free(opt->auth_realm);
+    g_free(opt->metrics);
+    memset(opt, 0, sizeof(*opt));
+}
+

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* msilo-server: options and the configuration file loader. Private to the
+ * example; free of Sofia-SIP so that tests/fuzz can build it alone. */
+#ifndef MSILO_SERVER_CONFIG_H
+#define MSILO_SERVER_CONFIG_H
+
+#include <stdbool.h>
+
+#include <glib.h>
+
+#include <msilo/msilo.h>
+
+#define DEFAULT_LISTEN "sip:127.0.0.1:5060"
+#define DEFAULT_MAX_MESSAGE_SIZE (256u * 1024)
+#define DEFAULT_MAX_HEADERS 100u
+#define DEFAULT_MAX_HEADER_SIZE 8192u
+#define DEFAULT_MAX_STORED_HEADERS 8192u
+
+typedef struct server_options {
+    char *listen;              /* "sip:127.0.0.1:5060" */
+    char *store;               /* "memory" / "sqlite" / "postgres" */
+    unsigned forward_timeout;  /* ms: guard for forwards to online users */
+    unsigned delivery_timeout; /* ms: guard for the engine's deliveries */
+    unsigned default_expires;  /* s: registrations without Expires */
+    unsigned max_expires;      /* s: upper bound for registrations */
+    char **domains;            /* local domains; NULL = every domain is local */
+    /* size limits, enforced before anything is stored */
+    unsigned max_message_size;   /* bytes of a whole request (Sofia answers 413 above) */
+    unsigned max_headers;        /* header fields of a request */
+    unsigned max_header_size;    /* bytes of one header field */
+    unsigned max_stored_headers; /* bytes of the extra headers stored with a message */
+    /* Digest authentication (Sofia-SIP auth module); off without auth_users */
+    char *auth_users;          /* users file: user:password:realm or user:realm:HA1 lines */
+    char *auth_realm;          /* realm of the challenges */
+    bool auth_message;         /* also authenticate MESSAGE (as its From user) */
+    char *metrics;             /* "127.0.0.1:9464": Prometheus endpoint; NULL = off */
+} server_options_t;
+
+/* memory, sqlite or postgres */
+bool server_store_kind_known(const char *kind);
+
+/* The defaults. */
+void server_options_init(server_options_t *opt);
+void server_options_clear(server_options_t *opt);
+/* Applies a configuration file's text to @cfg ([msilo]) and @opt ([server]);
+ * on error false and *ret_error (g_free it) names the file, line and key.
+ * *ret_has_password is set when [msilo] db_url carries a password. */
+bool server_config_load_data(const char *path, const char *text, msilo_config_t *cfg,
+                             server_options_t *opt, bool *ret_has_password, char **ret_error);
+/* Whether a database URL or conninfo carries a password. */
+bool server_url_has_password(const char *url);
+/* @url with its password replaced by "***" (g_free it). */
+char *server_mask_db_url(const char *url);
+
+#endif

@@ -1,0 +1,291 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Security of msilo-server on 127.0.0.1: Digest authentication of REGISTER
+(and MESSAGE), secrets kept out of logs and out of world-readable files.
+
+  security.py --server build/examples/msilo-server/msilo-server [TEST...]
+
+Exit status: 0 passed, 1 failed.
+"""
+import argparse
+import hashlib
+import os
+import re
+import shutil
+import socket
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import e2e  # noqa: E402
+from e2e import LOOPBACK, Failure, check, wait_until, read  # noqa: E402
+
+ARGS = None
+REALM = "msilo.test"
+
+
+def md5(s):
+    return hashlib.md5(s.encode()).hexdigest()
+
+
+def users_file(tmp):
+    path = os.path.join(tmp, "users")
+    with open(path, "w") as f:
+        f.write("# user:password:realm, or user:realm:HA1\n")
+        f.write("alice:alicepw:%s\n" % REALM)
+        f.write("bob:%s:%s\n" % (REALM, md5("bob:%s:bobpw" % REALM)))
+    os.chmod(path, 0o600)
+    return path
+
+
+def auth_conf(tmp, users, message=False, name="auth.conf"):
+    path = e2e.write_conf(tmp, name, "[server]\nauth_users = %s\nauth_realm = %s\nauth_message = %d\n"
+                          "[msilo]\nadd_date = 0\n" % (users, REALM, 1 if message else 0))
+    os.chmod(path, 0o600)
+    return path
+
+
+def request(port, method, ruri, to, frm, extra="", body=b"", auth=None):
+    """One UDP request, with an Authorization header answering `auth`
+    (challenge params, user, password) when given. (status, headers)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((LOOPBACK, 0))
+    try:
+        lport = s.getsockname()[1]
+        e2e._seq[0] += 1
+        n = e2e._seq[0]
+        hdr = ""
+        if auth:
+            ch, user, pw = auth
+            cnonce, nc = "c%d" % n, "00000001"
+            ha1 = md5("%s:%s:%s" % (user, ch["realm"], pw))
+            ha2 = md5("%s:%s" % (method, ruri))
+            resp = md5("%s:%s:%s:%s:auth:%s" % (ha1, ch["nonce"], nc, cnonce, ha2))
+            hdr = ('Authorization: Digest username="%s", realm="%s", nonce="%s", uri="%s", '
+                   'response="%s", algorithm=MD5, cnonce="%s", qop=auth, nc=%s%s\r\n'
+                   % (user, ch["realm"], ch["nonce"], ruri, resp, cnonce, nc,
+                      ', opaque="%s"' % ch["opaque"] if ch.get("opaque") else ""))
+        msg = ("%s %s SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK-sec-%d-%d;rport\r\n"
+               "From: <%s>;tag=s%d\r\nTo: <%s>\r\nCall-ID: sec-%d-%d@127.0.0.1\r\nCSeq: %d %s\r\n"
+               "Max-Forwards: 70\r\n%s%sContent-Length: %d\r\n\r\n"
+               % (method, ruri, lport, os.getpid(), n, frm, n, to, os.getpid(), n, n, method,
+                  hdr, extra, len(body))).encode() + body
+        s.sendto(msg, (LOOPBACK, port))
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            s.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                data = s.recv(65536)
+            except socket.timeout:
+                break
+            first, hdrs, _ = e2e.parse_message(data)
+            m = re.match(r"SIP/2.0 (\d{3})", first)
+            if m and int(m.group(1)) >= 200:
+                return int(m.group(1)), hdrs
+        raise Failure("no answer to %s" % method)
+    finally:
+        s.close()
+
+
+def challenge(hdrs):
+    v = e2e.header(hdrs, "WWW-Authenticate") or ""
+    check(v.startswith("Digest "), "a Digest challenge: %r" % v)
+    return dict(re.findall(r'(\w+)="?([^",]*)"?', v[7:]))
+
+
+def register(srv, user, contact, auth_as=None, aor_user=None):
+    """REGISTER aor_user (default user) with credentials of auth_as=(user, pw)."""
+    aor = "sip:%s@127.0.0.1" % (aor_user or user)
+    ruri = "sip:127.0.0.1:%d" % srv.port
+    extra = "Contact: <%s>\r\nExpires: 300\r\n" % contact
+    st, h = request(srv.port, "REGISTER", ruri, aor, aor, extra)
+    if st != 401 or not auth_as:
+        return st, h
+    return request(srv.port, "REGISTER", ruri, aor, aor, extra, auth=(challenge(h),) + auth_as)
+
+
+def store(srv, user, body):
+    st, _ = request(srv.port, "MESSAGE", "sip:%s@127.0.0.1" % user, "sip:%s@127.0.0.1" % user,
+                    "sip:carol@127.0.0.1", "Content-Type: text/plain\r\n", body)
+    return st
+
+
+def test_register_digest(tmp):
+    """With auth on: a REGISTER without credentials gets 401 and nothing is
+    dumped; wrong password: 401 again, nothing dumped; valid credentials of
+    another user: 403, nothing dumped; the AoR's own (password or HA1 in the
+    file): 200 and the stored messages arrive."""
+    srv = e2e.Server(tmp, auth_conf(tmp, users_file(tmp)))
+    uas = e2e.Uas(200)
+    try:
+        check("authentication REGISTER" in read(srv.log), "start-up line says auth is on")
+        check(store(srv, "alice", b"for alice") == 202, "stored for alice")
+        check(store(srv, "bob", b"for bob") == 202, "stored for bob")
+        contact = "sip:x@127.0.0.1:%d" % uas.port
+        st, h = register(srv, "alice", contact)
+        check(st == 401, "no credentials -> %d" % st)
+        ch = challenge(h)
+        check(ch.get("realm") == REALM and ch.get("nonce"), "challenge has realm and nonce: %s" % ch)
+        st, _ = register(srv, "alice", contact, ("alice", "wrong"))
+        check(st in (401, 403), "wrong password -> %d" % st)
+        st, _ = register(srv, "alice", contact, ("bob", "bobpw"))
+        check(st == 403, "bob's valid credentials for alice's AoR -> %d" % st)
+        st, _ = register(srv, "alice", contact, ("nobody", "x"))
+        check(st in (401, 403), "unknown user -> %d" % st)
+        check(not wait_until(lambda: uas.messages(), 1.0), "nothing dumped to a stranger")
+        # a query (no Contact) must not list alice's bindings either
+        st, _ = request(srv.port, "REGISTER", "sip:127.0.0.1:%d" % srv.port, "sip:alice@127.0.0.1",
+                        "sip:alice@127.0.0.1")
+        check(st == 401, "binding query without credentials -> %d" % st)
+
+        st, _ = register(srv, "alice", contact, ("alice", "alicepw"))
+        check(st == 200, "alice's own credentials -> %d" % st)
+        check(wait_until(lambda: [m for m in uas.messages() if m[2] == b"for alice"], 5),
+              "alice's message dumped after she authenticated")
+        st, _ = register(srv, "bob", contact, ("bob", "bobpw"))
+        check(st == 200, "bob with an HA1 line -> %d" % st)
+        check(wait_until(lambda: len(uas.messages()) == 2, 5), "bob's message dumped")
+        check(all(m[2] in (b"for alice", b"for bob") for m in uas.messages()), "only theirs")
+        st, _, _ = e2e.sip_request(srv.port, "MESSAGE", "sip:dave@127.0.0.1", "udp",
+                                   "Content-Type: text/plain\r\n", b"x", to="sip:dave@127.0.0.1")
+        check(st == 202, "MESSAGE needs no credentials without auth_message (%d)" % st)
+    finally:
+        uas.close()
+        rc, log = srv.stop()
+    check(re.search(r"auth_challenged=[1-9]", log) and re.search(r"auth_forbidden=[1-9]", log),
+          "statistics count challenges and refusals")
+    check("alicepw" not in log and "bobpw" not in log, "no password in the log")
+
+
+def test_message_digest(tmp):
+    """auth_message = 1: a MESSAGE is stored only when it authenticates as its From user."""
+    srv = e2e.Server(tmp, auth_conf(tmp, users_file(tmp), message=True))
+    try:
+        ruri = "sip:dave@127.0.0.1"
+        args = (srv.port, "MESSAGE", ruri, ruri, "sip:alice@127.0.0.1", "Content-Type: text/plain\r\n", b"hi")
+        st, h = request(*args)
+        check(st == 401, "MESSAGE without credentials -> %d" % st)
+        ch = challenge(h)
+        st, _ = request(*args, auth=(ch, "bob", "bobpw"))
+        check(st == 403, "From alice with bob's credentials -> %d" % st)
+        st, _ = request(*args, auth=(ch, "alice", "alicepw"))
+        check(st == 202, "From alice with alice's credentials -> %d" % st)
+    finally:
+        rc, log = srv.stop()
+    m = re.findall(r"stored_messages=(\d+)", log)
+    check(m and m[-1] == "1", "exactly one message stored (%s)" % (m[-1] if m else None))
+
+
+def test_secret_files(tmp):
+    """A configuration file holding a database password, or a users file,
+    that others can read is refused (not just warned about)."""
+    conf = e2e.write_conf(tmp, "pw.conf", "[msilo]\ndb_url = postgres://u:s3cret@127.0.0.1:1/db\n")
+    os.chmod(conf, 0o644)
+    r = e2e.run([ARGS.server, "-c", conf, "--check-config"])
+    check(r.returncode == 1 and b"readable by others" in r.stdout, "0644 with a password refused: %s" % r.stdout)
+    check(b"s3cret" not in r.stdout, "the refusal does not print the password")
+    os.chmod(conf, 0o640)
+    r = e2e.run([ARGS.server, "-c", conf, "--check-config"])
+    check(r.returncode == 0, "0640 accepted: %s" % r.stdout)
+    conf2 = e2e.write_conf(tmp, "nopw.conf", "[msilo]\ndb_url = postgres://u@127.0.0.1:1/db\n")
+    os.chmod(conf2, 0o644)
+    check(e2e.run([ARGS.server, "-c", conf2, "--check-config"]).returncode == 0,
+          "0644 without a password accepted")
+    users = users_file(tmp)
+    os.chmod(users, 0o644)
+    r = e2e.run([ARGS.server, "-c", auth_conf(tmp, users, name="a2.conf"), "--check-config"])
+    check(r.returncode == 1 and b"readable by others" in r.stdout, "world-readable users file refused: %s" % r.stdout)
+    r = e2e.run([ARGS.server, "-c", e2e.write_conf(tmp, "bad-auth.conf", "[server]\nauth_message = maybe\n"),
+                 "--check-config"])
+    check(r.returncode == 1 and b"auth_message" in r.stdout, "bad boolean refused: %s" % r.stdout)
+
+
+def test_bad_config_lines(tmp):
+    """The loader refuses a bad file with a message naming the line: an
+    unknown key, a wrong type, a template with an unknown variable, a bad
+    [server] limit; the server never starts half-configured."""
+    cases = [("[msilo]\n# c\ncheck_time = 5\nno_such = 1\n", b":4:", b"no_such"),
+             ("[server]\n\nmax_headers = lots\n", b":3:", b"max_headers"),
+             ("[msilo]\nfrom_address = sip:r@127.0.0.1\n\noffline_message = hi $zz\n"
+              "content_type_hdr = Content-Type: text/plain\\r\\n\n", b":4:", b"$zz"),
+             ("[msilo]\noffline_message = hi\n", b":2:", b"content_type_hdr"),
+             ("[server]\nmax_header_size = 10\n", b":2:", b"max_header_size"),
+             # a bad escape: GLib returns a value and an error; refused
+             ("[msilo]\ncontent_type_hdr = a\\qb\nexpire_time = 10\n", b":2:", b"content_type_hdr")]
+    for i, (text, line, word) in enumerate(cases):
+        conf = e2e.write_conf(tmp, "badline%d.conf" % i, text)
+        r = e2e.run([ARGS.server, "-c", conf, "--check-config"])
+        check(r.returncode == 1 and line in r.stdout and word in r.stdout,
+              "case %d: exit %d, %r" % (i, r.returncode, r.stdout))
+        port = e2e.free_port()
+        r = e2e.run([ARGS.server, "-c", conf, "-l", "sip:127.0.0.1:%d" % port], timeout=20)
+        check(r.returncode == 1 and b"listening" not in r.stdout, "case %d never starts" % i)
+
+
+def test_password_not_logged(tmp):
+    """The PostgreSQL password never reaches the log: the start-up line
+    shows the URL masked, and a failed connection does not print it."""
+    for url in ("postgresql://msilo:Sup3rS3cret@127.0.0.1:1/msilo",
+                "host=127.0.0.1 port=1 user=msilo password=Sup3rS3cret dbname=msilo",
+                "postgresql://msilo@127.0.0.1:1/msilo?password=Sup3rS3cret&sslmode=disable"):
+        r = e2e.run([ARGS.server, "-l", "sip:127.0.0.1:%d" % e2e.free_port(), "--store", "postgres",
+                     "--db-url", url], timeout=30)
+        out = r.stdout.decode(errors="replace")
+        check("Sup3rS3cret" not in out, "password in the output: %s" % out)
+        check("***" in out, "masked URL in the start-up line: %s" % out)
+    pg = os.environ.get("MSILO_TEST_PG_URL")
+    if pg:
+        # a working server (trust auth ignores the password) logs it masked too
+        url = pg.replace("postgresql://postgres@", "postgresql://postgres:Sup3rS3cret@")
+        conf = e2e.write_conf(tmp, "pgpw.conf", "[msilo]\ndb_table = sec_%d\ndb_url = %s\n" % (os.getpid(), url))
+        os.chmod(conf, 0o600)
+        srv = e2e.Server(tmp, conf, ["--store", "postgres", "--migrate"])
+        try:
+            check(e2e.sip_request(srv.port, "MESSAGE", "sip:erin@127.0.0.1", "udp",
+                                  "Content-Type: text/plain\r\n", b"x", to="sip:erin@127.0.0.1")[0] == 202,
+                  "stored through the password URL")
+        finally:
+            rc, log = srv.stop()
+        check("Sup3rS3cret" not in log and "postgres:***@" in log, "masked in a running server's log")
+
+
+TESTS = [test_register_digest, test_message_digest, test_secret_files, test_bad_config_lines,
+         test_password_not_logged]
+
+
+def main():
+    global ARGS
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--server", required=True)
+    ap.add_argument("--keep", action="store_true")
+    ap.add_argument("tests", nargs="*")
+    ARGS = ap.parse_args()
+    ARGS.sipp = None
+    e2e.ARGS = ARGS
+    tmp = tempfile.mkdtemp(prefix="msilo-sec-")
+    failed = []
+    try:
+        for t in TESTS:
+            if ARGS.tests and t.__name__ not in ARGS.tests:
+                continue
+            try:
+                t(tmp)
+                print("PASS %s" % t.__name__, flush=True)
+            except Exception as e:  # noqa: BLE001
+                failed.append(t.__name__)
+                print("FAIL %s: %s" % (t.__name__, e), flush=True)
+            finally:
+                e2e.stop_all()
+    finally:
+        e2e.stop_all()
+        if failed or ARGS.keep:
+            print("logs kept in %s" % tmp)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
