@@ -92,6 +92,7 @@ struct owner {
     size_t next_limit;   /* for the round after (dump while busy) */
     GQueue ready;        /* claimed, not yet sent (msilo_message_t*) */
     size_t in_flight;
+    gboolean pumping;    /* in owner_pump's send loop (a refused send re-enters it) */
     GPtrArray *dumps;    /* dump_op* waiting for this owner to go idle */
 };
 
@@ -979,8 +980,15 @@ static void owner_maybe_forget(msilo_engine_t *e, owner_t *o)
 /* Sends what is ready within the window; ends the round when all is done. */
 static void owner_pump(msilo_engine_t *e, owner_t *o)
 {
+    /* A send the transport refuses at once finishes inside deliver() and
+     * calls back here; the outer call carries on (and may end the round and
+     * free the owner), so the inner one must not. */
+    if (o->pumping)
+        return;
+    o->pumping = TRUE;
     while (!e->freeing && o->in_flight < (size_t)e->dump_window && !g_queue_is_empty(&o->ready))
         deliver(e, SEND_OFFLINE, o, g_queue_pop_head(&o->ready));
+    o->pumping = FALSE;
     if (o->claiming || !g_queue_is_empty(&o->ready))
         return;
     if (o->more && !e->freeing) {

@@ -865,6 +865,30 @@ static void test_dump_transport_refuses(void **state)
     assert_int_equal(d2.res.delivered, 2);
 }
 
+/* Refused sends on the last allowed attempt: the round ends inside the
+ * send loop and the owner is forgotten; nothing may touch it afterwards
+ * (ASan run). */
+static void test_dump_refused_last_attempt(void **state)
+{
+    fixture *f = *state;
+    set(f, "max_attempts", "1");
+    start(f);
+    store_n(f, "sip:alice@example.org", 3);
+    f->tr->refuse = MSILO_ETRANSPORT;
+    dump_rec d = { 0 };
+    dump(f, "sip:alice@example.org", "sip:alice@192.0.2.1", &d);
+    assert_int_equal(d.calls, 1);
+    assert_int_equal(d.res.failed, 3);
+    assert_true(run_until_idle(f->e, f->ctx, FALSE));
+    msilo_message_t **all;
+    size_t n;
+    assert_int_equal(msilo_store_list(f->store, NULL, NULL, 0, 10, &all, &n), 0);
+    assert_int_equal(n, 3);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(all[i]->next_try, INT64_MAX); /* waits for the next REGISTER */
+    msilo_message_array_free(all, n);
+}
+
 static void test_dump_concurrent_same_owner(void **state)
 {
     fixture *f = *state;
@@ -1450,6 +1474,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dump_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dump_failure_does_not_block_and_retries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dump_transport_refuses, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dump_refused_last_attempt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dump_concurrent_same_owner, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_engines_one_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_expiry_and_instance_restart, setup, teardown),
