@@ -1014,19 +1014,25 @@ static void owner_pump(msilo_engine_t *e, owner_t *o)
     owner_maybe_forget(e, o);
 }
 
+/* Ends the leases of claimed messages that will not be sent (the engine is
+ * going away), unchanged otherwise; frees @msgs and the array. */
+static void give_back(msilo_engine_t *e, msilo_message_t **msgs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        msilo_store_release_t r = { .id = msgs[i]->id, .attempts = msgs[i]->attempts,
+                                    .next_try = msgs[i]->next_try, .lease_owner = e->instance_id };
+        g_array_append_val(e->releases.wait, r);
+    }
+    msilo_message_array_free(msgs, n);
+    schedule_release(e);
+}
+
 static void complete_claim(msilo_engine_t *e, job_t *j)
 {
     if (!j->owner) { /* reminders */
         e->reminders_running = FALSE;
         if (j->rc == 0 && e->freeing) {
-            for (size_t i = 0; i < j->out_n; i++) {
-                msilo_store_release_t r = { .id = j->out[i]->id, .attempts = j->out[i]->attempts,
-                                            .next_try = j->out[i]->next_try,
-                                            .lease_owner = e->instance_id };
-                g_array_append_val(e->releases.wait, r);
-            }
-            msilo_message_array_free(j->out, j->out_n);
-            schedule_release(e);
+            give_back(e, j->out, j->out_n);
         } else if (j->rc == 0) {
             for (size_t i = 0; i < j->out_n; i++)
                 deliver(e, SEND_REMINDER, NULL, j->out[i]);
@@ -1056,15 +1062,7 @@ static void complete_claim(msilo_engine_t *e, job_t *j)
         return;
     }
     if (e->freeing) {
-        /* give the claimed messages straight back */
-        for (size_t i = 0; i < j->out_n; i++) {
-            msilo_store_release_t r = { .id = j->out[i]->id, .attempts = j->out[i]->attempts,
-                                        .next_try = j->out[i]->next_try,
-                                            .lease_owner = e->instance_id };
-            g_array_append_val(e->releases.wait, r);
-        }
-        msilo_message_array_free(j->out, j->out_n);
-        schedule_release(e);
+        give_back(e, j->out, j->out_n);
         owner_pump(e, o);
         return;
     }
@@ -1471,13 +1469,11 @@ void msilo_engine_free(msilo_engine_t *e)
     g_hash_table_iter_init(&it, e->owners);
     while (g_hash_table_iter_next(&it, NULL, &v)) {
         owner_t *o = v;
-        msilo_message_t *m;
-        while ((m = g_queue_pop_head(&o->ready))) {
-            msilo_store_release_t r = { .id = m->id, .attempts = m->attempts,
-                                        .next_try = m->next_try, .lease_owner = e->instance_id };
-            g_array_append_val(e->releases.wait, r);
-            msilo_message_free(m);
-        }
+        size_t n = o->ready.length;
+        msilo_message_t **unsent = g_new(msilo_message_t *, n ? n : 1);
+        for (size_t i = 0; i < n; i++)
+            unsent[i] = g_queue_pop_head(&o->ready);
+        give_back(e, unsent, n);
         for (guint i = 0; i < o->dumps->len; i++) {
             dump_op *d = o->dumps->pdata[i];
             if (d->cb)
