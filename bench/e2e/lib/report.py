@@ -305,7 +305,7 @@ def main(out):
     p = print
     p("")
     p("=" * 100)
-    p(f"bench/e2e: msilo-server {meta.get('server', '?')} ({meta.get('git', '?')}) vs Kamailio"
+    p(f"bench/e2e: {meta.get('server', '?')} ({meta.get('git', '?')}) vs Kamailio"
       f" {meta.get('kamailio', '?')} msilo, PostgreSQL {meta.get('postgres', '?')},"
       f" sipp {meta.get('sipp', '?')} -- {meta.get('date', '?')}")
     p(f"host {meta.get('host', '?')}: {meta.get('ncpu', '?')} x {meta.get('cpu_model', '?')},"
@@ -325,35 +325,37 @@ def main(out):
         ceil = kinds.get("ceil", [])
         ceil_rate = medv([c["store"]["rate"] for c in ceil])
 
-        def row(label, fn, nd=0, pct=False):
+        def row(label, fn, nd=0, lower=False):
+            """lower: smaller is better (latency, CPU): "best" is the minimum"""
             cells = []
             meds = {}
             for k in cols:
                 vals = [fn(e) for e in kinds[k]]
                 meds[k] = medv(vals)
-                cells.append(f"{spread(vals, nd):<28}")
+                cells.append(f"{spread(vals, nd):<28} ")
             extra = ""
             if "msilo" in meds and ("kam2" in meds or "kam8" in meds):
                 r2 = ratio(meds.get("msilo"), meds.get("kam2"))
-                best = max([v for k, v in meds.items() if k != "msilo" and v is not None], default=None)
+                kv = [v for k, v in meds.items() if k != "msilo" and v is not None]
+                best = (min if lower else max)(kv, default=None)
                 rb = ratio(meds.get("msilo"), best)
                 extra = f" x{fmt(r2, 2)} / x{fmt(rb, 2)}"
             p(f"  {label:<26}" + "".join(cells) + extra)
             return meds
 
-        p(f"  {'':<26}" + "".join(f"{NAMES[k]:<28}" for k in cols) + " libmsilo/c=2 / best")
+        p(f"  {'':<26}" + "".join(f"{NAMES[k]:<28}" for k in cols) + " libmsilo/c=2 / Kamailio's best")
         st = row("STORE msg/s", lambda e: e["store"]["rate"])
         dd = row("DUMP msg/s all delivered", lambda e: e["dump"]["rate_delivered"])
         de = row("DUMP msg/s table empty", lambda e: e["dump"]["rate_empty"])
-        p50 = row(f"latency p50 ms @{meta.get('LAT_RATE')}/s", lambda e: e["lat"].get("p50"), 2)
-        p99 = row(f"latency p99 ms @{meta.get('LAT_RATE')}/s", lambda e: e["lat"].get("p99"), 2)
+        p50 = row(f"latency p50 ms @{meta.get('LAT_RATE')}/s", lambda e: e["lat"].get("p50"), 2, lower=True)
+        p99 = row(f"latency p99 ms @{meta.get('LAT_RATE')}/s", lambda e: e["lat"].get("p99"), 2, lower=True)
         row("latency achieved msg/s", lambda e: e["lat_store"]["rate"])
-        row("STORE mean response ms", lambda e: e["store"]["resp_ms_mean"], 1)
+        row("STORE mean response ms", lambda e: e["store"]["resp_ms_mean"], 1, lower=True)
         p("  CPU µs per message (STORE):")
-        row("  server", lambda e: per_msg(e["store"], "srv"))
-        row("  postgres", lambda e: per_msg(e["store"], "pg"))
-        row("  sipp", lambda e: per_msg(e["store"], "sipp"))
-        row("  server+postgres", lambda e: (per_msg(e["store"], "srv") or 0) + (per_msg(e["store"], "pg") or 0))
+        row("  server", lambda e: per_msg(e["store"], "srv"), lower=True)
+        row("  postgres", lambda e: per_msg(e["store"], "pg"), lower=True)
+        row("  sipp", lambda e: per_msg(e["store"], "sipp"), lower=True)
+        row("  server+postgres", lambda e: (per_msg(e["store"], "srv") or 0) + (per_msg(e["store"], "pg") or 0), lower=True)
         p("  CPU seconds (STORE): server / postgres / sipp / stolen; machine busy %")
         for k in cols:
             c = [e["store"]["cpu"] for e in kinds[k]]
@@ -361,10 +363,10 @@ def main(out):
               f" / {spread([x.get('sipp') for x in c], 2)} / {spread([x.get('steal') for x in c], 2)};"
               f" busy {spread([x.get('busy_pct') for x in c])}%")
         p("  CPU µs per message (DUMP):")
-        row("  server", lambda e: per_msg(e["dump"], "srv"))
-        row("  postgres", lambda e: per_msg(e["dump"], "pg"))
-        row("  sipp (UAS+REG)", lambda e: per_msg(e["dump"], "sipp"))
-        row("  server+postgres", lambda e: (per_msg(e["dump"], "srv") or 0) + (per_msg(e["dump"], "pg") or 0))
+        row("  server", lambda e: per_msg(e["dump"], "srv"), lower=True)
+        row("  postgres", lambda e: per_msg(e["dump"], "pg"), lower=True)
+        row("  sipp (UAS+REG)", lambda e: per_msg(e["dump"], "sipp"), lower=True)
+        row("  server+postgres", lambda e: (per_msg(e["dump"], "srv") or 0) + (per_msg(e["dump"], "pg") or 0), lower=True)
         p("  CPU seconds (DUMP): server / postgres / sipp / stolen; machine busy %")
         for k in cols:
             c = [e["dump"]["cpu"] for e in kinds[k]]
