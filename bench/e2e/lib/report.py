@@ -343,7 +343,7 @@ def main(out):
             p(f"  {label:<26}" + "".join(cells) + extra)
             return meds
 
-        p(f"  {'':<26}" + "".join(f"{NAMES[k]:<28}" for k in cols) + " libmsilo/c=2 / Kamailio's best")
+        p(f"  {'':<26}" + "".join(f"{NAMES[k]:<29}" for k in cols) + " libmsilo/c=2 / Kamailio's best")
         st = row("STORE msg/s", lambda e: e["store"]["rate"])
         dd = row("DUMP msg/s all delivered", lambda e: e["dump"]["rate_delivered"])
         de = row("DUMP msg/s table empty", lambda e: e["dump"]["rate_empty"])
