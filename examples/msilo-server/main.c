@@ -381,6 +381,14 @@ int main(int argc, char **argv)
         goto out;
     }
     s.root_source = su_glib_root_gsource(s.root);
+    /* Without this GLib "blocks" the source around each dispatch: it removes
+     * and re-adds every Sofia socket from the poll set, and each of those
+     * writes the context's eventfd (GLib 2.74: g_main_context_add_poll /
+     * remove_poll call g_wakeup_signal). With one UDP datagram per dispatch
+     * that was 4 write()s, one extra read() and poll() per SIP message.
+     * Recursion cannot happen here: nothing in the server iterates the main
+     * context from inside a Sofia callback (drain() runs after the loop). */
+    g_source_set_can_recurse(s.root_source, TRUE);
     g_source_attach(s.root_source, NULL);
 
     if (strcmp(s.opt.store, "postgres") == 0) {
