@@ -61,6 +61,8 @@ static const msilo_config_key_t keys[] = {
       "seconds a message being delivered stays claimed (longer than a transaction)" },
     { "dump_batch", I, "100", 1, 100000, "messages claimed from the store at a time" },
     { "dump_window", I, "8", 1, 10000, "deliveries in flight per owner (1 = strict order)" },
+    { "max_in_flight", I, "256", 1, 1000000,
+      "deliveries in flight in all (a burst of registrations must not flood the network)" },
     { "instance_id", S, NULL, 0, 0,
       "stable name of this engine for leases; set it to take back in-flight messages after a crash" },
     { "id_header", S, "X-Msilo-Id", 0, 0,

@@ -93,6 +93,7 @@ struct owner {
     GQueue ready;        /* claimed, not yet sent (msilo_message_t*) */
     size_t in_flight;
     gboolean pumping;    /* in owner_pump's send loop (a refused send re-enters it) */
+    gboolean blocked;    /* in e->blocked: waits for a global in-flight slot */
     GPtrArray *dumps;    /* dump_op* waiting for this owner to go idle */
 };
 
@@ -116,7 +117,7 @@ struct msilo_engine {
 
     /* cached configuration */
     int64_t expire_time, check_time, send_time, clean_period, max_messages, max_body;
-    int64_t max_attempts, lease_time, dump_batch, dump_window;
+    int64_t max_attempts, lease_time, dump_batch, dump_window, max_in_flight;
     gboolean use_contact, add_date, use_callid, reminders_on;
     const char *reminder, *outbound_proxy, *id_header, *default_domain;
     char *extra_hdrs; /* CRLF-terminated or NULL */
@@ -151,6 +152,8 @@ struct msilo_engine {
     coalescer_t releases; /* msilo_store_release_t: failed deliveries */
 
     GHashTable *owners; /* key -> owner_t* */
+    GQueue blocked;     /* owner_t* with messages ready but no global slot (max_in_flight) */
+    gboolean unblocking;
     GQueue sends;       /* send_ctx links */
     gboolean reminders_running, clean_running;
     int64_t next_check, next_clean, next_reminder;
@@ -756,6 +759,21 @@ static void send_notification(msilo_engine_t *e, store_op *op)
 
 static void owner_pump(msilo_engine_t *e, owner_t *o);
 
+/* Gives free global slots to the owners waiting for them, oldest first. */
+static void unblock_owners(msilo_engine_t *e)
+{
+    if (e->unblocking)
+        return; /* the outer call goes on */
+    e->unblocking = TRUE;
+    owner_t *o;
+    while (!e->freeing && e->stats[MSILO_STAT_IN_FLIGHT] < (uint64_t)e->max_in_flight &&
+           (o = g_queue_pop_head(&e->blocked))) {
+        o->blocked = FALSE;
+        owner_pump(e, o); /* may block it again, or end its round */
+    }
+    e->unblocking = FALSE;
+}
+
 /* A dump reports "delivered" only once the deletes of what it delivered are
  * committed (or failed and were queued for retry): completes finished dumps
  * when no delete is waiting or running. */
@@ -849,6 +867,7 @@ static void delivery_finished(msilo_engine_t *e, send_ctx *sc, int status)
         o->in_flight--;
         owner_pump(e, o);
     }
+    unblock_owners(e);
 }
 
 static void coalesce_schedule(msilo_engine_t *e, coalescer_t *c)
@@ -973,6 +992,8 @@ static void owner_maybe_forget(msilo_engine_t *e, owner_t *o)
         return;
     if (o->retry_at && o->reg_until > now_of(e) && !e->freeing)
         return; /* keep: a retry is due while registered */
+    if (o->blocked) /* it got its slots another way meanwhile */
+        g_queue_remove(&e->blocked, o);
     g_hash_table_remove(e->owners, o->key);
     owner_free(o);
 }
@@ -986,8 +1007,17 @@ static void owner_pump(msilo_engine_t *e, owner_t *o)
     if (o->pumping)
         return;
     o->pumping = TRUE;
-    while (!e->freeing && o->in_flight < (size_t)e->dump_window && !g_queue_is_empty(&o->ready))
+    while (!e->freeing && o->in_flight < (size_t)e->dump_window && !g_queue_is_empty(&o->ready)) {
+        if (e->stats[MSILO_STAT_IN_FLIGHT] >= (uint64_t)e->max_in_flight) {
+            /* wait for a slot; unblock_owners() pumps it again, in turn */
+            if (!o->blocked) {
+                o->blocked = TRUE;
+                g_queue_push_tail(&e->blocked, o);
+            }
+            break;
+        }
         deliver(e, SEND_OFFLINE, o, g_queue_pop_head(&o->ready));
+    }
     o->pumping = FALSE;
     if (o->claiming || !g_queue_is_empty(&o->ready))
         return;
@@ -1338,6 +1368,7 @@ int msilo_engine_new(msilo_engine_t **ret, const msilo_config_t *cfg, msilo_stor
     e->lease_time = cfg_int(own, "lease_time");
     e->dump_batch = cfg_int(own, "dump_batch");
     e->dump_window = cfg_int(own, "dump_window");
+    e->max_in_flight = cfg_int(own, "max_in_flight");
     e->use_contact = cfg_int(own, "use_contact") != 0;
     e->add_date = cfg_int(own, "add_date") != 0;
     e->use_callid = cfg_int(own, "use_callid") != 0;
@@ -1366,6 +1397,7 @@ int msilo_engine_new(msilo_engine_t **ret, const msilo_config_t *cfg, msilo_stor
     g_queue_init(&e->inline_todo);
     g_queue_init(&e->noop_dumps);
     g_queue_init(&e->finished_dumps);
+    g_queue_init(&e->blocked);
     g_queue_init(&e->put_wait);
     g_queue_init(&e->sends);
     e->acks = (coalescer_t){ g_array_new(FALSE, FALSE, sizeof(int64_t)), FALSE, JOB_REMOVE };
@@ -1483,6 +1515,7 @@ void msilo_engine_free(msilo_engine_t *e)
         g_ptr_array_set_size(o->dumps, 0);
     }
     schedule_release(e);
+    g_queue_clear(&e->blocked);
     g_hash_table_iter_init(&it, e->owners);
     while (g_hash_table_iter_next(&it, NULL, &v))
         owner_free(v);

@@ -722,6 +722,32 @@ static void test_dump_window_and_batches(void **state)
     assert_int_equal(count(f, NULL, NULL), 0);
 }
 
+static void test_max_in_flight_shared_by_owners(void **state)
+{
+    fixture *f = *state;
+    set(f, "max_in_flight", "2");
+    start(f);
+    static const char *const aors[] = { "sip:a@example.org", "sip:b@example.org",
+                                        "sip:c@example.org" };
+    for (int i = 0; i < 3; i++)
+        store_n(f, aors[i], 3);
+    dump_rec d[3] = { { 0 } };
+    for (int i = 0; i < 3; i++)
+        dump(f, aors[i], "sip:x@192.0.2.1", &d[i]);
+    assert_int_equal(f->tr->sent->len, 2); /* the global cap, not 3 x dump_window */
+    for (int round = 0; round < 20 && f->tr->answered < 9; round++) {
+        assert_true(f->tr->sent->len - f->tr->answered <= 2);
+        fake_transport_answer_all(f->tr, 200);
+        assert_true(run_until_idle(f->e, f->ctx, TRUE));
+    }
+    assert_int_equal(f->tr->sent->len, 9);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(d[i].calls, 1);
+        assert_int_equal(d[i].res.delivered, 3);
+    }
+    assert_int_equal(count(f, NULL, NULL), 0);
+}
+
 static void test_dump_max(void **state)
 {
     fixture *f = *state;
@@ -1469,6 +1495,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_async_contract, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dump_delivers_in_order_and_deletes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dump_window_and_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_in_flight_shared_by_owners, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dump_max, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dump_owner_argument, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dump_skipped, setup, teardown),
