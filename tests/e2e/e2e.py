@@ -46,7 +46,34 @@ def wait_until(cond, timeout, step=0.02):
         v = cond()
         if v or time.monotonic() >= deadline:
             return v
-        time.sleep(step)
+        time.sleep(step)  # the one polling interval of these tests
+
+
+def wait_quiet(fn, quiet=0.5, timeout=10):
+    """Waits until fn() has not changed for `quiet` seconds (a UA's log after
+    the last delivery: a duplicate or a loop would change it); bounded by
+    `timeout`. True when it settled."""
+    state = {"last": fn(), "since": time.monotonic()}
+
+    def settled():
+        now = fn()
+        if now != state["last"]:
+            state["last"], state["since"] = now, time.monotonic()
+            return False
+        return time.monotonic() - state["since"] >= quiet
+    return wait_until(settled, timeout, 0.02)
+
+
+def udp_port_bound(port):
+    """True while some process has 127.0.0.1:port bound for UDP."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.bind((LOOPBACK, port))
+        return False
+    except OSError:
+        return True
+    finally:
+        sock.close()
 
 
 # ---- processes ------------------------------------------------------------
@@ -500,11 +527,11 @@ def store_dump(tmp, proto, n_users=100, per_user=10, pg=False):
                      "-mp", str(free_port()), "-trace_logs", "-log_file", uas_log,
                      "-trace_err", "-error_file", uas_log + ".err"] + common,
                     os.path.join(tmp, "uas-%s.out" % proto), cwd=tmp)
-        # the UAS is up when its port answers (UDP cannot be probed: give it a moment)
+        # the UAS is up when its port is taken
         if proto == "tcp":
             wait_until(lambda: _tcp_open(contact_port), 5)
         else:
-            time.sleep(0.3)
+            wait_until(lambda: udp_port_bound(contact_port), 5)
         rc = sipp([remote, "-sf", os.path.join(HERE, "register_uac.xml"), "-inf", reg_csv,
                    "-m", str(n_users), "-l", "4", "-r", "200", "-p", str(free_port()),
                    "-mp", str(free_port()),
@@ -521,7 +548,7 @@ def store_dump(tmp, proto, n_users=100, per_user=10, pg=False):
         def got():
             return [f[4] for f in lines()]
         wait_until(lambda: len(got()) >= n, 60, 0.1)
-        time.sleep(0.5)  # duplicates would show up now
+        check(wait_quiet(lambda: len(got())), "DUMP/%s: the UAS log settles" % proto)
         ids = got()
         missing = sorted(set(str(i) for i in range(1, n + 1)) - set(ids), key=int)
         dups = sorted({i for i in ids if ids.count(i) > 1}, key=int)
@@ -633,7 +660,7 @@ def restart_keeps_messages(tmp, conf, extra):
     try:
         register(srv, "lena", "sip:lena@127.0.0.1:%d" % uas.port)
         check(wait_until(lambda: len(uas.messages()) >= 5, 10), "all delivered after the restart")
-        time.sleep(0.5)
+        check(wait_quiet(lambda: len(uas.messages())), "no more deliveries (duplicates)")
         got = [m[2].split(b"] ", 1)[-1] for m in uas.messages()]
         check(got == bodies, "each once, in order: %r" % got)
     finally:
@@ -840,8 +867,9 @@ def test_reminder(tmp):
         check(wait_until(lambda: uas.messages(), 8), "reminder arrived when due")
         body = uas.messages()[0][2]
         check(b"call mum" in body and b"Reminder" in body, "reminder body %r" % body)
-        time.sleep(1.5)  # send_time is 1 s: a loop would show up now
-        check(len(uas.messages()) == 1, "the reminder came once (%d)" % len(uas.messages()))
+        # send_time is 1 s: a loop would deliver it again within 1.5 s
+        check(not wait_until(lambda: len(uas.messages()) > 1, 1.5),
+              "the reminder came once (%d)" % len(uas.messages()))
     finally:
         uas.close()
         srv.stop()

@@ -29,7 +29,8 @@ import traceback
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 import e2e  # noqa: E402  (helpers: processes, SIP client, UAS)
-from e2e import LOOPBACK, Failure, check, wait_until, read, free_port, sip_request  # noqa: E402
+from e2e import (LOOPBACK, Failure, check, wait_until, wait_quiet, udp_port_bound, read,  # noqa: E402
+                 free_port, sip_request)
 
 ARGS = None
 
@@ -223,12 +224,13 @@ def test_crash_during_delivery(tmp):
     sipp_bg(tmp, "crashdump-uas", ["-sf", os.path.join(HERE, "uas_id.xml"),
                                    "-d", "100", "-l", "5000", "-trace_logs", "-log_file", uas_log],
             port=contact_port)
-    time.sleep(0.3)
+    check(wait_until(lambda: udp_port_bound(contact_port), 10, 0.02), "the contact UAS listens")
     register_with_sipp(tmp, "crashdump-reg1", port, users, contact_port)
     check(wait_until(lambda: len(uas_lines(uas_log)) >= 200, 20, 0.005), "the dump started")
     srv.kill()
     killed_at = len(uas_lines(uas_log))
-    time.sleep(0.5)  # what was on the wire arrives
+    # what was on the wire when it died arrives, then the log stops growing
+    check(wait_quiet(lambda: len(uas_lines(uas_log))), "the contact's log settles")
     before = uas_lines(uas_log)
     in_table = set(stored_msgids(table))
     left = len(in_table)
@@ -241,7 +243,8 @@ def test_crash_during_delivery(tmp):
           "every message delivered (missing %s)" %
           sorted(all_ids - {m for m, _, _ in uas_lines(uas_log)})[:10])
     check(wait_until(lambda: count(table) == 0, 10, 0.2), "the table ends empty (%d left)" % count(table))
-    time.sleep(0.5)
+    # a duplicate would be on its way now: let the log settle before counting
+    check(wait_quiet(lambda: len(uas_lines(uas_log))), "the contact's log settles")
     got = uas_lines(uas_log)
     seen_before = {m for m, _, _ in before}
     times = {}
@@ -292,7 +295,7 @@ def test_crash_during_store(tmp):
     check(wait_until(lambda: len(acked(log)) >= 300, 15, 0.005), "stores under way")
     srv.kill()
     at_kill = len(acked(log))
-    time.sleep(0.3)
+    check(wait_until(lambda: not udp_port_bound(port), 10, 0.02), "the killed server's port is free")
     srv = Server(tmp, conf, port, "crashstore-2")
     sipp_wait(p, 60)  # calls lost with the killed server fail: not an error here
     ack = acked(log)
@@ -330,7 +333,10 @@ def test_database_outage(tmp):
         down = True
         t_down = time.monotonic()
         slow = []
-        for i in range(10):
+        # keep the database down for at least 3 s, under requests all along
+        i = 0
+        while i < 10 or (time.monotonic() - t_down < 3 and i < 500):
+            i += 1
             st = message(port, "fcdown", b"msgid=%d; while down" % (100000 + i))
             check(st == 503, "MESSAGE while the database is down -> %d (want 503)" % st)
             t0 = time.monotonic()
@@ -341,7 +347,6 @@ def test_database_outage(tmp):
                 slow.append(dt)
         check(not slow, "OPTIONS answered within 250 ms while down (slow: %s)" % slow)
         check(srv.proc.poll() is None, "server still running")
-        time.sleep(max(0, 3 - (time.monotonic() - t_down)))
         pg_ctl("start")
         down = False
         t_up = time.monotonic()
@@ -408,7 +413,7 @@ def test_two_servers(tmp):
         check(wait_until(lambda: len(set(ids())) >= n, 30, 0.1),
               "every message delivered (%d of %d)" % (len(set(ids())), n))
         check(wait_until(lambda: count(table) == 0, 10, 0.2), "the table ends empty")
-        time.sleep(1.0)  # a duplicate would arrive now
+        check(wait_quiet(lambda: len(ids()), 1.0), "the contacts' logs settle")  # duplicates
         got = ids()
         dups = sorted({m for m in got if got.count(m) > 1})
         check(not dups, "delivered exactly once; twice: %s" % dups[:10])
@@ -465,10 +470,10 @@ def test_slow_dead_contacts(tmp):
               "retries back off (1 s, 2 s, 4 s, +-1 s): gaps %s" % gaps)
         dead_tries = len([1 for _, x, _ in dead.times if x == dead.times[0][1]])
         check(dead_tries <= 4, "the dead contact: at most 4 attempts (%d)" % dead_tries)
-        time.sleep(0.5)  # the other messages' 4th attempts, same tick
+        # the other messages' 4th attempts come in the same tick; then nothing more
+        check(wait_quiet(lambda: len(bad.times)), "the 500 contact's attempts settle")
         n_bad = len(bad.times)
-        time.sleep(2.5)
-        check(len(bad.times) == n_bad, "no attempt after max_attempts")
+        check(not wait_until(lambda: len(bad.times) > n_bad, 2.5), "no attempt after max_attempts")
         check(count(table) == 10, "the failed messages are kept (%d)" % count(table))
 
         # the next REGISTER tries again; now the contact accepts
