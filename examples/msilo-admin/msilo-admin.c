@@ -540,9 +540,22 @@ static void json_message(GString *out, const msilo_message_t *m, gboolean with_b
     g_string_append_c(out, '}');
 }
 
-/* Parses the command's own options (argv[0] is the command). Returns -1 to go
- * on, or an exit status. */
-static int parse_command(const char *name, const GOptionEntry *entries, int *argc, char ***argv)
+/* Exactly @p want positional arguments (want < 0: at least one). */
+static int want_args(const char *name, int argc, int want)
+{
+    int have = argc - 1;
+    if ((want >= 0 && have != want) || (want < 0 && have < 1)) {
+        err(have > want && want >= 0 ? "unexpected argument" : "missing argument");
+        return command_usage(name, stderr);
+    }
+    return -1;
+}
+
+/* Parses the command's own options (argv[0] is the command) and checks that
+ * @p want positional arguments remain (want < 0: at least one). Returns -1 to
+ * go on, or an exit status. */
+static int parse_command(const char *name, const GOptionEntry *entries, int want, int *argc,
+                         char ***argv)
 {
     gboolean help = FALSE;
     GOptionEntry help_entry[] = {
@@ -564,18 +577,19 @@ static int parse_command(const char *name, const GOptionEntry *entries, int *arg
         status = command_usage(name, stdout);
     }
     g_option_context_free(ctx);
-    return status;
+    return status < 0 ? want_args(name, *argc, want) : status;
 }
 
-/* Exactly @p want positional arguments (want < 0: at least one). */
-static int want_args(const char *name, int argc, int want)
+/* Resolves the store, parses the AOR argument and opens the store: 0 or an
+ * exit status (the AOR is checked before anything connects). */
+static int open_owner_store(db_t *db, const char *aor, char **ret_user, char **ret_domain)
 {
-    int have = argc - 1;
-    if ((want >= 0 && have != want) || (want < 0 && have < 1)) {
-        err(have > want && want >= 0 ? "unexpected argument" : "missing argument");
-        return command_usage(name, stderr);
-    }
-    return -1;
+    int status = resolve(db);
+    if (!status)
+        status = parse_aor(db, aor, ret_user, ret_domain);
+    if (!status)
+        status = open_store(db);
+    return status;
 }
 
 /* ------------------------------------------------------------ commands */
@@ -589,9 +603,7 @@ static int cmd_migrate(int argc, char **argv)
         { "column", 0, 0, G_OPTION_ARG_STRING_ARRAY, &columns, "sc_KEY=NAME", "KEY=NAME" },
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
-    int status = parse_command("migrate", entries, &argc, &argv);
-    if (status < 0)
-        status = want_args("migrate", argc, 0);
+    int status = parse_command("migrate", entries, 0, &argc, &argv);
     if (status >= 0) {
         g_strfreev(columns);
         return status;
@@ -655,19 +667,13 @@ out:
 
 static int cmd_count(int argc, char **argv)
 {
-    int status = parse_command("count", NULL, &argc, &argv);
-    if (status < 0)
-        status = want_args("count", argc, 1);
+    int status = parse_command("count", NULL, 1, &argc, &argv);
     if (status >= 0)
         return status;
     status = EXIT_OK;
     db_t db = { 0 };
     char *user = NULL, *domain = NULL;
-    status = resolve(&db);
-    if (!status)
-        status = parse_aor(&db, argv[1], &user, &domain);
-    if (!status)
-        status = open_store(&db);
+    status = open_owner_store(&db, argv[1], &user, &domain);
     if (!status) {
         int64_t n = 0;
         int e = msilo_store_count(db.store, user, domain, &n);
@@ -691,9 +697,7 @@ static int cmd_list(int argc, char **argv)
         { "limit", 0, 0, G_OPTION_ARG_INT64, &limit, "at most N messages", "N" },
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
-    int status = parse_command("list", entries, &argc, &argv);
-    if (status < 0)
-        status = want_args("list", argc, 1);
+    int status = parse_command("list", entries, 1, &argc, &argv);
     if (status >= 0)
         return status;
     status = EXIT_OK;
@@ -703,11 +707,7 @@ static int cmd_list(int argc, char **argv)
     }
     db_t db = { 0 };
     char *user = NULL, *domain = NULL;
-    status = resolve(&db);
-    if (!status)
-        status = parse_aor(&db, argv[1], &user, &domain);
-    if (!status)
-        status = open_store(&db);
+    status = open_owner_store(&db, argv[1], &user, &domain);
     if (status)
         goto out;
 
@@ -837,9 +837,7 @@ static int cmd_show(int argc, char **argv)
         { "raw", 0, 0, G_OPTION_ARG_NONE, &raw, "body bytes only", NULL },
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
-    int status = parse_command("show", entries, &argc, &argv);
-    if (status < 0)
-        status = want_args("show", argc, 1);
+    int status = parse_command("show", entries, 1, &argc, &argv);
     if (status >= 0)
         return status;
     status = EXIT_OK;
@@ -878,9 +876,7 @@ static int cmd_show(int argc, char **argv)
 
 static int cmd_delete(int argc, char **argv)
 {
-    int status = parse_command("delete", NULL, &argc, &argv);
-    if (status < 0)
-        status = want_args("delete", argc, -1);
+    int status = parse_command("delete", NULL, -1, &argc, &argv);
     if (status >= 0)
         return status;
     status = EXIT_OK;
@@ -920,19 +916,13 @@ static int cmd_delete(int argc, char **argv)
 
 static int cmd_purge(int argc, char **argv)
 {
-    int status = parse_command("purge", NULL, &argc, &argv);
-    if (status < 0)
-        status = want_args("purge", argc, 1);
+    int status = parse_command("purge", NULL, 1, &argc, &argv);
     if (status >= 0)
         return status;
     status = EXIT_OK;
     db_t db = { 0 };
     char *user = NULL, *domain = NULL;
-    status = resolve(&db);
-    if (!status)
-        status = parse_aor(&db, argv[1], &user, &domain);
-    if (!status)
-        status = open_store(&db);
+    status = open_owner_store(&db, argv[1], &user, &domain);
     if (status)
         goto out;
 
@@ -993,9 +983,7 @@ static int cmd_expire(int argc, char **argv)
         { "at", 0, 0, G_OPTION_ARG_INT64, &at, "expire as of this Unix time", "UNIXTIME" },
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
-    int status = parse_command("expire", entries, &argc, &argv);
-    if (status < 0)
-        status = want_args("expire", argc, 0);
+    int status = parse_command("expire", entries, 0, &argc, &argv);
     if (status >= 0)
         return status;
     status = EXIT_OK;
@@ -1032,9 +1020,7 @@ static int cmd_stats(int argc, char **argv)
         { "json", 0, 0, G_OPTION_ARG_NONE, &json, "JSON output", NULL },
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
-    int status = parse_command("stats", entries, &argc, &argv);
-    if (status < 0)
-        status = want_args("stats", argc, 0);
+    int status = parse_command("stats", entries, 0, &argc, &argv);
     if (status >= 0)
         return status;
     status = EXIT_OK;
