@@ -15,7 +15,6 @@ Exit status: 0 passed, 1 failed.
 import argparse
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -298,26 +297,10 @@ def main():
     tmp = tempfile.mkdtemp(prefix="msilo-bad-")
     failed = []
     try:
-        for t in (test_bad_input, test_sql_injection_pg):
-            try:
-                if t is test_bad_input:
-                    t(tmp, args.table)
-                else:
-                    t(tmp)
-                print("PASS %s" % t.__name__, flush=True)
-            except e2e.Skip as e:
-                print("SKIP %s: %s" % (t.__name__, e))
-            except Exception as e:  # noqa: BLE001
-                failed.append(t.__name__)
-                print("FAIL %s: %s" % (t.__name__, e), flush=True)
-            finally:
-                e2e.stop_all()
+        failed, _ = e2e.run_each([("test_bad_input", lambda d: test_bad_input(d, args.table)),
+                                  ("test_sql_injection_pg", test_sql_injection_pg)], tmp)
     finally:
-        e2e.stop_all()
-        if failed or args.keep:
-            print("logs kept in %s" % tmp)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        e2e.finish(tmp, failed, args.keep)
     return 1 if failed else 0
 
 

@@ -940,6 +940,37 @@ TESTS = [test_cli, test_sample_lists_every_key, test_basic_methods, test_registr
          test_metrics]
 
 
+def run_each(tests, tmp, suffix=""):
+    """Runs each (name, fn) as fn(tmp), printing PASS / SKIP / FAIL lines and
+    stopping every process it started after each. Returns (failed, skipped)."""
+    failed, skipped = [], []
+    for name, t in tests:
+        t0 = time.monotonic()
+        try:
+            t(tmp)
+            print("PASS %s%s (%.1f s)" % (name, suffix, time.monotonic() - t0), flush=True)
+        except Skip as e:
+            skipped.append(name)
+            print("SKIP %s: %s" % (name, e), flush=True)
+        except Exception as e:  # noqa: BLE001 - report and go on
+            failed.append(name)
+            print("FAIL %s: %s" % (name, e), flush=True)
+            if not isinstance(e, Failure):
+                traceback.print_exc()
+        finally:
+            stop_all()
+    return failed, skipped
+
+
+def finish(tmp, failed, keep):
+    """Stops what is left; keeps the scratch directory when something failed."""
+    stop_all()
+    if failed or keep:
+        print("logs kept in %s" % tmp)
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main():
     global ARGS
     ap = argparse.ArgumentParser()
@@ -958,30 +989,11 @@ def main():
         tests = [t for t in tests if "store_dump" not in t.__name__]
     tmp = tempfile.mkdtemp(prefix="msilo-e2e-")
     failed = []
-    skipped = []
     signal.signal(signal.SIGTERM, lambda *a: (stop_all(), sys.exit(1)))
     try:
-        for t in tests:
-            t0 = time.monotonic()
-            try:
-                t(tmp)
-                print("PASS %s (%.1f s)" % (t.__name__, time.monotonic() - t0), flush=True)
-            except Skip as e:
-                skipped.append(t.__name__)
-                print("SKIP %s: %s" % (t.__name__, e), flush=True)
-            except Exception as e:  # noqa: BLE001 - report and go on
-                failed.append(t.__name__)
-                print("FAIL %s: %s" % (t.__name__, e), flush=True)
-                if not isinstance(e, Failure):
-                    traceback.print_exc()
-            finally:
-                stop_all()
+        failed, skipped = run_each([(t.__name__, t) for t in tests], tmp)
     finally:
-        stop_all()
-        if failed or ARGS.keep:
-            print("logs kept in %s" % tmp)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        finish(tmp, failed, ARGS.keep)
     print("%d passed, %d failed, %d skipped" % (len(tests) - len(failed) - len(skipped),
                                                 len(failed), len(skipped)))
     return 1 if failed else 0

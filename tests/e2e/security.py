@@ -11,7 +11,6 @@ import argparse
 import hashlib
 import os
 import re
-import shutil
 import socket
 import sys
 import tempfile
@@ -267,23 +266,10 @@ def main():
     tmp = tempfile.mkdtemp(prefix="msilo-sec-")
     failed = []
     try:
-        for t in TESTS:
-            if ARGS.tests and t.__name__ not in ARGS.tests:
-                continue
-            try:
-                t(tmp)
-                print("PASS %s" % t.__name__, flush=True)
-            except Exception as e:  # noqa: BLE001
-                failed.append(t.__name__)
-                print("FAIL %s: %s" % (t.__name__, e), flush=True)
-            finally:
-                e2e.stop_all()
+        failed, _ = e2e.run_each([(t.__name__, t) for t in TESTS
+                                  if not ARGS.tests or t.__name__ in ARGS.tests], tmp)
     finally:
-        e2e.stop_all()
-        if failed or ARGS.keep:
-            print("logs kept in %s" % tmp)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        e2e.finish(tmp, failed, ARGS.keep)
     return 1 if failed else 0
 
 

@@ -21,7 +21,6 @@ import shutil
 import stat
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -65,16 +64,8 @@ def main():
         names.append("pg_restart")
     failed = []
     try:
-        for name, t in zip(names, tests):
-            t0 = time.monotonic()
-            try:
-                t(tmp)
-                print("PASS %s under valgrind (%.1f s)" % (name, time.monotonic() - t0), flush=True)
-            except Exception as e:  # noqa: BLE001
-                failed.append(name)
-                print("FAIL %s: %s" % (name, e), flush=True)
-            finally:
-                e2e.stop_all()
+        failed, skipped = e2e.run_each(list(zip(names, tests)), tmp, " under valgrind")
+        failed += skipped
         logs = sorted(glob.glob(os.path.join(tmp, "vg-*.log")))
         print("%d servers ran under valgrind" % len(logs))
         if not logs:
@@ -87,11 +78,7 @@ def main():
                 failed.append(os.path.basename(path))
                 print("memcheck: %s\n%s" % (path, text[:6000]))
     finally:
-        e2e.stop_all()
-        if failed or args.keep:
-            print("logs kept in %s" % tmp)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        e2e.finish(tmp, failed, args.keep)
     print("valgrind: %s" % ("clean" if not failed else "FAILED: %s" % failed))
     return 1 if failed else 0
 

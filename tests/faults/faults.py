@@ -24,7 +24,6 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
@@ -516,24 +515,10 @@ def main():
     failed = []
     signal.signal(signal.SIGTERM, lambda *a: (e2e.stop_all(), sys.exit(1)))
     try:
-        for t in tests:
-            t0 = time.monotonic()
-            try:
-                t(tmp)
-                print("PASS %s (%.1f s)" % (t.__name__, time.monotonic() - t0), flush=True)
-            except Exception as e:  # noqa: BLE001
-                failed.append(t.__name__)
-                print("FAIL %s: %s" % (t.__name__, e), flush=True)
-                if not isinstance(e, Failure):
-                    traceback.print_exc()
-            finally:
-                e2e.stop_all()
+        failed, skipped = e2e.run_each([(t.__name__, t) for t in tests], tmp)
+        failed += skipped  # every fault test needs what main() checked: a skip is a failure
     finally:
-        e2e.stop_all()
-        if failed or ARGS.keep:
-            print("logs kept in %s" % tmp)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        e2e.finish(tmp, failed, ARGS.keep)
     print("%d passed, %d failed" % (len(tests) - len(failed), len(failed)))
     return 1 if failed else 0
 
