@@ -29,11 +29,8 @@ void msilo_uri_clear(msilo_uri_t *u)
 {
     if (!u)
         return;
-    g_free(u->uri);
-    g_free(u->user_raw);
-    g_free(u->user);
-    g_free(u->host);
-    memset(u, 0, sizeof(*u));
+    g_free(u->heap_);
+    msilo_uri_init(u);
 }
 
 gboolean msilo_uri_is_aor(const msilo_uri_t *u)
@@ -51,34 +48,41 @@ static int hexval(char c)
     return -1;
 }
 
-/* Unescapes %XX; NULL on a bad escape or an escaped control character. */
-static char *unescape(const char *s, size_t n)
+/* Copies s[0..n) to @out as a string; returns what follows its NUL. */
+static char *put_str(char *out, const char *s, size_t n)
 {
-    if (!memchr(s, '%', n))
-        return g_strndup(s, n); /* the common case: nothing escaped */
-    GString *out = g_string_sized_new(n);
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return out + n + 1;
+}
+
+/* Unescapes %XX of s[0..n) into @out (room for n + 1); FALSE on a bad escape
+ * or an escaped control character. *ret_end: what follows the NUL. */
+static gboolean unescape(const char *s, size_t n, char *out, char **ret_end)
+{
+    if (!memchr(s, '%', n)) { /* the common case: nothing escaped */
+        *ret_end = put_str(out, s, n);
+        return TRUE;
+    }
+    char *o = out;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
         if (c == '%') {
-            if (i + 2 >= n) {
-                g_string_free(out, TRUE);
-                return NULL;
-            }
+            if (i + 2 >= n)
+                return FALSE;
             int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
-            if (hi < 0 || lo < 0) {
-                g_string_free(out, TRUE);
-                return NULL;
-            }
+            if (hi < 0 || lo < 0)
+                return FALSE;
             c = (char)(hi * 16 + lo);
-            if ((unsigned char)c < 0x20 || c == 0x7f) {
-                g_string_free(out, TRUE);
-                return NULL;
-            }
+            if ((unsigned char)c < 0x20 || c == 0x7f)
+                return FALSE;
             i += 2;
         }
-        g_string_append_c(out, c);
+        *o++ = c;
     }
-    return g_string_free(out, FALSE);
+    *o = '\0';
+    *ret_end = o + 1;
+    return TRUE;
 }
 
 static gboolean host_char(char c)
@@ -86,8 +90,9 @@ static gboolean host_char(char c)
     return g_ascii_isalnum(c) || c == '-' || c == '.' || c == '_';
 }
 
-/* Validates and lower-cases a hostname / IPv4 / [IPv6] of length n. */
-static char *parse_host(const char *s, size_t n)
+/* Validates a hostname / IPv4 / [IPv6] of length n and writes it lower-cased
+ * to @out (room for n + 1); NULL if invalid, else what follows the NUL. */
+static char *parse_host(const char *s, size_t n, char *out)
 {
     if (n == 0 || n > MAX_PART_LEN)
         return NULL;
@@ -102,7 +107,10 @@ static char *parse_host(const char *s, size_t n)
             if (!host_char(s[i]))
                 return NULL;
     }
-    return g_ascii_strdown(s, (gssize)n);
+    for (size_t i = 0; i < n; i++)
+        out[i] = g_ascii_tolower(s[i]);
+    out[n] = '\0';
+    return out + n + 1;
 }
 
 /* Finds the addr-spec inside a name-addr, or returns the bare text. */
@@ -123,7 +131,7 @@ static int extract_addr_spec(const char *text, const char *what, const char **re
         while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
             n--;
         /* A bare header value's ";tag=" is a header parameter, not the URI's. */
-        const char *tag = g_strstr_len(s, (gssize)n, ";tag=");
+        const char *tag = n >= 5 ? g_strstr_len(s, (gssize)n, ";tag=") : NULL;
         if (tag)
             n = (size_t)(tag - s);
         *ret_s = s;
@@ -138,7 +146,7 @@ int msilo_uri_parse(const char *text, const char *what, msilo_uri_t *ret)
         what = "URI";
     if (!text || !ret)
         return msilo_fail(MSILO_EINVAL, "%s: NULL", what);
-    memset(ret, 0, sizeof(*ret));
+    msilo_uri_init(ret);
     for (const char *p = text; *p; p++)
         if ((unsigned char)*p < 0x20 && *p != '\t')
             return msilo_fail(MSILO_EURI, "%s: control character in URI", what);
@@ -171,29 +179,36 @@ int msilo_uri_parse(const char *text, const char *what, msilo_uri_t *ret)
     const char *rest = colon + 1;
     size_t rlen = n - slen - 1;
 
+    /* uri, user_raw, user and host are each at most n bytes + NUL */
+    char *buf = ret->inline_;
+    if (4 * (n + 1) > sizeof ret->inline_)
+        buf = ret->heap_ = g_malloc(4 * (n + 1));
+    char *out = put_str(buf, s, n);
+    ret->uri = buf;
+
     if (ret->scheme == MSILO_SCHEME_TEL) {
         /* tel:number[;params] - the number is the user; phone-context the host */
         const char *semi = memchr(rest, ';', rlen);
         size_t numlen = semi ? (size_t)(semi - rest) : rlen;
         if (numlen == 0 || numlen > MAX_PART_LEN)
             goto bad_user;
-        GString *num = g_string_new(NULL);
+        char *num = out;
+        size_t len = 0;
         for (size_t i = 0; i < numlen; i++) {
             char c = rest[i];
             if (c == '-' || c == '.' || c == '(' || c == ')')
                 continue;
-            if (!g_ascii_isxdigit(c) && c != '+' && c != '*' && c != '#') {
-                g_string_free(num, TRUE);
+            if (!g_ascii_isxdigit(c) && c != '+' && c != '*' && c != '#')
                 goto bad_user;
-            }
-            g_string_append_c(num, c);
+            num[len++] = c;
         }
-        if (num->len == 0 || (num->len == 1 && num->str[0] == '+')) {
-            g_string_free(num, TRUE);
+        num[len] = '\0';
+        if (len == 0 || (len == 1 && num[0] == '+'))
             goto bad_user;
-        }
-        ret->user = g_string_free(num, FALSE);
-        ret->user_raw = g_strndup(rest, numlen);
+        ret->user = num;
+        out = num + len + 1;
+        ret->user_raw = out;
+        out = put_str(out, rest, numlen);
         if (semi) {
             const char *pc = g_strstr_len(semi, (gssize)(rlen - numlen), ";phone-context=");
             if (pc) {
@@ -201,11 +216,10 @@ int msilo_uri_parse(const char *text, const char *what, msilo_uri_t *ret)
                 const char *end = rest + rlen;
                 const char *e = memchr(pc, ';', (size_t)(end - pc));
                 size_t hl = (size_t)((e ? e : end) - pc);
-                if (hl && pc[0] != '+')
-                    ret->host = parse_host(pc, hl); /* domain-name context only */
+                if (hl && pc[0] != '+' && parse_host(pc, hl, out)) /* domain-name context only */
+                    ret->host = out;
             }
         }
-        ret->uri = g_strndup(s, n);
         return 0;
     }
 
@@ -219,10 +233,14 @@ int msilo_uri_parse(const char *text, const char *what, msilo_uri_t *ret)
             ulen = (size_t)(pw - rest);
         if (ulen == 0 || ulen > MAX_PART_LEN * 3)
             goto bad_user;
-        ret->user_raw = g_strndup(rest, ulen);
-        ret->user = unescape(rest, ulen);
-        if (!ret->user || !*ret->user || strlen(ret->user) > MAX_PART_LEN ||
-            !g_utf8_validate(ret->user, -1, NULL))
+        ret->user_raw = out;
+        out = put_str(out, rest, ulen);
+        char *user = out;
+        if (!unescape(rest, ulen, user, &out))
+            goto bad_user;
+        ret->user = user;
+        size_t user_len = (size_t)(out - user) - 1;
+        if (!*user || user_len > MAX_PART_LEN || !g_utf8_validate(user, (gssize)user_len, NULL))
             goto bad_user; /* text columns hold UTF-8 only */
         hp = at + 1;
     }
@@ -237,9 +255,9 @@ int msilo_uri_parse(const char *text, const char *what, msilo_uri_t *ret)
         while (hend < hplen && hp[hend] != ':' && hp[hend] != ';' && hp[hend] != '?')
             hend++;
     }
-    ret->host = parse_host(hp, hend);
-    if (!ret->host)
+    if (!parse_host(hp, hend, out))
         goto bad_host;
+    ret->host = out;
     if (hend < hplen && hp[hend] == ':') {
         size_t i = hend + 1;
         int port = 0;
@@ -255,7 +273,6 @@ int msilo_uri_parse(const char *text, const char *what, msilo_uri_t *ret)
     } else if (hend < hplen && hp[hend] != ';' && hp[hend] != '?') {
         goto bad_host;
     }
-    ret->uri = g_strndup(s, n);
     return 0;
 
 bad_user:
@@ -290,14 +307,17 @@ int msilo_aor_parse(const char *text, const char *default_domain, char **ret_use
     int rc = msilo_uri_parse(text, "AoR", &u);
     if (rc)
         return rc;
-    if (u.scheme == MSILO_SCHEME_TEL && !u.host && default_domain)
-        u.host = g_ascii_strdown(default_domain, -1);
-    if (!msilo_uri_is_aor(&u)) {
+    char *domain = u.host ? g_strdup(u.host)
+                   : (u.scheme == MSILO_SCHEME_TEL && default_domain)
+                       ? g_ascii_strdown(default_domain, -1)
+                       : NULL;
+    if (!u.user || !*u.user || !domain || !*domain) {
+        g_free(domain);
         msilo_uri_clear(&u);
         return msilo_fail(MSILO_EURI, "'%.64s' is not an address of record (user@host)", text);
     }
-    *ret_user = g_steal_pointer(&u.user);
-    *ret_domain = g_steal_pointer(&u.host);
+    *ret_user = g_strdup(u.user);
+    *ret_domain = domain;
     msilo_uri_clear(&u);
     return 0;
 }

@@ -33,14 +33,60 @@ typedef enum {
     JOB_STOP, /* worker: exit */
 } job_type;
 
+/* A store waiting for or in its put. ONE allocation holds the op, its
+ * message and the message's strings and body (buf); only extra_hdrs and the
+ * notification strings are separate. The message is the engine's own and is
+ * never handed to msilo_message_free(). */
 typedef struct store_op {
+    struct store_op *next; /* in e->put_wait */
     msilo_store_cb cb;
     void *data;
     gboolean solo; /* retry alone: its batch failed as a whole */
-    msilo_message_t *msg;
+    msilo_message_t *msg; /* = &msg_ */
     /* offline notification, prepared at store time (the request view is borrowed) */
     char *n_ruri, *n_from, *n_to, *n_ctype, *n_headers, *n_body;
+    msilo_message_t msg_;
+    char buf[];
 } store_op;
+
+/* FIFO of store_op linked through ->next (no list node per message). */
+typedef struct op_queue {
+    store_op *head, *tail;
+    size_t length;
+} op_queue;
+
+static void opq_push_tail(op_queue *q, store_op *op)
+{
+    op->next = NULL;
+    if (q->tail)
+        q->tail->next = op;
+    else
+        q->head = op;
+    q->tail = op;
+    q->length++;
+}
+
+static void opq_push_head(op_queue *q, store_op *op)
+{
+    op->next = q->head;
+    q->head = op;
+    if (!q->tail)
+        q->tail = op;
+    q->length++;
+}
+
+static store_op *opq_pop_head(op_queue *q)
+{
+    store_op *op = q->head;
+    if (!op)
+        return NULL;
+    q->head = op->next;
+    if (!q->head)
+        q->tail = NULL;
+    q->length--;
+    op->next = NULL;
+    return op;
+}
 
 struct job {
     job_type type;
@@ -146,7 +192,7 @@ struct msilo_engine {
     gboolean freeing;
 
     /* coalescing */
-    GQueue put_wait; /* store_op* */
+    op_queue put_wait;
     gboolean put_running;
     coalescer_t acks;     /* int64_t ids delivered: delete */
     coalescer_t releases; /* msilo_store_release_t: failed deliveries */
@@ -323,7 +369,7 @@ static GSourceFuncs dispatch_funcs = {
 
 static void store_op_free(store_op *op)
 {
-    msilo_message_free(op->msg);
+    g_free(op->msg_.extra_hdrs);
     g_free(op->n_ruri);
     g_free(op->n_from);
     g_free(op->n_to);
@@ -335,17 +381,17 @@ static void store_op_free(store_op *op)
 
 static void schedule_put(msilo_engine_t *e)
 {
-    if (e->put_running || g_queue_is_empty(&e->put_wait))
+    if (e->put_running || !e->put_wait.head)
         return;
     job_t *j = g_new0(job_t, 1);
     j->type = JOB_PUT;
-    j->ops = g_ptr_array_new();
+    j->ops = g_ptr_array_sized_new((guint)MIN(e->put_wait.length, PUT_BATCH_MAX));
     /* an op whose batch failed goes alone, so one message the database
      * refuses cannot fail the others with it */
-    gboolean solo = ((store_op *)g_queue_peek_head(&e->put_wait))->solo;
-    while (j->ops->len < (solo ? 1 : PUT_BATCH_MAX) && !g_queue_is_empty(&e->put_wait) &&
-           !((store_op *)g_queue_peek_head(&e->put_wait))->solo == !solo)
-        g_ptr_array_add(j->ops, g_queue_pop_head(&e->put_wait));
+    gboolean solo = e->put_wait.head->solo;
+    while (j->ops->len < (solo ? 1 : PUT_BATCH_MAX) && e->put_wait.head &&
+           !e->put_wait.head->solo == !solo)
+        g_ptr_array_add(j->ops, opq_pop_head(&e->put_wait));
     j->msgs = g_new(msilo_message_t *, j->ops->len);
     j->results = g_new0(int, j->ops->len);
     for (guint i = 0; i < j->ops->len; i++)
@@ -365,7 +411,7 @@ static void complete_put(msilo_engine_t *e, job_t *j)
             store_op *op = j->ops->pdata[i];
             op->solo = TRUE;
             op->msg->id = 0;
-            g_queue_push_head(&e->put_wait, op);
+            opq_push_head(&e->put_wait, op);
         }
         g_ptr_array_set_size(j->ops, 0);
     }
@@ -475,7 +521,8 @@ static void prepare_notification(msilo_engine_t *e, const msilo_request_t *req, 
 {
     if (!e->t_from || !e->t_body || !e->transport || (req->flags & MSILO_REQUEST_SKIP_NOTIFICATION))
         return;
-    msilo_uri_t cu = { 0 };
+    msilo_uri_t cu;
+    msilo_uri_init(&cu);
     const char *target = fu->uri;
     if (e->use_contact && req->contact && msilo_uri_parse(req->contact, "Contact", &cu) == 0 &&
         cu.scheme != MSILO_SCHEME_TEL)
@@ -541,12 +588,15 @@ int msilo_engine_store(msilo_engine_t *e, const msilo_request_t *req, const char
         return msilo_fail(MSILO_EINVAL, "invalid Call-ID (control characters, not UTF-8, or over "
                           "255 bytes)");
 
-    msilo_uri_t fu = { 0 }, tu = { 0 }, ru = { 0 }, ou = { 0 };
+    msilo_uri_t fu, tu, ru, ou;
+    msilo_uri_init(&ru);
+    msilo_uri_init(&ou);
     int rc = msilo_uri_parse(req->from, "From", &fu);
-    if (!rc)
-        rc = msilo_uri_parse(req->to, "To", &tu);
+    if (rc)
+        return rc;
+    rc = msilo_uri_parse(req->to, "To", &tu);
     if (rc) {
-        request_clear_uris(&fu, &tu, &ru, &ou);
+        msilo_uri_clear(&fu);
         return rc;
     }
     gboolean have_ru = req->ruri && msilo_uri_parse(req->ruri, "R-URI", &ru) == 0;
@@ -563,14 +613,12 @@ int msilo_engine_store(msilo_engine_t *e, const msilo_request_t *req, const char
     } else {
         owner_uri = &tu;
     }
-    char *user = g_strdup(owner_uri->user);
-    char *domain = owner_uri->host ? g_strdup(owner_uri->host)
-                   : (owner_uri->scheme == MSILO_SCHEME_TEL && e->default_domain)
-                       ? g_ascii_strdown(e->default_domain, -1)
-                       : NULL;
-    if (!user || !domain) {
-        g_free(user);
-        g_free(domain);
+    /* a tel: owner without phone-context takes default_domain (lower case) */
+    const char *domain = owner_uri->host;
+    gboolean domain_default = !domain && owner_uri->scheme == MSILO_SCHEME_TEL && e->default_domain;
+    if (domain_default)
+        domain = e->default_domain;
+    if (!owner_uri->user || !domain) {
         request_clear_uris(&fu, &tu, &ru, &ou);
         return msilo_fail(MSILO_EURI, "owner '%.64s' is not an address of record (user@host)",
                           owner_uri->uri);
@@ -584,8 +632,6 @@ int msilo_engine_store(msilo_engine_t *e, const msilo_request_t *req, const char
             rc = msilo_fail(MSILO_ENOTSUP,
                             "reminder time given but reminders are disabled (set reminder and send_time)");
         if (rc) {
-            g_free(user);
-            g_free(domain);
             request_clear_uris(&fu, &tu, &ru, &ou);
             return rc;
         }
@@ -595,22 +641,47 @@ int msilo_engine_store(msilo_engine_t *e, const msilo_request_t *req, const char
     char *extra = NULL;
     rc = build_extra_headers(req, &extra);
     if (rc) {
-        g_free(user);
-        g_free(domain);
         request_clear_uris(&fu, &tu, &ru, &ou);
         return rc;
     }
 
-    msilo_message_t *m = msilo_message_new();
-    m->user = user;
-    m->domain = domain;
-    m->src = g_strdup(fu.uri);
-    m->dst = g_strdup(tu.uri);
-    m->ctype = req->content_type && *req->content_type ? g_strdup(req->content_type) : NULL;
-    m->body = req->body_len ? g_memdup2(req->body, req->body_len) : NULL;
+    /* the op, its message, the strings and the body in one allocation */
+    const char *ctype = req->content_type && *req->content_type ? req->content_type : NULL;
+    const char *callid = req->call_id && *req->call_id ? req->call_id : NULL;
+    size_t user_n = strlen(owner_uri->user) + 1, domain_n = strlen(domain) + 1;
+    size_t src_n = strlen(fu.uri) + 1, dst_n = strlen(tu.uri) + 1;
+    size_t ctype_n = ctype ? strlen(ctype) + 1 : 0, callid_n = callid ? strlen(callid) + 1 : 0;
+    store_op *op = g_malloc(sizeof *op + req->body_len + user_n + domain_n + src_n + dst_n +
+                            ctype_n + callid_n);
+    memset(op, 0, sizeof *op);
+    msilo_message_t *m = &op->msg_;
+    op->msg = m;
+    op->cb = cb;
+    op->data = data;
+    char *p = op->buf;
+    if (req->body_len) {
+        m->body = memcpy(p, req->body, req->body_len);
+        p += req->body_len;
+    }
     m->body_len = req->body_len;
+    m->user = memcpy(p, owner_uri->user, user_n);
+    p += user_n;
+    m->domain = memcpy(p, domain, domain_n);
+    if (domain_default)
+        for (char *c = m->domain; *c; c++)
+            *c = g_ascii_tolower(*c);
+    p += domain_n;
+    m->src = memcpy(p, fu.uri, src_n);
+    p += src_n;
+    m->dst = memcpy(p, tu.uri, dst_n);
+    p += dst_n;
+    if (ctype) {
+        m->ctype = memcpy(p, ctype, ctype_n);
+        p += ctype_n;
+    }
+    if (callid)
+        m->callid = memcpy(p, callid, callid_n);
     m->extra_hdrs = extra;
-    m->callid = req->call_id && *req->call_id ? g_strdup(req->call_id) : NULL;
     m->inc_time = now;
     int64_t life = e->expire_time;
     if (req->expires > 0 && req->expires < life)
@@ -618,14 +689,10 @@ int msilo_engine_store(msilo_engine_t *e, const msilo_request_t *req, const char
     m->exp_time = now + life;
     m->snd_time = snd;
 
-    store_op *op = g_new0(store_op, 1);
-    op->cb = cb;
-    op->data = data;
-    op->msg = m;
     if (!snd) /* a reminder is not "the user is offline" */
         prepare_notification(e, req, op, have_ru ? &ru : NULL, &fu, &tu);
     request_clear_uris(&fu, &tu, &ru, &ou);
-    g_queue_push_tail(&e->put_wait, op);
+    opq_push_tail(&e->put_wait, op);
     schedule_put(e);
     msilo_error_clear();
     return 0;
@@ -1161,9 +1228,11 @@ int msilo_engine_dump(msilo_engine_t *e, const msilo_request_t *reg, const char 
     int rc = msilo_uri_parse(src, owner ? "owner" : "To", &ou);
     if (rc)
         return rc;
+    char *dflt_host = NULL; /* a tel: owner without phone-context */
     if (ou.scheme == MSILO_SCHEME_TEL && !ou.host && e->default_domain)
-        ou.host = g_ascii_strdown(e->default_domain, -1);
+        ou.host = dflt_host = g_ascii_strdown(e->default_domain, -1);
     if (!msilo_uri_is_aor(&ou)) {
+        g_free(dflt_host);
         msilo_uri_clear(&ou);
         return msilo_fail(MSILO_EURI, "owner '%.64s' is not an address of record", src);
     }
@@ -1180,6 +1249,7 @@ int msilo_engine_dump(msilo_engine_t *e, const msilo_request_t *reg, const char 
             rc = msilo_uri_parse(reg->contact, "Contact", &cu);
             if (rc) {
                 msilo_uri_clear(&ou);
+                g_free(dflt_host);
                 return rc;
             }
             contact = g_strdup(cu.uri);
@@ -1198,11 +1268,13 @@ int msilo_engine_dump(msilo_engine_t *e, const msilo_request_t *reg, const char 
         g_source_set_ready_time(e->dispatch, 0);
         g_free(contact);
         msilo_uri_clear(&ou);
+        g_free(dflt_host);
         msilo_error_clear();
         return 0;
     }
     owner_t *o = owner_get(e, ou.user, ou.host);
     msilo_uri_clear(&ou);
+    g_free(dflt_host);
     g_free(o->contact);
     o->contact = contact;
     int64_t now = now_of(e);
@@ -1398,7 +1470,6 @@ int msilo_engine_new(msilo_engine_t **ret, const msilo_config_t *cfg, msilo_stor
     g_queue_init(&e->noop_dumps);
     g_queue_init(&e->finished_dumps);
     g_queue_init(&e->blocked);
-    g_queue_init(&e->put_wait);
     g_queue_init(&e->sends);
     e->acks = (coalescer_t){ g_array_new(FALSE, FALSE, sizeof(int64_t)), FALSE, JOB_REMOVE };
     e->releases = (coalescer_t){ g_array_new(FALSE, FALSE, sizeof(msilo_store_release_t)), FALSE,

@@ -12,21 +12,35 @@ int msilo_fail(int code, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 /* Clears the detail (successful calls leave the previous detail alone). */
 void msilo_error_clear(void);
 
-#endif
 
 /* ---- URIs (aor.c) ------------------------------------------------------ */
 
 typedef enum { MSILO_SCHEME_SIP = 1, MSILO_SCHEME_SIPS, MSILO_SCHEME_TEL } msilo_scheme_t;
 
-/* A parsed URI. Every string is g_malloc'd (msilo_uri_clear frees them). */
+/* A parsed URI. The strings live in the struct itself (inline_) or, for a
+ * long URI, in one g_malloc'd block (heap_): parsing allocates nothing in the
+ * common case, and msilo_uri_clear() frees at most one block. A parsed
+ * msilo_uri_t points into itself, so it is never copied by value. */
+#define MSILO_URI_INLINE 512
 typedef struct msilo_uri {
     msilo_scheme_t scheme;
-    char *uri;      /* the addr-spec, without a ;tag= header parameter */
-    char *user_raw; /* user as written (escaped), NULL when absent */
-    char *user;     /* user unescaped (tel: number without visual separators) */
-    char *host;     /* lower case; NULL for tel: without phone-context */
-    int port;       /* 0 when absent */
+    const char *uri;      /* the addr-spec, without a ;tag= header parameter */
+    const char *user_raw; /* user as written (escaped), NULL when absent */
+    const char *user;     /* user unescaped (tel: number without visual separators) */
+    const char *host;     /* lower case; NULL for tel: without phone-context */
+    int port;             /* 0 when absent */
+    char *heap_;          /* the strings, when they do not fit in inline_ */
+    char inline_[MSILO_URI_INLINE];
 } msilo_uri_t;
+
+/* Makes @u safe to msilo_uri_clear() without parsing it (cheaper than = {0}). */
+static inline void msilo_uri_init(msilo_uri_t *u)
+{
+    u->scheme = 0;
+    u->uri = u->user_raw = u->user = u->host = NULL;
+    u->port = 0;
+    u->heap_ = NULL;
+}
 
 /* Parses a URI or name-addr. 0, or MSILO_EURI with a detail (what names
  * the field in that detail). Rejects control characters anywhere. */
@@ -63,3 +77,5 @@ const char *const *msilo_template_variables(void);
 char *msilo_format_ctime(int64_t t);
 /* RFC 1123 "Fri, 27 Nov 2026 02:01:01 GMT". */
 char *msilo_format_http_date(int64_t t);
+
+#endif
