@@ -38,6 +38,37 @@ gboolean msilo_uri_is_aor(const msilo_uri_t *u)
     return u->user && *u->user && u->host && *u->host;
 }
 
+/* Character classes for the scans below: one table lookup per byte. */
+enum {
+    C_CTL = 1,  /* control character other than HTAB: refused anywhere */
+    C_BAD = 2,  /* not allowed inside an addr-spec: SP HTAB < > " DEL, non-ASCII */
+    C_HOST = 4, /* hostname character: alnum - . _ */
+    C_LT = 8,   /* '<' */
+};
+static const unsigned char char_class[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    2, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 0,
+    4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 0, 0, 10, 0, 2, 0,
+    0, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+    4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 0, 0, 0, 0, 4,
+    0, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+    4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 0, 0, 0, 0, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+};
+
+static inline char ascii_lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c + ('a' - 'A')) : c;
+}
+
 static int hexval(char c)
 {
     if (c >= '0' && c <= '9')
@@ -85,11 +116,6 @@ static gboolean unescape(const char *s, size_t n, char *out, char **ret_end)
     return TRUE;
 }
 
-static gboolean host_char(char c)
-{
-    return g_ascii_isalnum(c) || c == '-' || c == '.' || c == '_';
-}
-
 /* Validates a hostname / IPv4 / [IPv6] of length n and writes it lower-cased
  * to @out (room for n + 1); NULL if invalid, else what follows the NUL. */
 static char *parse_host(const char *s, size_t n, char *out)
@@ -102,23 +128,26 @@ static char *parse_host(const char *s, size_t n, char *out)
         for (size_t i = 1; i < n - 1; i++)
             if (!g_ascii_isxdigit(s[i]) && s[i] != ':' && s[i] != '.')
                 return NULL;
-    } else {
         for (size_t i = 0; i < n; i++)
-            if (!host_char(s[i]))
+            out[i] = ascii_lower(s[i]);
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            if (!(char_class[(unsigned char)s[i]] & C_HOST))
                 return NULL;
+            out[i] = ascii_lower(s[i]);
+        }
     }
-    for (size_t i = 0; i < n; i++)
-        out[i] = g_ascii_tolower(s[i]);
     out[n] = '\0';
     return out + n + 1;
 }
 
-/* Finds the addr-spec inside a name-addr, or returns the bare text. */
-static int extract_addr_spec(const char *text, const char *what, const char **ret_s, size_t *ret_n)
+/* Finds the addr-spec inside a name-addr, or returns the bare text.
+ * @len: strlen(text); @lt: the first '<' in text or NULL. */
+static int extract_addr_spec(const char *text, size_t len, const char *lt, const char *what,
+                             const char **ret_s, size_t *ret_n)
 {
-    const char *lt = strchr(text, '<');
     if (lt) {
-        const char *gt = strchr(lt + 1, '>');
+        const char *gt = memchr(lt + 1, '>', len - (size_t)(lt + 1 - text));
         if (!gt)
             return msilo_fail(MSILO_EURI, "%s: '<' without '>'", what);
         *ret_s = lt + 1;
@@ -127,13 +156,16 @@ static int extract_addr_spec(const char *text, const char *what, const char **re
         const char *s = text;
         while (*s == ' ' || *s == '\t')
             s++;
-        size_t n = strlen(s);
+        size_t n = len - (size_t)(s - text);
         while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
             n--;
         /* A bare header value's ";tag=" is a header parameter, not the URI's. */
-        const char *tag = n >= 5 ? g_strstr_len(s, (gssize)n, ";tag=") : NULL;
-        if (tag)
-            n = (size_t)(tag - s);
+        for (const char *p = s, *end = s + n; (p = memchr(p, ';', (size_t)(end - p))); p++) {
+            if ((size_t)(end - p) >= 5 && memcmp(p, ";tag=", 5) == 0) {
+                n = (size_t)(p - s);
+                break;
+            }
+        }
         *ret_s = s;
         *ret_n = n;
     }
@@ -147,12 +179,18 @@ int msilo_uri_parse(const char *text, const char *what, msilo_uri_t *ret)
     if (!text || !ret)
         return msilo_fail(MSILO_EINVAL, "%s: NULL", what);
     msilo_uri_init(ret);
-    for (const char *p = text; *p; p++)
-        if ((unsigned char)*p < 0x20 && *p != '\t')
+    const char *p = text, *lt = NULL;
+    for (; *p; p++) {
+        if (G_LIKELY(!(char_class[(unsigned char)*p] & (C_CTL | C_LT))))
+            continue;
+        if (*p != '<')
             return msilo_fail(MSILO_EURI, "%s: control character in URI", what);
+        if (!lt)
+            lt = p;
+    }
     const char *s = NULL;
     size_t n = 0;
-    int rc = extract_addr_spec(text, what, &s, &n);
+    int rc = extract_addr_spec(text, (size_t)(p - text), lt, what, &s, &n);
     if (rc)
         return rc;
     if (n == 0)
@@ -160,19 +198,21 @@ int msilo_uri_parse(const char *text, const char *what, msilo_uri_t *ret)
     if (n > MAX_URI_LEN)
         return msilo_fail(MSILO_EURI, "%s: URI longer than %d bytes", what, MAX_URI_LEN);
     for (size_t i = 0; i < n; i++)
-        if (s[i] == ' ' || s[i] == '\t' || s[i] == '<' || s[i] == '>' || s[i] == '"' ||
-            (unsigned char)s[i] >= 0x7f)
+        if (char_class[(unsigned char)s[i]] & C_BAD)
             return msilo_fail(MSILO_EURI, "%s: invalid character in URI", what);
 
     const char *colon = memchr(s, ':', n);
     if (!colon)
         return msilo_fail(MSILO_EURI, "%s: no scheme in '%.*s'", what, (int)MIN(n, 64), s);
     size_t slen = (size_t)(colon - s);
-    if (slen == 3 && g_ascii_strncasecmp(s, "sip", 3) == 0)
+    char sc[4] = { 0 };
+    for (size_t i = 0; i < slen && i < sizeof sc; i++)
+        sc[i] = ascii_lower(s[i]);
+    if (slen == 3 && memcmp(sc, "sip", 3) == 0)
         ret->scheme = MSILO_SCHEME_SIP;
-    else if (slen == 4 && g_ascii_strncasecmp(s, "sips", 4) == 0)
+    else if (slen == 4 && memcmp(sc, "sips", 4) == 0)
         ret->scheme = MSILO_SCHEME_SIPS;
-    else if (slen == 3 && g_ascii_strncasecmp(s, "tel", 3) == 0)
+    else if (slen == 3 && memcmp(sc, "tel", 3) == 0)
         ret->scheme = MSILO_SCHEME_TEL;
     else
         return msilo_fail(MSILO_EURI, "%s: unsupported scheme '%.*s'", what, (int)MIN(slen, 16), s);
@@ -240,7 +280,9 @@ int msilo_uri_parse(const char *text, const char *what, msilo_uri_t *ret)
             goto bad_user;
         ret->user = user;
         size_t user_len = (size_t)(out - user) - 1;
-        if (!*user || user_len > MAX_PART_LEN || !g_utf8_validate(user, (gssize)user_len, NULL))
+        /* the addr-spec is ASCII (checked above): only escapes can make it invalid UTF-8 */
+        if (!*user || user_len > MAX_PART_LEN ||
+            (user_len != ulen && !g_utf8_validate(user, (gssize)user_len, NULL)))
             goto bad_user; /* text columns hold UTF-8 only */
         hp = at + 1;
     }
@@ -251,12 +293,20 @@ int msilo_uri_parse(const char *text, const char *what, msilo_uri_t *ret)
         if (!rb)
             goto bad_host;
         hend = (size_t)(rb - hp) + 1;
+        if (!parse_host(hp, hend, out))
+            goto bad_host;
     } else {
-        while (hend < hplen && hp[hend] != ':' && hp[hend] != ';' && hp[hend] != '?')
+        /* the host runs to the first ':' ';' '?'; every byte before it must
+         * be a host character: scan, check and lower-case in one pass */
+        while (hend < hplen && (char_class[(unsigned char)hp[hend]] & C_HOST)) {
+            out[hend] = ascii_lower(hp[hend]);
             hend++;
+        }
+        if (hend == 0 || hend > MAX_PART_LEN ||
+            (hend < hplen && hp[hend] != ':' && hp[hend] != ';' && hp[hend] != '?'))
+            goto bad_host;
+        out[hend] = '\0';
     }
-    if (!parse_host(hp, hend, out))
-        goto bad_host;
     ret->host = out;
     if (hend < hplen && hp[hend] == ':') {
         size_t i = hend + 1;

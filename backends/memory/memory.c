@@ -302,8 +302,15 @@ static void ids_kill(id_index_t *x, size_t pos)
 
 static guint owner_hash(gconstpointer p)
 {
+    /* FNV-1a over user, a separator and domain, inline */
     const owner_t *o = p;
-    return g_str_hash(o->user) * 31u + g_str_hash(o->domain);
+    guint32 h = 2166136261u;
+    for (const unsigned char *c = (const unsigned char *)o->user; *c; c++)
+        h = (h ^ *c) * 16777619u;
+    h = (h ^ '@') * 16777619u;
+    for (const unsigned char *c = (const unsigned char *)o->domain; *c; c++)
+        h = (h ^ *c) * 16777619u;
+    return h;
 }
 
 static gboolean owner_equal(gconstpointer a, gconstpointer b)
@@ -318,11 +325,10 @@ static owner_t *owner_lookup(memory_store_t *m, const char *user, const char *do
     return g_hash_table_lookup(m->owners, &key);
 }
 
-static owner_t *owner_get(memory_store_t *m, const char *user, const char *domain)
+/* Creates the owner that owner_lookup() did not find. */
+static owner_t *owner_add(memory_store_t *m, const char *user, const char *domain)
 {
-    owner_t *o = owner_lookup(m, user, domain);
-    if (o)
-        return o;
+    owner_t *o;
     size_t ul = strlen(user) + 1, dl = strlen(domain) + 1;
     o = g_malloc0(sizeof *o + ul + dl);
     memcpy(o->buf, user, ul);
@@ -537,17 +543,15 @@ static int mem_put(msilo_store_t *s, msilo_message_t *const *msgs, size_t n,
 
     for (size_t i = 0; i < n; i++) {
         const msilo_message_t *msg = msgs[i];
-        if (max_per_owner > 0) {
-            /* An owner with no messages is not in the table, and the
-             * refusal path must not create an empty one. */
-            owner_t *o = owner_lookup(m, msg->user, msg->domain);
-            if (o && o->count >= max_per_owner) {
-                results[i] = MSILO_EFULL;
-                continue;
-            }
+        owner_t *o = owner_lookup(m, msg->user, msg->domain);
+        /* An owner with no messages is not in the table, and the refusal
+         * path must not create an empty one. */
+        if (max_per_owner > 0 && o && o->count >= max_per_owner) {
+            results[i] = MSILO_EFULL;
+            continue;
         }
         entry_t *e = entry_new(msg);
-        entry_insert(m, owner_get(m, msg->user, msg->domain), e);
+        entry_insert(m, o ? o : owner_add(m, msg->user, msg->domain), e);
         msgs[i]->id = e->id;
         results[i] = 0;
     }
