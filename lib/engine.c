@@ -18,6 +18,7 @@
 
 #define PUT_BATCH_MAX 512
 #define MAX_BACKOFF 3600
+#define TIME_CACHE 16
 
 typedef struct owner owner_t;
 typedef struct job job_t;
@@ -113,6 +114,7 @@ struct job {
  * are retried at the next check (never lost, never a hot loop). */
 typedef struct coalescer {
     GArray *wait;
+    GArray *spare; /* the last job's array, emptied, for the next wait */
     gboolean running;
     job_type type; /* JOB_REMOVE or JOB_RELEASE */
 } coalescer_t;
@@ -136,7 +138,9 @@ struct owner {
     int64_t max_next_try;/* for this round's claims */
     size_t limit_left;   /* messages this round may still take (SIZE_MAX = all) */
     size_t next_limit;   /* for the round after (dump while busy) */
-    GQueue ready;        /* claimed, not yet sent (msilo_message_t*) */
+    /* claimed, not yet sent: ready[ready_pos..ready_n) (the claim's array) */
+    msilo_message_t **ready;
+    size_t ready_pos, ready_n;
     size_t in_flight;
     gboolean pumping;    /* in owner_pump's send loop (a refused send re-enters it) */
     gboolean blocked;    /* in e->blocked: waits for a global in-flight slot */
@@ -146,6 +150,7 @@ struct owner {
 typedef enum { SEND_OFFLINE, SEND_REMINDER, SEND_NOTIFY } send_kind;
 
 typedef struct send_ctx {
+    struct send_ctx *next_free; /* in e->sc_free while unused */
     msilo_engine_t *e; /* NULL once the engine is freed: the callback only frees */
     send_kind kind;
     gint64 started; /* monotonic, for the latency statistic */
@@ -153,6 +158,11 @@ typedef struct send_ctx {
     msilo_message_t *msg;
     GList link; /* in e->sends */
 } send_ctx;
+
+typedef struct time_slot {
+    int64_t t;
+    char *s; /* NULL = empty */
+} time_slot;
 
 struct msilo_engine {
     msilo_config_t *cfg;
@@ -168,9 +178,13 @@ struct msilo_engine {
     const char *reminder, *outbound_proxy, *id_header, *default_domain;
     char *extra_hdrs; /* CRLF-terminated or NULL */
     char *instance_id;
-    /* one-entry caches: the messages of a dump mostly share their second */
-    int64_t date_t, ctime_t;
-    char *date_s, *ctime_s;
+    /* formatted times of recent stored seconds (a dump's messages come from a
+     * few seconds, interleaved): direct-mapped by second */
+    time_slot date_cache[TIME_CACHE], ctime_cache[TIME_CACHE];
+    /* a delivery's headers and prefixed body, reused (the transport borrows
+     * them only during send()) */
+    GString *hdr_buf, *body_buf;
+    send_ctx *sc_free; /* unused send contexts, reused */
     msilo_template_t *t_from, *t_contact, *t_ctype, *t_body;
 
     msilo_clock_fn clock;
@@ -730,47 +744,88 @@ static int start_send(msilo_engine_t *e, send_ctx *sc, const msilo_outgoing_t *o
 
 static void delivery_finished(msilo_engine_t *e, send_ctx *sc, int status);
 
+/* @t formatted as a Date header value (which 0) or a ctime (which 1),
+ * formatted once per second in the cache. */
+static const char *cached_time(msilo_engine_t *e, int which, int64_t t)
+{
+    time_slot *slot = &(which ? e->ctime_cache : e->date_cache)[(uint64_t)t % TIME_CACHE];
+    if (!slot->s || slot->t != t) {
+        g_free(slot->s);
+        slot->s = which ? msilo_format_ctime(t) : msilo_format_http_date(t);
+        slot->t = t;
+    }
+    return slot->s;
+}
+
+/* Appends @v in decimal. */
+static void append_int(GString *s, int64_t v)
+{
+    char tmp[24];
+    char *p = tmp + sizeof tmp;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    g_string_append_len(s, p, tmp + sizeof tmp - p);
+}
+
+static send_ctx *send_ctx_new(msilo_engine_t *e)
+{
+    send_ctx *sc = e->sc_free;
+    if (sc)
+        e->sc_free = sc->next_free;
+    else
+        sc = g_new(send_ctx, 1);
+    memset(sc, 0, sizeof *sc);
+    return sc;
+}
+
+static void send_ctx_release(msilo_engine_t *e, send_ctx *sc)
+{
+    sc->next_free = e->sc_free;
+    e->sc_free = sc;
+}
+
 /* Sends one stored message (offline or reminder). */
 static void deliver(msilo_engine_t *e, send_kind kind, owner_t *o, msilo_message_t *m)
 {
-    char *ruri;
-    if (kind == SEND_REMINDER)
-        ruri = msilo_aor_to_uri(m->user, m->domain);
-    else
-        ruri = g_strdup(o && o->contact ? o->contact : m->dst);
-    char *to = kind == SEND_REMINDER ? g_strdup(ruri) : g_strdup(m->dst);
-    GString *hdrs = g_string_new(NULL);
-    if (!e->date_s || e->date_t != m->inc_time) {
-        g_free(e->date_s);
-        e->date_s = msilo_format_http_date(m->inc_time);
-        e->date_t = m->inc_time;
+    char *reminder_ruri = NULL;
+    const char *ruri, *to;
+    if (kind == SEND_REMINDER) {
+        ruri = to = reminder_ruri = msilo_aor_to_uri(m->user, m->domain);
+    } else {
+        ruri = o && o->contact ? o->contact : m->dst;
+        to = m->dst;
     }
-    g_string_append(hdrs, "Date: ");
-    g_string_append(hdrs, e->date_s);
-    g_string_append(hdrs, "\r\n");
-    if (e->id_header)
-        g_string_append_printf(hdrs, "%s: %lld\r\n", e->id_header, (long long)m->id);
+    GString *hdrs = e->hdr_buf;
+    g_string_truncate(hdrs, 0);
+    g_string_append_len(hdrs, "Date: ", 6);
+    g_string_append(hdrs, cached_time(e, 0, m->inc_time));
+    g_string_append_len(hdrs, "\r\n", 2);
+    if (e->id_header) {
+        g_string_append(hdrs, e->id_header);
+        g_string_append_len(hdrs, ": ", 2);
+        append_int(hdrs, m->id);
+        g_string_append_len(hdrs, "\r\n", 2);
+    }
     append_header_lines(hdrs, e->extra_hdrs);
     append_header_lines(hdrs, m->extra_hdrs);
 
     const void *body = m->body;
     size_t body_len = m->body_len;
-    GByteArray *prefixed = NULL;
     if (e->add_date && is_text_plain(m->ctype)) {
-        if (!e->ctime_s || e->ctime_t != m->inc_time) {
-            g_free(e->ctime_s);
-            e->ctime_s = msilo_format_ctime(m->inc_time);
-            e->ctime_t = m->inc_time;
-        }
-        char *prefix = g_strconcat(kind == SEND_REMINDER ? "[Reminder message - " : "[Offline message - ",
-                                   e->ctime_s, "] ", NULL);
-        prefixed = g_byte_array_new();
-        g_byte_array_append(prefixed, (const guint8 *)prefix, (guint)strlen(prefix));
+        GString *b = e->body_buf;
+        g_string_truncate(b, 0);
+        g_string_append(b, kind == SEND_REMINDER ? "[Reminder message - " : "[Offline message - ");
+        g_string_append(b, cached_time(e, 1, m->inc_time));
+        g_string_append_len(b, "] ", 2);
         if (m->body_len)
-            g_byte_array_append(prefixed, m->body, (guint)m->body_len);
-        body = prefixed->data;
-        body_len = prefixed->len;
-        g_free(prefix);
+            g_string_append_len(b, m->body, (gssize)m->body_len);
+        body = b->str;
+        body_len = b->len;
     }
     msilo_outgoing_t out = {
         .ruri = ruri,
@@ -783,18 +838,19 @@ static void deliver(msilo_engine_t *e, send_kind kind, owner_t *o, msilo_message
         .headers = hdrs->str,
         .call_id = e->use_callid ? m->callid : NULL,
     };
-    send_ctx *sc = g_new0(send_ctx, 1);
+    send_ctx *sc = send_ctx_new(e);
     sc->kind = kind;
     sc->owner = o;
     sc->msg = m;
     if (o)
         o->in_flight++;
     int rc = start_send(e, sc, &out);
-    g_free(ruri);
-    g_free(to);
-    g_string_free(hdrs, TRUE);
-    if (prefixed)
-        g_byte_array_unref(prefixed);
+    g_free(reminder_ruri);
+    /* the buffers are the transport's no longer: do not keep a huge body */
+    if (e->body_buf->allocated_len > 65536) {
+        g_string_free(e->body_buf, TRUE);
+        e->body_buf = g_string_sized_new(1024);
+    }
     if (rc) {
         /* the transport refused at once: same path as a failed delivery */
         elog(e, MSILO_LOG_WARNING, "send of message %lld failed to start: %s", (long long)m->id,
@@ -815,12 +871,12 @@ static void send_notification(msilo_engine_t *e, store_op *op)
         .body_len = strlen(op->n_body),
         .headers = op->n_headers,
     };
-    send_ctx *sc = g_new0(send_ctx, 1);
+    send_ctx *sc = send_ctx_new(e);
     sc->kind = SEND_NOTIFY;
     int rc = start_send(e, sc, &out);
     if (rc) {
         e->stats[MSILO_STAT_NOTIFICATIONS_FAILED]++;
-        g_free(sc);
+        send_ctx_release(e, sc);
     }
 }
 
@@ -890,7 +946,7 @@ static void delivery_finished(msilo_engine_t *e, send_ctx *sc, int status)
     gboolean ok = status >= 200 && status < 300;
     if (sc->kind == SEND_NOTIFY) {
         e->stats[ok ? MSILO_STAT_NOTIFICATIONS_SENT : MSILO_STAT_NOTIFICATIONS_FAILED]++;
-        g_free(sc);
+        send_ctx_release(e, sc);
         return;
     }
     msilo_message_t *m = sc->msg;
@@ -929,7 +985,7 @@ static void delivery_finished(msilo_engine_t *e, send_ctx *sc, int status)
         for (guint i = 0; i < o->dumps->len; i++)
             ((dump_op *)o->dumps->pdata[i])->res.delivered++;
     msilo_message_free(m);
-    g_free(sc);
+    send_ctx_release(e, sc);
     if (o) {
         o->in_flight--;
         owner_pump(e, o);
@@ -944,7 +1000,8 @@ static void coalesce_schedule(msilo_engine_t *e, coalescer_t *c)
     job_t *j = g_new0(job_t, 1);
     j->type = c->type;
     j->batch = c->wait;
-    c->wait = g_array_new(FALSE, FALSE, g_array_get_element_size(j->batch));
+    c->wait = c->spare ? c->spare : g_array_new(FALSE, FALSE, g_array_get_element_size(j->batch));
+    c->spare = NULL;
     c->running = TRUE;
     job_submit(e, j);
 }
@@ -955,7 +1012,12 @@ static int coalesce_done(coalescer_t *c, job_t *j)
     c->running = FALSE;
     if (j->rc)
         g_array_prepend_vals(c->wait, j->batch->data, j->batch->len);
-    g_array_unref(j->batch);
+    if (!c->spare && j->batch->len <= 4096) { /* keep it unless it grew big */
+        g_array_set_size(j->batch, 0);
+        c->spare = j->batch;
+    } else {
+        g_array_unref(j->batch);
+    }
     return j->rc;
 }
 
@@ -993,13 +1055,54 @@ static void complete_release(msilo_engine_t *e, job_t *j)
 
 /* ---- owners and dumps ----------------------------------------------------- */
 
+static size_t ready_len(const owner_t *o)
+{
+    return o->ready_n - o->ready_pos;
+}
+
+static msilo_message_t *ready_pop(owner_t *o)
+{
+    msilo_message_t *m = o->ready[o->ready_pos++];
+    if (o->ready_pos == o->ready_n) {
+        g_free(o->ready);
+        o->ready = NULL;
+        o->ready_pos = o->ready_n = 0;
+    }
+    return m;
+}
+
+/* Queues a claim's @n messages; takes @msgs (the array). */
+static void ready_add(owner_t *o, msilo_message_t **msgs, size_t n)
+{
+    if (n == 0) {
+        g_free(msgs);
+        return;
+    }
+    if (!o->ready) { /* the usual case: claims run when nothing is ready */
+        o->ready = msgs;
+        o->ready_pos = 0;
+        o->ready_n = n;
+        return;
+    }
+    size_t have = ready_len(o);
+    msilo_message_t **v = g_new(msilo_message_t *, have + n);
+    memcpy(v, o->ready + o->ready_pos, have * sizeof *v);
+    memcpy(v + have, msgs, n * sizeof *v);
+    g_free(o->ready);
+    g_free(msgs);
+    o->ready = v;
+    o->ready_pos = 0;
+    o->ready_n = have + n;
+}
+
 static void owner_free(owner_t *o)
 {
     g_free(o->key);
     g_free(o->user);
     g_free(o->domain);
     g_free(o->contact);
-    g_queue_clear_full(&o->ready, (GDestroyNotify)msilo_message_free);
+    while (ready_len(o))
+        msilo_message_free(ready_pop(o));
     g_ptr_array_unref(o->dumps);
     g_free(o);
 }
@@ -1017,14 +1120,13 @@ static owner_t *owner_get(msilo_engine_t *e, const char *user, const char *domai
     o->user = g_strdup(user);
     o->domain = g_strdup(domain);
     o->dumps = g_ptr_array_new();
-    g_queue_init(&o->ready);
     g_hash_table_insert(e->owners, o->key, o);
     return o;
 }
 
 static gboolean owner_busy(const owner_t *o)
 {
-    return o->claiming || o->in_flight || o->ready.length || o->more;
+    return o->claiming || o->in_flight || ready_len(o) || o->more;
 }
 
 static void owner_claim(msilo_engine_t *e, owner_t *o)
@@ -1074,7 +1176,7 @@ static void owner_pump(msilo_engine_t *e, owner_t *o)
     if (o->pumping)
         return;
     o->pumping = TRUE;
-    while (!e->freeing && o->in_flight < (size_t)e->dump_window && !g_queue_is_empty(&o->ready)) {
+    while (!e->freeing && o->in_flight < (size_t)e->dump_window && ready_len(o)) {
         if (e->stats[MSILO_STAT_IN_FLIGHT] >= (uint64_t)e->max_in_flight) {
             /* wait for a slot; unblock_owners() pumps it again, in turn */
             if (!o->blocked) {
@@ -1083,10 +1185,10 @@ static void owner_pump(msilo_engine_t *e, owner_t *o)
             }
             break;
         }
-        deliver(e, SEND_OFFLINE, o, g_queue_pop_head(&o->ready));
+        deliver(e, SEND_OFFLINE, o, ready_pop(o));
     }
     o->pumping = FALSE;
-    if (o->claiming || !g_queue_is_empty(&o->ready))
+    if (o->claiming || ready_len(o))
         return;
     if (o->more && !e->freeing) {
         /* follow-up claims of this round skip what failed during it */
@@ -1165,9 +1267,7 @@ static void complete_claim(msilo_engine_t *e, job_t *j)
     }
     for (guint i = 0; i < o->dumps->len; i++)
         ((dump_op *)o->dumps->pdata[i])->res.claimed += j->out_n;
-    for (size_t i = 0; i < j->out_n; i++)
-        g_queue_push_tail(&o->ready, j->out[i]);
-    g_free(j->out);
+    ready_add(o, j->out, j->out_n);
     if (o->limit_left != SIZE_MAX)
         o->limit_left -= j->out_n;
     o->more = j->out_n == j->claim.max && o->limit_left > 0;
@@ -1471,10 +1571,13 @@ int msilo_engine_new(msilo_engine_t **ret, const msilo_config_t *cfg, msilo_stor
     g_queue_init(&e->finished_dumps);
     g_queue_init(&e->blocked);
     g_queue_init(&e->sends);
-    e->acks = (coalescer_t){ g_array_new(FALSE, FALSE, sizeof(int64_t)), FALSE, JOB_REMOVE };
-    e->releases = (coalescer_t){ g_array_new(FALSE, FALSE, sizeof(msilo_store_release_t)), FALSE,
-                                 JOB_RELEASE };
+    e->acks = (coalescer_t){ .wait = g_array_new(FALSE, FALSE, sizeof(int64_t)),
+                             .type = JOB_REMOVE };
+    e->releases = (coalescer_t){ .wait = g_array_new(FALSE, FALSE, sizeof(msilo_store_release_t)),
+                                 .type = JOB_RELEASE };
     e->owners = g_hash_table_new(g_str_hash, g_str_equal);
+    e->hdr_buf = g_string_sized_new(256);
+    e->body_buf = g_string_sized_new(1024);
 
     e->dispatch = g_source_new(&dispatch_funcs, sizeof(GSource));
     g_source_set_callback(e->dispatch, NULL, e, NULL);
@@ -1572,10 +1675,10 @@ void msilo_engine_free(msilo_engine_t *e)
     g_hash_table_iter_init(&it, e->owners);
     while (g_hash_table_iter_next(&it, NULL, &v)) {
         owner_t *o = v;
-        size_t n = o->ready.length;
+        size_t n = ready_len(o);
         msilo_message_t **unsent = g_new(msilo_message_t *, n ? n : 1);
         for (size_t i = 0; i < n; i++)
-            unsent[i] = g_queue_pop_head(&o->ready);
+            unsent[i] = ready_pop(o);
         give_back(e, unsent, n);
         for (guint i = 0; i < o->dumps->len; i++) {
             dump_op *d = o->dumps->pdata[i];
@@ -1599,14 +1702,27 @@ void msilo_engine_free(msilo_engine_t *e)
     g_async_queue_unref(e->done);
     g_array_unref(e->acks.wait);
     g_array_unref(e->releases.wait);
+    if (e->acks.spare)
+        g_array_unref(e->acks.spare);
+    if (e->releases.spare)
+        g_array_unref(e->releases.spare);
     msilo_template_free(e->t_from);
     msilo_template_free(e->t_contact);
     msilo_template_free(e->t_ctype);
     msilo_template_free(e->t_body);
     g_free(e->extra_hdrs);
     g_free(e->instance_id);
-    g_free(e->date_s);
-    g_free(e->ctime_s);
+    for (size_t i = 0; i < TIME_CACHE; i++) {
+        g_free(e->date_cache[i].s);
+        g_free(e->ctime_cache[i].s);
+    }
+    g_string_free(e->hdr_buf, TRUE);
+    g_string_free(e->body_buf, TRUE);
+    while (e->sc_free) {
+        send_ctx *sc = e->sc_free;
+        e->sc_free = sc->next_free;
+        g_free(sc);
+    }
     msilo_config_free(e->cfg);
     g_main_context_unref(e->ctx);
     g_free(e);

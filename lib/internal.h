@@ -13,6 +13,12 @@ int msilo_fail(int code, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 void msilo_error_clear(void);
 
 
+/* ---- messages (message.c) --------------------------------------------- */
+
+/* A zeroed message with @size bytes after it in the same allocation, for its
+ * strings and body (*ret_buf); msilo_message_free() frees it in one go. */
+msilo_message_t *msilo_message_new_packed(size_t size, char **ret_buf);
+
 /* ---- URIs (aor.c) ------------------------------------------------------ */
 
 typedef enum { MSILO_SCHEME_SIP = 1, MSILO_SCHEME_SIPS, MSILO_SCHEME_TEL } msilo_scheme_t;

@@ -8,12 +8,22 @@ msilo_message_t *msilo_message_new(void)
     return g_new0(msilo_message_t, 1);
 }
 
+msilo_message_t *msilo_message_new_packed(size_t size, char **ret_buf)
+{
+    msilo_message_t *m = g_malloc(sizeof *m + size);
+    memset(m, 0, sizeof *m);
+    m->packed_size = size;
+    *ret_buf = (char *)(m + 1);
+    return m;
+}
+
 msilo_message_t *msilo_message_copy(const msilo_message_t *m)
 {
     if (!m)
         return NULL;
     msilo_message_t *c = g_new(msilo_message_t, 1);
     *c = *m;
+    c->packed_size = 0;
     c->user = g_strdup(m->user);
     c->domain = g_strdup(m->domain);
     c->src = g_strdup(m->src);
@@ -25,10 +35,31 @@ msilo_message_t *msilo_message_copy(const msilo_message_t *m)
     return c;
 }
 
+/* Frees @p unless it points into the packed strings of @m. */
+static inline void free_field(const msilo_message_t *m, void *p)
+{
+    uintptr_t lo = (uintptr_t)(m + 1), at = (uintptr_t)p;
+    if (at >= lo && at - lo < m->packed_size)
+        return;
+    g_free(p);
+}
+
 void msilo_message_free(msilo_message_t *m)
 {
     if (!m)
         return;
+    if (m->packed_size) {
+        free_field(m, m->user);
+        free_field(m, m->domain);
+        free_field(m, m->src);
+        free_field(m, m->dst);
+        free_field(m, m->ctype);
+        free_field(m, m->body);
+        free_field(m, m->extra_hdrs);
+        free_field(m, m->callid);
+        g_free(m);
+        return;
+    }
     g_free(m->user);
     g_free(m->domain);
     g_free(m->src);

@@ -369,32 +369,39 @@ static int64_t lease_until(const memory_store_t *m, const entry_t *e)
 
 /* ------------------------------------------------------------- entries */
 
-static const char *entry_str(const entry_t *e, unsigned bit)
-{
-    if (bit == HAS_CTYPE && (e->flags & CTYPE_TEXT_PLAIN))
-        return text_plain;
-    const char *p = e->data + e->body_len;
-    for (unsigned b = HAS_SRC; b < bit; b <<= 1)
-        if (e->flags & b)
-            p += strlen(p) + 1;
-    return (e->flags & bit) ? p : NULL;
-}
-
-/* Deep copy for the core, with the library's allocators (the core frees it
- * with msilo_message_free()). */
+/* Copy for the core in ONE allocation (msilo_message_new_packed(); the core
+ * frees it with msilo_message_free()): the owner's names, then the entry's
+ * data block as it is (body and strings are already contiguous there). */
 static msilo_message_t *entry_to_message(const entry_t *e)
 {
-    msilo_message_t *msg = msilo_message_new();
-    msg->id = e->id;
-    msg->user = g_strdup(e->owner->user);
-    msg->domain = g_strdup(e->owner->domain);
-    msg->src = g_strdup(entry_str(e, HAS_SRC));
-    msg->dst = g_strdup(entry_str(e, HAS_DST));
-    msg->ctype = g_strdup(entry_str(e, HAS_CTYPE));
-    msg->body = e->body_len ? g_memdup2(e->data, e->body_len) : NULL;
+    size_t off[5]; /* where each present string starts in data[], in HAS_* order */
+    size_t at = e->body_len;
+    for (unsigned i = 0; i < G_N_ELEMENTS(off); i++) {
+        off[i] = 0;
+        if (e->flags & (1u << i)) {
+            off[i] = at;
+            at += strlen(e->data + at) + 1;
+        }
+    }
+    size_t data_len = at;
+    gboolean plain = (e->flags & CTYPE_TEXT_PLAIN) != 0;
+    size_t ul = strlen(e->owner->user) + 1, dl = strlen(e->owner->domain) + 1;
+    char *buf;
+    msilo_message_t *msg =
+        msilo_message_new_packed(ul + dl + data_len + (plain ? sizeof text_plain : 0), &buf);
+    msg->user = memcpy(buf, e->owner->user, ul);
+    msg->domain = memcpy(buf + ul, e->owner->domain, dl);
+    char *d = memcpy(buf + ul + dl, e->data, data_len);
+    msg->body = e->body_len ? d : NULL;
     msg->body_len = e->body_len;
-    msg->extra_hdrs = g_strdup(entry_str(e, HAS_EXTRA));
-    msg->callid = g_strdup(entry_str(e, HAS_CALLID));
+    msg->src = (e->flags & HAS_SRC) ? d + off[0] : NULL;
+    msg->dst = (e->flags & HAS_DST) ? d + off[1] : NULL;
+    msg->ctype = (e->flags & HAS_CTYPE) ? d + off[2] : NULL;
+    if (plain)
+        msg->ctype = memcpy(d + data_len, text_plain, sizeof text_plain);
+    msg->extra_hdrs = (e->flags & HAS_EXTRA) ? d + off[3] : NULL;
+    msg->callid = (e->flags & HAS_CALLID) ? d + off[4] : NULL;
+    msg->id = e->id;
     msg->inc_time = e->inc_time;
     msg->exp_time = e->exp_time;
     msg->snd_time = e->snd_time;

@@ -5,7 +5,7 @@
 
 struct instant_transport {
     msilo_transport_t base;
-    GQueue answers;
+    GArray *answers; /* answer, by value: no allocation per send */
     GSource *src;
     uint64_t sent;
 };
@@ -18,12 +18,13 @@ typedef struct {
 static gboolean answer_all(gpointer p)
 {
     instant_transport_t *t = p;
-    answer *a;
     g_source_set_ready_time(t->src, -1);
-    while ((a = g_queue_pop_head(&t->answers))) {
-        a->done(200, a->data);
-        g_free(a);
+    /* done() may send again, appending (and moving the array): index it afresh */
+    for (guint i = 0; i < t->answers->len; i++) {
+        answer a = g_array_index(t->answers, answer, i);
+        a.done(200, a.data);
     }
+    g_array_set_size(t->answers, 0);
     return G_SOURCE_CONTINUE;
 }
 
@@ -40,10 +41,8 @@ static int instant_send(msilo_transport_t *base, const msilo_outgoing_t *m,
 {
     (void)m;
     instant_transport_t *t = (instant_transport_t *)base;
-    answer *a = g_new(answer, 1);
-    a->done = done;
-    a->data = data;
-    g_queue_push_tail(&t->answers, a);
+    answer a = { done, data };
+    g_array_append_val(t->answers, a);
     g_source_set_ready_time(t->src, 0);
     t->sent++;
     return 0;
@@ -55,6 +54,7 @@ static void instant_free(msilo_transport_t *base)
     answer_all(t);
     g_source_destroy(t->src);
     g_source_unref(t->src);
+    g_array_unref(t->answers);
     g_free(t);
 }
 
@@ -65,7 +65,7 @@ msilo_transport_t *instant_transport_new(void)
     t->base.name = "instant";
     t->base.send = instant_send;
     t->base.free = instant_free;
-    g_queue_init(&t->answers);
+    t->answers = g_array_new(FALSE, FALSE, sizeof(answer));
     t->src = g_source_new(&src_funcs, sizeof(GSource));
     g_source_set_callback(t->src, answer_all, t, NULL);
     g_source_attach(t->src, NULL);

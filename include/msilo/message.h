@@ -34,6 +34,12 @@ typedef struct msilo_message {
     int64_t snd_time;    /**< reminder time (Unix); 0 = ordinary offline message */
     uint32_t attempts;   /**< failed delivery attempts so far */
     int64_t next_try;    /**< earliest retry by the retry timer (Unix); 0 = any time */
+    /** Internal to libmsilo, leave it alone: how many bytes right after the
+     * struct, in the message's own allocation, hold some of its strings and
+     * its body (a message a store built in one allocation). msilo_message_free()
+     * frees only the pointers outside them, so replacing such a string with a
+     * g_malloc'd one still works. 0 for messages from msilo_message_new(). */
+    size_t packed_size;
 } msilo_message_t;
 
 /** Allocates a zeroed message. Never returns NULL (aborts on OOM, like GLib). */
