@@ -38,8 +38,22 @@ typedef enum {
  * message and the message's strings and body (buf); only extra_hdrs and the
  * notification strings are separate. The message is the engine's own and is
  * never handed to msilo_message_free(). */
+/* Store ops are carved from chunks, freed when their last op is done: ops
+ * are short-lived and die in about the order they were made, and a malloc
+ * per op interleaved with the store's long-lived entries cost more than the
+ * rest of a store (glibc sorting its unsorted bin). In steady state one chunk
+ * is reused and nothing is allocated. */
+#define OP_CHUNK_SIZE (64 * 1024)
+
+typedef struct op_chunk {
+    size_t refs; /* live ops in it */
+    size_t used, size;
+    max_align_t mem[];
+} op_chunk;
+
 typedef struct store_op {
     struct store_op *next; /* in e->put_wait */
+    op_chunk *chunk;
     msilo_store_cb cb;
     void *data;
     gboolean solo; /* retry alone: its batch failed as a whole */
@@ -185,6 +199,7 @@ struct msilo_engine {
      * them only during send()) */
     GString *hdr_buf, *body_buf;
     send_ctx *sc_free; /* unused send contexts, reused */
+    op_chunk *op_chunk; /* where new store ops are carved */
     msilo_template_t *t_from, *t_contact, *t_ctype, *t_body;
 
     msilo_clock_fn clock;
@@ -381,7 +396,34 @@ static GSourceFuncs dispatch_funcs = {
 
 /* ---- store -------------------------------------------------------------- */
 
-static void store_op_free(store_op *op)
+/* @size bytes for a store_op, 16-aligned, from the current chunk or a new
+ * one (an op larger than a chunk gets a chunk of its own). */
+static store_op *store_op_alloc(msilo_engine_t *e, size_t size)
+{
+    size = (size + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
+    op_chunk *c = e->op_chunk;
+    if (!c || c->size - c->used < size) {
+        size_t cap = MAX((size_t)OP_CHUNK_SIZE, size);
+        op_chunk *n = g_malloc(sizeof *n + cap);
+        n->refs = 0;
+        n->used = 0;
+        n->size = cap;
+        if (cap == OP_CHUNK_SIZE) {
+            /* the old current chunk is freed by its last op, or now */
+            if (c && c->refs == 0)
+                g_free(c);
+            e->op_chunk = n;
+        }
+        c = n;
+    }
+    store_op *op = (store_op *)(void *)((char *)c->mem + c->used);
+    c->used += size;
+    c->refs++;
+    op->chunk = c;
+    return op;
+}
+
+static void store_op_free(msilo_engine_t *e, store_op *op)
 {
     g_free(op->msg_.extra_hdrs);
     g_free(op->n_ruri);
@@ -390,7 +432,13 @@ static void store_op_free(store_op *op)
     g_free(op->n_ctype);
     g_free(op->n_headers);
     g_free(op->n_body);
-    g_free(op);
+    op_chunk *c = op->chunk;
+    if (--c->refs)
+        return;
+    if (c == e->op_chunk)
+        c->used = 0; /* empty: start over in it */
+    else
+        g_free(c);
 }
 
 static void schedule_put(msilo_engine_t *e)
@@ -447,7 +495,7 @@ static void complete_put(msilo_engine_t *e, job_t *j)
                  op->msg->domain, msilo_strerror(rc));
         if (op->cb)
             op->cb(e, rc, rc == 0 ? op->msg->id : 0, op->data);
-        store_op_free(op);
+        store_op_free(e, op);
     }
     g_ptr_array_unref(j->ops);
     g_free(j->msgs);
@@ -665,9 +713,11 @@ int msilo_engine_store(msilo_engine_t *e, const msilo_request_t *req, const char
     size_t user_n = strlen(owner_uri->user) + 1, domain_n = strlen(domain) + 1;
     size_t src_n = strlen(fu.uri) + 1, dst_n = strlen(tu.uri) + 1;
     size_t ctype_n = ctype ? strlen(ctype) + 1 : 0, callid_n = callid ? strlen(callid) + 1 : 0;
-    store_op *op = g_malloc(sizeof *op + req->body_len + user_n + domain_n + src_n + dst_n +
+    store_op *op = store_op_alloc(e, sizeof *op + req->body_len + user_n + domain_n + src_n + dst_n +
                             ctype_n + callid_n);
+    op_chunk *chunk = op->chunk;
     memset(op, 0, sizeof *op);
+    op->chunk = chunk;
     msilo_message_t *m = &op->msg_;
     op->msg = m;
     op->cb = cb;
@@ -1716,6 +1766,9 @@ void msilo_engine_free(msilo_engine_t *e)
         g_free(e->date_cache[i].s);
         g_free(e->ctime_cache[i].s);
     }
+    /* every op is done: schedule_put() ran what was waiting, synchronously */
+    g_assert(!e->op_chunk || e->op_chunk->refs == 0);
+    g_free(e->op_chunk);
     g_string_free(e->hdr_buf, TRUE);
     g_string_free(e->body_buf, TRUE);
     while (e->sc_free) {
