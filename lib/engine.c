@@ -807,6 +807,25 @@ static const char *cached_time(msilo_engine_t *e, int which, int64_t t)
     return slot->s;
 }
 
+/* g_string_append_len() without GLib's insert path (overlap checks, a call
+ * per piece): the delivery buffers are filled piece by piece per message. */
+static inline void sb_put(GString *s, const void *p, size_t n)
+{
+    if (G_UNLIKELY(s->len + n >= s->allocated_len)) {
+        size_t len = s->len;
+        g_string_set_size(s, len + n); /* grows the buffer */
+        s->len = len;
+    }
+    memcpy(s->str + s->len, p, n);
+    s->len += n;
+    s->str[s->len] = '\0';
+}
+
+static inline void sb_puts(GString *s, const char *str)
+{
+    sb_put(s, str, strlen(str));
+}
+
 /* Appends @v in decimal. */
 static void append_int(GString *s, int64_t v)
 {
@@ -819,7 +838,7 @@ static void append_int(GString *s, int64_t v)
     } while (u);
     if (v < 0)
         *--p = '-';
-    g_string_append_len(s, p, tmp + sizeof tmp - p);
+    sb_put(s, p, (size_t)(tmp + sizeof tmp - p));
 }
 
 static send_ctx *send_ctx_new(msilo_engine_t *e)
@@ -852,14 +871,14 @@ static void deliver(msilo_engine_t *e, send_kind kind, owner_t *o, msilo_message
     }
     GString *hdrs = e->hdr_buf;
     g_string_truncate(hdrs, 0);
-    g_string_append_len(hdrs, "Date: ", 6);
-    g_string_append(hdrs, cached_time(e, 0, m->inc_time));
-    g_string_append_len(hdrs, "\r\n", 2);
+    sb_put(hdrs, "Date: ", 6);
+    sb_puts(hdrs, cached_time(e, 0, m->inc_time));
+    sb_put(hdrs, "\r\n", 2);
     if (e->id_header) {
-        g_string_append(hdrs, e->id_header);
-        g_string_append_len(hdrs, ": ", 2);
+        sb_puts(hdrs, e->id_header);
+        sb_put(hdrs, ": ", 2);
         append_int(hdrs, m->id);
-        g_string_append_len(hdrs, "\r\n", 2);
+        sb_put(hdrs, "\r\n", 2);
     }
     append_header_lines(hdrs, e->extra_hdrs);
     append_header_lines(hdrs, m->extra_hdrs);
@@ -869,11 +888,11 @@ static void deliver(msilo_engine_t *e, send_kind kind, owner_t *o, msilo_message
     if (e->add_date && is_text_plain(m->ctype)) {
         GString *b = e->body_buf;
         g_string_truncate(b, 0);
-        g_string_append(b, kind == SEND_REMINDER ? "[Reminder message - " : "[Offline message - ");
-        g_string_append(b, cached_time(e, 1, m->inc_time));
-        g_string_append_len(b, "] ", 2);
+        sb_puts(b, kind == SEND_REMINDER ? "[Reminder message - " : "[Offline message - ");
+        sb_puts(b, cached_time(e, 1, m->inc_time));
+        sb_put(b, "] ", 2);
         if (m->body_len)
-            g_string_append_len(b, m->body, (gssize)m->body_len);
+            sb_put(b, m->body, m->body_len);
         body = b->str;
         body_len = b->len;
     }
