@@ -19,10 +19,17 @@
  *   search still works; the array is compacted once tombstones outnumber the
  *   live slots. This gives get/remove in O(log n) and list-all in id order
  *   without a tree node per message.
- * - Expiry and reminder times: two binary min-heaps keyed by time; the
- *   entry stores its position in each, so removal is O(log n). Everything due
- *   (key <= now) is found by walking the heap from the root and stopping at
- *   any node that is not due: O(result), never a scan of all messages.
+ * - Expiry: a binary min-heap of (exp_time, id) pairs with lazy deletion.
+ *   A delete leaves its pair behind (removing it from the middle cost a sift
+ *   through ~log n entries, each a cache miss, per delivered message);
+ *   expire pops due pairs and skips ids that are gone; the heap is rebuilt
+ *   from the live entries once stale pairs outnumber them (O(1) amortized,
+ *   memory proportional to the live count). Keys are inline: no entry is
+ *   touched while sifting.
+ * - Reminder times: a binary min-heap of entries; the entry stores its
+ *   position, so removal is O(log n). Everything due (key <= now) is found
+ *   by walking the heap from the root and stopping at any node that is not
+ *   due: O(result), never a scan of all messages.
  * - Leases live in a side table (entry -> holder, until) and a bit in the
  *   entry: only the few messages in flight pay for them, and reset_leases
  *   looks at those only.
@@ -62,7 +69,6 @@ typedef struct entry {
     int64_t next_try;
     uint32_t body_len; /* put refuses larger bodies */
     uint32_t attempts;
-    uint32_t exp_pos;  /* position in the expiry heap */
     uint32_t rem_pos;  /* position in the reminder heap, NOT_IN_HEAP if snd_time == 0 */
     uint8_t flags;     /* HAS_*, CTYPE_TEXT_PLAIN, LEASED */
     /* body bytes, then each present string with its NUL, in HAS_* order */
@@ -89,8 +95,19 @@ typedef struct lease {
 typedef struct heap {
     entry_t **v;
     uint32_t n, cap;
-    gboolean rem; /* FALSE: exp_time/exp_pos; TRUE: snd_time/rem_pos */
 } heap_t;
+
+/* The expiry heap: (exp_time, id) pairs, some stale (see the top). */
+typedef struct exp_item {
+    int64_t t;
+    int64_t id;
+} exp_item_t;
+
+typedef struct exp_heap {
+    exp_item_t *v;
+    size_t n, cap;
+    size_t stale; /* pairs whose entry is gone */
+} exp_heap_t;
 
 /* Sorted id index. A slot holds either a live entry pointer (low bit 0: g_malloc
  * aligns to at least 8) or a tombstone (id << 1) | 1 that keeps the order. */
@@ -107,20 +124,23 @@ typedef struct memory_store {
     GHashTable *owners; /* set of owner_t*, hashed by (user, domain) */
     GHashTable *leases; /* entry_t* -> lease_t* (owned) */
     id_index_t ids;
-    heap_t exp_heap;
+    exp_heap_t exp_heap;
     heap_t rem_heap;
 } memory_store_t;
 
 /* ---------------------------------------------------------------- heaps */
 
+/* (the entry heap serves the reminder times only) */
 static inline int64_t heap_key(const heap_t *h, const entry_t *e)
 {
-    return h->rem ? e->snd_time : e->exp_time;
+    (void)h;
+    return e->snd_time;
 }
 
 static inline uint32_t *heap_pos(const heap_t *h, entry_t *e)
 {
-    return h->rem ? &e->rem_pos : &e->exp_pos;
+    (void)h;
+    return &e->rem_pos;
 }
 
 /* No tie-break on id: expire takes every key <= now and reminder claims sort
@@ -221,6 +241,64 @@ static void heap_collect_due(const heap_t *h, uint32_t i, int64_t now, GPtrArray
     }
 }
 
+/* --------------------------------------------------------- expiry heap */
+
+static void exp_sift_up(exp_heap_t *h, size_t i)
+{
+    exp_item_t it = h->v[i];
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (h->v[parent].t <= it.t)
+            break;
+        h->v[i] = h->v[parent];
+        i = parent;
+    }
+    h->v[i] = it;
+}
+
+static void exp_sift_down(exp_heap_t *h, size_t i)
+{
+    exp_item_t it = h->v[i];
+    for (;;) {
+        size_t l = 2 * i + 1, c;
+        if (l >= h->n)
+            break;
+        c = (l + 1 < h->n && h->v[l + 1].t < h->v[l].t) ? l + 1 : l;
+        if (h->v[c].t >= it.t)
+            break;
+        h->v[i] = h->v[c];
+        i = c;
+    }
+    h->v[i] = it;
+}
+
+static void exp_reserve(exp_heap_t *h, size_t more)
+{
+    if (h->n + more <= h->cap)
+        return;
+    size_t cap = h->cap ? h->cap : 64;
+    while (cap < h->n + more)
+        cap *= 2;
+    h->v = g_renew(exp_item_t, h->v, cap);
+    h->cap = cap;
+}
+
+static void exp_push(exp_heap_t *h, exp_item_t it)
+{
+    exp_reserve(h, 1);
+    h->v[h->n] = it;
+    exp_sift_up(h, h->n++);
+}
+
+static exp_item_t exp_pop(exp_heap_t *h)
+{
+    exp_item_t top = h->v[0];
+    h->v[0] = h->v[--h->n];
+    if (h->n)
+        exp_sift_down(h, 0);
+    return top;
+}
+
 /* ------------------------------------------------------------ id index */
 
 static inline int64_t slot_id(uint64_t s)
@@ -295,6 +373,31 @@ static void ids_kill(id_index_t *x, size_t pos)
             x->cap = MAX((size_t)64, 2 * x->n);
             x->v = g_renew(uint64_t, x->v, x->cap);
         }
+    }
+}
+
+/* An entry was deleted (its id slot is a tombstone already): its pair in
+ * the expiry heap is stale. Rebuilds the heap from the live entries once
+ * stale pairs outnumber live ones. */
+static void exp_forget(memory_store_t *m)
+{
+    exp_heap_t *h = &m->exp_heap;
+    h->stale++;
+    if (h->stale <= 32 || h->stale <= h->n - h->stale)
+        return;
+    size_t j = 0;
+    for (size_t i = 0; i < m->ids.n; i++) {
+        const entry_t *e = slot_entry(m->ids.v[i]);
+        if (e)
+            h->v[j++] = (exp_item_t){ e->exp_time, e->id };
+    }
+    h->n = j;
+    h->stale = 0;
+    for (size_t i = h->n / 2; i-- > 0;)
+        exp_sift_down(h, i);
+    if (h->cap > 64 && h->cap > 2 * h->n) {
+        h->cap = MAX((size_t)64, 2 * h->n);
+        h->v = g_renew(exp_item_t, h->v, h->cap);
     }
 }
 
@@ -435,7 +538,6 @@ static entry_t *entry_new(const msilo_message_t *msg)
     e->next_try = msg->next_try;
     e->attempts = msg->attempts;
     e->body_len = (uint32_t)msg->body_len;
-    e->exp_pos = NOT_IN_HEAP;
     e->rem_pos = NOT_IN_HEAP;
     char *p = e->data;
     if (msg->body_len) {
@@ -470,7 +572,7 @@ static void entry_insert(memory_store_t *m, owner_t *o, entry_t *e)
     o->count++;
     m->total++;
     ids_append(&m->ids, e);
-    heap_push(&m->exp_heap, e);
+    exp_push(&m->exp_heap, (exp_item_t){ e->exp_time, e->id });
     if (e->snd_time != 0)
         heap_push(&m->rem_heap, e);
 }
@@ -482,7 +584,7 @@ static void entry_delete(memory_store_t *m, entry_t *e, size_t pos)
     if (pos == (size_t)-1 && !ids_find(&m->ids, e->id, &pos))
         g_assert_not_reached();
     ids_kill(&m->ids, pos);
-    heap_remove(&m->exp_heap, e);
+    exp_forget(m); /* after ids_kill: a rebuild must not see @e */
     if (e->rem_pos != NOT_IN_HEAP)
         heap_remove(&m->rem_heap, e);
     lease_drop(m, e);
@@ -546,7 +648,7 @@ static int mem_put(msilo_store_t *s, msilo_message_t *const *msgs, size_t n,
                           m->total);
     /* Reserve index space up front so the batch cannot fail half way. */
     ids_reserve(&m->ids, n);
-    heap_reserve(&m->exp_heap, n);
+    exp_reserve(&m->exp_heap, n);
 
     for (size_t i = 0; i < n; i++) {
         const msilo_message_t *msg = msgs[i];
@@ -672,9 +774,19 @@ static int mem_expire(msilo_store_t *s, int64_t now, size_t *ret_deleted)
 {
     LOCKED(s);
     size_t deleted = 0;
-    while (m->exp_heap.n > 0 && m->exp_heap.v[0]->exp_time <= now) {
-        entry_delete(m, m->exp_heap.v[0], (size_t)-1);
-        deleted++;
+    exp_heap_t *h = &m->exp_heap;
+    while (h->n > 0 && h->v[0].t <= now) {
+        exp_item_t it = exp_pop(h);
+        size_t pos;
+        entry_t *e = ids_find(&m->ids, it.id, &pos);
+        if (e && e->exp_time == it.t) {
+            /* counts the popped pair as stale, or rebuilds without it */
+            entry_delete(m, e, pos);
+            deleted++;
+        }
+        /* the popped pair is gone from the heap */
+        if (h->stale)
+            h->stale--;
     }
     if (ret_deleted)
         *ret_deleted = deleted;
@@ -812,8 +924,6 @@ int msilo_memory_store_new(msilo_store_t **ret)
     m->next_id = 1;
     m->owners = g_hash_table_new_full(owner_hash, owner_equal, g_free, NULL);
     m->leases = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
-    m->exp_heap.rem = FALSE;
-    m->rem_heap.rem = TRUE;
     *ret = &m->base;
     return 0;
 }
