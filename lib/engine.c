@@ -707,14 +707,14 @@ int msilo_engine_store(msilo_engine_t *e, const msilo_request_t *req, const char
         return rc;
     }
 
-    /* the op, its message, the strings and the body in one allocation */
+    /* the op, its message, the strings and the body in one piece of an op chunk */
     const char *ctype = req->content_type && *req->content_type ? req->content_type : NULL;
     const char *callid = req->call_id && *req->call_id ? req->call_id : NULL;
     size_t user_n = strlen(owner_uri->user) + 1, domain_n = strlen(domain) + 1;
     size_t src_n = strlen(fu.uri) + 1, dst_n = strlen(tu.uri) + 1;
     size_t ctype_n = ctype ? strlen(ctype) + 1 : 0, callid_n = callid ? strlen(callid) + 1 : 0;
-    store_op *op = store_op_alloc(e, sizeof *op + req->body_len + user_n + domain_n + src_n + dst_n +
-                            ctype_n + callid_n);
+    store_op *op = store_op_alloc(e, sizeof *op + req->body_len + user_n + domain_n + src_n +
+                                         dst_n + ctype_n + callid_n);
     op_chunk *chunk = op->chunk;
     memset(op, 0, sizeof *op);
     op->chunk = chunk;
