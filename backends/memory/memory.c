@@ -472,9 +472,11 @@ static int64_t lease_until(const memory_store_t *m, const entry_t *e)
 
 /* ------------------------------------------------------------- entries */
 
-/* Copy for the core in ONE allocation (msilo_message_new_packed(); the core
+/* Copy for a claim in ONE allocation (msilo_message_new_packed(); the core
  * frees it with msilo_message_free()): the owner's names, then the entry's
- * data block as it is (body and strings are already contiguous there). */
+ * data block as it is (body and strings are already contiguous there).
+ * list/get, which admin tools and embedders use, give ordinary messages
+ * (entry_to_plain_message()). */
 static msilo_message_t *entry_to_message(const entry_t *e)
 {
     size_t off[5]; /* where each present string starts in data[], in HAS_* order */
@@ -511,6 +513,16 @@ static msilo_message_t *entry_to_message(const entry_t *e)
     msg->attempts = e->attempts;
     msg->next_try = e->next_try;
     return msg;
+}
+
+/* A message whose every string is its own allocation, as message.h
+ * describes for messages in general. */
+static msilo_message_t *entry_to_plain_message(const entry_t *e)
+{
+    msilo_message_t *p = entry_to_message(e);
+    msilo_message_t *c = msilo_message_copy(p);
+    msilo_message_free(p);
+    return c;
 }
 
 static gboolean is_text_plain(const char *ctype)
@@ -824,7 +836,7 @@ static int mem_list(msilo_store_t *s, const char *user, const char *domain, int6
     if (got->len) {
         out = g_new(msilo_message_t *, got->len);
         for (guint i = 0; i < got->len; i++)
-            out[i] = entry_to_message(got->pdata[i]);
+            out[i] = entry_to_plain_message(got->pdata[i]);
     }
     *ret_msgs = out;
     *ret_n = got->len;
@@ -839,7 +851,7 @@ static int mem_get(msilo_store_t *s, int64_t id, msilo_message_t **ret_msg)
     entry_t *e = ids_find(&m->ids, id, NULL);
     if (!e)
         return msilo_fail(MSILO_ENOTFOUND, "no message with id %" PRId64, id);
-    *ret_msg = entry_to_message(e);
+    *ret_msg = entry_to_plain_message(e);
     return 0;
 }
 

@@ -5,7 +5,8 @@
  *
  * A message is a plain struct so that backends can fill it. All its pointers
  * are owned by the message and allocated with GLib's allocator (g_malloc,
- * g_strdup, ...); msilo_message_free() releases them. Fields are appended
+ * g_strdup, ...); msilo_message_free() releases them. (A message from a
+ * store's claim may hold its strings in its own allocation: see packed_size.) Fields are appended
  * only; allocate messages with msilo_message_new() so new fields start zeroed.
  *
  * Thread-safety: a message is a value; it is not shared between threads
@@ -36,9 +37,12 @@ typedef struct msilo_message {
     int64_t next_try;    /**< earliest retry by the retry timer (Unix); 0 = any time */
     /** Internal to libmsilo, leave it alone: how many bytes right after the
      * struct, in the message's own allocation, hold some of its strings and
-     * its body (a message a store built in one allocation). msilo_message_free()
-     * frees only the pointers outside them, so replacing such a string with a
-     * g_malloc'd one still works. 0 for messages from msilo_message_new(). */
+     * its body. Only messages a store returns from a claim (which the engine
+     * consumes) are built that way; msilo_message_free() frees only the
+     * pointers outside those bytes, so assigning a new g_malloc'd string still
+     * works, but g_free() on such a string does not: use msilo_message_copy()
+     * for an ordinary message. 0 for messages from msilo_message_new(),
+     * msilo_message_copy(), and a store's list and get. */
     size_t packed_size;
 } msilo_message_t;
 

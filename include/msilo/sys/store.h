@@ -23,7 +23,10 @@
  *   unreachable is MSILO_ESTORE. A method that fails leaves the store as it
  *   was (a failed put stores none of the batch) and writes no ret_ value.
  * - Messages handed to the core (claim, list, get) are allocated with
- *   msilo_message_new() and GLib's allocator; the core frees them.
+ *   msilo_message_new() and GLib's allocator; the core frees them. A claim,
+ *   whose messages only the core sees, may instead build each message and
+ *   its strings in one allocation (msilo_message_t.packed_size; the memory
+ *   store does): msilo_message_free() releases either kind.
  * - Times are Unix seconds from the engine's clock, passed in as `now`:
  *   a backend never reads the wall clock itself (tests drive time).
  * - Version: the struct only grows by appending. `version` says how many
