@@ -63,6 +63,9 @@ static const msilo_config_key_t keys[] = {
     { "dump_window", I, "8", 1, 10000, "deliveries in flight per owner (1 = strict order)" },
     { "max_in_flight", I, "256", 1, 1000000,
       "deliveries in flight in all (a burst of registrations must not flood the network)" },
+    { "store_threads", I, "1", 1, 64,
+      "batches of stores committed at once, each on its own store connection (stores that "
+      "can: PostgreSQL); an owner's messages are never in two at once" },
     { "instance_id", S, NULL, 0, 0,
       "stable name of this engine for leases; set it to take back in-flight messages after a crash" },
     { "id_header", S, "X-Msilo-Id", 0, 0,

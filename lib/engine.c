@@ -22,6 +22,7 @@
 
 typedef struct owner owner_t;
 typedef struct job job_t;
+typedef struct put_worker put_worker_t;
 
 typedef enum {
     JOB_PUT,
@@ -106,6 +107,7 @@ static store_op *opq_pop_head(op_queue *q)
 struct job {
     job_type type;
     int rc;
+    put_worker_t *pw; /* JOB_PUT on a put worker (its own store); NULL: the main worker */
     /* JOB_PUT */
     GPtrArray *ops; /* store_op* */
     msilo_message_t **msgs;
@@ -159,6 +161,16 @@ struct owner {
     gboolean pumping;    /* in owner_pump's send loop (a refused send re-enters it) */
     gboolean blocked;    /* in e->blocked: waits for a global in-flight slot */
     GPtrArray *dumps;    /* dump_op* waiting for this owner to go idle */
+};
+
+/* A thread with its own store handle (msilo_store_open_peer) that only
+ * commits batches of stores, so that several batches commit at once. */
+struct put_worker {
+    msilo_engine_t *e;
+    msilo_store_t *store;
+    GThread *thread;
+    GAsyncQueue *todo;
+    gboolean busy; /* loop thread only */
 };
 
 typedef enum { SEND_OFFLINE, SEND_REMINDER, SEND_NOTIFY } send_kind;
@@ -222,7 +234,11 @@ struct msilo_engine {
 
     /* coalescing */
     op_queue put_wait;
-    gboolean put_running;
+    guint puts_running;
+    int64_t store_threads;   /* configured; put workers are opened at the first store */
+    gboolean put_workers_tried;
+    GPtrArray *put_workers;  /* put_worker_t*; empty: puts run on the main worker */
+    GHashTable *put_owners;  /* msilo_message_t* (its owner) -> batches in flight */
     coalescer_t acks;     /* int64_t ids delivered: delete */
     coalescer_t releases; /* msilo_store_release_t: failed deliveries */
 
@@ -288,7 +304,7 @@ static void gauge_add(msilo_engine_t *e, msilo_stat_t s, int64_t d)
 
 static void job_execute(msilo_engine_t *e, job_t *j)
 {
-    msilo_store_t *s = e->store;
+    msilo_store_t *s = j->pw ? j->pw->store : e->store;
     switch (j->type) {
     case JOB_PUT:
         j->rc = msilo_store_put(s, j->msgs, j->ops->len, e->max_messages, j->results);
@@ -337,6 +353,21 @@ static gpointer worker_main(gpointer data)
     }
 }
 
+static gpointer put_worker_main(gpointer data)
+{
+    put_worker_t *pw = data;
+    for (;;) {
+        job_t *j = g_async_queue_pop(pw->todo);
+        if (j->type == JOB_STOP) {
+            g_free(j);
+            return NULL;
+        }
+        job_execute(pw->e, j);
+        g_async_queue_push(pw->e->done, j);
+        g_source_set_ready_time(pw->e->dispatch, 0);
+    }
+}
+
 static void job_submit(msilo_engine_t *e, job_t *j)
 {
     e->jobs_pending++;
@@ -349,6 +380,10 @@ static void job_submit(msilo_engine_t *e, job_t *j)
     if (e->inline_store) {
         g_queue_push_tail(&e->inline_todo, j);
         g_source_set_ready_time(e->dispatch, 0);
+        return;
+    }
+    if (j->pw) {
+        g_async_queue_push(j->pw->todo, j);
         return;
     }
     if (!e->worker)
@@ -441,32 +476,143 @@ static void store_op_free(msilo_engine_t *e, store_op *op)
         g_free(c);
 }
 
-static void schedule_put(msilo_engine_t *e)
+/* Owners of the messages in batches being committed, by value (user, domain). */
+static guint owner_hash(gconstpointer p)
 {
-    if (e->put_running || !e->put_wait.head)
+    const msilo_message_t *m = p;
+    return g_str_hash(m->user) * 31u + g_str_hash(m->domain);
+}
+
+static gboolean owner_equal(gconstpointer a, gconstpointer b)
+{
+    const msilo_message_t *x = a, *y = b;
+    return strcmp(x->user, y->user) == 0 && strcmp(x->domain, y->domain) == 0;
+}
+
+/* Opens store_threads more handles on the store, each with a thread that
+ * commits batches of stores: while one batch waits for its commit the next
+ * one is already being written. Stores that cannot (memory, SQLite) keep one
+ * batch at a time on the main worker. */
+static void open_put_workers(msilo_engine_t *e)
+{
+    e->put_workers_tried = TRUE;
+    if (e->inline_store || e->freeing || e->store_threads < 2)
         return;
+    for (int64_t i = 0; i < e->store_threads; i++) {
+        msilo_store_t *peer = NULL;
+        int rc = msilo_store_open_peer(e->store, &peer);
+        if (rc) {
+            if (rc != MSILO_ENOTSUP)
+                elog(e, MSILO_LOG_WARNING, "store_threads: another store connection: %s; using %u",
+                     msilo_error_detail() ? msilo_error_detail() : msilo_strerror(rc),
+                     e->put_workers->len);
+            break;
+        }
+        put_worker_t *pw = g_new0(put_worker_t, 1);
+        pw->e = e;
+        pw->store = peer;
+        pw->todo = g_async_queue_new();
+        pw->thread = g_thread_new("msilo-put", put_worker_main, pw);
+        g_ptr_array_add(e->put_workers, pw);
+    }
+}
+
+static put_worker_t *idle_put_worker(const msilo_engine_t *e)
+{
+    for (guint i = 0; i < e->put_workers->len; i++) {
+        put_worker_t *pw = e->put_workers->pdata[i];
+        if (!pw->busy)
+            return pw;
+    }
+    return NULL;
+}
+
+/* Takes the next batch from put_wait: the waiting stores of owners with no
+ * batch in flight, in arrival order (an owner's messages are never in two
+ * batches at once, so its ids follow the order it was stored in). NULL when
+ * every waiting store belongs to an owner in flight. */
+static job_t *take_batch(msilo_engine_t *e)
+{
+    gboolean track = e->put_workers->len > 1;
+    store_op *head = e->put_wait.head;
+    GPtrArray *ops = g_ptr_array_sized_new((guint)MIN(e->put_wait.length, PUT_BATCH_MAX));
+    if (head->solo) {
+        /* an op whose batch failed goes alone, so one message the database
+         * refuses cannot fail the others with it */
+        if (!track || !g_hash_table_contains(e->put_owners, head->msg))
+            g_ptr_array_add(ops, opq_pop_head(&e->put_wait));
+    } else {
+        store_op *prev = NULL, *op = head;
+        while (op && ops->len < PUT_BATCH_MAX) {
+            store_op *next = op->next;
+            if (op->solo)
+                break; /* retried alone, ahead of what came after it */
+            if (!track || !g_hash_table_contains(e->put_owners, op->msg)) {
+                if (prev)
+                    prev->next = next;
+                else
+                    e->put_wait.head = next;
+                if (e->put_wait.tail == op)
+                    e->put_wait.tail = prev;
+                e->put_wait.length--;
+                op->next = NULL;
+                g_ptr_array_add(ops, op);
+            } else {
+                prev = op;
+            }
+            op = next;
+        }
+    }
+    if (ops->len == 0) {
+        g_ptr_array_unref(ops);
+        return NULL;
+    }
     job_t *j = g_new0(job_t, 1);
     j->type = JOB_PUT;
-    j->ops = g_ptr_array_sized_new((guint)MIN(e->put_wait.length, PUT_BATCH_MAX));
-    /* an op whose batch failed goes alone, so one message the database
-     * refuses cannot fail the others with it */
-    gboolean solo = e->put_wait.head->solo;
-    while (j->ops->len < (solo ? 1 : PUT_BATCH_MAX) && e->put_wait.head &&
-           !e->put_wait.head->solo == !solo)
-        g_ptr_array_add(j->ops, opq_pop_head(&e->put_wait));
-    j->msgs = g_new(msilo_message_t *, j->ops->len);
-    j->results = g_new0(int, j->ops->len);
-    for (guint i = 0; i < j->ops->len; i++)
-        j->msgs[i] = ((store_op *)j->ops->pdata[i])->msg;
-    e->put_running = TRUE;
-    job_submit(e, j);
+    j->ops = ops;
+    j->msgs = g_new(msilo_message_t *, ops->len);
+    j->results = g_new0(int, ops->len);
+    for (guint i = 0; i < ops->len; i++) {
+        j->msgs[i] = ((store_op *)ops->pdata[i])->msg;
+        if (track)
+            g_hash_table_add(e->put_owners, j->msgs[i]);
+    }
+    return j;
+}
+
+static void schedule_put(msilo_engine_t *e)
+{
+    if (!e->put_workers_tried && e->put_wait.head)
+        open_put_workers(e);
+    while (e->put_wait.head) {
+        put_worker_t *pw = NULL;
+        if (e->put_workers->len) {
+            if (!(pw = idle_put_worker(e)))
+                return;
+        } else if (e->puts_running) {
+            return;
+        }
+        job_t *j = take_batch(e);
+        if (!j)
+            return;
+        j->pw = pw;
+        if (pw)
+            pw->busy = TRUE;
+        e->puts_running++;
+        job_submit(e, j);
+    }
 }
 
 static void send_notification(msilo_engine_t *e, store_op *op);
 
 static void complete_put(msilo_engine_t *e, job_t *j)
 {
-    e->put_running = FALSE;
+    e->puts_running--;
+    if (j->pw)
+        j->pw->busy = FALSE;
+    if (e->put_workers->len > 1)
+        for (guint i = 0; i < j->ops->len; i++)
+            g_hash_table_remove(e->put_owners, ((store_op *)j->ops->pdata[i])->msg);
     if (j->rc == MSILO_ESTORE && j->ops->len > 1) {
         /* retry each alone, in order, ahead of what came later */
         for (guint i = j->ops->len; i-- > 0;) {
@@ -477,6 +623,9 @@ static void complete_put(msilo_engine_t *e, job_t *j)
         }
         g_ptr_array_set_size(j->ops, 0);
     }
+    /* the next batch is written while this one's callbacks run (they send
+     * the replies, which takes about as long as a commit) */
+    schedule_put(e);
     for (guint i = 0; i < j->ops->len; i++) {
         store_op *op = j->ops->pdata[i];
         int rc = j->rc ? j->rc : j->results[i];
@@ -1610,6 +1759,7 @@ int msilo_engine_new(msilo_engine_t **ret, const msilo_config_t *cfg, msilo_stor
     e->dump_batch = cfg_int(own, "dump_batch");
     e->dump_window = cfg_int(own, "dump_window");
     e->max_in_flight = cfg_int(own, "max_in_flight");
+    e->store_threads = cfg_int(own, "store_threads");
     e->use_contact = cfg_int(own, "use_contact") != 0;
     e->add_date = cfg_int(own, "add_date") != 0;
     e->use_callid = cfg_int(own, "use_callid") != 0;
@@ -1647,6 +1797,8 @@ int msilo_engine_new(msilo_engine_t **ret, const msilo_config_t *cfg, msilo_stor
     e->owners = g_hash_table_new(g_str_hash, g_str_equal);
     e->hdr_buf = g_string_sized_new(256);
     e->body_buf = g_string_sized_new(1024);
+    e->put_workers = g_ptr_array_new();
+    e->put_owners = g_hash_table_new(owner_hash, owner_equal);
 
     e->dispatch = g_source_new(&dispatch_funcs, sizeof(GSource));
     g_source_set_callback(e->dispatch, NULL, e, NULL);
@@ -1722,6 +1874,14 @@ void msilo_engine_free(msilo_engine_t *e)
         g_async_queue_push(e->todo, stop);
         g_thread_join(e->worker);
     }
+    for (guint i = 0; i < e->put_workers->len; i++) {
+        put_worker_t *pw = e->put_workers->pdata[i];
+        job_t *stop = g_new0(job_t, 1);
+        stop->type = JOB_STOP;
+        g_async_queue_push(pw->todo, stop);
+        g_thread_join(pw->thread);
+        pw->thread = NULL;
+    }
     job_t *j;
     while ((j = g_queue_pop_head(&e->inline_todo))) {
         job_execute(e, j);
@@ -1769,6 +1929,14 @@ void msilo_engine_free(msilo_engine_t *e)
     g_source_unref(e->dispatch);
     g_async_queue_unref(e->todo);
     g_async_queue_unref(e->done);
+    for (guint i = 0; i < e->put_workers->len; i++) {
+        put_worker_t *pw = e->put_workers->pdata[i];
+        pw->store->free(pw->store);
+        g_async_queue_unref(pw->todo);
+        g_free(pw);
+    }
+    g_ptr_array_unref(e->put_workers);
+    g_hash_table_unref(e->put_owners);
     g_array_unref(e->acks.wait);
     g_array_unref(e->releases.wait);
     if (e->acks.spare)

@@ -126,6 +126,21 @@ int msilo_store_reset_leases(msilo_store_t *s, const char *lease_owner, size_t *
     return s->reset_leases(s, lease_owner, ret_n);
 }
 
+int msilo_store_open_peer(msilo_store_t *s, msilo_store_t **ret)
+{
+    if (!s || !ret)
+        return msilo_fail(MSILO_EINVAL, "msilo_store_open_peer: bad arguments");
+    *ret = NULL;
+    if (s->version < 2 || !s->open_peer)
+        return msilo_fail(MSILO_ENOTSUP, "store '%s' cannot open another handle", s->name);
+    int rc = s->open_peer(s, ret);
+    if (rc == 0 && (rc = msilo_store_check(*ret))) {
+        (*ret)->free(*ret);
+        *ret = NULL;
+    }
+    return rc;
+}
+
 int msilo_store_fail(int code, const char *fmt, ...)
 {
     va_list ap;

@@ -767,6 +767,11 @@ static void pg_free(msilo_store_t *base)
     g_free(s);
 }
 
+static int pg_open_peer(msilo_store_t *base, msilo_store_t **ret)
+{
+    return msilo_pg_store_new(ret, ((pg_store *)base)->opts);
+}
+
 /* ---- construction ---- */
 
 /* Checks the columns and finds the id sequence; fills s->info, s->seq_oid. */
@@ -834,6 +839,7 @@ int msilo_pg_store_new(msilo_store_t **ret, const msilo_pg_options_t *opts)
     s->base.get = pg_get;
     s->base.purge = pg_purge;
     s->base.reset_leases = pg_reset_leases;
+    s->base.open_peer = pg_open_peer;
     s->opts = pg_options_copy(opts);
     s->table_name = g_strdup(pg_options_table(opts));
 

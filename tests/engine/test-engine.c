@@ -1332,6 +1332,162 @@ static void test_blocking_store_batches(void **state)
     msilo_engine_free(e);
 }
 
+/* A blocking store that can open peers (like PostgreSQL's connections), all
+ * on one memory store behind a lock; each put sleeps a little outside the lock
+ * so that batches on two peers overlap when the engine runs them at once. */
+typedef struct {
+    GMutex lock;
+    msilo_store_t *inner;
+    int opened, in_put, max_in_put, puts;
+} peer_hub;
+
+typedef struct {
+    msilo_store_t base;
+    peer_hub *hub;
+    gboolean heap;
+} peer_store;
+
+static int ps_put(msilo_store_t *s, msilo_message_t *const *m, size_t n, int64_t max, int *res)
+{
+    peer_hub *h = ((peer_store *)s)->hub;
+    g_mutex_lock(&h->lock);
+    h->puts++;
+    h->in_put++;
+    h->max_in_put = MAX(h->max_in_put, h->in_put);
+    g_mutex_unlock(&h->lock);
+    g_usleep(2000);
+    g_mutex_lock(&h->lock);
+    int rc = h->inner->put(h->inner, m, n, max, res);
+    h->in_put--;
+    g_mutex_unlock(&h->lock);
+    return rc;
+}
+#define PS_FWD(name, sig, args)                                                                \
+    static int ps_##name sig                                                                   \
+    {                                                                                          \
+        peer_hub *h = ((peer_store *)s)->hub;                                                  \
+        g_mutex_lock(&h->lock);                                                                \
+        int rc = h->inner->name args;                                                          \
+        g_mutex_unlock(&h->lock);                                                              \
+        return rc;                                                                             \
+    }
+PS_FWD(claim, (msilo_store_t * s, const msilo_store_claim_t *cl, msilo_message_t ***r, size_t *n),
+       (h->inner, cl, r, n))
+PS_FWD(remove, (msilo_store_t * s, const int64_t *ids, size_t n, size_t *d), (h->inner, ids, n, d))
+PS_FWD(release, (msilo_store_t * s, const msilo_store_release_t *it, size_t n), (h->inner, it, n))
+PS_FWD(count, (msilo_store_t * s, const char *u, const char *d, int64_t *r), (h->inner, u, d, r))
+PS_FWD(expire, (msilo_store_t * s, int64_t now, size_t *d), (h->inner, now, d))
+#undef PS_FWD
+static void ps_free(msilo_store_t *s)
+{
+    if (((peer_store *)s)->heap)
+        g_free(s);
+}
+static void peer_init(peer_store *ps, peer_hub *h);
+static int ps_open_peer(msilo_store_t *s, msilo_store_t **ret)
+{
+    peer_hub *h = ((peer_store *)s)->hub;
+    peer_store *p = g_new0(peer_store, 1);
+    peer_init(p, h);
+    p->heap = TRUE;
+    g_mutex_lock(&h->lock);
+    h->opened++;
+    g_mutex_unlock(&h->lock);
+    *ret = &p->base;
+    return 0;
+}
+static void peer_init(peer_store *ps, peer_hub *h)
+{
+    *ps = (peer_store){ .base = MSILO_STORE_INIT, .hub = h };
+    ps->base.name = "peers";
+    ps->base.put = ps_put;
+    ps->base.claim = ps_claim;
+    ps->base.remove = ps_remove;
+    ps->base.release = ps_release;
+    ps->base.count = ps_count;
+    ps->base.expire = ps_expire;
+    ps->base.free = ps_free;
+    ps->base.open_peer = ps_open_peer;
+}
+
+/* store_threads: batches commit on several peers at once, and still every
+ * owner's messages get ids in the order they were stored. */
+static void run_store_threads(fixture *f, const char *threads, int *ret_opened, int *ret_overlap)
+{
+    peer_hub hub = { .inner = f->store };
+    g_mutex_init(&hub.lock);
+    peer_store ps;
+    peer_init(&ps, &hub);
+    msilo_config_t *cfg;
+    assert_int_equal(msilo_config_new(&cfg), 0);
+    assert_int_equal(msilo_config_set(cfg, "store_threads", threads), 0);
+    msilo_engine_t *e;
+    assert_int_equal(msilo_engine_new(&e, cfg, &ps.base, &f->tr->base, f->ctx), 0);
+    msilo_config_free(cfg);
+    msilo_engine_set_clock(e, fake_clock_read, &f->clock);
+    enum { OWNERS = 5, EACH = 40, WAVES = 4 };
+    static store_rec recs[OWNERS * EACH];
+    memset(recs, 0, sizeof recs);
+    int seq[OWNERS] = { 0 };
+    /* in waves, so that later stores find earlier batches of their owner in flight */
+    for (int w = 0; w < WAVES; w++) {
+        for (int i = w * OWNERS * EACH / WAVES; i < (w + 1) * OWNERS * EACH / WAVES; i++) {
+            int o = (i * 7 + w) % OWNERS;
+            char uri[64], body[32];
+            g_snprintf(uri, sizeof uri, "sip:user%d@example.org", o);
+            g_snprintf(body, sizeof body, "%d", seq[o]++);
+            msilo_request_t r = message(uri, uri, body);
+            assert_int_equal(msilo_engine_store(e, &r, NULL, store_cb, &recs[i]), 0);
+        }
+        for (int k = 0; k < 3; k++)
+            g_main_context_iteration(f->ctx, FALSE);
+    }
+    assert_true(run_until_idle(e, f->ctx, TRUE));
+    for (int i = 0; i < OWNERS * EACH; i++) {
+        assert_int_equal(recs[i].calls, 1);
+        assert_int_equal(recs[i].rc, 0);
+    }
+    msilo_engine_free(e); /* closes the peers */
+    for (int o = 0; o < OWNERS; o++) {
+        char user[16];
+        g_snprintf(user, sizeof user, "user%d", o);
+        msilo_message_t **m;
+        size_t n;
+        assert_int_equal(msilo_store_list(f->store, user, "example.org", 0, 1000, &m, &n), 0);
+        assert_int_equal(n, (size_t)seq[o]);
+        for (size_t k = 0; k < n; k++) {
+            char want[32];
+            g_snprintf(want, sizeof want, "%zu", k);
+            assert_int_equal(m[k]->body_len, strlen(want));
+            assert_memory_equal(m[k]->body, want, strlen(want)); /* id order = store order */
+            msilo_message_free(m[k]);
+        }
+        g_free(m);
+    }
+    assert_true(hub.puts < OWNERS * EACH); /* still batched */
+    *ret_opened = hub.opened;
+    *ret_overlap = hub.max_in_put;
+    g_mutex_clear(&hub.lock);
+}
+
+static void test_store_threads_overlap_in_order(void **state)
+{
+    fixture *f = *state;
+    int opened, overlap;
+    run_store_threads(f, "3", &opened, &overlap);
+    assert_int_equal(opened, 3);
+    assert_true(overlap >= 2); /* batches did commit at the same time */
+}
+
+static void test_store_threads_one(void **state)
+{
+    fixture *f = *state;
+    int opened, overlap;
+    run_store_threads(f, "1", &opened, &overlap);
+    assert_int_equal(opened, 0);
+    assert_int_equal(overlap, 1);
+}
+
 static gpointer other_thread_store(gpointer data)
 {
     fixture *f = data;
@@ -1514,6 +1670,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reminder_failure_becomes_offline_message, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reminders_disabled_by_send_time_zero, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blocking_store_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_threads_overlap_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_threads_one, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sync_from_wrong_thread, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_completes_pending_stores, setup, teardown),
         cmocka_unit_test_setup_teardown(test_statistics_not_swapped, setup, teardown),

@@ -1011,6 +1011,37 @@ static void test_reset_leases(void **state)
     assert_ok(msilo_store_reset_leases(s, "unknown", NULL));
 }
 
+/* open_peer: another handle on the same table (PostgreSQL), or ENOTSUP. */
+static void test_open_peer(void **state)
+{
+    msilo_store_t *s = store_of(state);
+    msilo_store_t *p = NULL;
+    int rc = msilo_store_open_peer(s, &p);
+    if (rc == MSILO_ENOTSUP) {
+        assert_null(p);
+        return;
+    }
+    assert_ok(rc);
+    assert_non_null(p);
+    /* what one stores the other sees, at once (committed) */
+    add(p, "alice", "example.com", NOW + HOUR, 0);
+    add(s, "alice", "example.com", NOW + HOUR, 0);
+    int64_t n = 0;
+    assert_ok(msilo_store_count(s, "alice", "example.com", &n));
+    assert_int_equal(n, 2);
+    assert_ok(msilo_store_count(p, "alice", "example.com", &n));
+    assert_int_equal(n, 2);
+    /* a peer of a peer works too, and each frees on its own */
+    msilo_store_t *pp = NULL;
+    assert_ok(msilo_store_open_peer(p, &pp));
+    p->free(p);
+    assert_ok(msilo_store_count(pp, NULL, NULL, &n));
+    assert_int_equal(n, 2);
+    pp->free(pp);
+    assert_int_equal(msilo_store_open_peer(NULL, &p), MSILO_EINVAL);
+    assert_int_equal(msilo_store_open_peer(s, NULL), MSILO_EINVAL);
+}
+
 /* -------------------------------------------------------- concurrency */
 
 enum { CONC_MESSAGES = 500, CONC_THREADS = 4 };
@@ -1135,6 +1166,7 @@ int msilo_store_conformance_run(const msilo_conformance_backend_t *b)
         T(test_bad_arguments),
         T(test_purge),
         T(test_reset_leases),
+        T(test_open_peer),
         T(test_concurrent_claim),
     };
     if (!b || !b->open)

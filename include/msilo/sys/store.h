@@ -45,7 +45,7 @@
 
 MSILO_BEGIN_DECLS
 
-#define MSILO_STORE_VERSION 1
+#define MSILO_STORE_VERSION 2
 
 /** Backend capability flags. */
 enum {
@@ -151,6 +151,18 @@ struct msilo_store {
     /** Ends every lease held by @p lease_owner (an instance restarting after a
      *  crash takes its in-flight messages back at once instead of waiting). */
     int (*reset_leases)(msilo_store_t *s, const char *lease_owner, size_t *ret_n);
+
+    /* ---- optional (version 2); NULL = MSILO_ENOTSUP ---- */
+
+    /**
+     * Opens another handle on the same storage (the same table), with its own
+     * connection, to be used from another thread at the same time as @p s. The
+     * engine opens `store_threads` of them and commits batches of stores on them
+     * concurrently (an owner's messages never in two batches at once). The
+     * caller frees the new handle with its free method. Only for stores whose
+     * commits can overlap (a database server); read only when version >= 2.
+     */
+    int (*open_peer)(msilo_store_t *s, msilo_store_t **ret);
 };
 
 #define MSILO_STORE_INIT { .version = MSILO_STORE_VERSION }
@@ -183,6 +195,9 @@ MSILO_API int msilo_store_purge(msilo_store_t *s, const char *user, const char *
                                 size_t *ret_deleted);
 MSILO_API int msilo_store_reset_leases(msilo_store_t *s, const char *lease_owner,
                                        size_t *ret_n);
+/** Opens another handle on @p s's storage (see open_peer); MSILO_ENOTSUP when the
+ *  store cannot (version 1 or no open_peer). */
+MSILO_API int msilo_store_open_peer(msilo_store_t *s, msilo_store_t **ret);
 /** Calls s->free. NULL is a no-op. */
 MSILO_API void msilo_store_free(msilo_store_t *s);
 
