@@ -103,7 +103,9 @@ def db_kv(path):
     return out
 
 
-def store(dirpath, n, pfx="store"):
+def store(dirpath, n, pfx="store", prefill_rows=0):
+    """prefill_rows: rows the table held before the phase (scaling mode);
+    silo_rows etc. count the rows the phase stored, total_rows the table"""
     st = sipp_stat(os.path.join(dirpath, f"{pfx}.csv"))
     c = cpu(dirpath, pfx, f"{pfx}.time")
     db = db_kv(os.path.join(dirpath, f"{pfx}_db.txt"))
@@ -124,9 +126,12 @@ def store(dirpath, n, pfx="store"):
         "silo_min_per_user": int(db.get("min_per_user", -1) or -1),
         "silo_max_per_user": int(db.get("max_per_user", -1) or -1),
         "silo_distinct_bodies": int(db.get("bodies", -1)),
+        "prefill_rows": int(db.get("prefill_rows", 0) or 0),
+        "total_rows": int(db.get("total_rows", db.get("rows", -1)) or -1),
         "cpu": c,
     }
-    r["rows_ok"] = r["silo_rows"] == n
+    r["rows_ok"] = (r["silo_rows"] == n and r["prefill_rows"] == prefill_rows and
+                    r["total_rows"] == prefill_rows + n)
     if c and wall:
         r["sipp_cpu_pct"] = 100.0 * c["sipp_uac"] / wall
     codes = collections.Counter()
@@ -270,7 +275,39 @@ def lat(dirpath):
 
 
 NAMES = {"kam2": "Kamailio c=2", "kam8": "Kamailio c=8", "msilo": "libmsilo",
-         "ceil": "stateless 202"}
+         "msiloq": "libmsilo quota", "ceil": "stateless 202"}
+
+
+SCALE_HDR = ("| server | prefill/user | rows in table | STORE msg/s | server µs/msg | postgres µs/msg"
+             " | mean resp ms | start-up s | seq scans (rows read) | owner-index entries read/msg"
+             " | integrity |\n|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+def scale_rows(res):
+    """One markdown row per (transport, server, run) of a PREFILL invocation."""
+    meta = res["meta"]
+    users = int(meta.get("USERS", 2000))
+    out = []
+    for tr, kinds in sorted(res["runs"].items()):
+        for k in ("kam2", "kam8", "msilo", "msiloq"):
+            for e in sorted(kinds.get(k, []), key=lambda x: x["run"]):
+                s = e["store"]
+                ts = e.get("table_stats") or {}
+                ok = (s["rows_ok"] and s["failed"] == 0 and s["ok_202"] == s["silo_rows"] and
+                      s["silo_distinct_bodies"] == s["silo_rows"] and s["sipp_rc"] == 0)
+                name = NAMES[k] + (f" ({tr}, run {e['run']})" if len(res["runs"]) > 1 or
+                                   meta.get("RUNS", 1) > 1 else "")
+                out.append(
+                    f"| {name} | {meta.get('PREFILL')} | {s['total_rows']:,} | {fmt(s['rate'])}"
+                    f" | {fmt(per_msg(s, 'srv'))} | {fmt(per_msg(s, 'pg'))}"
+                    f" | {fmt(s['resp_ms_mean'], 1)} | {e.get('startup_s', 'n/a')}"
+                    f" | {ts.get('seq_scan', 'n/a')} ({ts.get('seq_tup_read', 0):,})"
+                    f" | {fmt(ts['owner_idx_tup_read'] / s['silo_rows'], 1) if 'owner_idx_tup_read' in ts and s['silo_rows'] > 0 else 'n/a'}"
+                    f" | {'ok' if ok else 'FAILED'}: 202={s['ok_202']} err={s['failed']}"
+                    f" retrans={s['retrans']} new rows={s['silo_rows']}"
+                    f" ({s['silo_min_per_user']}–{s['silo_max_per_user']}/user)"
+                    f" old={s['prefill_rows']:,} |")
+    return out
 
 
 def medv(vals):
@@ -287,14 +324,20 @@ def main(out):
     lat_n = int(meta.get("LAT_N", 5000))
     global N_MSGS
     N_MSGS = n
+    prefill = meta.get("PREFILL")
     res = {"meta": meta, "runs": {}}
     for d in sorted(glob.glob(os.path.join(out, "run*-*-*"))):
         m = re.match(r"run(\d+)-(\w+)-(\w+)$", os.path.basename(d))
         if not m:
             continue
         r, tr, kind = int(m.group(1)), m.group(2), m.group(3)
-        e = {"run": r, "store": store(d, n)}
-        if kind != "ceil":
+        e = {"run": r, "store": store(d, n, prefill_rows=(prefill or 0) * int(meta.get("USERS", 2000)))}
+        if prefill is not None:
+            e["startup_s"] = int((read(os.path.join(d, "startup_busy_s.txt")) or "-1").strip())
+            a = db_kv(os.path.join(d, "store_tstat_a.txt"))
+            b = db_kv(os.path.join(d, "store_tstat_b.txt"))
+            e["table_stats"] = {k: int(b[k] or 0) - int(a.get(k) or 0) for k in b}
+        elif kind != "ceil":
             e["dump"] = dump(d, n)
             e["lat"] = lat(d)
             e["lat_store"] = store(d, lat_n, "lat")
@@ -319,6 +362,14 @@ def main(out):
     p("PostgreSQL: " + (read(os.path.join(out, "pg_settings.txt"), "?").strip()))
     p("Figures: median [min–max] over the runs; ratios are of medians from this invocation")
     p("=" * 100)
+    if prefill is not None:
+        p(f"\nScaling mode: PREFILL={prefill} old messages per user before STORE; STORE only;"
+          f" libmsilo quota = max_messages {meta.get('MAX_MESSAGES')}; CPU µs per stored message\n")
+        p(SCALE_HDR)
+        for line in scale_rows(res):
+            p(line)
+        p("")
+        return
 
     targets = []
     for tr, kinds in res["runs"].items():
