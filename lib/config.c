@@ -61,7 +61,7 @@ static const msilo_config_key_t keys[] = {
       "seconds a message being delivered stays claimed (longer than a transaction)" },
     { "dump_batch", I, "100", 1, 100000, "messages claimed from the store at a time" },
     { "dump_window", I, "8", 1, 10000, "deliveries in flight per owner (1 = strict order)" },
-    { "max_in_flight", I, "256", 1, 1000000,
+    { "max_in_flight", I, "64", 1, 1000000,
       "deliveries in flight in all (a burst of registrations must not flood the network)" },
     { "store_threads", I, "1", 1, 64,
       "batches of stores committed at once, each on its own store connection (stores that "
