@@ -239,6 +239,7 @@ struct msilo_engine {
     gboolean put_workers_tried;
     GPtrArray *put_workers;  /* put_worker_t*; empty: puts run on the main worker */
     GHashTable *put_owners;  /* msilo_message_t* (its owner) -> batches in flight */
+    put_worker_t *slow;      /* expiry + count(*) on their own store handle, or NULL */
     coalescer_t acks;     /* int64_t ids delivered: delete */
     coalescer_t releases; /* msilo_store_release_t: failed deliveries */
 
@@ -366,6 +367,25 @@ static gpointer put_worker_main(gpointer data)
         g_async_queue_push(pw->e->done, j);
         g_source_set_ready_time(pw->e->dispatch, 0);
     }
+}
+
+/* Lets the thread finish what it was given, then joins it. */
+static void put_worker_stop(put_worker_t *pw)
+{
+    job_t *stop = g_new0(job_t, 1);
+    stop->type = JOB_STOP;
+    g_async_queue_push(pw->todo, stop);
+    g_thread_join(pw->thread);
+    pw->thread = NULL;
+}
+
+static void put_worker_free(put_worker_t *pw)
+{
+    if (!pw)
+        return;
+    pw->store->free(pw->store);
+    g_async_queue_unref(pw->todo);
+    g_free(pw);
 }
 
 static void job_submit(msilo_engine_t *e, job_t *j)
@@ -515,6 +535,25 @@ static void open_put_workers(msilo_engine_t *e)
         pw->thread = g_thread_new("msilo-put", put_worker_main, pw);
         g_ptr_array_add(e->put_workers, pw);
     }
+}
+
+/* Expiry and the queued_messages count run on their own store handle when
+ * the store can open one: counting a large table takes seconds (2.9-4.2 s at
+ * 20 M rows, bench/e2e/scale) and stores and claims must not wait behind it. */
+static put_worker_t *slow_worker(msilo_engine_t *e)
+{
+    if (e->slow || e->inline_store || e->freeing)
+        return e->slow;
+    msilo_store_t *peer = NULL;
+    if (msilo_store_open_peer(e->store, &peer) != 0)
+        return NULL; /* on the main worker, as stores without open_peer */
+    put_worker_t *pw = g_new0(put_worker_t, 1);
+    pw->e = e;
+    pw->store = peer;
+    pw->todo = g_async_queue_new();
+    pw->thread = g_thread_new("msilo-slow", put_worker_main, pw);
+    e->slow = pw;
+    return pw;
 }
 
 static put_worker_t *idle_put_worker(const msilo_engine_t *e)
@@ -1658,6 +1697,7 @@ void msilo_engine_tick(msilo_engine_t *e)
         job_t *j = g_new0(job_t, 1);
         j->type = JOB_EXPIRE;
         j->now = now;
+        j->pw = slow_worker(e);
         e->clean_running = TRUE;
         job_submit(e, j);
     }
@@ -1874,14 +1914,10 @@ void msilo_engine_free(msilo_engine_t *e)
         g_async_queue_push(e->todo, stop);
         g_thread_join(e->worker);
     }
-    for (guint i = 0; i < e->put_workers->len; i++) {
-        put_worker_t *pw = e->put_workers->pdata[i];
-        job_t *stop = g_new0(job_t, 1);
-        stop->type = JOB_STOP;
-        g_async_queue_push(pw->todo, stop);
-        g_thread_join(pw->thread);
-        pw->thread = NULL;
-    }
+    for (guint i = 0; i < e->put_workers->len; i++)
+        put_worker_stop(e->put_workers->pdata[i]);
+    if (e->slow)
+        put_worker_stop(e->slow);
     job_t *j;
     while ((j = g_queue_pop_head(&e->inline_todo))) {
         job_execute(e, j);
@@ -1929,12 +1965,9 @@ void msilo_engine_free(msilo_engine_t *e)
     g_source_unref(e->dispatch);
     g_async_queue_unref(e->todo);
     g_async_queue_unref(e->done);
-    for (guint i = 0; i < e->put_workers->len; i++) {
-        put_worker_t *pw = e->put_workers->pdata[i];
-        pw->store->free(pw->store);
-        g_async_queue_unref(pw->todo);
-        g_free(pw);
-    }
+    for (guint i = 0; i < e->put_workers->len; i++)
+        put_worker_free(e->put_workers->pdata[i]);
+    put_worker_free(e->slow);
     g_ptr_array_unref(e->put_workers);
     g_hash_table_unref(e->put_owners);
     g_array_unref(e->acks.wait);

@@ -1339,6 +1339,7 @@ typedef struct {
     GMutex lock;
     msilo_store_t *inner;
     int opened, in_put, max_in_put, puts;
+    int expires_on_peer, expires_on_base;
 } peer_hub;
 
 typedef struct {
@@ -1376,7 +1377,19 @@ PS_FWD(claim, (msilo_store_t * s, const msilo_store_claim_t *cl, msilo_message_t
 PS_FWD(remove, (msilo_store_t * s, const int64_t *ids, size_t n, size_t *d), (h->inner, ids, n, d))
 PS_FWD(release, (msilo_store_t * s, const msilo_store_release_t *it, size_t n), (h->inner, it, n))
 PS_FWD(count, (msilo_store_t * s, const char *u, const char *d, int64_t *r), (h->inner, u, d, r))
-PS_FWD(expire, (msilo_store_t * s, int64_t now, size_t *d), (h->inner, now, d))
+static int ps_expire(msilo_store_t *s, int64_t now, size_t *d)
+{
+    peer_store *p = (peer_store *)s;
+    peer_hub *h = p->hub;
+    g_mutex_lock(&h->lock);
+    if (p->heap)
+        h->expires_on_peer++;
+    else
+        h->expires_on_base++;
+    int rc = h->inner->expire(h->inner, now, d);
+    g_mutex_unlock(&h->lock);
+    return rc;
+}
 #undef PS_FWD
 static void ps_free(msilo_store_t *s)
 {
@@ -1486,6 +1499,37 @@ static void test_store_threads_one(void **state)
     run_store_threads(f, "1", &opened, &overlap);
     assert_int_equal(opened, 0);
     assert_int_equal(overlap, 1);
+}
+
+/* Expiry (and the count for the queued_messages gauge) runs on a handle of
+ * its own when the store can open one, so a long count(*) does not hold up
+ * stores and claims on the main one. */
+static void test_expiry_on_its_own_handle(void **state)
+{
+    fixture *f = *state;
+    peer_hub hub = { .inner = f->store };
+    g_mutex_init(&hub.lock);
+    peer_store ps;
+    peer_init(&ps, &hub);
+    set(f, "expire_time", "100");
+    msilo_engine_t *e;
+    assert_int_equal(msilo_engine_new(&e, f->cfg, &ps.base, &f->tr->base, f->ctx), 0);
+    msilo_engine_set_clock(e, fake_clock_read, &f->clock);
+    msilo_request_t r = message("sip:alice@example.org", "sip:alice@example.org", "x");
+    store_rec rec = { 0 };
+    assert_int_equal(msilo_engine_store(e, &r, NULL, store_cb, &rec), 0);
+    assert_true(run_until_idle(e, f->ctx, TRUE));
+    assert_int_equal(rec.rc, 0);
+    f->clock.now = T0 + 101;
+    msilo_engine_tick(e);
+    assert_true(run_until_idle(e, f->ctx, TRUE));
+    assert_int_equal(count(f, "alice", "example.org"), 0);
+    assert_int_equal(msilo_engine_stat(e, MSILO_STAT_EXPIRED_MESSAGES), 1);
+    assert_int_equal(hub.opened, 1); /* store_threads 1: only the expiry's handle */
+    assert_int_equal(hub.expires_on_peer, 1);
+    assert_int_equal(hub.expires_on_base, 0);
+    msilo_engine_free(e); /* frees that handle (ASan: no leak) */
+    g_mutex_clear(&hub.lock);
 }
 
 static gpointer other_thread_store(gpointer data)
@@ -1672,6 +1716,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_blocking_store_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_threads_overlap_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_threads_one, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expiry_on_its_own_handle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sync_from_wrong_thread, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_completes_pending_stores, setup, teardown),
         cmocka_unit_test_setup_teardown(test_statistics_not_swapped, setup, teardown),
