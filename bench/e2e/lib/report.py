@@ -354,7 +354,8 @@ def main(out):
     p(f"host {meta.get('host', '?')}: {meta.get('ncpu', '?')} x {meta.get('cpu_model', '?')},"
       f" {meta.get('mem_mib', '?')} MiB, Linux {meta.get('kernel', '?')}")
     p(f"msilo-server environment: {meta.get('msilo_env') or '(none)'};"
-      f" transparent huge pages: {meta.get('thp', '?')}")
+      f" transparent huge pages: {meta.get('thp', '?')};"
+      f" extra config: {meta.get('msilo_conf') or '(none: defaults + add_date = 1)'}")
     p(f"N={n} MESSAGEs to {meta.get('USERS')} users; STORE -l {meta.get('STORE_LIMIT')}"
       f" -r {meta.get('RATE')}; REGISTER -l {meta.get('REG_LIMIT')}; Kamailio check_time="
       f"{meta.get('CHECK_TIME')} s; latency: {lat_n} MESSAGEs at -r {meta.get('LAT_RATE')};"
