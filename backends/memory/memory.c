@@ -30,9 +30,13 @@
  *   position, so removal is O(log n). Everything due (key <= now) is found
  *   by walking the heap from the root and stopping at any node that is not
  *   due: O(result), never a scan of all messages.
- * - Leases live in a side table (entry -> holder, until) and a bit in the
- *   entry: only the few messages in flight pay for them, and reset_leases
- *   looks at those only.
+ * - A lease is two fields of the entry: until, and the holder as an index
+ *   into a small table of interned lease_owner strings (one per engine
+ *   instance, refcounted by the entries leased to it). A claim interns its
+ *   lease_owner once; leasing and dropping a lease are field writes, with no
+ *   malloc and no hash operation per message (a side table cost both, a
+ *   third of a claim-and-delete). reset_leases scans the live entries, and
+ *   only while the holder still has leases.
  *
  * One GMutex guards everything; every method is short and never blocks on
  * anything else, hence MSILO_STORE_NONBLOCKING | MSILO_STORE_THREADSAFE.
@@ -52,7 +56,6 @@ enum {
     HAS_EXTRA = 1u << 3,
     HAS_CALLID = 1u << 4,
     CTYPE_TEXT_PLAIN = 1u << 5, /* ctype is "text/plain" (HAS_CTYPE unset) */
-    LEASED = 1u << 6,           /* has a record in memory_store_t.leases */
 };
 
 static const char text_plain[] = "text/plain";
@@ -67,10 +70,12 @@ typedef struct entry {
     int64_t exp_time;
     int64_t snd_time;
     int64_t next_try;
+    int64_t lease_until; /* 0 when holder is 0 */
+    uint32_t holder;   /* index + 1 into memory_store_t.holders, 0: not leased */
     uint32_t body_len; /* put refuses larger bodies */
     uint32_t attempts;
     uint32_t rem_pos;  /* position in the reminder heap, NOT_IN_HEAP if snd_time == 0 */
-    uint8_t flags;     /* HAS_*, CTYPE_TEXT_PLAIN, LEASED */
+    uint8_t flags;     /* HAS_*, CTYPE_TEXT_PLAIN */
     /* body bytes, then each present string with its NUL, in HAS_* order */
     char data[];
 } entry_t;
@@ -83,12 +88,12 @@ struct owner {
     char buf[];
 };
 
-/* The lease of a claimed entry; the entry has LEASED set. A lease that ran
- * out stays until the entry is claimed again, released or deleted. */
-typedef struct lease {
-    int64_t until;
-    char holder[]; /* lease_owner of the claim */
-} lease_t;
+/* A lease_owner with leased entries. A lease that ran out stays until the
+ * entry is claimed again, released or deleted. */
+typedef struct holder {
+    char *name; /* NULL: free slot */
+    size_t refs; /* entries leased to it */
+} holder_t;
 
 /* A binary min-heap of entries keyed by a time. `rem` selects which time
  * and which position field, so one implementation serves both indexes. */
@@ -122,7 +127,9 @@ typedef struct memory_store {
     int64_t next_id;
     int64_t total;
     GHashTable *owners; /* set of owner_t*, hashed by (user, domain) */
-    GHashTable *leases; /* entry_t* -> lease_t* (owned) */
+    holder_t *holders;  /* slots, some free */
+    uint32_t n_holders, cap_holders;
+    GHashTable *holder_ids; /* name (holders[i].name) -> i + 1 */
     id_index_t ids;
     exp_heap_t exp_heap;
     heap_t rem_heap;
@@ -444,30 +451,70 @@ static owner_t *owner_add(memory_store_t *m, const char *user, const char *domai
 
 /* -------------------------------------------------------------- leases */
 
-static void lease_drop(memory_store_t *m, entry_t *e)
+/* The holder index (+ 1) of @p name, 0 if it holds no lease. */
+static uint32_t holder_find(const memory_store_t *m, const char *name)
 {
-    if (!(e->flags & LEASED))
-        return;
-    e->flags &= (uint8_t)~LEASED;
-    g_hash_table_remove(m->leases, e);
+    return GPOINTER_TO_UINT(g_hash_table_lookup(m->holder_ids, name));
 }
 
-static void lease_set(memory_store_t *m, entry_t *e, const char *holder, int64_t until)
+/* The holder index (+ 1) of @p name, interned if new; the caller takes a
+ * reference (holder_ref) before anything can drop the holder's last one. */
+static uint32_t holder_intern(memory_store_t *m, const char *name)
 {
-    size_t len = strlen(holder) + 1;
-    lease_t *l = g_malloc(sizeof *l + len);
-    l->until = until;
-    memcpy(l->holder, holder, len);
-    g_hash_table_insert(m->leases, e, l); /* frees a previous lease */
-    e->flags |= LEASED;
+    uint32_t h = holder_find(m, name);
+    if (h)
+        return h;
+    uint32_t i = 0;
+    while (i < m->n_holders && m->holders[i].name)
+        i++;
+    if (i == m->n_holders) {
+        if (m->n_holders == m->cap_holders) {
+            m->cap_holders = m->cap_holders ? 2 * m->cap_holders : 4;
+            m->holders = g_renew(holder_t, m->holders, m->cap_holders);
+        }
+        m->n_holders++;
+    }
+    m->holders[i].name = g_strdup(name);
+    m->holders[i].refs = 0;
+    g_hash_table_insert(m->holder_ids, m->holders[i].name, GUINT_TO_POINTER(i + 1));
+    return i + 1;
+}
+
+static void holder_unref(memory_store_t *m, uint32_t h)
+{
+    holder_t *x = &m->holders[h - 1];
+    if (--x->refs)
+        return;
+    g_hash_table_remove(m->holder_ids, x->name);
+    g_free(x->name);
+    x->name = NULL;
+    while (m->n_holders && !m->holders[m->n_holders - 1].name)
+        m->n_holders--;
+}
+
+static void lease_drop(memory_store_t *m, entry_t *e)
+{
+    if (!e->holder)
+        return;
+    uint32_t h = e->holder;
+    e->holder = 0;
+    e->lease_until = 0;
+    holder_unref(m, h);
+}
+
+/* @p h from holder_intern() */
+static void lease_set(memory_store_t *m, entry_t *e, uint32_t h, int64_t until)
+{
+    m->holders[h - 1].refs++; /* first: dropping e's old lease must not free h */
+    lease_drop(m, e);
+    e->holder = h;
+    e->lease_until = until;
 }
 
 static int64_t lease_until(const memory_store_t *m, const entry_t *e)
 {
-    if (!(e->flags & LEASED))
-        return 0;
-    const lease_t *l = g_hash_table_lookup(m->leases, e);
-    return l->until;
+    (void)m;
+    return e->lease_until;
 }
 
 /* ------------------------------------------------------------- entries */
@@ -687,8 +734,30 @@ static int mem_claim(msilo_store_t *s, const msilo_store_claim_t *c, msilo_messa
         return msilo_fail(MSILO_EINVAL, "memory claim: bad arguments");
 
     LOCKED(s);
+    if (!c->reminders) {
+        /* the owner's messages straight into the result: no list of hits */
+        owner_t *o = owner_lookup(m, c->user, c->domain);
+        size_t cap = o ? MIN(c->max, (size_t)o->count) : 0, n = 0;
+        msilo_message_t **out = cap ? g_new(msilo_message_t *, cap) : NULL;
+        uint32_t h = 0;
+        for (entry_t *e = o ? o->head : NULL; e && n < cap; e = e->next) {
+            if (e->snd_time != 0 || !claimable(m, e, c))
+                continue;
+            if (!h)
+                h = holder_intern(m, c->lease_owner);
+            lease_set(m, e, h, c->lease_until);
+            out[n++] = entry_to_message(e);
+        }
+        if (n == 0) {
+            g_free(out);
+            out = NULL;
+        }
+        *ret_msgs = out;
+        *ret_n = n;
+        return 0;
+    }
     g_autoptr(GPtrArray) got = g_ptr_array_new();
-    if (c->reminders) {
+    {
         /* Due reminders of every owner, then oldest id first. */
         g_autoptr(GPtrArray) due = g_ptr_array_new();
         heap_collect_due(&m->rem_heap, 0, c->now, due);
@@ -698,11 +767,6 @@ static int mem_claim(msilo_store_t *s, const msilo_store_claim_t *c, msilo_messa
             if (claimable(m, e, c))
                 g_ptr_array_add(got, e);
         }
-    } else {
-        owner_t *o = owner_lookup(m, c->user, c->domain);
-        for (entry_t *e = o ? o->head : NULL; e && got->len < c->max; e = e->next)
-            if (e->snd_time == 0 && claimable(m, e, c))
-                g_ptr_array_add(got, e);
     }
 
     if (got->len == 0) {
@@ -711,9 +775,10 @@ static int mem_claim(msilo_store_t *s, const msilo_store_claim_t *c, msilo_messa
         return 0;
     }
     msilo_message_t **out = g_new(msilo_message_t *, got->len);
+    uint32_t h = holder_intern(m, c->lease_owner);
     for (guint i = 0; i < got->len; i++) {
         entry_t *e = got->pdata[i];
-        lease_set(m, e, c->lease_owner, c->lease_until);
+        lease_set(m, e, h, c->lease_until);
         out[i] = entry_to_message(e);
     }
     *ret_msgs = out;
@@ -752,8 +817,8 @@ static int mem_release(msilo_store_t *s, const msilo_store_release_t *items, siz
         if (!e)
             continue;
         if (items[i].lease_owner) {
-            const lease_t *l = (e->flags & LEASED) ? g_hash_table_lookup(m->leases, e) : NULL;
-            if (l && strcmp(l->holder, items[i].lease_owner) != 0)
+            if (e->holder &&
+                strcmp(m->holders[e->holder - 1].name, items[i].lease_owner) != 0)
                 continue; /* someone claimed it again after our lease ran out */
         }
         e->attempts = items[i].attempts;
@@ -881,16 +946,19 @@ static int mem_reset_leases(msilo_store_t *s, const char *lease_owner, size_t *r
         return msilo_fail(MSILO_EINVAL, "memory reset_leases: bad arguments");
     LOCKED(s);
     size_t n = 0;
-    GHashTableIter it;
-    gpointer key, value;
-    /* only leased entries are in the table: the messages in flight */
-    g_hash_table_iter_init(&it, m->leases);
-    while (g_hash_table_iter_next(&it, &key, &value)) {
-        if (strcmp(((const lease_t *)value)->holder, lease_owner) != 0)
+    uint32_t h = holder_find(m, lease_owner);
+    /* every leased entry is live: walk the id index until the holder's last
+     * lease is gone (the slot is freed then) */
+    for (size_t i = 0; h && i < m->ids.n; i++) {
+        entry_t *e = slot_entry(m->ids.v[i]);
+        if (!e || e->holder != h)
             continue;
-        ((entry_t *)key)->flags &= (uint8_t)~LEASED;
-        g_hash_table_iter_remove(&it);
         n++;
+        if (m->holders[h - 1].refs == 1) {
+            lease_drop(m, e);
+            break;
+        }
+        lease_drop(m, e);
     }
     if (ret_n)
         *ret_n = n;
@@ -907,7 +975,10 @@ static void mem_free(msilo_store_t *s)
     g_free(m->ids.v);
     g_free(m->exp_heap.v);
     g_free(m->rem_heap.v);
-    g_hash_table_unref(m->leases);
+    for (uint32_t i = 0; i < m->n_holders; i++)
+        g_free(m->holders[i].name);
+    g_free(m->holders);
+    g_hash_table_unref(m->holder_ids);
     g_hash_table_unref(m->owners);
     g_mutex_clear(&m->lock);
     g_free(m);
@@ -935,7 +1006,7 @@ int msilo_memory_store_new(msilo_store_t **ret)
     g_mutex_init(&m->lock);
     m->next_id = 1;
     m->owners = g_hash_table_new_full(owner_hash, owner_equal, g_free, NULL);
-    m->leases = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
+    m->holder_ids = g_hash_table_new(g_str_hash, g_str_equal);
     *ret = &m->base;
     return 0;
 }
