@@ -919,8 +919,11 @@ static gboolean is_text_plain(const char *ctype)
         return TRUE;
     while (*ctype == ' ')
         ctype++;
-    if (g_ascii_strncasecmp(ctype, "text/plain", 10) != 0)
-        return FALSE;
+    /* byte by byte: g_ascii_strncasecmp per delivered message showed in the profile */
+    static const char tp[] = "text/plain";
+    for (size_t i = 0; i < 10; i++)
+        if ((ctype[i] | (ctype[i] >= 'A' && ctype[i] <= 'Z' ? 0x20 : 0)) != tp[i])
+            return FALSE;
     char c = ctype[10];
     return c == '\0' || c == ';' || c == ' ' || c == '\t';
 }
