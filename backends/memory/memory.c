@@ -9,7 +9,9 @@
  * - An entry is ONE allocation: a fixed header followed by the body and the
  *   NUL-terminated strings (src, dst, ctype, extra_hdrs, callid; a bit in
  *   `flags` says which are not NULL). No per-field mallocs. The default
- *   content type "text/plain" is a bit, not 11 bytes.
+ *   content type "text/plain" is a bit, not 11 bytes, and so is a dst that
+ *   is exactly the owner's sip: address ("sip:" user "@" domain, the usual
+ *   To of a message to an address of record), rebuilt on the way out.
  * - The owner (user, domain) is interned once in an owner_t; entries point to
  *   it. The owner's messages form an intrusive doubly-linked list in id order
  *   (ids only grow, so a put appends): claim walks only that owner's
@@ -56,6 +58,7 @@ enum {
     HAS_EXTRA = 1u << 3,
     HAS_CALLID = 1u << 4,
     CTYPE_TEXT_PLAIN = 1u << 5, /* ctype is "text/plain" (HAS_CTYPE unset) */
+    DST_AOR = 1u << 6,          /* dst is "sip:" user "@" domain of the owner (HAS_DST unset) */
 };
 
 static const char text_plain[] = "text/plain";
@@ -537,10 +540,11 @@ static msilo_message_t *entry_to_message(const entry_t *e)
     }
     size_t data_len = at;
     gboolean plain = (e->flags & CTYPE_TEXT_PLAIN) != 0;
+    gboolean aor = (e->flags & DST_AOR) != 0;
     size_t ul = strlen(e->owner->user) + 1, dl = strlen(e->owner->domain) + 1;
     char *buf;
-    msilo_message_t *msg =
-        msilo_message_new_packed(ul + dl + data_len + (plain ? sizeof text_plain : 0), &buf);
+    msilo_message_t *msg = msilo_message_new_packed(
+        ul + dl + data_len + (plain ? sizeof text_plain : 0) + (aor ? ul + dl + 4 : 0), &buf);
     msg->user = memcpy(buf, e->owner->user, ul);
     msg->domain = memcpy(buf + ul, e->owner->domain, dl);
     char *d = memcpy(buf + ul + dl, e->data, data_len);
@@ -551,6 +555,14 @@ static msilo_message_t *entry_to_message(const entry_t *e)
     msg->ctype = (e->flags & HAS_CTYPE) ? d + off[2] : NULL;
     if (plain)
         msg->ctype = memcpy(d + data_len, text_plain, sizeof text_plain);
+    if (aor) { /* "sip:" user "@" domain */
+        char *x = d + data_len + (plain ? sizeof text_plain : 0);
+        memcpy(x, "sip:", 4);
+        memcpy(x + 4, e->owner->user, ul - 1);
+        x[3 + ul] = '@';
+        memcpy(x + 4 + ul, e->owner->domain, dl);
+        msg->dst = x;
+    }
     msg->extra_hdrs = (e->flags & HAS_EXTRA) ? d + off[3] : NULL;
     msg->callid = (e->flags & HAS_CALLID) ? d + off[4] : NULL;
     msg->id = e->id;
@@ -577,13 +589,26 @@ static gboolean is_text_plain(const char *ctype)
     return ctype && strcmp(ctype, text_plain) == 0;
 }
 
+/* Is @p dst exactly "sip:" user "@" domain? */
+static gboolean is_owner_uri(const char *dst, const char *user, const char *domain)
+{
+    if (strncmp(dst, "sip:", 4) != 0)
+        return FALSE;
+    size_t ul = strlen(user);
+    return strncmp(dst + 4, user, ul) == 0 && dst[4 + ul] == '@' &&
+           strcmp(dst + 5 + ul, domain) == 0;
+}
+
 /* Copies @p msg into one allocation. The caller checked body_len <= UINT32_MAX;
  * the sizes cannot overflow since every part is already in memory. */
 static entry_t *entry_new(const msilo_message_t *msg)
 {
     /* in HAS_* bit order */
     const char *strs[] = { msg->src, msg->dst, msg->ctype, msg->extra_hdrs, msg->callid };
-    enum { CTYPE_INDEX = 2 };
+    enum { DST_INDEX = 1, CTYPE_INDEX = 2 };
+    gboolean dst_aor = msg->dst && is_owner_uri(msg->dst, msg->user, msg->domain);
+    if (dst_aor)
+        strs[DST_INDEX] = NULL;
     size_t size = offsetof(entry_t, data) + msg->body_len;
     for (size_t i = 0; i < G_N_ELEMENTS(strs); i++)
         if (strs[i] && !(i == CTYPE_INDEX && is_text_plain(strs[i])))
@@ -598,6 +623,8 @@ static entry_t *entry_new(const msilo_message_t *msg)
     e->attempts = msg->attempts;
     e->body_len = (uint32_t)msg->body_len;
     e->rem_pos = NOT_IN_HEAP;
+    if (dst_aor)
+        e->flags |= DST_AOR;
     char *p = e->data;
     if (msg->body_len) {
         memcpy(p, msg->body, msg->body_len);
