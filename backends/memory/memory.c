@@ -88,8 +88,25 @@ struct owner {
     const char *domain;
     entry_t *head, *tail;
     int64_t count;
+    uint32_t hash;      /* owner_hash(user, domain) */
     char buf[];
 };
+
+/* The owners: open addressing, linear probing, the hash in the slot (a probe
+ * compares names only on a hash match), backward-shift deletion (no
+ * tombstones). One cache miss for the slot and one for the owner, where
+ * GHashTable had three (hashes, keys, the owner); mem_put also prefetches
+ * both for a window of its batch before it stores them. */
+typedef struct owner_slot {
+    owner_t *o; /* NULL: empty */
+    uint32_t hash;
+} owner_slot_t;
+
+typedef struct owner_table {
+    owner_slot_t *v;
+    size_t mask; /* capacity - 1, capacity a power of two */
+    size_t n;
+} owner_table_t;
 
 /* A lease_owner with leased entries. A lease that ran out stays until the
  * entry is claimed again, released or deleted. */
@@ -129,7 +146,7 @@ typedef struct memory_store {
     GMutex lock;
     int64_t next_id;
     int64_t total;
-    GHashTable *owners; /* set of owner_t*, hashed by (user, domain) */
+    owner_table_t owners;
     holder_t *holders;  /* slots, some free */
     uint32_t n_holders, cap_holders;
     GHashTable *holder_ids; /* name (holders[i].name) -> i + 1 */
@@ -413,33 +430,103 @@ static void exp_forget(memory_store_t *m)
 
 /* -------------------------------------------------------------- owners */
 
-static guint owner_hash(gconstpointer p)
+static uint32_t owner_hash(const char *user, const char *domain)
 {
-    /* FNV-1a over user, a separator and domain, inline */
-    const owner_t *o = p;
-    guint32 h = 2166136261u;
-    for (const unsigned char *c = (const unsigned char *)o->user; *c; c++)
+    /* FNV-1a over user, a separator and domain, then a final mix: the table
+     * index is the low bits */
+    uint32_t h = 2166136261u;
+    for (const unsigned char *c = (const unsigned char *)user; *c; c++)
         h = (h ^ *c) * 16777619u;
     h = (h ^ '@') * 16777619u;
-    for (const unsigned char *c = (const unsigned char *)o->domain; *c; c++)
+    for (const unsigned char *c = (const unsigned char *)domain; *c; c++)
         h = (h ^ *c) * 16777619u;
+    h ^= h >> 16;
+    h *= 0x7feb352du;
+    h ^= h >> 15;
     return h;
 }
 
-static gboolean owner_equal(gconstpointer a, gconstpointer b)
+#define OWNER_TABLE_MIN 64
+
+static void otab_init(owner_table_t *t)
 {
-    const owner_t *x = a, *y = b;
-    return strcmp(x->user, y->user) == 0 && strcmp(x->domain, y->domain) == 0;
+    t->v = g_new0(owner_slot_t, OWNER_TABLE_MIN);
+    t->mask = OWNER_TABLE_MIN - 1;
+    t->n = 0;
+}
+
+static owner_t *otab_find(const owner_table_t *t, uint32_t h, const char *user,
+                          const char *domain)
+{
+    for (size_t i = h & t->mask;; i = (i + 1) & t->mask) {
+        const owner_slot_t *sl = &t->v[i];
+        if (!sl->o)
+            return NULL;
+        if (sl->hash == h && strcmp(sl->o->user, user) == 0 && strcmp(sl->o->domain, domain) == 0)
+            return sl->o;
+    }
+}
+
+static void otab_resize(owner_table_t *t, size_t cap)
+{
+    owner_slot_t *old = t->v;
+    size_t old_cap = t->mask + 1;
+    t->v = g_new0(owner_slot_t, cap);
+    t->mask = cap - 1;
+    for (size_t i = 0; i < old_cap; i++) {
+        if (!old[i].o)
+            continue;
+        size_t j = old[i].hash & t->mask;
+        while (t->v[j].o)
+            j = (j + 1) & t->mask;
+        t->v[j] = old[i];
+    }
+    g_free(old);
+}
+
+static void otab_insert(owner_table_t *t, owner_t *o)
+{
+    if ((t->n + 1) * 4 > (t->mask + 1) * 3) /* load <= 3/4 */
+        otab_resize(t, 2 * (t->mask + 1));
+    size_t i = o->hash & t->mask;
+    while (t->v[i].o)
+        i = (i + 1) & t->mask;
+    t->v[i] = (owner_slot_t){ o, o->hash };
+    t->n++;
+}
+
+static void otab_remove(owner_table_t *t, const owner_t *o)
+{
+    size_t i = o->hash & t->mask;
+    while (t->v[i].o != o)
+        i = (i + 1) & t->mask;
+    /* backward shift: move up every later slot of the run that may live at i */
+    for (size_t j = i;;) {
+        j = (j + 1) & t->mask;
+        if (!t->v[j].o)
+            break;
+        size_t k = t->v[j].hash & t->mask; /* its home */
+        /* it stays if its home lies cyclically in (i, j] */
+        gboolean stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+        if (!stays) {
+            t->v[i] = t->v[j];
+            i = j;
+        }
+    }
+    t->v[i].o = NULL;
+    t->n--;
+    /* give memory back after a mass delete */
+    if (t->mask + 1 > OWNER_TABLE_MIN && t->n * 8 < t->mask + 1)
+        otab_resize(t, (t->mask + 1) / 2);
 }
 
 static owner_t *owner_lookup(memory_store_t *m, const char *user, const char *domain)
 {
-    owner_t key = { .user = user, .domain = domain };
-    return g_hash_table_lookup(m->owners, &key);
+    return otab_find(&m->owners, owner_hash(user, domain), user, domain);
 }
 
-/* Creates the owner that owner_lookup() did not find. */
-static owner_t *owner_add(memory_store_t *m, const char *user, const char *domain)
+/* Creates the owner that owner_lookup() did not find; @p h is its hash. */
+static owner_t *owner_add(memory_store_t *m, uint32_t h, const char *user, const char *domain)
 {
     owner_t *o;
     size_t ul = strlen(user) + 1, dl = strlen(domain) + 1;
@@ -448,7 +535,8 @@ static owner_t *owner_add(memory_store_t *m, const char *user, const char *domai
     memcpy(o->buf + ul, domain, dl);
     o->user = o->buf;
     o->domain = o->buf + ul;
-    g_hash_table_add(m->owners, o);
+    o->hash = h;
+    otab_insert(&m->owners, o);
     return o;
 }
 
@@ -685,8 +773,10 @@ static void entry_delete(memory_store_t *m, entry_t *e, size_t pos)
     else
         o->tail = e->prev;
     m->total--;
-    if (--o->count == 0)
-        g_hash_table_remove(m->owners, o); /* frees o */
+    if (--o->count == 0) {
+        otab_remove(&m->owners, o);
+        g_free(o);
+    }
     g_free(e);
 }
 
@@ -736,19 +826,44 @@ static int mem_put(msilo_store_t *s, msilo_message_t *const *msgs, size_t n,
     ids_reserve(&m->ids, n);
     exp_reserve(&m->exp_heap, n);
 
-    for (size_t i = 0; i < n; i++) {
-        const msilo_message_t *msg = msgs[i];
-        owner_t *o = owner_lookup(m, msg->user, msg->domain);
-        /* An owner with no messages is not in the table, and the refusal
-         * path must not create an empty one. */
-        if (max_per_owner > 0 && o && o->count >= max_per_owner) {
-            results[i] = MSILO_EFULL;
-            continue;
+    /* In windows of the batch: hash, then prefetch each message's slot, its
+     * owner and the owner's last entry (the put links the new entry after
+     * it), then store. The owners of a batch are spread over a large table,
+     * and the misses of one window overlap instead of following each other.
+     * The prefetches are hints only: the stores below look up for real. */
+    enum { WINDOW = 32 };
+    uint32_t hs[WINDOW];
+    for (size_t w = 0; w < n; w += WINDOW) {
+        size_t k = MIN((size_t)WINDOW, n - w);
+        const owner_table_t *t = &m->owners;
+        for (size_t i = 0; i < k; i++) {
+            hs[i] = owner_hash(msgs[w + i]->user, msgs[w + i]->domain);
+            __builtin_prefetch(&t->v[hs[i] & t->mask]);
         }
-        entry_t *e = entry_new(msg);
-        entry_insert(m, o ? o : owner_add(m, msg->user, msg->domain), e);
-        msgs[i]->id = e->id;
-        results[i] = 0;
+        for (size_t i = 0; i < k; i++) {
+            const owner_t *o = t->v[hs[i] & t->mask].o;
+            if (o)
+                __builtin_prefetch(o);
+        }
+        for (size_t i = 0; i < k; i++) {
+            const owner_t *o = t->v[hs[i] & t->mask].o;
+            if (o && o->tail)
+                __builtin_prefetch(&o->tail->next, 1);
+        }
+        for (size_t i = 0; i < k; i++) {
+            const msilo_message_t *msg = msgs[w + i];
+            owner_t *o = otab_find(&m->owners, hs[i], msg->user, msg->domain);
+            /* An owner with no messages is not in the table, and the refusal
+             * path must not create an empty one. */
+            if (max_per_owner > 0 && o && o->count >= max_per_owner) {
+                results[w + i] = MSILO_EFULL;
+                continue;
+            }
+            entry_t *e = entry_new(msg);
+            entry_insert(m, o ? o : owner_add(m, hs[i], msg->user, msg->domain), e);
+            msgs[w + i]->id = e->id;
+            results[w + i] = 0;
+        }
     }
     return 0;
 }
@@ -1006,7 +1121,9 @@ static void mem_free(msilo_store_t *s)
         g_free(m->holders[i].name);
     g_free(m->holders);
     g_hash_table_unref(m->holder_ids);
-    g_hash_table_unref(m->owners);
+    for (size_t i = 0; i <= m->owners.mask; i++)
+        g_free(m->owners.v[i].o);
+    g_free(m->owners.v);
     g_mutex_clear(&m->lock);
     g_free(m);
 }
@@ -1032,7 +1149,7 @@ int msilo_memory_store_new(msilo_store_t **ret)
     m->base.reset_leases = mem_reset_leases;
     g_mutex_init(&m->lock);
     m->next_id = 1;
-    m->owners = g_hash_table_new_full(owner_hash, owner_equal, g_free, NULL);
+    otab_init(&m->owners);
     m->holder_ids = g_hash_table_new(g_str_hash, g_str_equal);
     *ret = &m->base;
     return 0;
