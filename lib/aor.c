@@ -180,8 +180,11 @@ int msilo_uri_parse(const char *text, const char *what, msilo_uri_t *ret)
         return msilo_fail(MSILO_EINVAL, "%s: NULL", what);
     msilo_uri_init(ret);
     const char *p = text, *lt = NULL;
+    unsigned seen = 0; /* the classes of all bytes */
     for (; *p; p++) {
-        if (G_LIKELY(!(char_class[(unsigned char)*p] & (C_CTL | C_LT))))
+        unsigned cl = char_class[(unsigned char)*p];
+        seen |= cl;
+        if (G_LIKELY(!(cl & (C_CTL | C_LT))))
             continue;
         if (*p != '<')
             return msilo_fail(MSILO_EURI, "%s: control character in URI", what);
@@ -197,9 +200,12 @@ int msilo_uri_parse(const char *text, const char *what, msilo_uri_t *ret)
         return msilo_fail(MSILO_EURI, "%s: empty URI", what);
     if (n > MAX_URI_LEN)
         return msilo_fail(MSILO_EURI, "%s: URI longer than %d bytes", what, MAX_URI_LEN);
-    for (size_t i = 0; i < n; i++)
-        if (char_class[(unsigned char)s[i]] & C_BAD)
-            return msilo_fail(MSILO_EURI, "%s: invalid character in URI", what);
+    /* A bare addr-spec is part of text: if text has no such byte, it has none.
+     * ('<' is C_BAD itself, so a name-addr always takes the loop.) */
+    if (seen & C_BAD)
+        for (size_t i = 0; i < n; i++)
+            if (char_class[(unsigned char)s[i]] & C_BAD)
+                return msilo_fail(MSILO_EURI, "%s: invalid character in URI", what);
 
     const char *colon = memchr(s, ':', n);
     if (!colon)

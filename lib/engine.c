@@ -732,7 +732,19 @@ static gboolean has_ctl(const char *s)
 /* Short single-line UTF-8 text (stored in text columns). NULL is fine. */
 static gboolean text_ok(const char *s)
 {
-    return !s || (!has_ctl(s) && strlen(s) <= 255 && g_utf8_validate(s, -1, NULL));
+    if (!s)
+        return TRUE;
+    /* one pass for the usual ASCII value (control characters, length);
+     * g_utf8_validate only when a byte is not ASCII */
+    unsigned char any = 0;
+    size_t n = 0;
+    for (; s[n]; n++) {
+        unsigned char c = (unsigned char)s[n];
+        if (c < 0x20 && c != '\t')
+            return FALSE;
+        any |= c;
+    }
+    return n <= 255 && (any < 0x80 || g_utf8_validate(s, (gssize)n, NULL));
 }
 
 /* Splits an expanded content_type_hdr "Content-Type: x\r\n..." into the type
@@ -958,8 +970,11 @@ static gboolean is_text_plain(const char *ctype)
         return TRUE;
     while (*ctype == ' ')
         ctype++;
-    if (g_ascii_strncasecmp(ctype, "text/plain", 10) != 0)
-        return FALSE;
+    /* byte by byte: g_ascii_strncasecmp per delivered message showed in the profile */
+    static const char tp[] = "text/plain";
+    for (size_t i = 0; i < 10; i++)
+        if ((ctype[i] | (ctype[i] >= 'A' && ctype[i] <= 'Z' ? 0x20 : 0)) != tp[i])
+            return FALSE;
     char c = ctype[10];
     return c == '\0' || c == ';' || c == ' ' || c == '\t';
 }

@@ -9,7 +9,9 @@
  * - An entry is ONE allocation: a fixed header followed by the body and the
  *   NUL-terminated strings (src, dst, ctype, extra_hdrs, callid; a bit in
  *   `flags` says which are not NULL). No per-field mallocs. The default
- *   content type "text/plain" is a bit, not 11 bytes.
+ *   content type "text/plain" is a bit, not 11 bytes, and so is a dst that
+ *   is exactly the owner's sip: address ("sip:" user "@" domain, the usual
+ *   To of a message to an address of record), rebuilt on the way out.
  * - The owner (user, domain) is interned once in an owner_t; entries point to
  *   it. The owner's messages form an intrusive doubly-linked list in id order
  *   (ids only grow, so a put appends): claim walks only that owner's
@@ -30,9 +32,13 @@
  *   position, so removal is O(log n). Everything due (key <= now) is found
  *   by walking the heap from the root and stopping at any node that is not
  *   due: O(result), never a scan of all messages.
- * - Leases live in a side table (entry -> holder, until) and a bit in the
- *   entry: only the few messages in flight pay for them, and reset_leases
- *   looks at those only.
+ * - A lease is two fields of the entry: until, and the holder as an index
+ *   into a small table of interned lease_owner strings (one per engine
+ *   instance, refcounted by the entries leased to it). A claim interns its
+ *   lease_owner once; leasing and dropping a lease are field writes, with no
+ *   malloc and no hash operation per message (a side table cost both, a
+ *   third of a claim-and-delete). reset_leases scans the live entries, and
+ *   only while the holder still has leases.
  *
  * One GMutex guards everything; every method is short and never blocks on
  * anything else, hence MSILO_STORE_NONBLOCKING | MSILO_STORE_THREADSAFE.
@@ -52,7 +58,7 @@ enum {
     HAS_EXTRA = 1u << 3,
     HAS_CALLID = 1u << 4,
     CTYPE_TEXT_PLAIN = 1u << 5, /* ctype is "text/plain" (HAS_CTYPE unset) */
-    LEASED = 1u << 6,           /* has a record in memory_store_t.leases */
+    DST_AOR = 1u << 6,          /* dst is "sip:" user "@" domain of the owner (HAS_DST unset) */
 };
 
 static const char text_plain[] = "text/plain";
@@ -67,10 +73,12 @@ typedef struct entry {
     int64_t exp_time;
     int64_t snd_time;
     int64_t next_try;
+    int64_t lease_until; /* 0 when holder is 0 */
+    uint32_t holder;   /* index + 1 into memory_store_t.holders, 0: not leased */
     uint32_t body_len; /* put refuses larger bodies */
     uint32_t attempts;
     uint32_t rem_pos;  /* position in the reminder heap, NOT_IN_HEAP if snd_time == 0 */
-    uint8_t flags;     /* HAS_*, CTYPE_TEXT_PLAIN, LEASED */
+    uint8_t flags;     /* HAS_*, CTYPE_TEXT_PLAIN */
     /* body bytes, then each present string with its NUL, in HAS_* order */
     char data[];
 } entry_t;
@@ -80,15 +88,32 @@ struct owner {
     const char *domain;
     entry_t *head, *tail;
     int64_t count;
+    uint32_t hash;      /* owner_hash(user, domain) */
     char buf[];
 };
 
-/* The lease of a claimed entry; the entry has LEASED set. A lease that ran
- * out stays until the entry is claimed again, released or deleted. */
-typedef struct lease {
-    int64_t until;
-    char holder[]; /* lease_owner of the claim */
-} lease_t;
+/* The owners: open addressing, linear probing, the hash in the slot (a probe
+ * compares names only on a hash match), backward-shift deletion (no
+ * tombstones). One cache miss for the slot and one for the owner, where
+ * GHashTable had three (hashes, keys, the owner); mem_put also prefetches
+ * both for a window of its batch before it stores them. */
+typedef struct owner_slot {
+    owner_t *o; /* NULL: empty */
+    uint32_t hash;
+} owner_slot_t;
+
+typedef struct owner_table {
+    owner_slot_t *v;
+    size_t mask; /* capacity - 1, capacity a power of two */
+    size_t n;
+} owner_table_t;
+
+/* A lease_owner with leased entries. A lease that ran out stays until the
+ * entry is claimed again, released or deleted. */
+typedef struct holder {
+    char *name; /* NULL: free slot */
+    size_t refs; /* entries leased to it */
+} holder_t;
 
 /* A binary min-heap of entries keyed by a time. `rem` selects which time
  * and which position field, so one implementation serves both indexes. */
@@ -121,8 +146,10 @@ typedef struct memory_store {
     GMutex lock;
     int64_t next_id;
     int64_t total;
-    GHashTable *owners; /* set of owner_t*, hashed by (user, domain) */
-    GHashTable *leases; /* entry_t* -> lease_t* (owned) */
+    owner_table_t owners;
+    holder_t *holders;  /* slots, some free */
+    uint32_t n_holders, cap_holders;
+    GHashTable *holder_ids; /* name (holders[i].name) -> i + 1 */
     id_index_t ids;
     exp_heap_t exp_heap;
     heap_t rem_heap;
@@ -403,33 +430,103 @@ static void exp_forget(memory_store_t *m)
 
 /* -------------------------------------------------------------- owners */
 
-static guint owner_hash(gconstpointer p)
+static uint32_t owner_hash(const char *user, const char *domain)
 {
-    /* FNV-1a over user, a separator and domain, inline */
-    const owner_t *o = p;
-    guint32 h = 2166136261u;
-    for (const unsigned char *c = (const unsigned char *)o->user; *c; c++)
+    /* FNV-1a over user, a separator and domain, then a final mix: the table
+     * index is the low bits */
+    uint32_t h = 2166136261u;
+    for (const unsigned char *c = (const unsigned char *)user; *c; c++)
         h = (h ^ *c) * 16777619u;
     h = (h ^ '@') * 16777619u;
-    for (const unsigned char *c = (const unsigned char *)o->domain; *c; c++)
+    for (const unsigned char *c = (const unsigned char *)domain; *c; c++)
         h = (h ^ *c) * 16777619u;
+    h ^= h >> 16;
+    h *= 0x7feb352du;
+    h ^= h >> 15;
     return h;
 }
 
-static gboolean owner_equal(gconstpointer a, gconstpointer b)
+#define OWNER_TABLE_MIN 64
+
+static void otab_init(owner_table_t *t)
 {
-    const owner_t *x = a, *y = b;
-    return strcmp(x->user, y->user) == 0 && strcmp(x->domain, y->domain) == 0;
+    t->v = g_new0(owner_slot_t, OWNER_TABLE_MIN);
+    t->mask = OWNER_TABLE_MIN - 1;
+    t->n = 0;
+}
+
+static owner_t *otab_find(const owner_table_t *t, uint32_t h, const char *user,
+                          const char *domain)
+{
+    for (size_t i = h & t->mask;; i = (i + 1) & t->mask) {
+        const owner_slot_t *sl = &t->v[i];
+        if (!sl->o)
+            return NULL;
+        if (sl->hash == h && strcmp(sl->o->user, user) == 0 && strcmp(sl->o->domain, domain) == 0)
+            return sl->o;
+    }
+}
+
+static void otab_resize(owner_table_t *t, size_t cap)
+{
+    owner_slot_t *old = t->v;
+    size_t old_cap = t->mask + 1;
+    t->v = g_new0(owner_slot_t, cap);
+    t->mask = cap - 1;
+    for (size_t i = 0; i < old_cap; i++) {
+        if (!old[i].o)
+            continue;
+        size_t j = old[i].hash & t->mask;
+        while (t->v[j].o)
+            j = (j + 1) & t->mask;
+        t->v[j] = old[i];
+    }
+    g_free(old);
+}
+
+static void otab_insert(owner_table_t *t, owner_t *o)
+{
+    if ((t->n + 1) * 4 > (t->mask + 1) * 3) /* load <= 3/4 */
+        otab_resize(t, 2 * (t->mask + 1));
+    size_t i = o->hash & t->mask;
+    while (t->v[i].o)
+        i = (i + 1) & t->mask;
+    t->v[i] = (owner_slot_t){ o, o->hash };
+    t->n++;
+}
+
+static void otab_remove(owner_table_t *t, const owner_t *o)
+{
+    size_t i = o->hash & t->mask;
+    while (t->v[i].o != o)
+        i = (i + 1) & t->mask;
+    /* backward shift: move up every later slot of the run that may live at i */
+    for (size_t j = i;;) {
+        j = (j + 1) & t->mask;
+        if (!t->v[j].o)
+            break;
+        size_t k = t->v[j].hash & t->mask; /* its home */
+        /* it stays if its home lies cyclically in (i, j] */
+        gboolean stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+        if (!stays) {
+            t->v[i] = t->v[j];
+            i = j;
+        }
+    }
+    t->v[i].o = NULL;
+    t->n--;
+    /* give memory back after a mass delete */
+    if (t->mask + 1 > OWNER_TABLE_MIN && t->n * 8 < t->mask + 1)
+        otab_resize(t, (t->mask + 1) / 2);
 }
 
 static owner_t *owner_lookup(memory_store_t *m, const char *user, const char *domain)
 {
-    owner_t key = { .user = user, .domain = domain };
-    return g_hash_table_lookup(m->owners, &key);
+    return otab_find(&m->owners, owner_hash(user, domain), user, domain);
 }
 
-/* Creates the owner that owner_lookup() did not find. */
-static owner_t *owner_add(memory_store_t *m, const char *user, const char *domain)
+/* Creates the owner that owner_lookup() did not find; @p h is its hash. */
+static owner_t *owner_add(memory_store_t *m, uint32_t h, const char *user, const char *domain)
 {
     owner_t *o;
     size_t ul = strlen(user) + 1, dl = strlen(domain) + 1;
@@ -438,36 +535,77 @@ static owner_t *owner_add(memory_store_t *m, const char *user, const char *domai
     memcpy(o->buf + ul, domain, dl);
     o->user = o->buf;
     o->domain = o->buf + ul;
-    g_hash_table_add(m->owners, o);
+    o->hash = h;
+    otab_insert(&m->owners, o);
     return o;
 }
 
 /* -------------------------------------------------------------- leases */
 
-static void lease_drop(memory_store_t *m, entry_t *e)
+/* The holder index (+ 1) of @p name, 0 if it holds no lease. */
+static uint32_t holder_find(const memory_store_t *m, const char *name)
 {
-    if (!(e->flags & LEASED))
-        return;
-    e->flags &= (uint8_t)~LEASED;
-    g_hash_table_remove(m->leases, e);
+    return GPOINTER_TO_UINT(g_hash_table_lookup(m->holder_ids, name));
 }
 
-static void lease_set(memory_store_t *m, entry_t *e, const char *holder, int64_t until)
+/* The holder index (+ 1) of @p name, interned if new; the caller takes a
+ * reference (holder_ref) before anything can drop the holder's last one. */
+static uint32_t holder_intern(memory_store_t *m, const char *name)
 {
-    size_t len = strlen(holder) + 1;
-    lease_t *l = g_malloc(sizeof *l + len);
-    l->until = until;
-    memcpy(l->holder, holder, len);
-    g_hash_table_insert(m->leases, e, l); /* frees a previous lease */
-    e->flags |= LEASED;
+    uint32_t h = holder_find(m, name);
+    if (h)
+        return h;
+    uint32_t i = 0;
+    while (i < m->n_holders && m->holders[i].name)
+        i++;
+    if (i == m->n_holders) {
+        if (m->n_holders == m->cap_holders) {
+            m->cap_holders = m->cap_holders ? 2 * m->cap_holders : 4;
+            m->holders = g_renew(holder_t, m->holders, m->cap_holders);
+        }
+        m->n_holders++;
+    }
+    m->holders[i].name = g_strdup(name);
+    m->holders[i].refs = 0;
+    g_hash_table_insert(m->holder_ids, m->holders[i].name, GUINT_TO_POINTER(i + 1));
+    return i + 1;
+}
+
+static void holder_unref(memory_store_t *m, uint32_t h)
+{
+    holder_t *x = &m->holders[h - 1];
+    if (--x->refs)
+        return;
+    g_hash_table_remove(m->holder_ids, x->name);
+    g_free(x->name);
+    x->name = NULL;
+    while (m->n_holders && !m->holders[m->n_holders - 1].name)
+        m->n_holders--;
+}
+
+static void lease_drop(memory_store_t *m, entry_t *e)
+{
+    if (!e->holder)
+        return;
+    uint32_t h = e->holder;
+    e->holder = 0;
+    e->lease_until = 0;
+    holder_unref(m, h);
+}
+
+/* @p h from holder_intern() */
+static void lease_set(memory_store_t *m, entry_t *e, uint32_t h, int64_t until)
+{
+    m->holders[h - 1].refs++; /* first: dropping e's old lease must not free h */
+    lease_drop(m, e);
+    e->holder = h;
+    e->lease_until = until;
 }
 
 static int64_t lease_until(const memory_store_t *m, const entry_t *e)
 {
-    if (!(e->flags & LEASED))
-        return 0;
-    const lease_t *l = g_hash_table_lookup(m->leases, e);
-    return l->until;
+    (void)m;
+    return e->lease_until;
 }
 
 /* ------------------------------------------------------------- entries */
@@ -490,10 +628,11 @@ static msilo_message_t *entry_to_message(const entry_t *e)
     }
     size_t data_len = at;
     gboolean plain = (e->flags & CTYPE_TEXT_PLAIN) != 0;
+    gboolean aor = (e->flags & DST_AOR) != 0;
     size_t ul = strlen(e->owner->user) + 1, dl = strlen(e->owner->domain) + 1;
     char *buf;
-    msilo_message_t *msg =
-        msilo_message_new_packed(ul + dl + data_len + (plain ? sizeof text_plain : 0), &buf);
+    msilo_message_t *msg = msilo_message_new_packed(
+        ul + dl + data_len + (plain ? sizeof text_plain : 0) + (aor ? ul + dl + 4 : 0), &buf);
     msg->user = memcpy(buf, e->owner->user, ul);
     msg->domain = memcpy(buf + ul, e->owner->domain, dl);
     char *d = memcpy(buf + ul + dl, e->data, data_len);
@@ -504,6 +643,14 @@ static msilo_message_t *entry_to_message(const entry_t *e)
     msg->ctype = (e->flags & HAS_CTYPE) ? d + off[2] : NULL;
     if (plain)
         msg->ctype = memcpy(d + data_len, text_plain, sizeof text_plain);
+    if (aor) { /* "sip:" user "@" domain */
+        char *x = d + data_len + (plain ? sizeof text_plain : 0);
+        memcpy(x, "sip:", 4);
+        memcpy(x + 4, e->owner->user, ul - 1);
+        x[3 + ul] = '@';
+        memcpy(x + 4 + ul, e->owner->domain, dl);
+        msg->dst = x;
+    }
     msg->extra_hdrs = (e->flags & HAS_EXTRA) ? d + off[3] : NULL;
     msg->callid = (e->flags & HAS_CALLID) ? d + off[4] : NULL;
     msg->id = e->id;
@@ -530,13 +677,26 @@ static gboolean is_text_plain(const char *ctype)
     return ctype && strcmp(ctype, text_plain) == 0;
 }
 
+/* Is @p dst exactly "sip:" user "@" domain? */
+static gboolean is_owner_uri(const char *dst, const char *user, const char *domain)
+{
+    if (strncmp(dst, "sip:", 4) != 0)
+        return FALSE;
+    size_t ul = strlen(user);
+    return strncmp(dst + 4, user, ul) == 0 && dst[4 + ul] == '@' &&
+           strcmp(dst + 5 + ul, domain) == 0;
+}
+
 /* Copies @p msg into one allocation. The caller checked body_len <= UINT32_MAX;
  * the sizes cannot overflow since every part is already in memory. */
 static entry_t *entry_new(const msilo_message_t *msg)
 {
     /* in HAS_* bit order */
     const char *strs[] = { msg->src, msg->dst, msg->ctype, msg->extra_hdrs, msg->callid };
-    enum { CTYPE_INDEX = 2 };
+    enum { DST_INDEX = 1, CTYPE_INDEX = 2 };
+    gboolean dst_aor = msg->dst && is_owner_uri(msg->dst, msg->user, msg->domain);
+    if (dst_aor)
+        strs[DST_INDEX] = NULL;
     size_t size = offsetof(entry_t, data) + msg->body_len;
     for (size_t i = 0; i < G_N_ELEMENTS(strs); i++)
         if (strs[i] && !(i == CTYPE_INDEX && is_text_plain(strs[i])))
@@ -551,6 +711,8 @@ static entry_t *entry_new(const msilo_message_t *msg)
     e->attempts = msg->attempts;
     e->body_len = (uint32_t)msg->body_len;
     e->rem_pos = NOT_IN_HEAP;
+    if (dst_aor)
+        e->flags |= DST_AOR;
     char *p = e->data;
     if (msg->body_len) {
         memcpy(p, msg->body, msg->body_len);
@@ -611,8 +773,10 @@ static void entry_delete(memory_store_t *m, entry_t *e, size_t pos)
     else
         o->tail = e->prev;
     m->total--;
-    if (--o->count == 0)
-        g_hash_table_remove(m->owners, o); /* frees o */
+    if (--o->count == 0) {
+        otab_remove(&m->owners, o);
+        g_free(o);
+    }
     g_free(e);
 }
 
@@ -662,19 +826,44 @@ static int mem_put(msilo_store_t *s, msilo_message_t *const *msgs, size_t n,
     ids_reserve(&m->ids, n);
     exp_reserve(&m->exp_heap, n);
 
-    for (size_t i = 0; i < n; i++) {
-        const msilo_message_t *msg = msgs[i];
-        owner_t *o = owner_lookup(m, msg->user, msg->domain);
-        /* An owner with no messages is not in the table, and the refusal
-         * path must not create an empty one. */
-        if (max_per_owner > 0 && o && o->count >= max_per_owner) {
-            results[i] = MSILO_EFULL;
-            continue;
+    /* In windows of the batch: hash, then prefetch each message's slot, its
+     * owner and the owner's last entry (the put links the new entry after
+     * it), then store. The owners of a batch are spread over a large table,
+     * and the misses of one window overlap instead of following each other.
+     * The prefetches are hints only: the stores below look up for real. */
+    enum { WINDOW = 32 };
+    uint32_t hs[WINDOW];
+    for (size_t w = 0; w < n; w += WINDOW) {
+        size_t k = MIN((size_t)WINDOW, n - w);
+        const owner_table_t *t = &m->owners;
+        for (size_t i = 0; i < k; i++) {
+            hs[i] = owner_hash(msgs[w + i]->user, msgs[w + i]->domain);
+            __builtin_prefetch(&t->v[hs[i] & t->mask]);
         }
-        entry_t *e = entry_new(msg);
-        entry_insert(m, o ? o : owner_add(m, msg->user, msg->domain), e);
-        msgs[i]->id = e->id;
-        results[i] = 0;
+        for (size_t i = 0; i < k; i++) {
+            const owner_t *o = t->v[hs[i] & t->mask].o;
+            if (o)
+                __builtin_prefetch(o);
+        }
+        for (size_t i = 0; i < k; i++) {
+            const owner_t *o = t->v[hs[i] & t->mask].o;
+            if (o && o->tail)
+                __builtin_prefetch(&o->tail->next, 1);
+        }
+        for (size_t i = 0; i < k; i++) {
+            const msilo_message_t *msg = msgs[w + i];
+            owner_t *o = otab_find(&m->owners, hs[i], msg->user, msg->domain);
+            /* An owner with no messages is not in the table, and the refusal
+             * path must not create an empty one. */
+            if (max_per_owner > 0 && o && o->count >= max_per_owner) {
+                results[w + i] = MSILO_EFULL;
+                continue;
+            }
+            entry_t *e = entry_new(msg);
+            entry_insert(m, o ? o : owner_add(m, hs[i], msg->user, msg->domain), e);
+            msgs[w + i]->id = e->id;
+            results[w + i] = 0;
+        }
     }
     return 0;
 }
@@ -687,8 +876,30 @@ static int mem_claim(msilo_store_t *s, const msilo_store_claim_t *c, msilo_messa
         return msilo_fail(MSILO_EINVAL, "memory claim: bad arguments");
 
     LOCKED(s);
+    if (!c->reminders) {
+        /* the owner's messages straight into the result: no list of hits */
+        owner_t *o = owner_lookup(m, c->user, c->domain);
+        size_t cap = o ? MIN(c->max, (size_t)o->count) : 0, n = 0;
+        msilo_message_t **out = cap ? g_new(msilo_message_t *, cap) : NULL;
+        uint32_t h = 0;
+        for (entry_t *e = o ? o->head : NULL; e && n < cap; e = e->next) {
+            if (e->snd_time != 0 || !claimable(m, e, c))
+                continue;
+            if (!h)
+                h = holder_intern(m, c->lease_owner);
+            lease_set(m, e, h, c->lease_until);
+            out[n++] = entry_to_message(e);
+        }
+        if (n == 0) {
+            g_free(out);
+            out = NULL;
+        }
+        *ret_msgs = out;
+        *ret_n = n;
+        return 0;
+    }
     g_autoptr(GPtrArray) got = g_ptr_array_new();
-    if (c->reminders) {
+    {
         /* Due reminders of every owner, then oldest id first. */
         g_autoptr(GPtrArray) due = g_ptr_array_new();
         heap_collect_due(&m->rem_heap, 0, c->now, due);
@@ -698,11 +909,6 @@ static int mem_claim(msilo_store_t *s, const msilo_store_claim_t *c, msilo_messa
             if (claimable(m, e, c))
                 g_ptr_array_add(got, e);
         }
-    } else {
-        owner_t *o = owner_lookup(m, c->user, c->domain);
-        for (entry_t *e = o ? o->head : NULL; e && got->len < c->max; e = e->next)
-            if (e->snd_time == 0 && claimable(m, e, c))
-                g_ptr_array_add(got, e);
     }
 
     if (got->len == 0) {
@@ -711,9 +917,10 @@ static int mem_claim(msilo_store_t *s, const msilo_store_claim_t *c, msilo_messa
         return 0;
     }
     msilo_message_t **out = g_new(msilo_message_t *, got->len);
+    uint32_t h = holder_intern(m, c->lease_owner);
     for (guint i = 0; i < got->len; i++) {
         entry_t *e = got->pdata[i];
-        lease_set(m, e, c->lease_owner, c->lease_until);
+        lease_set(m, e, h, c->lease_until);
         out[i] = entry_to_message(e);
     }
     *ret_msgs = out;
@@ -752,8 +959,8 @@ static int mem_release(msilo_store_t *s, const msilo_store_release_t *items, siz
         if (!e)
             continue;
         if (items[i].lease_owner) {
-            const lease_t *l = (e->flags & LEASED) ? g_hash_table_lookup(m->leases, e) : NULL;
-            if (l && strcmp(l->holder, items[i].lease_owner) != 0)
+            if (e->holder &&
+                strcmp(m->holders[e->holder - 1].name, items[i].lease_owner) != 0)
                 continue; /* someone claimed it again after our lease ran out */
         }
         e->attempts = items[i].attempts;
@@ -881,16 +1088,19 @@ static int mem_reset_leases(msilo_store_t *s, const char *lease_owner, size_t *r
         return msilo_fail(MSILO_EINVAL, "memory reset_leases: bad arguments");
     LOCKED(s);
     size_t n = 0;
-    GHashTableIter it;
-    gpointer key, value;
-    /* only leased entries are in the table: the messages in flight */
-    g_hash_table_iter_init(&it, m->leases);
-    while (g_hash_table_iter_next(&it, &key, &value)) {
-        if (strcmp(((const lease_t *)value)->holder, lease_owner) != 0)
+    uint32_t h = holder_find(m, lease_owner);
+    /* every leased entry is live: walk the id index until the holder's last
+     * lease is gone (the slot is freed then) */
+    for (size_t i = 0; h && i < m->ids.n; i++) {
+        entry_t *e = slot_entry(m->ids.v[i]);
+        if (!e || e->holder != h)
             continue;
-        ((entry_t *)key)->flags &= (uint8_t)~LEASED;
-        g_hash_table_iter_remove(&it);
         n++;
+        if (m->holders[h - 1].refs == 1) {
+            lease_drop(m, e);
+            break;
+        }
+        lease_drop(m, e);
     }
     if (ret_n)
         *ret_n = n;
@@ -907,8 +1117,13 @@ static void mem_free(msilo_store_t *s)
     g_free(m->ids.v);
     g_free(m->exp_heap.v);
     g_free(m->rem_heap.v);
-    g_hash_table_unref(m->leases);
-    g_hash_table_unref(m->owners);
+    for (uint32_t i = 0; i < m->n_holders; i++)
+        g_free(m->holders[i].name);
+    g_free(m->holders);
+    g_hash_table_unref(m->holder_ids);
+    for (size_t i = 0; i <= m->owners.mask; i++)
+        g_free(m->owners.v[i].o);
+    g_free(m->owners.v);
     g_mutex_clear(&m->lock);
     g_free(m);
 }
@@ -934,8 +1149,8 @@ int msilo_memory_store_new(msilo_store_t **ret)
     m->base.reset_leases = mem_reset_leases;
     g_mutex_init(&m->lock);
     m->next_id = 1;
-    m->owners = g_hash_table_new_full(owner_hash, owner_equal, g_free, NULL);
-    m->leases = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
+    otab_init(&m->owners);
+    m->holder_ids = g_hash_table_new(g_str_hash, g_str_equal);
     *ret = &m->base;
     return 0;
 }

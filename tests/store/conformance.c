@@ -283,6 +283,29 @@ static void test_round_trip_all_fields(void **state)
     assert_round_trip(store_of(state), m);
 }
 
+/* dst values at and around the owner's own sip: address (which a store may
+ * keep in a compact form) come back byte for byte, NULL included. */
+static void test_dst_near_owner_uri_round_trip(void **state)
+{
+    static const char *const dsts[] = {
+        "sip:alice@example.com",        "sip:alice@example.com;transport=tcp",
+        "sip:alice@example.co",         "sip:alic@example.com",
+        "sip:alice@EXAMPLE.com",        "sips:alice@example.com",
+        "SIP:alice@example.com",        "<sip:alice@example.com>",
+        "sip:alice@example.com:5060",   "sip:alicee@example.com",
+        "sip:",                         "s",
+        "",                             NULL,
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(dsts); i++) {
+        msilo_message_t *m = mk("alice", "example.com", "hi");
+        g_free(m->dst);
+        m->dst = g_strdup(dsts[i]);
+        assert_round_trip(store_of(state), m);
+        size_t k = 0;
+        assert_ok(msilo_store_purge(store_of(state), "alice", "example.com", &k));
+    }
+}
+
 static void test_body_binary_round_trip(void **state)
 {
     static const unsigned char bytes[] = { 'a', 0, 'b', 0xff, 0xfe, 0xc3, 0x28, 0, 0, 0x80, '\n' };
@@ -1131,6 +1154,7 @@ int msilo_store_conformance_run(const msilo_conformance_backend_t *b)
     static const struct CMUnitTest tests[] = {
         T(test_ids_positive_and_increasing),
         T(test_round_trip_all_fields),
+        T(test_dst_near_owner_uri_round_trip),
         T(test_body_binary_round_trip),
         T(test_body_64k_round_trip),
         T(test_empty_body),
