@@ -1337,6 +1337,7 @@ static void test_blocking_store_batches(void **state)
  * so that batches on two peers overlap when the engine runs them at once. */
 typedef struct {
     GMutex lock;
+    GCond put_started;
     msilo_store_t *inner;
     int opened, in_put, max_in_put, puts;
     int expires_on_peer, expires_on_base;
@@ -1355,9 +1356,12 @@ static int ps_put(msilo_store_t *s, msilo_message_t *const *m, size_t n, int64_t
     h->puts++;
     h->in_put++;
     h->max_in_put = MAX(h->max_in_put, h->in_put);
-    g_mutex_unlock(&h->lock);
-    g_usleep(2000);
-    g_mutex_lock(&h->lock);
+    g_cond_broadcast(&h->put_started);
+    /* like a commit in flight: wait (a little, bounded) for another put to
+     * start, which it can only do on another handle */
+    gint64 until = g_get_monotonic_time() + 20 * G_TIME_SPAN_MILLISECOND;
+    while (h->in_put < 2 && g_cond_wait_until(&h->put_started, &h->lock, until))
+        ;
     int rc = h->inner->put(h->inner, m, n, max, res);
     h->in_put--;
     g_mutex_unlock(&h->lock);
@@ -1429,6 +1433,7 @@ static void run_store_threads(fixture *f, const char *threads, int *ret_opened, 
 {
     peer_hub hub = { .inner = f->store };
     g_mutex_init(&hub.lock);
+    g_cond_init(&hub.put_started);
     peer_store ps;
     peer_init(&ps, &hub);
     msilo_config_t *cfg;
@@ -1480,6 +1485,7 @@ static void run_store_threads(fixture *f, const char *threads, int *ret_opened, 
     assert_true(hub.puts < OWNERS * EACH); /* still batched */
     *ret_opened = hub.opened;
     *ret_overlap = hub.max_in_put;
+    g_cond_clear(&hub.put_started);
     g_mutex_clear(&hub.lock);
 }
 
@@ -1509,6 +1515,7 @@ static void test_expiry_on_its_own_handle(void **state)
     fixture *f = *state;
     peer_hub hub = { .inner = f->store };
     g_mutex_init(&hub.lock);
+    g_cond_init(&hub.put_started);
     peer_store ps;
     peer_init(&ps, &hub);
     set(f, "expire_time", "100");
@@ -1529,6 +1536,7 @@ static void test_expiry_on_its_own_handle(void **state)
     assert_int_equal(hub.expires_on_peer, 1);
     assert_int_equal(hub.expires_on_base, 0);
     msilo_engine_free(e); /* frees that handle (ASan: no leak) */
+    g_cond_clear(&hub.put_started);
     g_mutex_clear(&hub.lock);
 }
 
