@@ -32,6 +32,7 @@ typedef enum {
     JOB_EXPIRE,
     JOB_COUNT,
     JOB_RESET,
+    JOB_OPEN_PEER, /* main worker: open another store handle (for a put worker or the slow one) */
     JOB_STOP, /* worker: exit */
 } job_type;
 
@@ -108,6 +109,10 @@ struct job {
     job_type type;
     int rc;
     put_worker_t *pw; /* JOB_PUT on a put worker (its own store); NULL: the main worker */
+    gboolean tracked; /* JOB_PUT: its owners are in put_owners */
+    /* JOB_OPEN_PEER */
+    msilo_store_t *peer;
+    gboolean for_slow;
     /* JOB_PUT */
     GPtrArray *ops; /* store_op* */
     msilo_message_t **msgs;
@@ -237,6 +242,9 @@ struct msilo_engine {
     guint puts_running;
     int64_t store_threads;   /* configured; put workers are opened at the first store */
     gboolean put_workers_tried;
+    guint puts_opening;      /* JOB_OPEN_PEER for put workers not completed yet */
+    gboolean main_put_running; /* a batch on the main worker (before the put workers are up) */
+    gboolean slow_opening;
     GPtrArray *put_workers;  /* put_worker_t*; empty: puts run on the main worker */
     GHashTable *put_owners;  /* msilo_message_t* (its owner) -> batches in flight */
     put_worker_t *slow;      /* expiry + count(*) on their own store handle, or NULL */
@@ -331,6 +339,9 @@ static void job_execute(msilo_engine_t *e, job_t *j)
         break;
     case JOB_RESET:
         j->rc = msilo_store_reset_leases(s, e->instance_id, &j->deleted);
+        break;
+    case JOB_OPEN_PEER:
+        j->rc = msilo_store_open_peer(s, &j->peer);
         break;
     case JOB_STOP:
         break;
@@ -509,51 +520,81 @@ static gboolean owner_equal(gconstpointer a, gconstpointer b)
     return strcmp(x->user, y->user) == 0 && strcmp(x->domain, y->domain) == 0;
 }
 
+static put_worker_t *put_worker_new(msilo_engine_t *e, msilo_store_t *store, const char *name)
+{
+    put_worker_t *pw = g_new0(put_worker_t, 1);
+    pw->e = e;
+    pw->store = store;
+    pw->todo = g_async_queue_new();
+    pw->thread = g_thread_new(name, put_worker_main, pw);
+    return pw;
+}
+
+/* Another store handle is opened by the main worker (it owns e->store, and
+ * connecting blocks), never on the loop thread; the worker thread that uses
+ * it starts when it is open. */
+static void open_peer_job(msilo_engine_t *e, gboolean for_slow)
+{
+    job_t *j = g_new0(job_t, 1);
+    j->type = JOB_OPEN_PEER;
+    j->for_slow = for_slow;
+    job_submit(e, j);
+}
+
+static gboolean can_open_peer(const msilo_engine_t *e)
+{
+    return !e->inline_store && !e->freeing && e->store->version >= 2 && e->store->open_peer;
+}
+
 /* Opens store_threads more handles on the store, each with a thread that
  * commits batches of stores: while one batch waits for its commit the next
  * one is already being written. Stores that cannot (memory, SQLite) keep one
- * batch at a time on the main worker. */
+ * batch at a time on the main worker, as do all stores until the handles are
+ * open. */
 static void open_put_workers(msilo_engine_t *e)
 {
     e->put_workers_tried = TRUE;
-    if (e->inline_store || e->freeing || e->store_threads < 2)
+    if (!can_open_peer(e) || e->store_threads < 2)
         return;
     for (int64_t i = 0; i < e->store_threads; i++) {
-        msilo_store_t *peer = NULL;
-        int rc = msilo_store_open_peer(e->store, &peer);
-        if (rc) {
-            if (rc != MSILO_ENOTSUP)
-                elog(e, MSILO_LOG_WARNING, "store_threads: another store connection: %s; using %u",
-                     msilo_error_detail() ? msilo_error_detail() : msilo_strerror(rc),
-                     e->put_workers->len);
-            break;
-        }
-        put_worker_t *pw = g_new0(put_worker_t, 1);
-        pw->e = e;
-        pw->store = peer;
-        pw->todo = g_async_queue_new();
-        pw->thread = g_thread_new("msilo-put", put_worker_main, pw);
-        g_ptr_array_add(e->put_workers, pw);
+        e->puts_opening++;
+        open_peer_job(e, FALSE);
     }
 }
 
 /* Expiry and the queued_messages count run on their own store handle when
  * the store can open one: counting a large table takes seconds (2.9-4.2 s at
- * 20 M rows, bench/e2e/scale) and stores and claims must not wait behind it. */
+ * 20 M rows, bench/e2e/scale) and stores and claims must not wait behind it.
+ * NULL (the main worker) until it is open. */
 static put_worker_t *slow_worker(msilo_engine_t *e)
 {
-    if (e->slow || e->inline_store || e->freeing)
-        return e->slow;
-    msilo_store_t *peer = NULL;
-    if (msilo_store_open_peer(e->store, &peer) != 0)
-        return NULL; /* on the main worker, as stores without open_peer */
-    put_worker_t *pw = g_new0(put_worker_t, 1);
-    pw->e = e;
-    pw->store = peer;
-    pw->todo = g_async_queue_new();
-    pw->thread = g_thread_new("msilo-slow", put_worker_main, pw);
-    e->slow = pw;
-    return pw;
+    if (!e->slow && !e->slow_opening && can_open_peer(e)) {
+        e->slow_opening = TRUE;
+        open_peer_job(e, TRUE);
+    }
+    return e->slow;
+}
+
+static void schedule_put(msilo_engine_t *e);
+
+static void complete_open_peer(msilo_engine_t *e, job_t *j)
+{
+    if (j->for_slow)
+        e->slow_opening = FALSE;
+    else
+        e->puts_opening--;
+    if (j->rc) {
+        elog(e, MSILO_LOG_WARNING, "another store handle (%s): %s",
+             j->for_slow ? "expiry" : "store_threads", msilo_strerror(j->rc));
+    } else if (e->freeing) {
+        j->peer->free(j->peer);
+    } else if (j->for_slow) {
+        e->slow = put_worker_new(e, j->peer, "msilo-slow");
+    } else {
+        g_ptr_array_add(e->put_workers, put_worker_new(e, j->peer, "msilo-put"));
+    }
+    if (!j->for_slow && !e->puts_opening)
+        schedule_put(e);
 }
 
 static put_worker_t *idle_put_worker(const msilo_engine_t *e)
@@ -570,9 +611,8 @@ static put_worker_t *idle_put_worker(const msilo_engine_t *e)
  * batch in flight, in arrival order (an owner's messages are never in two
  * batches at once, so its ids follow the order it was stored in). NULL when
  * every waiting store belongs to an owner in flight. */
-static job_t *take_batch(msilo_engine_t *e)
+static job_t *take_batch(msilo_engine_t *e, gboolean track)
 {
-    gboolean track = e->put_workers->len > 1;
     store_op *head = e->put_wait.head;
     GPtrArray *ops = g_ptr_array_sized_new((guint)MIN(e->put_wait.length, PUT_BATCH_MAX));
     if (head->solo) {
@@ -608,6 +648,7 @@ static job_t *take_batch(msilo_engine_t *e)
     }
     job_t *j = g_new0(job_t, 1);
     j->type = JOB_PUT;
+    j->tracked = track;
     j->ops = ops;
     j->msgs = g_new(msilo_message_t *, ops->len);
     j->results = g_new0(int, ops->len);
@@ -623,20 +664,22 @@ static void schedule_put(msilo_engine_t *e)
 {
     if (!e->put_workers_tried && e->put_wait.head)
         open_put_workers(e);
+    /* the put workers take over once all are open and the main worker's batch is done */
+    gboolean workers = e->put_workers->len > 0 && !e->puts_opening;
     while (e->put_wait.head) {
         put_worker_t *pw = NULL;
-        if (e->put_workers->len) {
-            if (!(pw = idle_put_worker(e)))
-                return;
-        } else if (e->puts_running) {
+        if (e->main_put_running || (!workers && e->puts_running))
             return;
-        }
-        job_t *j = take_batch(e);
+        if (workers && !(pw = idle_put_worker(e)))
+            return;
+        job_t *j = take_batch(e, workers && e->put_workers->len > 1);
         if (!j)
             return;
         j->pw = pw;
         if (pw)
             pw->busy = TRUE;
+        else
+            e->main_put_running = TRUE;
         e->puts_running++;
         job_submit(e, j);
     }
@@ -649,7 +692,9 @@ static void complete_put(msilo_engine_t *e, job_t *j)
     e->puts_running--;
     if (j->pw)
         j->pw->busy = FALSE;
-    if (e->put_workers->len > 1)
+    else
+        e->main_put_running = FALSE;
+    if (j->tracked)
         for (guint i = 0; i < j->ops->len; i++)
             g_hash_table_remove(e->put_owners, ((store_op *)j->ops->pdata[i])->msg);
     if (j->rc == MSILO_ESTORE && j->ops->len > 1) {
@@ -1750,6 +1795,7 @@ static void job_complete(msilo_engine_t *e, job_t *j)
         if (j->rc == 0)
             e->stats[MSILO_STAT_QUEUED] = (uint64_t)MAX(j->count, 0);
         break;
+    case JOB_OPEN_PEER: complete_open_peer(e, j); break;
     case JOB_RESET:
         if (j->rc == 0 && j->deleted)
             elog(e, MSILO_LOG_INFO, "took back %zu messages leased by %s before a restart",
