@@ -343,8 +343,11 @@ bad_host:
 char *msilo_aor_to_uri(const char *user, const char *domain)
 {
     GString *s = g_string_new("sip:");
+    /* ';' and '?' are legal in a user part but escaped here: a bare addr-spec
+     * "sip:a;tag=x@h" would otherwise read as a URI with a ;tag parameter
+     * (found by fuzz-uri: the AoR did not parse back to the same user) */
     for (const unsigned char *p = (const unsigned char *)user; *p; p++) {
-        if (g_ascii_isalnum(*p) || strchr("-_.!~*'()&=+$,;?/", *p))
+        if (g_ascii_isalnum(*p) || strchr("-_.!~*'()&=+$,/", *p))
             g_string_append_c(s, (char)*p);
         else
             g_string_append_printf(s, "%%%02X", *p);
