@@ -394,7 +394,7 @@ static void put_worker_free(put_worker_t *pw)
 {
     if (!pw)
         return;
-    pw->store->free(pw->store);
+    msilo_store_free(pw->store);
     g_async_queue_unref(pw->todo);
     g_free(pw);
 }
@@ -587,7 +587,7 @@ static void complete_open_peer(msilo_engine_t *e, job_t *j)
         elog(e, MSILO_LOG_WARNING, "another store handle (%s): %s",
              j->for_slow ? "expiry" : "store_threads", msilo_strerror(j->rc));
     } else if (e->freeing) {
-        j->peer->free(j->peer);
+        msilo_store_free(j->peer);
     } else if (j->for_slow) {
         e->slow = put_worker_new(e, j->peer, "msilo-slow");
     } else {

@@ -135,7 +135,7 @@ int msilo_store_open_peer(msilo_store_t *s, msilo_store_t **ret)
         return msilo_fail(MSILO_ENOTSUP, "store '%s' cannot open another handle", s->name);
     int rc = s->open_peer(s, ret);
     if (rc == 0 && (rc = msilo_store_check(*ret))) {
-        (*ret)->free(*ret);
+        msilo_store_free(*ret);
         *ret = NULL;
     }
     return rc;

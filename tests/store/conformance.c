@@ -1057,10 +1057,10 @@ static void test_open_peer(void **state)
     /* a peer of a peer works too, and each frees on its own */
     msilo_store_t *pp = NULL;
     assert_ok(msilo_store_open_peer(p, &pp));
-    p->free(p);
+    msilo_store_free(p);
     assert_ok(msilo_store_count(pp, NULL, NULL, &n));
     assert_int_equal(n, 2);
-    pp->free(pp);
+    msilo_store_free(pp);
     assert_int_equal(msilo_store_open_peer(NULL, &p), MSILO_EINVAL);
     assert_int_equal(msilo_store_open_peer(s, NULL), MSILO_EINVAL);
 }

@@ -157,10 +157,12 @@ struct msilo_store {
     /**
      * Opens another handle on the same storage (the same table), with its own
      * connection, to be used from another thread at the same time as @p s. The
-     * engine opens `store_threads` of them and commits batches of stores on them
-     * concurrently (an owner's messages never in two batches at once). The
-     * caller frees the new handle with its free method. Only for stores whose
-     * commits can overlap (a database server); read only when version >= 2.
+     * engine opens one for expiry and the queued_messages count, and with
+     * `store_threads` > 1 that many more to commit batches of stores
+     * concurrently (an owner's messages never in two batches at once); it
+     * calls this from its worker thread, which uses @p s. The caller frees the
+     * new handle with msilo_store_free(). Only for stores whose connections are
+     * independent (a database server); read only when version >= 2.
      */
     int (*open_peer)(msilo_store_t *s, msilo_store_t **ret);
 };
