@@ -350,14 +350,16 @@ static void job_execute(msilo_engine_t *e, job_t *j)
 
 static void job_complete(msilo_engine_t *e, job_t *j);
 
-static gpointer worker_main(gpointer data)
+/* A worker thread: runs the jobs of its queue until JOB_STOP and hands each
+ * back to the loop (the main worker with e->store, a put or expiry worker
+ * with its own handle, named in the job). */
+static void worker_loop(msilo_engine_t *e, GAsyncQueue *todo)
 {
-    msilo_engine_t *e = data;
     for (;;) {
-        job_t *j = g_async_queue_pop(e->todo);
+        job_t *j = g_async_queue_pop(todo);
         if (j->type == JOB_STOP) {
             g_free(j);
-            return NULL;
+            return;
         }
         job_execute(e, j);
         g_async_queue_push(e->done, j);
@@ -365,19 +367,18 @@ static gpointer worker_main(gpointer data)
     }
 }
 
+static gpointer worker_main(gpointer data)
+{
+    msilo_engine_t *e = data;
+    worker_loop(e, e->todo);
+    return NULL;
+}
+
 static gpointer put_worker_main(gpointer data)
 {
     put_worker_t *pw = data;
-    for (;;) {
-        job_t *j = g_async_queue_pop(pw->todo);
-        if (j->type == JOB_STOP) {
-            g_free(j);
-            return NULL;
-        }
-        job_execute(pw->e, j);
-        g_async_queue_push(pw->e->done, j);
-        g_source_set_ready_time(pw->e->dispatch, 0);
-    }
+    worker_loop(pw->e, pw->todo);
+    return NULL;
 }
 
 /* Lets the thread finish what it was given, then joins it. */
