@@ -6,6 +6,9 @@
  * URI (or a name-addr header value) apart:
  *
  *   [display-name] "<" addr-spec ">" *(;param)   or   addr-spec [;tag=...]
+ *   display-name: tokens, or a quoted-string (RFC 3261 25.1) in which '<',
+ *                 '>' and '\"' are text: the addr-spec is in the first '<'
+ *                 outside quotes. An unterminated quote is an error.
  *   addr-spec: sip:|sips: [user[:password]@] host [:port] [;params] [?headers]
  *              tel: number [;params]  (phone-context becomes the host)
  *
@@ -44,11 +47,12 @@ enum {
     C_BAD = 2,  /* not allowed inside an addr-spec: SP HTAB < > " DEL, non-ASCII */
     C_HOST = 4, /* hostname character: alnum - . _ */
     C_LT = 8,   /* '<' */
+    C_DQ = 16,  /* '"': starts a quoted display name */
 };
 static const unsigned char char_class[256] = {
     1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1, 1, 1,
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    2, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 0,
+    2, 0, 18, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 0,
     4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 0, 0, 10, 0, 2, 0,
     0, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
     4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 0, 0, 0, 0, 4,
@@ -184,12 +188,29 @@ int msilo_uri_parse(const char *text, const char *what, msilo_uri_t *ret)
     for (; *p; p++) {
         unsigned cl = char_class[(unsigned char)*p];
         seen |= cl;
-        if (G_LIKELY(!(cl & (C_CTL | C_LT))))
+        if (G_LIKELY(!(cl & (C_CTL | C_LT | C_DQ))))
             continue;
-        if (*p != '<')
+        if (cl & C_CTL)
             return msilo_fail(MSILO_EURI, "%s: control character in URI", what);
-        if (!lt)
-            lt = p;
+        if (*p == '<') {
+            if (!lt)
+                lt = p;
+            continue;
+        }
+        /* '"': before the '<' it opens a quoted display name, whose '<' are
+         * text ("\"<sip:bob@h>\" <sip:mallory@h>" is mallory's); after it, a
+         * quoted parameter value, which cannot move the '<' any more. A
+         * quoted-pair ('\' and one character) never ends the string. */
+        if (lt)
+            continue;
+        for (p++; *p != '"'; p++) {
+            if (!*p)
+                return msilo_fail(MSILO_EURI, "%s: unterminated quoted display name", what);
+            if (*p == '\\' && p[1])
+                p++;
+            if (char_class[(unsigned char)*p] & C_CTL)
+                return msilo_fail(MSILO_EURI, "%s: control character in URI", what);
+        }
     }
     const char *s = NULL;
     size_t n = 0;

@@ -296,6 +296,12 @@ static void test_aor_parse(void **state)
         { "sip:alice@example.org;tag=x", "alice", "example.org" },
         { "tel:+1-201-555-0123;phone-context=Example.COM", "+12015550123", "example.com" },
         { "tel:+1(201)5550123", "+12015550123", "fallback.org" },
+        /* the addr-spec is in the first '<' outside a quoted display name */
+        { "\"<sip:bob@example.org>\" <sip:mallory@example.org>", "mallory", "example.org" },
+        { "\"a \\\"<sip:bob@x>\\\" b\" <sip:mallory@example.org>;tag=1", "mallory", "example.org" },
+        { "\"x\\\\\" <sip:mallory@example.org>", "mallory", "example.org" },
+        { "\"\\<\" <sip:mallory@example.org>", "mallory", "example.org" },
+        { "Bob <sip:mallory@example.org>;x=\"<sip:bob@x>\"", "mallory", "example.org" },
     };
     for (size_t i = 0; i < G_N_ELEMENTS(ok); i++) {
         char *u = NULL, *d = NULL;
@@ -313,6 +319,8 @@ static void test_aor_parse(void **state)
         "sip:al%00ce@example.org", "sip:al%0d%0ace@example.org", "sip:alice@example.org:99999",
         "sip:alice@example.org:12x", "sip:alice@example.org\r\nX: y", "tel:", "tel:abc",
         "sip:alice@ex@mple.org", "sip:%ff%fe@example.org",
+        "\"<sip:bob@example.org>", "\"<sip:bob@example.org>\\\"", "\"a\x01\" <sip:m@example.org>",
+        "\"a\\\x01\" <sip:m@example.org>", "\"Bob\" sip:bob@example.org",
     };
     for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
         char *u = NULL, *d = NULL;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* libFuzzer target: the engine's URI / AoR parser. Any input must either
  * parse into a URI with no control characters and a lower-case host, or fail
- * with MSILO_EURI - never crash, leak or read out of bounds. */
+ * with MSILO_EURI - never crash, leak or read out of bounds - and, quoted as
+ * a display name, never change whose address a name-addr is. */
 #include "internal.h"
 
 #include <string.h>
@@ -39,6 +40,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         g_assert(rc == MSILO_EURI);
     }
+    /* The input as a quoted display name (RFC 3261 quoted-string: '"' and
+     * '\\' escaped) never changes whose address it is: whatever '<', '>',
+     * '"' or "sip:" it holds, the owner is the addr-spec after it, or the
+     * text is refused for a control character. */
+    GString *na = g_string_new("\"");
+    gboolean ctl = FALSE;
+    for (const char *p = s; *p; p++) {
+        if ((unsigned char)*p < 0x20 && *p != '\t')
+            ctl = TRUE;
+        if (*p == '"' || *p == '\\')
+            g_string_append_c(na, '\\');
+        g_string_append_c(na, *p);
+    }
+    g_string_append(na, "\" <sip:owner@example.org>;tag=1");
+    msilo_uri_t w;
+    rc = msilo_uri_parse(na->str, "display", &w);
+    if (ctl) {
+        g_assert(rc == MSILO_EURI);
+    } else {
+        g_assert(rc == 0);
+        g_assert(strcmp(w.user, "owner") == 0 && strcmp(w.host, "example.org") == 0);
+        msilo_uri_clear(&w);
+    }
+    g_string_free(na, TRUE);
+
     char *user = NULL, *domain = NULL;
     if (msilo_aor_parse(s, "default.example", &user, &domain) == 0) {
         g_assert(user && *user && domain && *domain);
