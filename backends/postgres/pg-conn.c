@@ -29,6 +29,59 @@ const char *msilo_pg_error_detail(void)
     return d ? d : "";
 }
 
+/* ---- connection strings for people: is there a password, and masked ---- */
+
+int msilo_pg_conninfo_has_password(const char *conninfo)
+{
+    if (!conninfo)
+        return 0;
+    PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+    if (!opts)
+        return 1;
+    int found = 0;
+    for (PQconninfoOption *o = opts; o->keyword; o++)
+        if (strcmp(o->keyword, "password") == 0 && o->val && o->val[0])
+            found = 1;
+    PQconninfoFree(opts);
+    return found;
+}
+
+char *msilo_pg_conninfo_mask(const char *conninfo)
+{
+    if (!conninfo)
+        return g_strdup("(unset)");
+    PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+    if (!opts)
+        return g_strdup("(unparsable conninfo)");
+    GString *out = g_string_new(NULL);
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        if (!o->val)
+            continue;
+        /* libpq marks secret options with dispchar '*' (password, and
+         * whatever later versions add); their values never appear */
+        gboolean secret = strcmp(o->keyword, "password") == 0 ||
+                          (o->dispchar && o->dispchar[0] == '*');
+        g_string_append_printf(out, "%s%s=", out->len ? " " : "", o->keyword);
+        if (secret) {
+            g_string_append(out, "***");
+            continue;
+        }
+        /* quoted as conninfo quotes: a value with a space or quote stays one value */
+        gboolean quote = !o->val[0] || strpbrk(o->val, " \'") != NULL;
+        if (quote)
+            g_string_append_c(out, '\'');
+        for (const char *c = o->val; *c; c++) {
+            if (*c == '\'' || *c == '\\')
+                g_string_append_c(out, '\\');
+            g_string_append_c(out, *c);
+        }
+        if (quote)
+            g_string_append_c(out, '\'');
+    }
+    PQconninfoFree(opts);
+    return g_string_free(out, FALSE);
+}
+
 /* ---- connection ---- */
 
 /* libpq prints notices (e.g. "relation ... already exists, skipping") on

@@ -5,6 +5,10 @@
 
 #include "config.h"
 
+#ifdef MSILO_SERVER_HAVE_POSTGRES
+#include <msilo/postgres.h>
+#endif
+
 /* ---- configuration file ----------------------------------------------------- */
 
 /* Line number of "key =" inside [group] of @text, or 0 when not found. */
@@ -133,75 +137,39 @@ bad_number:
     return false;
 }
 
-/* Whether a database URL/conninfo carries a password. */
-bool server_url_has_password(const char *url)
+/* Whether @url may be for libpq: any URL (scheme://, a typo included) or
+ * key=value text that is not sqlite:. A sqlite: URL or a bare file path
+ * holds no password and is shown as it is. */
+static bool is_conninfo(const char *url)
 {
-    const char *p, *at;
-    if (!url)
-        return false;
-    if (strstr(url, "password="))
-        return true;
-    p = strstr(url, "://");
-    if (!p)
-        return false;
-    p += 3;
-    at = strchr(p, '@');
-    if (!at)
-        return false;
-    for (const char *c = p; c < at; c++)
-        if (*c == '/')
-            return false;
-        else if (*c == ':')
-            return true;
-    return false;
+    return !g_str_has_prefix(url, "sqlite:") && (strstr(url, "://") || strchr(url, '='));
 }
 
-/* @url with its password replaced by "***" (g_free it). Handles
- * scheme://user:password@host, ?password=... and key=value password=... */
+/* Whether a database URL/conninfo carries a password, as libpq reads it. */
+bool server_url_has_password(const char *url)
+{
+    if (!url || !is_conninfo(url))
+        return false;
+#ifdef MSILO_SERVER_HAVE_POSTGRES
+    return msilo_pg_conninfo_has_password(url) != 0;
+#else
+    return true; /* no libpq to read it with: treat it as secret */
+#endif
+}
 
+/* @url for the log: a conninfo as libpq parsed it with the password masked
+ * (g_free it); anything else as it is. */
 char *server_mask_db_url(const char *url)
 {
-    GString *out;
-    const char *p, *at, *colon = NULL;
-
     if (!url)
         return g_strdup("(unset)");
-    out = g_string_new(NULL);
-    p = strstr(url, "://");
-    at = p ? strchr(p + 3, '@') : NULL;
-    if (p && at) {
-        for (const char *c = p + 3; c < at && *c != '/'; c++)
-            if (*c == ':') {
-                colon = c;
-                break;
-            }
-    }
-    if (colon) {
-        g_string_append_len(out, url, colon + 1 - url);
-        g_string_append(out, "***");
-        url = at;
-    }
-    for (const char *c = url; *c;) {
-        const char *pw = strstr(c, "password=");
-        if (!pw) {
-            g_string_append(out, c);
-            break;
-        }
-        g_string_append_len(out, c, pw + 9 - c);
-        g_string_append(out, "***");
-        c = pw + 9;
-        if (*c == '\'') { /* quoted conninfo value */
-            c++;
-            while (*c && *c != '\'')
-                c += (*c == '\\' && c[1]) ? 2 : 1;
-            if (*c)
-                c++;
-        } else {
-            while (*c && *c != '&' && *c != ' ')
-                c++;
-        }
-    }
-    return g_string_free(out, FALSE);
+    if (!is_conninfo(url))
+        return g_strdup(url);
+#ifdef MSILO_SERVER_HAVE_POSTGRES
+    return msilo_pg_conninfo_mask(url);
+#else
+    return g_strdup("(conninfo hidden)");
+#endif
 }
 
 /* Loads the text of a configuration file: [msilo] holds msilo configuration

@@ -131,6 +131,25 @@ MSILO_API int msilo_pg_migrate(const msilo_pg_options_t *opts, unsigned flags,
                                size_t *ret_changes);
 
 /**
+ * 1 when @p conninfo (a `postgres[ql]://` URL or a `key=value` string) sets a
+ * password, in any form libpq accepts: `user:pw@` in a URL, a `password`
+ * parameter however it is spelt (`password = x`, `?%70assword=x`). Read with
+ * libpq's own parser (PQconninfoParse), so it cannot disagree with what the
+ * connection uses. Text that libpq cannot parse counts as holding one (it may,
+ * and is never shown). 0 otherwise, and for NULL.
+ */
+MSILO_API int msilo_pg_conninfo_has_password(const char *conninfo);
+
+/**
+ * @p conninfo for a log line: the parameters it sets, as libpq parsed them,
+ * in `key=value` form with the password (if any) shown as `***`, e.g.
+ * `host=127.0.0.1 port=5432 user=msilo password=*** dbname=msilo`. Text libpq
+ * cannot parse becomes "(unparsable conninfo)"; NULL becomes "(unset)".
+ * @return a string to g_free(); never NULL.
+ */
+MSILO_API char *msilo_pg_conninfo_mask(const char *conninfo);
+
+/**
  * Detail of the most recent failure of this library on the calling thread
  * (never NULL; "" when none). Valid until the next call on this thread.
  */

@@ -699,6 +699,48 @@ static void test_url_forms(void **state)
     g_free(kv);
 }
 
+/* Passwords are found and masked in every form libpq accepts, not only the
+ * literal "password=": spaces around '=', a percent-escaped key, user:pw@. */
+static void test_conninfo_password(void **state)
+{
+    (void)state;
+    static const char *const secret[] = {
+        "host=127.0.0.1 password=S3cretPw!",
+        "host=127.0.0.1 password = S3cretPw!",
+        "host=127.0.0.1 password='S3cretPw!' dbname=x",
+        "postgres://u:S3cretPw!@127.0.0.1:5432/db",
+        "postgresql://u@127.0.0.1/db?password=S3cretPw!",
+        "postgresql://u@127.0.0.1/db?%70assword=S3cretPw!",
+        "postgresql://u:S3cret%50w!@127.0.0.1/db",
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(secret); i++) {
+        char *m = msilo_pg_conninfo_mask(secret[i]);
+        if (!msilo_pg_conninfo_has_password(secret[i]))
+            fail_msg("no password found in %s", secret[i]);
+        if (strstr(m, "S3cret") || !strstr(m, "password=***"))
+            fail_msg("%s masked as %s", secret[i], m);
+        assert_non_null(strstr(m, "127.0.0.1"));
+        g_free(m);
+    }
+    static const char *const none[] = { "host=127.0.0.1 user=msilo",
+                                        "postgresql://msilo@127.0.0.1:5432/db?sslmode=disable" };
+    for (size_t i = 0; i < G_N_ELEMENTS(none); i++) {
+        assert_false(msilo_pg_conninfo_has_password(none[i]));
+        char *m = msilo_pg_conninfo_mask(none[i]);
+        assert_null(strstr(m, "password"));
+        assert_non_null(strstr(m, "user=msilo"));
+        g_free(m);
+    }
+    /* what libpq cannot read may hold a password: never shown */
+    assert_true(msilo_pg_conninfo_has_password("host=x password"));
+    char *m = msilo_pg_conninfo_mask("host=x password 'S3cretPw");
+    assert_string_equal(m, "(unparsable conninfo)");
+    g_free(m);
+    m = msilo_pg_conninfo_mask("host='a b' dbname=it\\'s");
+    assert_string_equal(m, "dbname='it\\'s' host='a b'");
+    g_free(m);
+}
+
 /* Configured column names (sc_*), as an OpenSIPS guide user might have. */
 static void test_custom_columns(void **state)
 {
@@ -1167,6 +1209,7 @@ int main(void)
         cmocka_unit_test(test_keep_id),
         cmocka_unit_test(test_migrate_twice),
         cmocka_unit_test(test_bad_config),
+        cmocka_unit_test(test_conninfo_password),
         cmocka_unit_test_setup_teardown(test_url_forms, setup, teardown),
         cmocka_unit_test(test_custom_columns),
         cmocka_unit_test(test_injection),
