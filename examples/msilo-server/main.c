@@ -10,6 +10,7 @@
 #include <glib-unix.h>
 #include <glib/gstdio.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "server.h"
 
@@ -148,10 +149,12 @@ static void print_stats(server_t *s)
                            " registers=%" PRIu64 " bindings=%zu messages=%" PRIu64
                            " forwarded=%" PRIu64 " relayed_2xx=%" PRIu64
                            " forward_failed=%" PRIu64 " auth_challenged=%" PRIu64
-                           " auth_forbidden=%" PRIu64,
+                           " auth_forbidden=%" PRIu64 " loops=%" PRIu64
+                           " stored_once=%" PRIu64,
                            s->n_register, s->registrar ? registrar_count(s->registrar) : 0,
                            s->n_message, s->n_forwarded, s->n_relayed_2xx, s->n_forward_failed,
-                           s->n_auth_challenged, s->n_auth_forbidden);
+                           s->n_auth_challenged, s->n_auth_forbidden, s->n_loops,
+                           s->n_stored_once);
     g_message("%s", out->str);
     g_string_free(out, TRUE);
 }
@@ -346,6 +349,11 @@ int main(int argc, char **argv)
     }
     if (forward_timeout >= 0)
         s.opt.forward_timeout = (unsigned)forward_timeout;
+    /* Every local user can read a command line (/proc/PID/cmdline, ps). */
+    if (db_url && server_url_has_password(db_url))
+        g_warning("--db-url holds a password, which every local user can read in "
+                  "/proc/%d/cmdline: put db_url in a configuration file of mode 0600, or use "
+                  "~/.pgpass or PGPASSFILE", (int)getpid());
     if (db_url && (r = msilo_config_set(cfg, "db_url", db_url)) < 0) {
         fprintf(stderr, "msilo-server: --db-url: %s\n", msilo_error_detail());
         goto out;

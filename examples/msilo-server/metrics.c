@@ -61,6 +61,11 @@ char *server_metrics_text(server_t *s)
                "MESSAGEs forwarded to a registered user.", s->n_forwarded);
     add_metric(out, "msilo_server_forward_failed_total", "counter",
                "Forwards that failed and were stored.", s->n_forward_failed);
+    add_metric(out, "msilo_server_loops_total", "counter",
+               "MESSAGEs that came back unchanged (answered 482).", s->n_loops);
+    add_metric(out, "msilo_server_stored_once_total", "counter",
+               "Stores of a request that was stored already (answered, not stored again).",
+               s->n_stored_once);
     add_metric(out, "msilo_server_bindings", "gauge", "Registered contacts.",
                registrar_count(s->registrar));
     return g_string_free(out, FALSE);

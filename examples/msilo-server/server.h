@@ -19,6 +19,7 @@ struct forward;
 #define NTA_INCOMING_MAGIC_T struct server
 
 #include <sofia-sip/nta.h>
+#include <sofia-sip/sip.h>
 #include <sofia-sip/su_glib.h>
 
 #include <msilo/msilo.h>
@@ -72,12 +73,14 @@ typedef struct server {
     struct _SoupServer *metrics; /* NULL unless [server] metrics is set */
     GHashTable *forwards; /* forward_t* set: forwards in progress */
     GHashTable *stores;   /* nta_incoming_t* set: stores waiting for their result */
+    GHashTable *once;     /* request identity -> its store (loop.c) */
     const char *snd_time_header; /* msilo key snd_time_avp: header with a reminder time */
     guint expire_timer;
     bool stopping;
     /* counters of the server itself */
     uint64_t n_register, n_message, n_forwarded, n_relayed_2xx, n_forward_failed;
     uint64_t n_auth_challenged, n_auth_forbidden;
+    uint64_t n_loops, n_stored_once;
 } server_t;
 
 /* Creates the agent, the default leg and the transport (before the engine). */
@@ -88,6 +91,32 @@ void server_sip_drain(server_t *s);
 void server_sip_stop(server_t *s);
 /* "udp 127.0.0.1:5060, tcp 127.0.0.1:5060" (g_free it). */
 char *server_sip_listening(server_t *s);
+
+/* ---- loops (loop.c) ---------------------------------------------------------- */
+
+/* Whether @url names this server (host and port of one of its Vias). */
+bool server_is_local(server_t *s, url_t const *url);
+#define SERVER_BRANCH_SIZE 40
+/* The Via branch for forwarding the request @sip (RFC 3261 16.6 item 8). */
+void server_loop_branch(sip_t const *sip, char out[SERVER_BRANCH_SIZE]);
+/* Whether @sip carries a Via of ours with the branch it would get now: a loop. */
+bool server_request_looped(server_t *s, sip_t const *sip);
+/* Whether @sip carries any Via of ours (it has been forwarded by us before). */
+bool server_came_back(server_t *s, sip_t const *sip);
+
+typedef enum {
+    SERVER_ONCE_FIRST,  /* store it, then call server_once_end() */
+    SERVER_ONCE_WAIT,   /* the same request is being stored: answered by its end */
+    SERVER_ONCE_STORED, /* stored a moment ago: answer 202, do not store again */
+} server_once_t;
+GHashTable *server_once_new(void);
+/* The identity of a request: Call-ID, From tag, CSeq (g_free it). */
+char *server_once_key(sip_t const *sip);
+server_once_t server_once_begin(server_t *s, const char *key, nta_incoming_t *irq, int64_t now);
+/* The store of @key ended with @result: the requests that waited for it (unref it; may be NULL). */
+GPtrArray *server_once_end(server_t *s, const char *key, int result, int64_t now);
+/* Forgets finished stores older than the window. */
+void server_once_expire(server_t *s, int64_t now);
 
 /* ---- metrics (metrics.c) ---------------------------------------------------- */
 

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "server.h"
+#include "request.h"
 
 #include <sofia-sip/auth_module.h>
 #include <sofia-sip/msg_header.h>
@@ -105,77 +106,18 @@ static void reply_store_result(server_t *s, nta_incoming_t *irq, int result)
 
 /* ---- m_store -------------------------------------------------------------- */
 
-/* The value of header @h as text in @home, or NULL. Sofia's encoders return
- * the length a value needs but may leave the last parameter unwritten when
- * the buffer is only just large enough (sip_header_as_string() then passed on
- * a 4 KiB Content-Type as "text/plain;" plus uninitialised bytes, found with
- * valgrind): encode into a buffer with room to spare and check the length. */
-static char *header_value(su_home_t *home, sip_header_t const *h)
-{
-    char tmp[128];
-    isize_t len;
-    char *buf;
+/* A store that goes through the store-once table (loop.c). */
+typedef struct once_store {
+    nta_incoming_t *irq;
+    char *key;
+} once_store;
 
-    if (!h)
-        return NULL;
-    len = msg_header_field_e(tmp, sizeof(tmp), (msg_header_t const *)h, 0);
-    if (len < 0)
-        return NULL;
-    buf = su_zalloc(home, (size_t)len + 64);
-    if (!buf)
-        return NULL;
-    if (msg_header_field_e(buf, len + 64, (msg_header_t const *)h, 0) != len ||
-        strlen(buf) != (size_t)len) {
-        su_free(home, buf);
-        return NULL;
-    }
-    return buf;
-}
-
-/* Fills @req from @sip; strings live in @home, headers in @hdrs. */
-static void fill_request(msilo_request_t *req, su_home_t *home, sip_t const *sip,
-                         GArray *hdrs, const char *snd_time_header)
+static void store_log(int result, int64_t id)
 {
-    msilo_request_init(req);
-    req->method = sip->sip_request->rq_method_name;
-    req->ruri = url_as_string(home, sip->sip_request->rq_url);
-    if (sip->sip_to)
-        req->to = header_value(home, (sip_header_t const *)sip->sip_to);
-    if (sip->sip_from)
-        req->from = header_value(home, (sip_header_t const *)sip->sip_from);
-    if (sip->sip_contact && sip->sip_contact->m_url->url_type != url_any)
-        req->contact = url_as_string(home, sip->sip_contact->m_url);
-    if (sip->sip_content_type)
-        req->content_type = header_value(home, (sip_header_t const *)sip->sip_content_type);
-    if (sip->sip_payload) {
-        req->body = sip->sip_payload->pl_data;
-        req->body_len = sip->sip_payload->pl_len;
-    }
-    if (sip->sip_call_id)
-        req->call_id = sip->sip_call_id->i_id;
-    if (sip->sip_expires)
-        req->expires = (long)sip->sip_expires->ex_delta;
-    if (sip->sip_allow)
-        req->allow = header_value(home, (sip_header_t const *)sip->sip_allow);
-    /* Headers this parser does not know (P-Asserted-Identity, X-..., ...)
-     * are kept with the message and re-sent on delivery. */
-    for (sip_unknown_t const *u = sip->sip_unknown; u; u = u->un_next) {
-        msilo_header_t h = { u->un_name, u->un_value ? u->un_value : "" };
-        /* The reminder time is consumed here, not re-sent: a reminder that
-         * came back through this server would be stored again, forever. */
-        if (snd_time_header && snd_time_header[0] && u->un_name &&
-            g_ascii_strcasecmp(u->un_name, snd_time_header) == 0)
-            continue;
-        g_array_append_val(hdrs, h);
-    }
-    /* snd_time_avp names the header that carries a reminder time. */
-    if (snd_time_header && snd_time_header[0]) {
-        for (sip_unknown_t const *u = sip->sip_unknown; u; u = u->un_next)
-            if (u->un_name && g_ascii_strcasecmp(u->un_name, snd_time_header) == 0)
-                req->snd_time = u->un_value;
-    }
-    req->headers = (const msilo_header_t *)(void *)hdrs->data;
-    req->n_headers = hdrs->len;
+    if (result == 0)
+        REQ_LOG("stored message %" G_GINT64_FORMAT, id);
+    else
+        g_warning("store failed: %s", msilo_strerror(result));
 }
 
 static void store_done(msilo_engine_t *e, int result, int64_t id, void *data)
@@ -184,34 +126,89 @@ static void store_done(msilo_engine_t *e, int result, int64_t id, void *data)
     server_t *s = nta_incoming_magic(irq, NULL);
     (void)e;
     g_hash_table_remove(s->stores, irq);
-    if (result == 0)
-        REQ_LOG("stored message %" G_GINT64_FORMAT, id);
-    else
-        g_warning("store failed: %s", msilo_strerror(result));
+    store_log(result, id);
     reply_store_result(s, irq, result);
 }
 
-/* m_store() of the request of @irq; the reply goes out when the store completes. */
-static void store_request(server_t *s, nta_incoming_t *irq)
+/* Answers the requests that waited for the store of @key with its result. */
+static void once_finish(server_t *s, const char *key, int result)
+{
+    GPtrArray *waiters = server_once_end(s, key, result, now_s());
+    for (guint i = 0; waiters && i < waiters->len; i++) {
+        s->n_stored_once++;
+        g_hash_table_remove(s->stores, waiters->pdata[i]);
+        reply_store_result(s, waiters->pdata[i], result);
+    }
+    if (waiters)
+        g_ptr_array_unref(waiters);
+}
+
+static void once_store_done(msilo_engine_t *e, int result, int64_t id, void *data)
+{
+    once_store *os = data;
+    server_t *s = nta_incoming_magic(os->irq, NULL);
+    (void)e;
+    g_hash_table_remove(s->stores, os->irq);
+    store_log(result, id);
+    reply_store_result(s, os->irq, result);
+    once_finish(s, os->key, result);
+    g_free(os->key);
+    g_free(os);
+}
+
+/* m_store() of the request of @irq; the reply goes out when the store
+ * completes. @forwarded: we forwarded it before (its forward failed). */
+static void store_request(server_t *s, nta_incoming_t *irq, bool forwarded)
 {
     msg_t *msg = nta_incoming_getrequest(irq);
     sip_t const *sip = sip_object(msg);
     su_home_t home[1] = { SU_HOME_INIT(home) };
     g_autoptr(GArray) hdrs = g_array_new(FALSE, FALSE, sizeof(msilo_header_t));
+    url_t const *owner_url = server_message_owner(sip);
+    char const *owner = owner_url ? url_as_string(home, owner_url) : NULL;
+    once_store *os = NULL;
     msilo_request_t req;
     int r;
 
-    fill_request(&req, home, sip, hdrs, s->snd_time_header);
     nta_incoming_bind(irq, NULL, s);
-    r = msilo_engine_store(s->engine, &req, NULL, store_done, irq);
-    su_home_deinit(home);
-    msg_destroy(msg);
+    if (forwarded || server_came_back(s, sip)) {
+        char *key = server_once_key(sip);
+        switch (server_once_begin(s, key, irq, now_s())) {
+        case SERVER_ONCE_WAIT:
+            REQ_LOG("MESSAGE is being stored already: waiting for that store");
+            g_hash_table_add(s->stores, irq);
+            g_free(key);
+            goto out;
+        case SERVER_ONCE_STORED:
+            REQ_LOG("MESSAGE stored already: 202 without storing it again");
+            s->n_stored_once++;
+            reply_store_result(s, irq, 0);
+            g_free(key);
+            goto out;
+        case SERVER_ONCE_FIRST:
+            os = g_new0(once_store, 1);
+            os->irq = irq;
+            os->key = key;
+            break;
+        }
+    }
+    server_fill_request(&req, home, sip, hdrs, s->snd_time_header);
+    r = msilo_engine_store(s->engine, &req, owner, os ? once_store_done : store_done,
+                           os ? (void *)os : (void *)irq);
     if (r < 0) {
         g_message("MESSAGE not stored: %s (%s)", msilo_strerror(r), msilo_error_detail());
         reply_store_result(s, irq, r);
-        return;
+        if (os) {
+            once_finish(s, os->key, r);
+            g_free(os->key);
+            g_free(os);
+        }
+        goto out;
     }
     g_hash_table_add(s->stores, irq);
+out:
+    su_home_deinit(home);
+    msg_destroy(msg);
 }
 
 /* ---- forwarding to an online user ----------------------------------------- */
@@ -235,7 +232,7 @@ static void forward_failed(forward_t *f, const char *why)
     g_message("forward failed (%s): storing the message", why);
     f->irq = NULL;
     forward_end(f);
-    store_request(s, irq);
+    store_request(s, irq, true);
 }
 
 static int forward_response(forward_t *f, nta_outgoing_t *orq, sip_t const *sip)
@@ -275,20 +272,6 @@ static gboolean forward_guard(gpointer data)
     return G_SOURCE_REMOVE;
 }
 
-/* Whether @url names this server (one of the agent's Via host:port). */
-static bool is_local(server_t *s, url_t const *url)
-{
-    const char *port = url->url_port && url->url_port[0] ? url->url_port : "5060";
-    if (!url->url_host)
-        return false;
-    for (sip_via_t const *v = nta_agent_via(s->agent); v; v = v->v_next) {
-        const char *vport = v->v_port ? v->v_port : "5060";
-        if (g_ascii_strcasecmp(url->url_host, v->v_host) == 0 && strcmp(port, vport) == 0)
-            return true;
-    }
-    return false;
-}
-
 /* Forwards the MESSAGE of @irq to @contact_uri. @return false when it could not be sent. */
 static bool forward_request(server_t *s, nta_incoming_t *irq, const char *contact_uri)
 {
@@ -299,9 +282,14 @@ static bool forward_request(server_t *s, nta_incoming_t *irq, const char *contac
     sip_request_t *rq;
     url_t *target;
     forward_t *f;
+    char branch[SERVER_BRANCH_SIZE];
 
-    if (orig)
+    /* the branch of the request as it came in: if it comes back unchanged,
+     * server_request_looped() recognises it */
+    if (orig) {
+        server_loop_branch(sip_object(orig), branch);
         msg_destroy(orig);
+    }
     if (!copy)
         return false;
     target = url_make(home, contact_uri);
@@ -315,7 +303,7 @@ static bool forward_request(server_t *s, nta_incoming_t *irq, const char *contac
     }
     /* A UA that uses us as outbound proxy pre-loads Route: <us;lr>; NTA would
      * send to that Route, i.e. back to us. We are that hop: drop it. */
-    while (sip->sip_route && is_local(s, sip->sip_route->r_url))
+    while (sip->sip_route && server_is_local(s, sip->sip_route->r_url))
         sip_route_remove(copy, sip);
     if (sip->sip_max_forwards) {
         sip->sip_max_forwards->mf_count--;
@@ -327,7 +315,8 @@ static bool forward_request(server_t *s, nta_incoming_t *irq, const char *contac
     f = g_new0(forward_t, 1);
     f->srv = s;
     f->irq = irq;
-    f->orq = nta_outgoing_mcreate(s->agent, forward_response, f, NULL, copy, TAG_END());
+    f->orq = nta_outgoing_mcreate(s->agent, forward_response, f, NULL, copy,
+                                  NTATAG_BRANCH_KEY(branch), TAG_END());
     if (!f->orq) {
         msg_destroy(copy);
         g_free(f);
@@ -342,7 +331,6 @@ static bool forward_request(server_t *s, nta_incoming_t *irq, const char *contac
 
 static int handle_message(server_t *s, nta_incoming_t *irq, sip_t const *sip)
 {
-    url_t const *ruri = sip->sip_request->rq_url;
     g_autofree char *aor = NULL;
     GPtrArray *bindings;
 
@@ -351,13 +339,12 @@ static int handle_message(server_t *s, nta_incoming_t *irq, sip_t const *sip)
     if (s->snd_time_header && s->snd_time_header[0]) {
         for (sip_unknown_t const *u = sip->sip_unknown; u; u = u->un_next)
             if (u->un_name && g_ascii_strcasecmp(u->un_name, s->snd_time_header) == 0) {
-                store_request(s, irq);
+                store_request(s, irq, false);
                 return 0;
             }
     }
-    aor = aor_of_url(ruri);
-    if (!aor && sip->sip_to)
-        aor = aor_of_url(sip->sip_to->a_url);
+    /* the same owner the store would get (server_message_owner) */
+    aor = aor_of_url(server_message_owner(sip));
     bindings = aor ? registrar_lookup(s->registrar, aor, now_s()) : NULL;
     if (bindings && bindings->len > 0) {
         binding_t const *b = bindings->pdata[0];
@@ -367,7 +354,7 @@ static int handle_message(server_t *s, nta_incoming_t *irq, sip_t const *sip)
         }
         g_warning("cannot forward MESSAGE for %s to %s: storing it", aor, b->uri);
     }
-    store_request(s, irq);
+    store_request(s, irq, false);
     return 0;
 }
 
@@ -401,6 +388,19 @@ static int handle_register(server_t *s, nta_incoming_t *irq, sip_t const *sip)
         return 0;
     }
 
+    /* A binding to this server itself would forward every MESSAGE for the
+     * AoR back here: refused before anything is saved. */
+    for (sip_contact_t const *m = sip->sip_contact; m; m = m->m_next) {
+        if (m->m_url->url_type != url_any && server_is_local(s, m->m_url)) {
+            g_message("REGISTER %s: Contact %s is this server: 403", aor,
+                      url_as_string(home, m->m_url));
+            reply_and_destroy(irq, 403, SIPTAG_WARNING_STR("399 msilo \"Contact is this server\""),
+                              TAG_END());
+            su_home_deinit(home);
+            return 0;
+        }
+    }
+
     if (sip->sip_contact && sip->sip_contact->m_url->url_type == url_any) {
         /* "Contact: *" removes every binding, only with Expires: 0 */
         if (sip->sip_contact->m_next || !sip->sip_expires || sip->sip_expires->ex_delta != 0) {
@@ -425,7 +425,7 @@ static int handle_register(server_t *s, nta_incoming_t *irq, sip_t const *sip)
             if (m->m_q)
                 q = g_ascii_strtod(m->m_q, NULL);
             uri = g_strdup(url_as_string(home, m->m_url));
-            value = header_value(home, (sip_header_t const *)m);
+            value = server_header_value(home, (sip_header_t const *)m);
             registrar_update(s->registrar, aor, uri, value, (int64_t)exp, q, now);
             REQ_LOG("REGISTER %s: %s expires %u", aor, uri, (unsigned)exp);
             if (exp > 0 && !dump_to)
@@ -456,10 +456,12 @@ static int handle_register(server_t *s, nta_incoming_t *irq, sip_t const *sip)
 
         char *cb_aor = g_strdup(aor);
 
-        fill_request(&reg, home, sip, hdrs, NULL);
-        reg.contact = header_value(home, (sip_header_t const *)dump_to);
+        server_fill_request(&reg, home, sip, hdrs, NULL);
+        reg.contact = server_header_value(home, (sip_header_t const *)dump_to);
         reg.expires = (long)dump_expires;
-        r = msilo_engine_dump(s->engine, &reg, NULL, 0, dump_done, cb_aor);
+        /* the owner is the To URI that was authenticated, as Sofia parsed it */
+        r = msilo_engine_dump(s->engine, &reg, url_as_string(home, sip->sip_to->a_url), 0,
+                              dump_done, cb_aor);
         if (r < 0) {
             g_warning("dump for %s not started: %s (%s)", aor, msilo_strerror(r),
                       msilo_error_detail());
@@ -483,63 +485,16 @@ static bool is_our_domain(server_t *s, const char *host)
     return false;
 }
 
-/* Checks a request against the size limits and for headers that did not
- * parse. @return 0 when it may go on, else the status it was answered with
- * (the answer has been sent and @irq destroyed). */
+/* server_check_request() on the request of @irq; a refusal is answered here.
+ * @return 0 when it may go on, else the status it was answered with. */
 static int check_request(server_t *s, nta_incoming_t *irq, sip_t const *sip)
 {
     msg_t *msg = nta_incoming_getrequest(irq);
-    msg_header_t **head = msg ? msg_chain_head(msg) : NULL;
-    unsigned n = 0;
-    size_t stored = 0;
     char warning[200];
-    int status = 0;
+    int status = server_check_request(&s->opt, msg, sip, warning, sizeof(warning));
 
-    warning[0] = '\0';
-    for (msg_header_t const *h = head ? *head : NULL; h && !status; h = h->sh_succ) {
-        if (h == (msg_header_t const *)sip->sip_request || h == (msg_header_t const *)sip->sip_separator ||
-            h == (msg_header_t const *)sip->sip_payload)
-            continue;
-        char tmp[64];
-        /* the parsed fragments are gone: the encoder gives the length (it
-         * writes at most sizeof(tmp) bytes and returns what it needs) */
-        isize_t len = msg_header_field_e(tmp, sizeof(tmp), h, 0);
-        if (h->sh_class->hc_name)
-            len += (isize_t)strlen(h->sh_class->hc_name) + 2;
-        if (++n > s->opt.max_headers) {
-            status = 413;
-            g_snprintf(warning, sizeof(warning), "399 msilo \"More than %u header fields\"",
-                       s->opt.max_headers);
-        } else if ((size_t)len > s->opt.max_header_size) {
-            status = 413;
-            g_snprintf(warning, sizeof(warning), "399 msilo \"Header field over %u bytes\"",
-                       s->opt.max_header_size);
-        }
-    }
     if (msg)
         msg_destroy(msg);
-    if (!status && sip->sip_error) {
-        /* a header Sofia could not parse (Max-Forwards: many, Content-Type: ///) */
-        const char *name = sip->sip_error->er_name ? sip->sip_error->er_name : "header";
-        status = 400;
-        g_snprintf(warning, sizeof(warning), "399 msilo \"Malformed %.60s\"", name);
-        for (char *p = warning; *p; p++)
-            if ((unsigned char)*p < 0x20 || *p == 0x7f)
-                *p = '?';
-    }
-    if (!status && (!sip->sip_call_id || !sip->sip_call_id->i_id || !sip->sip_call_id->i_id[0])) {
-        status = 400;
-        g_snprintf(warning, sizeof(warning), "399 msilo \"Empty Call-ID\"");
-    }
-    if (!status && sip->sip_request->rq_method == sip_method_message) {
-        for (sip_unknown_t const *u = sip->sip_unknown; u; u = u->un_next)
-            stored += strlen(u->un_name ? u->un_name : "") + strlen(u->un_value ? u->un_value : "") + 4;
-        if (stored > s->opt.max_stored_headers) {
-            status = 413;
-            g_snprintf(warning, sizeof(warning), "399 msilo \"Extra headers over %u bytes\"",
-                       s->opt.max_stored_headers);
-        }
-    }
     if (status) {
         g_message("%s refused: %d %s", sip->sip_request->rq_method_name, status, warning);
         reply_and_destroy(irq, status, SIPTAG_WARNING_STR(warning), TAG_END());
@@ -624,6 +579,12 @@ static int request_cb(server_t *s, nta_leg_t *leg, nta_incoming_t *irq, sip_t co
         return 503;
     if (check_request(s, irq, sip))
         return 0;
+    if (method == sip_method_message && server_request_looped(s, sip)) {
+        s->n_loops++;
+        g_message("MESSAGE %s came back unchanged: 482", sip->sip_call_id->i_id);
+        reply_and_destroy(irq, 482, SIPTAG_WARNING_STR("399 msilo \"Loop detected\""), TAG_END());
+        return 0;
+    }
     if ((method == sip_method_register || method == sip_method_message) &&
         !scheme_supported(sip->sip_request->rq_url)) {
         reply_and_destroy(irq, 416, SIPTAG_UNSUPPORTED_STR("sip, sips, tel"),
@@ -635,9 +596,7 @@ static int request_cb(server_t *s, nta_leg_t *leg, nta_incoming_t *irq, sip_t co
     if ((method == sip_method_register || method == sip_method_message) &&
         !is_our_domain(s, method == sip_method_register
                               ? (sip->sip_to ? sip->sip_to->a_url->url_host : NULL)
-                              : (sip->sip_request->rq_url->url_user
-                                     ? sip->sip_request->rq_url->url_host
-                                     : (sip->sip_to ? sip->sip_to->a_url->url_host : NULL)))) {
+                              : (server_message_owner(sip) ? server_message_owner(sip)->url_host : NULL))) {
         reply_and_destroy(irq, 404, SIPTAG_WARNING_STR("399 msilo \"Not a local domain\""),
                           TAG_END());
         return 0;
@@ -673,6 +632,7 @@ static gboolean expire_tick(gpointer data)
 {
     server_t *s = data;
     size_t n = registrar_expire(s->registrar, now_s());
+    server_once_expire(s, now_s());
     if (n)
         g_info("%zu registrations expired", n);
     return G_SOURCE_CONTINUE;
@@ -686,6 +646,7 @@ int server_sip_start(server_t *s, GError **error)
 
     s->forwards = g_hash_table_new(NULL, NULL);
     s->stores = g_hash_table_new(NULL, NULL);
+    s->once = server_once_new();
     s->registrar = registrar_new();
     s->agent = nta_agent_create(s->root, URL_STRING_MAKE(s->opt.listen), NULL, NULL,
                                 NTATAG_UA(0), NTATAG_SERVER_RPORT(1), NTATAG_CLIENT_RPORT(1),
@@ -771,7 +732,9 @@ void server_sip_stop(server_t *s)
         g_hash_table_unref(s->forwards);
     if (s->stores)
         g_hash_table_unref(s->stores);
-    s->forwards = s->stores = NULL;
+    if (s->once)
+        g_hash_table_unref(s->once);
+    s->forwards = s->stores = s->once = NULL;
 }
 
 char *server_sip_listening(server_t *s)

@@ -195,6 +195,20 @@ def cases():
     add("stored extra headers over max_stored_headers_size (TCP)", 413, 0, proto="tcp",
         extra="".join("X-M%d: %s\r\n" % (i, "m" * 900) for i in range(12)))
     add("Max-Forwards not a number", 400, 0, extra="Max-Forwards: many\r\n")
+    # -- a header that may appear once, twice: Sofia lists the second copy
+    # among the errors as itself (not as an error record); reading it as one
+    # crashed the server on one packet, before any authentication
+    for name, value in (("Max-Forwards", "70"), ("Date", "Sat, 13 Nov 2010 23:29:00 GMT"),
+                        ("Min-Expires", "70"), ("Retry-After", "70"), ("Expires", "70")):
+        for method in ("OPTIONS", "MESSAGE", "REGISTER"):
+            extra = "%s: %s\r\n" % (name, value)
+            if name != "Max-Forwards":
+                extra *= 2
+            add("two %s headers (%s)" % (name, method), 400, 0, method=method,
+                ruri="sip:127.0.0.1" if method == "REGISTER" else "sip:bob@127.0.0.1",
+                body=b"" if method != "MESSAGE" else b"hello", extra=extra)
+    add("Max-Forwards 4294967295 twice", 400, 0, method="OPTIONS",
+        extra="Max-Forwards: 4294967295\r\n")
     return C
 
 

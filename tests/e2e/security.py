@@ -14,6 +14,7 @@ import re
 import socket
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -35,20 +36,23 @@ def users_file(tmp):
         f.write("# user:password:realm, or user:realm:HA1\n")
         f.write("alice:alicepw:%s\n" % REALM)
         f.write("bob:%s:%s\n" % (REALM, md5("bob:%s:bobpw" % REALM)))
+        f.write("mallory:mallorypw:%s\n" % REALM)
     os.chmod(path, 0o600)
     return path
 
 
-def auth_conf(tmp, users, message=False, name="auth.conf"):
-    path = e2e.write_conf(tmp, name, "[server]\nauth_users = %s\nauth_realm = %s\nauth_message = %d\n"
-                          "[msilo]\nadd_date = 0\n" % (users, REALM, 1 if message else 0))
+def auth_conf(tmp, users, message=False, name="auth.conf", server=""):
+    path = e2e.write_conf(tmp, name, "[server]\nauth_users = %s\nauth_realm = %s\nauth_message = %d\n%s"
+                          "[msilo]\nadd_date = 0\n" % (users, REALM, 1 if message else 0, server))
     os.chmod(path, 0o600)
     return path
 
 
-def request(port, method, ruri, to, frm, extra="", body=b"", auth=None):
+def request(port, method, ruri, to, frm, extra="", body=b"", auth=None, to_hdr=None,
+            from_hdr=None):
     """One UDP request, with an Authorization header answering `auth`
-    (challenge params, user, password) when given. (status, headers)."""
+    (challenge params, user, password) when given; to_hdr / from_hdr replace
+    the "<uri>" of To / From. (status, headers)."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind((LOOPBACK, 0))
     try:
@@ -67,9 +71,10 @@ def request(port, method, ruri, to, frm, extra="", body=b"", auth=None):
                    % (user, ch["realm"], ch["nonce"], ruri, resp, cnonce, nc,
                       ', opaque="%s"' % ch["opaque"] if ch.get("opaque") else ""))
         msg = ("%s %s SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK-sec-%d-%d;rport\r\n"
-               "From: <%s>;tag=s%d\r\nTo: <%s>\r\nCall-ID: sec-%d-%d@127.0.0.1\r\nCSeq: %d %s\r\n"
+               "From: %s;tag=s%d\r\nTo: %s\r\nCall-ID: sec-%d-%d@127.0.0.1\r\nCSeq: %d %s\r\n"
                "Max-Forwards: 70\r\n%s%sContent-Length: %d\r\n\r\n"
-               % (method, ruri, lport, os.getpid(), n, frm, n, to, os.getpid(), n, n, method,
+               % (method, ruri, lport, os.getpid(), n, from_hdr or "<%s>" % frm, n,
+                  to_hdr or "<%s>" % to, os.getpid(), n, n, method,
                   hdr, extra, len(body))).encode() + body
         s.sendto(msg, (LOOPBACK, port))
         deadline = time.monotonic() + 5
@@ -94,15 +99,16 @@ def challenge(hdrs):
     return dict(re.findall(r'(\w+)="?([^",]*)"?', v[7:]))
 
 
-def register(srv, user, contact, auth_as=None, aor_user=None):
+def register(srv, user, contact, auth_as=None, aor_user=None, to_hdr=None):
     """REGISTER aor_user (default user) with credentials of auth_as=(user, pw)."""
     aor = "sip:%s@127.0.0.1" % (aor_user or user)
     ruri = "sip:127.0.0.1:%d" % srv.port
     extra = "Contact: <%s>\r\nExpires: 300\r\n" % contact
-    st, h = request(srv.port, "REGISTER", ruri, aor, aor, extra)
+    st, h = request(srv.port, "REGISTER", ruri, aor, aor, extra, to_hdr=to_hdr, from_hdr=to_hdr)
     if st != 401 or not auth_as:
         return st, h
-    return request(srv.port, "REGISTER", ruri, aor, aor, extra, auth=(challenge(h),) + auth_as)
+    return request(srv.port, "REGISTER", ruri, aor, aor, extra, auth=(challenge(h),) + auth_as,
+                   to_hdr=to_hdr, from_hdr=to_hdr)
 
 
 def store(srv, user, body):
@@ -177,6 +183,173 @@ def test_message_digest(tmp):
     check(m and m[-1] == "1", "exactly one message stored (%s)" % (m[-1] if m else None))
 
 
+def from_uri(msg):
+    v = e2e.header(msg[1], "From") or ""
+    m = re.search(r"<([^>]*)>", v)
+    return m.group(1) if m else v.split(";")[0].strip()
+
+
+def test_display_name_is_not_the_address(tmp):
+    """A quoted display name that reads like another user's address changes
+    nothing. Mallory, with her own credentials, REGISTERs with
+    To: "<sip:bob@H>" <sip:mallory@H>: 200, and she gets her own message, none
+    of bob's. With auth_message = 1, her MESSAGE From "<sip:bob@H>"
+    <sip:mallory@H> is stored From mallory. With domains set, a MESSAGE whose
+    To is "<sip:bob@evil.example>" <sip:bob@H> is stored for bob@H."""
+    users = users_file(tmp)
+    srv = e2e.Server(tmp, auth_conf(tmp, users, message=True, server="domains = 127.0.0.1\n"))
+    mal, bob, alice = e2e.Uas(200), e2e.Uas(200), e2e.Uas(200)
+    trick = '"<sip:bob@127.0.0.1>" <sip:mallory@127.0.0.1>'
+    try:
+        # two messages for bob and one for mallory, from carol (authenticated)
+        for user, body in (("bob", b"for bob 1"), ("bob", b"for bob 2"), ("mallory", b"for mallory")):
+            args = (srv.port, "MESSAGE", "sip:%s@127.0.0.1" % user, "sip:%s@127.0.0.1" % user,
+                    "sip:alice@127.0.0.1", "Content-Type: text/plain\r\n", body)
+            st, h = request(*args)
+            check(st == 401, "challenged (%d)" % st)
+            st, _ = request(*args, auth=(challenge(h), "alice", "alicepw"))
+            check(st == 202, "stored %s (%d)" % (body, st))
+        # a MESSAGE without a user in the R-URI: the owner comes from To
+        args = (srv.port, "MESSAGE", "sip:127.0.0.1", None, "sip:alice@127.0.0.1",
+                "Content-Type: text/plain\r\n", b"for bob, not evil")
+        kw = dict(to_hdr='"<sip:bob@evil.example>" <sip:bob@127.0.0.1>')
+        st, h = request(*args, **kw)
+        st, _ = request(*args, auth=(challenge(h), "alice", "alicepw"), **kw)
+        check(st == 202, "stored for bob@127.0.0.1 (%d)" % st)
+
+        st, _ = register(srv, "mallory", "sip:m@127.0.0.1:%d" % mal.port, ("mallory", "mallorypw"),
+                         to_hdr=trick)
+        check(st == 200, "mallory's REGISTER for her own AoR -> %d" % st)
+        check(wait_until(lambda: mal.messages(), 5), "mallory's own message arrived")
+        check(not wait_until(lambda: len(mal.messages()) > 1, 1.0), "nothing more for mallory")
+        got = [m[2] for m in mal.messages()]
+        check(got == [b"for mallory"], "mallory got only hers: %r" % got)
+
+        # mallory, authenticated as mallory, sends as "<sip:bob@...>" <sip:mallory@...>
+        args = (srv.port, "MESSAGE", "sip:alice@127.0.0.1", "sip:alice@127.0.0.1", None,
+                "Content-Type: text/plain\r\n", b"who am I")
+        st, h = request(*args, from_hdr=trick)
+        st, _ = request(*args, auth=(challenge(h), "mallory", "mallorypw"), from_hdr=trick)
+        check(st == 202, "mallory's MESSAGE stored (%d)" % st)
+
+        st, _ = register(srv, "bob", "sip:b@127.0.0.1:%d" % bob.port, ("bob", "bobpw"))
+        check(st == 200, "bob registers (%d)" % st)
+        check(wait_until(lambda: len(bob.messages()) == 3, 5), "bob got his 3: %r"
+              % [m[2] for m in bob.messages()])
+        check(sorted(m[2] for m in bob.messages()) == [b"for bob 1", b"for bob 2", b"for bob, not evil"],
+              "bob's own messages")
+        st, _ = register(srv, "alice", "sip:a@127.0.0.1:%d" % alice.port, ("alice", "alicepw"))
+        check(st == 200 and wait_until(lambda: alice.messages(), 5), "alice got mallory's message")
+        check(from_uri(alice.messages()[0]) == "sip:mallory@127.0.0.1",
+              "stored From is mallory's: %r" % e2e.header(alice.messages()[0][1], "From"))
+    finally:
+        for u in (mal, bob, alice):
+            u.close()
+        srv.stop()
+
+
+class Relay:
+    """A stateless proxy on 127.0.0.1 that sends every request it gets back
+    to the server (an alias of the server, as far as the server can tell:
+    another port), with its own Via and Max-Forwards one less, and relays
+    the responses down the Via path. Requests go on after `delay` seconds,
+    as through a loaded network."""
+
+    def __init__(self, server_port, delay=0.0):
+        self.server_port = server_port
+        self.delay = delay
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((LOOPBACK, 0))
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.requests = 0
+        self.stopped = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stopped:
+            try:
+                data, _ = self.sock.recvfrom(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            head, _, body = data.partition(b"\r\n\r\n")
+            lines = head.split(b"\r\n")
+            if lines[0].startswith(b"SIP/2.0"):
+                vias = [i for i, l in enumerate(lines) if l.lower().startswith(b"via:")]
+                if len(vias) < 2:
+                    continue
+                del lines[vias[0]]
+                m = re.search(rb"SIP/2.0/UDP ([0-9.]+):(\d+)", lines[vias[1] - 1])
+                if m:
+                    self.sock.sendto(b"\r\n".join(lines) + b"\r\n\r\n" + body,
+                                     (m.group(1).decode(), int(m.group(2))))
+                continue
+            self.requests += 1
+            out = [lines[0], b"Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK-relay-%d"
+                   % (self.port, self.requests)]
+            for l in lines[1:]:
+                if l.lower().startswith(b"max-forwards:"):
+                    l = b"Max-Forwards: %d" % (int(l.split(b":")[1]) - 1)
+                out.append(l)
+            data = b"\r\n".join(out) + b"\r\n\r\n" + body
+            t = threading.Timer(self.delay, self._send, (data,))
+            t.daemon = True
+            t.start()
+
+    def _send(self, data):
+        try:
+            self.sock.sendto(data, (LOOPBACK, self.server_port))
+        except OSError:
+            pass
+
+    def close(self):
+        self.stopped = True
+        self.thread.join(2)
+        self.sock.close()
+
+
+def test_forwarding_loop(tmp):
+    """A MESSAGE is stored once, not once per trip round a loop. A REGISTER
+    whose Contact is the server itself gets 403. A Contact that leads back to
+    the server by another way (a proxy that sends everything back) makes the
+    MESSAGE return unchanged: 482 Loop Detected. With a slow way round, every
+    hop's forward times out first and each would store its own copy: one
+    request is stored once, whichever hop gets there first, and the sender
+    gets 202."""
+    srv = e2e.Server(tmp, e2e.write_conf(tmp, "loop.conf", "[msilo]\nadd_date = 0\n"),
+                     ["--forward-timeout", "5"])
+    relay = Relay(srv.port, delay=0.010)
+    ruri = "sip:127.0.0.1:%d" % srv.port
+    try:
+        for contact in ("sip:bob@127.0.0.1:%d" % srv.port, "sip:x@127.0.0.1:%d;transport=tcp" % srv.port):
+            st, h = request(srv.port, "REGISTER", ruri, "sip:bob@127.0.0.1", "sip:bob@127.0.0.1",
+                            "Contact: <%s>\r\nExpires: 300\r\n" % contact)
+            check(st == 403 and "this server" in (e2e.header(h, "Warning") or ""),
+                  "binding to the server itself refused: %d %s" % (st, e2e.header(h, "Warning")))
+        st, _ = request(srv.port, "REGISTER", ruri, "sip:bob@127.0.0.1", "sip:bob@127.0.0.1",
+                        "Contact: <sip:bob@127.0.0.1:%d>\r\nExpires: 300\r\n" % relay.port)
+        check(st == 200, "binding to the relay: %d" % st)
+        for i in range(3):
+            st, _ = request(srv.port, "MESSAGE", "sip:bob@127.0.0.1", "sip:bob@127.0.0.1",
+                            "sip:carol@127.0.0.1", "Content-Type: text/plain\r\n", b"loop %d" % i)
+            check(st == 202, "MESSAGE %d: %d" % (i, st))
+        e2e.wait_quiet(lambda: relay.requests, quiet=0.5, timeout=30)  # the loops have ended
+        check(relay.requests == 6, "went round twice before the loop showed: %d"
+              % relay.requests)
+    finally:
+        relay.close()
+        rc, log = srv.stop()
+    stored = re.findall(r"stored_messages=(\d+)", log)
+    check(stored and stored[-1] == "3", "3 MESSAGEs, 3 stored: %s" % (stored[-1:] or None))
+    check(re.findall(r" loops=(\d+)", log)[-1:] == ["3"], "3 loops detected")
+    once = re.findall(r"stored_once=(\d+)", log)
+    check(once and int(once[-1]) >= 3, "the second hop's stores were not stored again: %s" % once[-1:])
+    check("482" in log, "the loop is logged")
+
+
 def test_secret_files(tmp):
     """A configuration file holding a database password, or a users file,
     that others can read is refused (not just warned about)."""
@@ -188,6 +361,15 @@ def test_secret_files(tmp):
     os.chmod(conf, 0o640)
     r = e2e.run([ARGS.server, "-c", conf, "--check-config"])
     check(r.returncode == 0, "0640 accepted: %s" % r.stdout)
+    for i, url in enumerate(("host=127.0.0.1 port=1 password = S3cretPw!",
+                             "postgres://u@127.0.0.1:1/db?%70assword=S3cretPw!",
+                             "postgresql://u:S3cret%50w!@127.0.0.1:1/db")):
+        c = e2e.write_conf(tmp, "pw%d.conf" % i, "[msilo]\ndb_url = %s\n" % url)
+        os.chmod(c, 0o644)
+        r = e2e.run([ARGS.server, "-c", c, "--check-config"])
+        check(r.returncode == 1 and b"readable by others" in r.stdout,
+              "0644 with %s refused: %s" % (url, r.stdout))
+        check(b"S3cret" not in r.stdout, "the refusal does not print the password")
     conf2 = e2e.write_conf(tmp, "nopw.conf", "[msilo]\ndb_url = postgres://u@127.0.0.1:1/db\n")
     os.chmod(conf2, 0o644)
     check(e2e.run([ARGS.server, "-c", conf2, "--check-config"]).returncode == 0,
@@ -228,12 +410,15 @@ def test_password_not_logged(tmp):
     shows the URL masked, and a failed connection does not print it."""
     for url in ("postgresql://msilo:Sup3rS3cret@127.0.0.1:1/msilo",
                 "host=127.0.0.1 port=1 user=msilo password=Sup3rS3cret dbname=msilo",
+                "host=127.0.0.1 port=1 user=msilo password = Sup3rS3cret dbname=msilo",
+                "postgresql://msilo@127.0.0.1:1/msilo?%70assword=Sup3rS3cret",
                 "postgresql://msilo@127.0.0.1:1/msilo?password=Sup3rS3cret&sslmode=disable"):
         r = e2e.run([ARGS.server, "-l", "sip:127.0.0.1:%d" % e2e.free_port(), "--store", "postgres",
                      "--db-url", url], timeout=30)
         out = r.stdout.decode(errors="replace")
         check("Sup3rS3cret" not in out, "password in the output: %s" % out)
-        check("***" in out, "masked URL in the start-up line: %s" % out)
+        check("password=***" in out, "masked URL in the start-up line: %s" % out)
+        check("/cmdline" in out, "a password on the command line is warned about: %s" % out)
     pg = os.environ.get("MSILO_TEST_PG_URL")
     if pg:
         # a working server (trust auth ignores the password) logs it masked too
@@ -247,11 +432,11 @@ def test_password_not_logged(tmp):
                   "stored through the password URL")
         finally:
             rc, log = srv.stop()
-        check("Sup3rS3cret" not in log and "postgres:***@" in log, "masked in a running server's log")
+        check("Sup3rS3cret" not in log and "password=***" in log, "masked in a running server's log")
 
 
-TESTS = [test_register_digest, test_message_digest, test_secret_files, test_bad_config_lines,
-         test_password_not_logged]
+TESTS = [test_register_digest, test_message_digest, test_display_name_is_not_the_address,
+         test_forwarding_loop, test_secret_files, test_bad_config_lines, test_password_not_logged]
 
 
 def main():
