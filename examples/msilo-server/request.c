@@ -3,9 +3,10 @@
  * The part of msilo-server's request path that needs a parsed request only
  * (no transaction, no server): the checks every request passes before it is
  * handled (size limits, headers Sofia could not parse or found twice, an empty
- * Call-ID, stored extra headers), the owner of a MESSAGE, and the view of a
- * request that the engine is given. tests/fuzz/fuzz-request.c runs whole
- * requests through it, as Sofia parses them off the wire.
+ * Call-ID, stored extra headers) and the owner of a MESSAGE. (The view the
+ * engine is given comes from libmsilo-sofia's msilo_sofia_request_new().)
+ * tests/fuzz/fuzz-request.c runs whole requests through both, as Sofia parses
+ * them off the wire.
  */
 #include <string.h>
 
@@ -84,82 +85,6 @@ int server_check_request(const server_options_t *opt, msg_t *msg, sip_t const *s
         }
     }
     return status;
-}
-
-/* The value of header @h as text in @home, or NULL. Sofia's encoders return
- * the length a value needs but may leave the last parameter unwritten when
- * the buffer is only just large enough (sip_header_as_string() then passed on
- * a 4 KiB Content-Type as "text/plain;" plus uninitialised bytes, found with
- * valgrind): encode into a buffer with room to spare and check the length. */
-char *server_header_value(su_home_t *home, sip_header_t const *h)
-{
-    char tmp[128];
-    isize_t len;
-    char *buf;
-
-    if (!h)
-        return NULL;
-    len = msg_header_field_e(tmp, sizeof(tmp), (msg_header_t const *)h, 0);
-    if (len < 0)
-        return NULL;
-    buf = su_zalloc(home, (size_t)len + 64);
-    if (!buf)
-        return NULL;
-    if (msg_header_field_e(buf, len + 64, (msg_header_t const *)h, 0) != len ||
-        strlen(buf) != (size_t)len) {
-        su_free(home, buf);
-        return NULL;
-    }
-    return buf;
-}
-
-/* Fills @req from @sip; strings live in @home, headers in @hdrs. */
-void server_fill_request(msilo_request_t *req, su_home_t *home, sip_t const *sip,
-                         GArray *hdrs, const char *snd_time_header)
-{
-    msilo_request_init(req);
-    req->method = sip->sip_request->rq_method_name;
-    req->ruri = url_as_string(home, sip->sip_request->rq_url);
-    /* To and From as the URIs Sofia parsed (and Digest authenticated), never
-     * header text the engine would parse again: a display name such as
-     * "<sip:bob@h>" must not turn mallory's request into bob's. */
-    if (sip->sip_to)
-        req->to = url_as_string(home, sip->sip_to->a_url);
-    if (sip->sip_from)
-        req->from = url_as_string(home, sip->sip_from->a_url);
-    if (sip->sip_contact && sip->sip_contact->m_url->url_type != url_any)
-        req->contact = url_as_string(home, sip->sip_contact->m_url);
-    if (sip->sip_content_type)
-        req->content_type = server_header_value(home, (sip_header_t const *)sip->sip_content_type);
-    if (sip->sip_payload) {
-        req->body = sip->sip_payload->pl_data;
-        req->body_len = sip->sip_payload->pl_len;
-    }
-    if (sip->sip_call_id)
-        req->call_id = sip->sip_call_id->i_id;
-    if (sip->sip_expires)
-        req->expires = (long)sip->sip_expires->ex_delta;
-    if (sip->sip_allow)
-        req->allow = server_header_value(home, (sip_header_t const *)sip->sip_allow);
-    /* Headers this parser does not know (P-Asserted-Identity, X-..., ...)
-     * are kept with the message and re-sent on delivery. */
-    for (sip_unknown_t const *u = sip->sip_unknown; u; u = u->un_next) {
-        msilo_header_t h = { u->un_name, u->un_value ? u->un_value : "" };
-        /* The reminder time is consumed here, not re-sent: a reminder that
-         * came back through this server would be stored again, forever. */
-        if (snd_time_header && snd_time_header[0] && u->un_name &&
-            g_ascii_strcasecmp(u->un_name, snd_time_header) == 0)
-            continue;
-        g_array_append_val(hdrs, h);
-    }
-    /* snd_time_avp names the header that carries a reminder time. */
-    if (snd_time_header && snd_time_header[0]) {
-        for (sip_unknown_t const *u = sip->sip_unknown; u; u = u->un_next)
-            if (u->un_name && g_ascii_strcasecmp(u->un_name, snd_time_header) == 0)
-                req->snd_time = u->un_value;
-    }
-    req->headers = (const msilo_header_t *)(void *)hdrs->data;
-    req->n_headers = hdrs->len;
 }
 
 /* The owner of a MESSAGE, as the engine's default rule picks it: the R-URI

@@ -23,13 +23,4 @@ int server_check_request(const server_options_t *opt, msg_t *msg, sip_t const *s
  * when it names a user (and is not tel:), else the To URI (NULL if none). */
 url_t const *server_message_owner(sip_t const *sip);
 
-/* The value of header @h as text in @home, or NULL. */
-char *server_header_value(su_home_t *home, sip_header_t const *h);
-
-/* Fills @req from @sip: strings live in @home, the extra headers in @hdrs
- * (an array of msilo_header_t). @snd_time_header names the header that
- * carries a reminder time (consumed, not stored), or NULL. */
-void server_fill_request(msilo_request_t *req, su_home_t *home, sip_t const *sip, GArray *hdrs,
-                         const char *snd_time_header);
-
 #endif

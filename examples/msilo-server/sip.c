@@ -163,11 +163,10 @@ static void store_request(server_t *s, nta_incoming_t *irq, bool forwarded)
     msg_t *msg = nta_incoming_getrequest(irq);
     sip_t const *sip = sip_object(msg);
     su_home_t home[1] = { SU_HOME_INIT(home) };
-    g_autoptr(GArray) hdrs = g_array_new(FALSE, FALSE, sizeof(msilo_header_t));
     url_t const *owner_url = server_message_owner(sip);
     char const *owner = owner_url ? url_as_string(home, owner_url) : NULL;
+    msilo_sofia_request_t *req = NULL;
     once_store *os = NULL;
-    msilo_request_t req;
     int r;
 
     nta_incoming_bind(irq, NULL, s);
@@ -192,9 +191,11 @@ static void store_request(server_t *s, nta_incoming_t *irq, bool forwarded)
             break;
         }
     }
-    server_fill_request(&req, home, sip, hdrs, s->snd_time_header);
-    r = msilo_engine_store(s->engine, &req, owner, os ? once_store_done : store_done,
-                           os ? (void *)os : (void *)irq);
+    r = msilo_sofia_request_new(&req, sip, s->snd_time_header);
+    if (r == 0)
+        r = msilo_engine_store(s->engine, msilo_sofia_request_view(req), owner,
+                               os ? once_store_done : store_done, os ? (void *)os : (void *)irq);
+    msilo_sofia_request_free(req);
     if (r < 0) {
         g_message("MESSAGE not stored: %s (%s)", msilo_strerror(r), msilo_error_detail());
         reply_store_result(s, irq, r);
@@ -425,7 +426,7 @@ static int handle_register(server_t *s, nta_incoming_t *irq, sip_t const *sip)
             if (m->m_q)
                 q = g_ascii_strtod(m->m_q, NULL);
             uri = g_strdup(url_as_string(home, m->m_url));
-            value = server_header_value(home, (sip_header_t const *)m);
+            value = msilo_sofia_header_string(home, (sip_header_t const *)m);
             registrar_update(s->registrar, aor, uri, value, (int64_t)exp, q, now);
             REQ_LOG("REGISTER %s: %s expires %u", aor, uri, (unsigned)exp);
             if (exp > 0 && !dump_to)
@@ -450,18 +451,19 @@ static int handle_register(server_t *s, nta_incoming_t *irq, sip_t const *sip)
 
     /* m_dump(): the stored messages go to the registering contact. */
     if (dump_to && s->engine) {
-        msilo_request_t reg;
-        g_autoptr(GArray) hdrs = g_array_new(FALSE, FALSE, sizeof(msilo_header_t));
-        int r;
-
+        msilo_sofia_request_t *req = NULL;
         char *cb_aor = g_strdup(aor);
+        int r = msilo_sofia_request_new(&req, sip, NULL);
 
-        server_fill_request(&reg, home, sip, hdrs, NULL);
-        reg.contact = server_header_value(home, (sip_header_t const *)dump_to);
-        reg.expires = (long)dump_expires;
-        /* the owner is the To URI that was authenticated, as Sofia parsed it */
-        r = msilo_engine_dump(s->engine, &reg, url_as_string(home, sip->sip_to->a_url), 0,
-                              dump_done, cb_aor);
+        if (r == 0) {
+            msilo_request_t *reg = msilo_sofia_request_view(req);
+            reg->contact = msilo_sofia_header_string(home, (sip_header_t const *)dump_to);
+            reg->expires = (long)dump_expires;
+            /* the owner is the To URI that was authenticated, as Sofia parsed it */
+            r = msilo_engine_dump(s->engine, reg, url_as_string(home, sip->sip_to->a_url), 0,
+                                  dump_done, cb_aor);
+        }
+        msilo_sofia_request_free(req);
         if (r < 0) {
             g_warning("dump for %s not started: %s (%s)", aor, msilo_strerror(r),
                       msilo_error_detail());

@@ -27,6 +27,9 @@
  * GMainContext when @p root comes from su_glib_root_create() and its GSource
  * is attached there). The transport is not thread-safe.
  *
+ * It also fills msilo_request_t from a request Sofia parsed (the request
+ * adapter, below), for an embedder that runs its own Sofia-based server.
+ *
  * The Sofia types are declared by their struct tags so that including this
  * header does not pull in Sofia-SIP headers (and fix their magic types) for
  * the embedder.
@@ -35,6 +38,7 @@
 #define MSILO_SOFIA_H
 
 #include <msilo/common.h>
+#include <msilo/request.h>
 #include <msilo/sys/transport.h>
 
 MSILO_BEGIN_DECLS
@@ -66,6 +70,56 @@ MSILO_API int msilo_sofia_transport_set_timeout(msilo_transport_t *t, unsigned t
 
 /** Number of sends whose done callback has not run yet (0 for NULL). */
 MSILO_API size_t msilo_sofia_transport_in_flight(const msilo_transport_t *t);
+
+/* ---- the request adapter ------------------------------------------------- */
+
+struct sip_s;       /* sip_t of <sofia-sip/sip.h> */
+union sip_header_u; /* sip_header_t of <sofia-sip/sip.h> */
+struct su_home_s;   /* su_home_t of <sofia-sip/su_alloc.h> */
+
+/** A request view filled from a request Sofia-SIP parsed, with the strings it needs. */
+typedef struct msilo_sofia_request msilo_sofia_request_t;
+
+/**
+ * Fills a view of @p sip for msilo_engine_store() / msilo_engine_dump():
+ * - method, ruri: the request line;
+ * - to, from: the URIs Sofia parsed from To and From (never the header text,
+ *   which the engine would parse a second time: what a Digest check or a
+ *   registrar read is what the engine gets);
+ * - contact: the first Contact URI (none for `Contact: *`);
+ * - content_type, allow: the header values; body, body_len: the payload
+ *   (bytes of @p sip's message, see below); call_id; expires;
+ * - headers: every header Sofia does not know (P-Asserted-Identity, X-…), to
+ *   be stored and re-sent on delivery;
+ * - snd_time: the value of the header named @p snd_time_header (msilo's
+ *   snd_time_avp; NULL or "" = none), which is then not among the headers.
+ *
+ * The view (msilo_sofia_request_view()) may be changed by the caller (a dump
+ * sets contact and expires from the Contact it chose); its strings belong to
+ * @p ret and to @p sip's message, which must outlive the view's use.
+ *
+ * @return 0, or MSILO_EINVAL (NULL @p ret or @p sip, or not a request).
+ * Free with msilo_sofia_request_free(). Thread-safety: none needed (no shared state).
+ */
+MSILO_API int msilo_sofia_request_new(msilo_sofia_request_t **ret, const struct sip_s *sip,
+                                      const char *snd_time_header);
+
+/** The view of @p r (owned by @p r), or NULL for NULL. */
+MSILO_API msilo_request_t *msilo_sofia_request_view(msilo_sofia_request_t *r);
+
+/** Frees @p r and the strings of its view. NULL is a no-op. */
+MSILO_API void msilo_sofia_request_free(msilo_sofia_request_t *r);
+
+/**
+ * The value of one header (without its name) as text allocated in @p home,
+ * or NULL (NULL arguments, or Sofia could not encode it). Unlike
+ * sip_header_as_string() it never returns a value whose last parameter was
+ * left unwritten: Sofia's encoders report the length a value needs but may
+ * stop short when the buffer is just that large (a 4 KiB Content-Type came
+ * out as "text/plain;" and uninitialised bytes, found with valgrind).
+ */
+MSILO_API char *msilo_sofia_header_string(struct su_home_s *home,
+                                          const union sip_header_u *header);
 
 MSILO_END_DECLS
 

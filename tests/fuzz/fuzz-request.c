@@ -3,7 +3,7 @@
  * far as it goes without a network. Sofia-SIP parses the bytes as it parses a
  * request off the wire; server_check_request() (examples/msilo-server/
  * request.c) refuses it or lets it on; a MESSAGE it lets on is turned into a
- * request view and stored with the owner the server would pick, on the memory
+ * request view (libmsilo-sofia's msilo_sofia_request_new()) and stored with the owner the server would pick, on the memory
  * store. Whatever the bytes: no crash, leak or bad read; a refusal is 400 or
  * 413 with a printable Warning; a store either succeeds or fails with an
  * msilo error code that maps to a SIP status; and a stored message belongs to
@@ -17,6 +17,7 @@
 #include <sofia-sip/url.h>
 
 #include <msilo/memory.h>
+#include <msilo/sofia.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -87,15 +88,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             g_assert((unsigned char)*p >= 0x20 && (unsigned char)*p < 0x7f);
     } else if (sip->sip_request->rq_method == sip_method_message) {
         su_home_t home[1] = { SU_HOME_INIT(home) };
-        GArray *hdrs = g_array_new(FALSE, FALSE, sizeof(msilo_header_t));
         url_t const *owner_url = server_message_owner(sip);
-        msilo_request_t req;
+        msilo_sofia_request_t *req = NULL;
         int64_t id = -1;
         silo *s = silo_get();
 
-        server_fill_request(&req, home, sip, hdrs, "X-Msilo-Send-Time");
-        int rc = msilo_engine_store_sync(s->engine, &req,
+        g_assert(msilo_sofia_request_new(&req, sip, "X-Msilo-Send-Time") == 0);
+        int rc = msilo_engine_store_sync(s->engine, msilo_sofia_request_view(req),
                                          owner_url ? url_as_string(home, owner_url) : NULL, &id);
+        msilo_sofia_request_free(req);
         if (rc == 0) {
             g_assert(owner_url && id > 0);
             check_stored(s, owner_url, id);
@@ -103,7 +104,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             int st = msilo_error_sip_status(rc);
             g_assert(rc < 0 && st >= 400 && st < 600);
         }
-        g_array_unref(hdrs);
         su_home_deinit(home);
     }
     server_options_clear(&opt);
