@@ -16,9 +16,26 @@
 
 #include <string.h>
 
+/* Stores in one put job (one transaction) at most. */
 #define PUT_BATCH_MAX 512
-#define MAX_BACKOFF 3600
+/* A failed delivery's backoff doubles from check_time up to this (seconds). */
+#define RETRY_BACKOFF_MAX 3600
+/* How long a REGISTER view without Expires (expires < 0) is taken to last, in
+ * seconds: retries of its owner stop after it. */
+#define REGISTRATION_DEFAULT_TIME 3600
+/* Seconds whose formatted Date and ctime strings are cached (direct-mapped). */
 #define TIME_CACHE 16
+/* Text header fields stored in text columns (Content-Type, Call-ID), in bytes at most. */
+#define TEXT_MAX_LEN 255
+/* The delivery buffers: initial sizes, and the size above which the body
+ * buffer is given back after a send instead of kept for the next one. */
+#define DELIVERY_HDR_INITIAL 256
+#define DELIVERY_BODY_INITIAL 1024
+#define DELIVERY_BODY_KEEP_MAX 65536
+/* A coalescer keeps its last job's array for the next wait up to this many items. */
+#define COALESCE_SPARE_KEEP_MAX 4096
+/* The period of the timer that calls msilo_engine_tick(), in seconds. */
+#define TICK_INTERVAL 1
 
 typedef struct owner owner_t;
 typedef struct job job_t;
@@ -30,7 +47,6 @@ typedef enum {
     JOB_REMOVE,
     JOB_RELEASE,
     JOB_EXPIRE,
-    JOB_COUNT,
     JOB_RESET,
     JOB_OPEN_PEER, /* main worker: open another store handle (for a put worker or the slow one) */
     JOB_STOP, /* worker: exit */
@@ -124,7 +140,7 @@ struct job {
     size_t out_n;
     /* JOB_REMOVE / JOB_RELEASE: int64_t ids / msilo_store_release_t items */
     GArray *batch;
-    /* JOB_EXPIRE / JOB_COUNT / JOB_RESET */
+    /* JOB_EXPIRE / JOB_RESET */
     int64_t now;
     int64_t count;
     size_t deleted;
@@ -334,9 +350,6 @@ static void job_execute(msilo_engine_t *e, job_t *j)
         if (j->rc == 0)
             j->rc = msilo_store_count(s, NULL, NULL, &j->count);
         break;
-    case JOB_COUNT:
-        j->rc = msilo_store_count(s, NULL, NULL, &j->count);
-        break;
     case JOB_RESET:
         j->rc = msilo_store_reset_leases(s, e->instance_id, &j->deleted);
         break;
@@ -433,7 +446,7 @@ static void complete_noop_dumps(msilo_engine_t *e, int result)
     }
 }
 
-static gboolean dispatch_cb(GSource *src, GSourceFunc cb, gpointer data)
+static gboolean dispatch_source_dispatch(GSource *src, GSourceFunc cb, gpointer data)
 {
     (void)cb;
     msilo_engine_t *e = data;
@@ -450,11 +463,6 @@ static gboolean dispatch_cb(GSource *src, GSourceFunc cb, gpointer data)
         job_complete(e, j);
     complete_noop_dumps(e, 0);
     return G_SOURCE_CONTINUE;
-}
-
-static gboolean dispatch_source_dispatch(GSource *src, GSourceFunc cb, gpointer data)
-{
-    return dispatch_cb(src, cb, data);
 }
 
 static GSourceFuncs dispatch_funcs = {
@@ -790,13 +798,15 @@ static gboolean text_ok(const char *s)
             return FALSE;
         any |= c;
     }
-    return n <= 255 && (any < 0x80 || g_utf8_validate(s, (gssize)n, NULL));
+    return n <= TEXT_MAX_LEN && (any < 0x80 || g_utf8_validate(s, (gssize)n, NULL));
 }
 
 /* Splits an expanded content_type_hdr "Content-Type: x\r\n..." into the type
  * and the remaining header lines. */
 static void split_ctype_hdr(const char *hdr, char **ret_type, GString *rest)
 {
+    static const char name[] = "Content-Type";
+    const ptrdiff_t name_n = (ptrdiff_t)sizeof name - 1;
     *ret_type = NULL;
     gchar **lines = g_strsplit(hdr, "\r\n", -1);
     for (gchar **l = lines; *l; l++) {
@@ -804,7 +814,7 @@ static void split_ctype_hdr(const char *hdr, char **ret_type, GString *rest)
             continue;
         const char *colon = strchr(*l, ':');
         if (colon && !*ret_type &&
-            ((colon - *l == 12 && g_ascii_strncasecmp(*l, "Content-Type", 12) == 0) ||
+            ((colon - *l == name_n && g_ascii_strncasecmp(*l, name, (gsize)name_n) == 0) ||
              (colon - *l == 1 && g_ascii_tolower(**l) == 'c')))
             *ret_type = g_strstrip(g_strdup(colon + 1));
         else
@@ -891,10 +901,10 @@ int msilo_engine_store(msilo_engine_t *e, const msilo_request_t *req, const char
                           req->body_len, (long long)e->max_body);
     if (!text_ok(req->content_type))
         return msilo_fail(MSILO_EINVAL, "invalid Content-Type (control characters, not UTF-8, "
-                          "or over 255 bytes)");
+                          "or over " G_STRINGIFY(TEXT_MAX_LEN) " bytes)");
     if (!text_ok(req->call_id))
         return msilo_fail(MSILO_EINVAL, "invalid Call-ID (control characters, not UTF-8, or over "
-                          "255 bytes)");
+                          G_STRINGIFY(TEXT_MAX_LEN) " bytes)");
 
     msilo_uri_t fu, tu, ru, ou;
     msilo_uri_init(&ru);
@@ -1018,10 +1028,11 @@ static gboolean is_text_plain(const char *ctype)
         ctype++;
     /* byte by byte: g_ascii_strncasecmp per delivered message showed in the profile */
     static const char tp[] = "text/plain";
-    for (size_t i = 0; i < 10; i++)
+    const size_t n = sizeof tp - 1;
+    for (size_t i = 0; i < n; i++)
         if ((ctype[i] | (ctype[i] >= 'A' && ctype[i] <= 'Z' ? 0x20 : 0)) != tp[i])
             return FALSE;
-    char c = ctype[10];
+    char c = ctype[n];
     return c == '\0' || c == ';' || c == ' ' || c == '\t';
 }
 
@@ -1165,9 +1176,9 @@ static void deliver(msilo_engine_t *e, send_kind kind, owner_t *o, msilo_message
     int rc = start_send(e, sc, &out);
     g_free(reminder_ruri);
     /* the buffers are the transport's no longer: do not keep a huge body */
-    if (e->body_buf->allocated_len > 65536) {
+    if (e->body_buf->allocated_len > DELIVERY_BODY_KEEP_MAX) {
         g_string_free(e->body_buf, TRUE);
-        e->body_buf = g_string_sized_new(1024);
+        e->body_buf = g_string_sized_new(DELIVERY_BODY_INITIAL);
     }
     if (rc) {
         /* the transport refused at once: same path as a failed delivery */
@@ -1254,9 +1265,9 @@ static void schedule_release(msilo_engine_t *e);
 static int64_t backoff(const msilo_engine_t *e, uint32_t attempts)
 {
     int64_t b = e->check_time;
-    for (uint32_t i = 1; i < attempts && b < MAX_BACKOFF; i++)
+    for (uint32_t i = 1; i < attempts && b < RETRY_BACKOFF_MAX; i++)
         b *= 2;
-    return MIN(b, MAX_BACKOFF);
+    return MIN(b, RETRY_BACKOFF_MAX);
 }
 
 static void delivery_finished(msilo_engine_t *e, send_ctx *sc, int status)
@@ -1330,7 +1341,7 @@ static int coalesce_done(coalescer_t *c, job_t *j)
     c->running = FALSE;
     if (j->rc)
         g_array_prepend_vals(c->wait, j->batch->data, j->batch->len);
-    if (!c->spare && j->batch->len <= 4096) { /* keep it unless it grew big */
+    if (!c->spare && j->batch->len <= COALESCE_SPARE_KEEP_MAX) { /* keep it unless it grew big */
         g_array_set_size(j->batch, 0);
         c->spare = j->batch;
     } else {
@@ -1696,7 +1707,7 @@ int msilo_engine_dump(msilo_engine_t *e, const msilo_request_t *reg, const char 
     g_free(o->contact);
     o->contact = contact;
     int64_t now = now_of(e);
-    o->reg_until = reg->expires > 0 ? now + reg->expires : now + 3600;
+    o->reg_until = reg->expires > 0 ? now + reg->expires : now + REGISTRATION_DEFAULT_TIME;
     g_ptr_array_add(o->dumps, d);
     if (owner_busy(o)) {
         /* the running round sends nothing twice (leases); another round follows */
@@ -1792,10 +1803,6 @@ static void job_complete(msilo_engine_t *e, job_t *j)
     case JOB_REMOVE: complete_remove(e, j); break;
     case JOB_RELEASE: complete_release(e, j); break;
     case JOB_EXPIRE: complete_expire(e, j); break;
-    case JOB_COUNT:
-        if (j->rc == 0)
-            e->stats[MSILO_STAT_QUEUED] = (uint64_t)MAX(j->count, 0);
-        break;
     case JOB_OPEN_PEER: complete_open_peer(e, j); break;
     case JOB_RESET:
         if (j->rc == 0 && j->deleted)
@@ -1897,8 +1904,8 @@ int msilo_engine_new(msilo_engine_t **ret, const msilo_config_t *cfg, msilo_stor
     e->releases = (coalescer_t){ .wait = g_array_new(FALSE, FALSE, sizeof(msilo_store_release_t)),
                                  .type = JOB_RELEASE };
     e->owners = g_hash_table_new(g_str_hash, g_str_equal);
-    e->hdr_buf = g_string_sized_new(256);
-    e->body_buf = g_string_sized_new(1024);
+    e->hdr_buf = g_string_sized_new(DELIVERY_HDR_INITIAL);
+    e->body_buf = g_string_sized_new(DELIVERY_BODY_INITIAL);
     e->put_workers = g_ptr_array_new();
     e->put_owners = g_hash_table_new(owner_hash, owner_equal);
 
@@ -1906,7 +1913,7 @@ int msilo_engine_new(msilo_engine_t **ret, const msilo_config_t *cfg, msilo_stor
     g_source_set_callback(e->dispatch, NULL, e, NULL);
     g_source_set_name(e->dispatch, "msilo-dispatch");
     g_source_attach(e->dispatch, e->ctx);
-    e->timer = g_timeout_source_new_seconds(1);
+    e->timer = g_timeout_source_new_seconds(TICK_INTERVAL);
     g_source_set_callback(e->timer, timer_cb, e, NULL);
     g_source_set_name(e->timer, "msilo-timer");
     g_source_attach(e->timer, e->ctx);
