@@ -41,16 +41,18 @@ typedef struct owner owner_t;
 typedef struct job job_t;
 typedef struct put_worker put_worker_t;
 
+/* What a job does, and the member of job_t's union it uses. */
 typedef enum {
-    JOB_PUT,
-    JOB_CLAIM,
-    JOB_REMOVE,
-    JOB_RELEASE,
-    JOB_EXPIRE,
-    JOB_RESET,
-    JOB_OPEN_PEER, /* main worker: open another store handle (for a put worker or the slow one) */
-    JOB_STOP, /* worker: exit */
-} job_type;
+    JOB_PUT,             /* put: a batch of stores */
+    JOB_CLAIM,           /* claim: an owner's messages, for a dump round or a retry */
+    JOB_CLAIM_REMINDERS, /* claim (owner NULL): the reminders that are due */
+    JOB_REMOVE,          /* batch: int64_t ids of delivered messages, deleted */
+    JOB_RELEASE,         /* batch: msilo_store_release_t of failed deliveries */
+    JOB_EXPIRE,          /* expire: expiry, then the queued_messages count */
+    JOB_RESET_LEASES,    /* reset: this instance's leases from before a restart */
+    JOB_OPEN_PEER,       /* open_peer: another store handle, opened by the main worker */
+    JOB_STOP,            /* (none): the worker thread exits */
+} job_kind;
 
 /* A store waiting for or in its put. ONE allocation holds the op, its
  * message and the message's strings and body (buf); only extra_hdrs and the
@@ -121,30 +123,50 @@ static store_op *opq_pop_head(op_queue *q)
     return op;
 }
 
+/* One piece of store work: made on the loop thread, executed by a worker
+ * (or inline for a non-blocking store), completed on the loop thread. */
 struct job {
-    job_type type;
-    int rc;
-    put_worker_t *pw; /* JOB_PUT on a put worker (its own store); NULL: the main worker */
-    gboolean tracked; /* JOB_PUT: its owners are in put_owners */
-    /* JOB_OPEN_PEER */
-    msilo_store_t *peer;
-    gboolean for_slow;
-    /* JOB_PUT */
-    GPtrArray *ops; /* store_op* */
-    msilo_message_t **msgs;
-    int *results;
-    /* JOB_CLAIM */
-    msilo_store_claim_t claim;
-    owner_t *owner; /* NULL for reminders */
-    msilo_message_t **out;
-    size_t out_n;
-    /* JOB_REMOVE / JOB_RELEASE: int64_t ids / msilo_store_release_t items */
-    GArray *batch;
-    /* JOB_EXPIRE / JOB_RESET */
-    int64_t now;
-    int64_t count;
-    size_t deleted;
+    job_kind kind;
+    int rc;            /* the store call's result */
+    put_worker_t *pw;  /* the thread and store handle it runs on; NULL: the main worker */
+    union {
+        struct {
+            GPtrArray *ops; /* store_op* */
+            msilo_message_t **msgs;
+            int *results;
+            gboolean tracked; /* its owners are in put_owners */
+        } put;
+        struct {
+            msilo_store_claim_t args;
+            owner_t *owner; /* NULL for reminders */
+            msilo_message_t **out;
+            size_t out_n;
+        } claim;
+        struct {
+            GArray *items;
+            size_t deleted;
+        } batch;
+        struct {
+            int64_t now;
+            size_t deleted;
+            int64_t count;
+        } expire;
+        struct {
+            size_t taken;
+        } reset;
+        struct {
+            msilo_store_t *handle;
+            gboolean for_slow;
+        } open_peer;
+    };
 };
+
+static job_t *job_new(job_kind kind)
+{
+    job_t *j = g_new0(job_t, 1);
+    j->kind = kind;
+    return j;
+}
 
 /* Deletes and releases wait here while one of their kind runs, then go to the
  * store together as one job; a failed job's items go back to the front and
@@ -153,7 +175,7 @@ typedef struct coalescer {
     GArray *wait;
     GArray *spare; /* the last job's array, emptied, for the next wait */
     gboolean running;
-    job_type type; /* JOB_REMOVE or JOB_RELEASE */
+    job_kind kind; /* JOB_REMOVE or JOB_RELEASE */
 } coalescer_t;
 
 typedef struct dump_op {
@@ -330,31 +352,32 @@ static void gauge_add(msilo_engine_t *e, msilo_stat_t s, int64_t d)
 static void job_execute(msilo_engine_t *e, job_t *j)
 {
     msilo_store_t *s = j->pw ? j->pw->store : e->store;
-    switch (j->type) {
+    switch (j->kind) {
     case JOB_PUT:
-        j->rc = msilo_store_put(s, j->msgs, j->ops->len, e->max_messages, j->results);
+        j->rc = msilo_store_put(s, j->put.msgs, j->put.ops->len, e->max_messages, j->put.results);
         break;
     case JOB_CLAIM:
-        j->rc = msilo_store_claim(s, &j->claim, &j->out, &j->out_n);
+    case JOB_CLAIM_REMINDERS:
+        j->rc = msilo_store_claim(s, &j->claim.args, &j->claim.out, &j->claim.out_n);
         break;
     case JOB_REMOVE:
-        j->rc = msilo_store_remove(s, (const int64_t *)(void *)j->batch->data, j->batch->len,
-                                   &j->deleted);
+        j->rc = msilo_store_remove(s, (const int64_t *)(void *)j->batch.items->data,
+                                   j->batch.items->len, &j->batch.deleted);
         break;
     case JOB_RELEASE:
-        j->rc = msilo_store_release(s, (const msilo_store_release_t *)(void *)j->batch->data,
-                                    j->batch->len);
+        j->rc = msilo_store_release(s, (const msilo_store_release_t *)(void *)j->batch.items->data,
+                                    j->batch.items->len);
         break;
     case JOB_EXPIRE:
-        j->rc = msilo_store_expire(s, j->now, &j->deleted);
+        j->rc = msilo_store_expire(s, j->expire.now, &j->expire.deleted);
         if (j->rc == 0)
-            j->rc = msilo_store_count(s, NULL, NULL, &j->count);
+            j->rc = msilo_store_count(s, NULL, NULL, &j->expire.count);
         break;
-    case JOB_RESET:
-        j->rc = msilo_store_reset_leases(s, e->instance_id, &j->deleted);
+    case JOB_RESET_LEASES:
+        j->rc = msilo_store_reset_leases(s, e->instance_id, &j->reset.taken);
         break;
     case JOB_OPEN_PEER:
-        j->rc = msilo_store_open_peer(s, &j->peer);
+        j->rc = msilo_store_open_peer(s, &j->open_peer.handle);
         break;
     case JOB_STOP:
         break;
@@ -370,7 +393,7 @@ static void worker_loop(msilo_engine_t *e, GAsyncQueue *todo)
 {
     for (;;) {
         job_t *j = g_async_queue_pop(todo);
-        if (j->type == JOB_STOP) {
+        if (j->kind == JOB_STOP) {
             g_free(j);
             return;
         }
@@ -397,9 +420,7 @@ static gpointer put_worker_main(gpointer data)
 /* Lets the thread finish what it was given, then joins it. */
 static void put_worker_stop(put_worker_t *pw)
 {
-    job_t *stop = g_new0(job_t, 1);
-    stop->type = JOB_STOP;
-    g_async_queue_push(pw->todo, stop);
+    g_async_queue_push(pw->todo, job_new(JOB_STOP));
     g_thread_join(pw->thread);
     pw->thread = NULL;
 }
@@ -544,9 +565,8 @@ static put_worker_t *put_worker_new(msilo_engine_t *e, msilo_store_t *store, con
  * it starts when it is open. */
 static void open_peer_job(msilo_engine_t *e, gboolean for_slow)
 {
-    job_t *j = g_new0(job_t, 1);
-    j->type = JOB_OPEN_PEER;
-    j->for_slow = for_slow;
+    job_t *j = job_new(JOB_OPEN_PEER);
+    j->open_peer.for_slow = for_slow;
     job_submit(e, j);
 }
 
@@ -588,21 +608,21 @@ static void schedule_put(msilo_engine_t *e);
 
 static void complete_open_peer(msilo_engine_t *e, job_t *j)
 {
-    if (j->for_slow)
+    if (j->open_peer.for_slow)
         e->slow_opening = FALSE;
     else
         e->puts_opening--;
     if (j->rc) {
         elog(e, MSILO_LOG_WARNING, "another store handle (%s): %s",
-             j->for_slow ? "expiry" : "store_threads", msilo_strerror(j->rc));
+             j->open_peer.for_slow ? "expiry" : "store_threads", msilo_strerror(j->rc));
     } else if (e->freeing) {
-        msilo_store_free(j->peer);
-    } else if (j->for_slow) {
-        e->slow = put_worker_new(e, j->peer, "msilo-slow");
+        msilo_store_free(j->open_peer.handle);
+    } else if (j->open_peer.for_slow) {
+        e->slow = put_worker_new(e, j->open_peer.handle, "msilo-slow");
     } else {
-        g_ptr_array_add(e->put_workers, put_worker_new(e, j->peer, "msilo-put"));
+        g_ptr_array_add(e->put_workers, put_worker_new(e, j->open_peer.handle, "msilo-put"));
     }
-    if (!j->for_slow && !e->puts_opening)
+    if (!j->open_peer.for_slow && !e->puts_opening)
         schedule_put(e);
 }
 
@@ -655,16 +675,15 @@ static job_t *take_batch(msilo_engine_t *e, gboolean track)
         g_ptr_array_unref(ops);
         return NULL;
     }
-    job_t *j = g_new0(job_t, 1);
-    j->type = JOB_PUT;
-    j->tracked = track;
-    j->ops = ops;
-    j->msgs = g_new(msilo_message_t *, ops->len);
-    j->results = g_new0(int, ops->len);
+    job_t *j = job_new(JOB_PUT);
+    j->put.tracked = track;
+    j->put.ops = ops;
+    j->put.msgs = g_new(msilo_message_t *, ops->len);
+    j->put.results = g_new0(int, ops->len);
     for (guint i = 0; i < ops->len; i++) {
-        j->msgs[i] = ((store_op *)ops->pdata[i])->msg;
+        j->put.msgs[i] = ((store_op *)ops->pdata[i])->msg;
         if (track)
-            g_hash_table_add(e->put_owners, j->msgs[i]);
+            g_hash_table_add(e->put_owners, j->put.msgs[i]);
     }
     return j;
 }
@@ -703,25 +722,25 @@ static void complete_put(msilo_engine_t *e, job_t *j)
         j->pw->busy = FALSE;
     else
         e->main_put_running = FALSE;
-    if (j->tracked)
-        for (guint i = 0; i < j->ops->len; i++)
-            g_hash_table_remove(e->put_owners, ((store_op *)j->ops->pdata[i])->msg);
-    if (j->rc == MSILO_ESTORE && j->ops->len > 1) {
+    if (j->put.tracked)
+        for (guint i = 0; i < j->put.ops->len; i++)
+            g_hash_table_remove(e->put_owners, ((store_op *)j->put.ops->pdata[i])->msg);
+    if (j->rc == MSILO_ESTORE && j->put.ops->len > 1) {
         /* retry each alone, in order, ahead of what came later */
-        for (guint i = j->ops->len; i-- > 0;) {
-            store_op *op = j->ops->pdata[i];
+        for (guint i = j->put.ops->len; i-- > 0;) {
+            store_op *op = j->put.ops->pdata[i];
             op->solo = TRUE;
             op->msg->id = 0;
             opq_push_head(&e->put_wait, op);
         }
-        g_ptr_array_set_size(j->ops, 0);
+        g_ptr_array_set_size(j->put.ops, 0);
     }
     /* the next batch is written while this one's callbacks run (they send
      * the replies, which takes about as long as a commit) */
     schedule_put(e);
-    for (guint i = 0; i < j->ops->len; i++) {
-        store_op *op = j->ops->pdata[i];
-        int rc = j->rc ? j->rc : j->results[i];
+    for (guint i = 0; i < j->put.ops->len; i++) {
+        store_op *op = j->put.ops->pdata[i];
+        int rc = j->rc ? j->rc : j->put.results[i];
         if (rc == 0) {
             e->stats[MSILO_STAT_STORED_MESSAGES]++;
             gauge_add(e, MSILO_STAT_QUEUED, 1);
@@ -739,9 +758,9 @@ static void complete_put(msilo_engine_t *e, job_t *j)
             op->cb(e, rc, rc == 0 ? op->msg->id : 0, op->data);
         store_op_free(e, op);
     }
-    g_ptr_array_unref(j->ops);
-    g_free(j->msgs);
-    g_free(j->results);
+    g_ptr_array_unref(j->put.ops);
+    g_free(j->put.msgs);
+    g_free(j->put.results);
     schedule_put(e);
 }
 
@@ -1326,10 +1345,10 @@ static void coalesce_schedule(msilo_engine_t *e, coalescer_t *c)
 {
     if (c->running || c->wait->len == 0)
         return;
-    job_t *j = g_new0(job_t, 1);
-    j->type = c->type;
-    j->batch = c->wait;
-    c->wait = c->spare ? c->spare : g_array_new(FALSE, FALSE, g_array_get_element_size(j->batch));
+    job_t *j = job_new(c->kind);
+    j->batch.items = c->wait;
+    c->wait = c->spare ? c->spare
+                       : g_array_new(FALSE, FALSE, g_array_get_element_size(j->batch.items));
     c->spare = NULL;
     c->running = TRUE;
     job_submit(e, j);
@@ -1339,13 +1358,14 @@ static void coalesce_schedule(msilo_engine_t *e, coalescer_t *c)
 static int coalesce_done(coalescer_t *c, job_t *j)
 {
     c->running = FALSE;
+    GArray *items = j->batch.items;
     if (j->rc)
-        g_array_prepend_vals(c->wait, j->batch->data, j->batch->len);
-    if (!c->spare && j->batch->len <= COALESCE_SPARE_KEEP_MAX) { /* keep it unless it grew big */
-        g_array_set_size(j->batch, 0);
-        c->spare = j->batch;
+        g_array_prepend_vals(c->wait, items->data, items->len);
+    if (!c->spare && items->len <= COALESCE_SPARE_KEEP_MAX) { /* keep it unless it grew big */
+        g_array_set_size(items, 0);
+        c->spare = items;
     } else {
-        g_array_unref(j->batch);
+        g_array_unref(items);
     }
     return j->rc;
 }
@@ -1362,7 +1382,7 @@ static void schedule_release(msilo_engine_t *e)
 
 static void complete_remove(msilo_engine_t *e, job_t *j)
 {
-    guint n = j->batch->len;
+    guint n = j->batch.items->len;
     int rc = coalesce_done(&e->acks, j);
     if (rc) {
         elog(e, MSILO_LOG_WARNING, "deleting %u delivered messages failed: %s; will retry", n,
@@ -1461,16 +1481,15 @@ static gboolean owner_busy(const owner_t *o)
 static void owner_claim(msilo_engine_t *e, owner_t *o)
 {
     int64_t now = now_of(e);
-    job_t *j = g_new0(job_t, 1);
-    j->type = JOB_CLAIM;
-    j->owner = o;
-    j->claim.user = o->user;
-    j->claim.domain = o->domain;
-    j->claim.now = now;
-    j->claim.max_next_try = o->max_next_try;
-    j->claim.lease_owner = e->instance_id;
-    j->claim.lease_until = now + e->lease_time;
-    j->claim.max = (size_t)MIN((uint64_t)e->dump_batch, (uint64_t)o->limit_left);
+    job_t *j = job_new(JOB_CLAIM);
+    j->claim.owner = o;
+    j->claim.args.user = o->user;
+    j->claim.args.domain = o->domain;
+    j->claim.args.now = now;
+    j->claim.args.max_next_try = o->max_next_try;
+    j->claim.args.lease_owner = e->instance_id;
+    j->claim.args.lease_until = now + e->lease_time;
+    j->claim.args.max = (size_t)MIN((uint64_t)e->dump_batch, (uint64_t)o->limit_left);
     o->claiming = TRUE;
     o->more = FALSE;
     job_submit(e, j);
@@ -1555,22 +1574,23 @@ static void give_back(msilo_engine_t *e, msilo_message_t **msgs, size_t n)
     schedule_release(e);
 }
 
+static void complete_claim_reminders(msilo_engine_t *e, job_t *j)
+{
+    e->reminders_running = FALSE;
+    if (j->rc == 0 && e->freeing) {
+        give_back(e, j->claim.out, j->claim.out_n);
+    } else if (j->rc == 0) {
+        for (size_t i = 0; i < j->claim.out_n; i++)
+            deliver(e, SEND_REMINDER, NULL, j->claim.out[i]);
+        g_free(j->claim.out);
+        if (j->claim.out_n == j->claim.args.max && !e->freeing)
+            e->next_reminder = now_of(e); /* more due: claim again at the next tick */
+    }
+}
+
 static void complete_claim(msilo_engine_t *e, job_t *j)
 {
-    if (!j->owner) { /* reminders */
-        e->reminders_running = FALSE;
-        if (j->rc == 0 && e->freeing) {
-            give_back(e, j->out, j->out_n);
-        } else if (j->rc == 0) {
-            for (size_t i = 0; i < j->out_n; i++)
-                deliver(e, SEND_REMINDER, NULL, j->out[i]);
-            g_free(j->out);
-            if (j->out_n == j->claim.max && !e->freeing)
-                e->next_reminder = now_of(e); /* more due: claim again at the next tick */
-        }
-        return;
-    }
-    owner_t *o = j->owner;
+    owner_t *o = j->claim.owner;
     o->claiming = FALSE;
     if (j->rc) {
         elog(e, MSILO_LOG_WARNING, "claiming messages of %s failed: %s", o->key,
@@ -1590,16 +1610,16 @@ static void complete_claim(msilo_engine_t *e, job_t *j)
         return;
     }
     if (e->freeing) {
-        give_back(e, j->out, j->out_n);
+        give_back(e, j->claim.out, j->claim.out_n);
         owner_pump(e, o);
         return;
     }
     for (guint i = 0; i < o->dumps->len; i++)
-        ((dump_op *)o->dumps->pdata[i])->res.claimed += j->out_n;
-    ready_add(o, j->out, j->out_n);
+        ((dump_op *)o->dumps->pdata[i])->res.claimed += j->claim.out_n;
+    ready_add(o, j->claim.out, j->claim.out_n);
     if (o->limit_left != SIZE_MAX)
-        o->limit_left -= j->out_n;
-    o->more = j->out_n == j->claim.max && o->limit_left > 0;
+        o->limit_left -= j->claim.out_n;
+    o->more = j->claim.out_n == j->claim.args.max && o->limit_left > 0;
     owner_pump(e, o);
 }
 
@@ -1730,8 +1750,8 @@ static void complete_expire(msilo_engine_t *e, job_t *j)
         elog(e, MSILO_LOG_WARNING, "expiry failed: %s", msilo_strerror(j->rc));
         return;
     }
-    e->stats[MSILO_STAT_EXPIRED_MESSAGES] += j->deleted;
-    e->stats[MSILO_STAT_QUEUED] = (uint64_t)MAX(j->count, 0);
+    e->stats[MSILO_STAT_EXPIRED_MESSAGES] += j->expire.deleted;
+    e->stats[MSILO_STAT_QUEUED] = (uint64_t)MAX(j->expire.count, 0);
 }
 
 void msilo_engine_tick(msilo_engine_t *e)
@@ -1766,23 +1786,21 @@ void msilo_engine_tick(msilo_engine_t *e)
     }
     if (now >= e->next_clean && !e->clean_running) {
         e->next_clean = now + e->check_time * e->clean_period;
-        job_t *j = g_new0(job_t, 1);
-        j->type = JOB_EXPIRE;
-        j->now = now;
+        job_t *j = job_new(JOB_EXPIRE);
+        j->expire.now = now;
         j->pw = slow_worker(e);
         e->clean_running = TRUE;
         job_submit(e, j);
     }
     if (e->reminders_on && e->transport && now >= e->next_reminder && !e->reminders_running) {
         e->next_reminder = now + e->send_time;
-        job_t *j = g_new0(job_t, 1);
-        j->type = JOB_CLAIM;
-        j->claim.reminders = 1;
-        j->claim.now = now;
-        j->claim.max_next_try = INT64_MAX;
-        j->claim.lease_owner = e->instance_id;
-        j->claim.lease_until = now + e->lease_time;
-        j->claim.max = (size_t)e->dump_batch;
+        job_t *j = job_new(JOB_CLAIM_REMINDERS);
+        j->claim.args.reminders = 1;
+        j->claim.args.now = now;
+        j->claim.args.max_next_try = INT64_MAX;
+        j->claim.args.lease_owner = e->instance_id;
+        j->claim.args.lease_until = now + e->lease_time;
+        j->claim.args.max = (size_t)e->dump_batch;
         e->reminders_running = TRUE;
         job_submit(e, j);
     }
@@ -1797,17 +1815,18 @@ static gboolean timer_cb(gpointer data)
 static void job_complete(msilo_engine_t *e, job_t *j)
 {
     e->jobs_pending--;
-    switch (j->type) {
+    switch (j->kind) {
     case JOB_PUT: complete_put(e, j); break;
     case JOB_CLAIM: complete_claim(e, j); break;
+    case JOB_CLAIM_REMINDERS: complete_claim_reminders(e, j); break;
     case JOB_REMOVE: complete_remove(e, j); break;
     case JOB_RELEASE: complete_release(e, j); break;
     case JOB_EXPIRE: complete_expire(e, j); break;
     case JOB_OPEN_PEER: complete_open_peer(e, j); break;
-    case JOB_RESET:
-        if (j->rc == 0 && j->deleted)
+    case JOB_RESET_LEASES:
+        if (j->rc == 0 && j->reset.taken)
             elog(e, MSILO_LOG_INFO, "took back %zu messages leased by %s before a restart",
-                 j->deleted, e->instance_id);
+                 j->reset.taken, e->instance_id);
         break;
     case JOB_STOP: break;
     }
@@ -1900,9 +1919,9 @@ int msilo_engine_new(msilo_engine_t **ret, const msilo_config_t *cfg, msilo_stor
     g_queue_init(&e->blocked);
     g_queue_init(&e->sends);
     e->acks = (coalescer_t){ .wait = g_array_new(FALSE, FALSE, sizeof(int64_t)),
-                             .type = JOB_REMOVE };
+                             .kind = JOB_REMOVE };
     e->releases = (coalescer_t){ .wait = g_array_new(FALSE, FALSE, sizeof(msilo_store_release_t)),
-                                 .type = JOB_RELEASE };
+                                 .kind = JOB_RELEASE };
     e->owners = g_hash_table_new(g_str_hash, g_str_equal);
     e->hdr_buf = g_string_sized_new(DELIVERY_HDR_INITIAL);
     e->body_buf = g_string_sized_new(DELIVERY_BODY_INITIAL);
@@ -1924,9 +1943,7 @@ int msilo_engine_new(msilo_engine_t **ret, const msilo_config_t *cfg, msilo_stor
     e->next_reminder = now;
 
     if (iid && *iid && store->version >= 1 && store->reset_leases) {
-        job_t *j = g_new0(job_t, 1);
-        j->type = JOB_RESET;
-        job_submit(e, j);
+        job_submit(e, job_new(JOB_RESET_LEASES));
     }
     msilo_error_clear();
     *ret = e;
@@ -1978,9 +1995,7 @@ void msilo_engine_free(msilo_engine_t *e)
     /* let the worker finish what it was given (committed stores get their
      * real result), then run the rest here */
     if (e->worker) {
-        job_t *stop = g_new0(job_t, 1);
-        stop->type = JOB_STOP;
-        g_async_queue_push(e->todo, stop);
+        g_async_queue_push(e->todo, job_new(JOB_STOP));
         g_thread_join(e->worker);
     }
     for (guint i = 0; i < e->put_workers->len; i++)
