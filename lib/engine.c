@@ -39,7 +39,7 @@
 
 typedef struct owner owner_t;
 typedef struct job job_t;
-typedef struct put_worker put_worker_t;
+typedef struct peer_worker peer_worker_t;
 
 /* What a job does, and the member of job_t's union it uses. */
 typedef enum {
@@ -128,7 +128,7 @@ static store_op *opq_pop_head(op_queue *q)
 struct job {
     job_kind kind;
     int rc;            /* the store call's result */
-    put_worker_t *pw;  /* the thread and store handle it runs on; NULL: the main worker */
+    peer_worker_t *worker; /* the thread and store handle it runs on; NULL: the main worker */
     union {
         struct {
             GPtrArray *ops; /* store_op* */
@@ -156,7 +156,7 @@ struct job {
         } reset;
         struct {
             msilo_store_t *handle;
-            gboolean for_slow;
+            gboolean for_expiry;
         } open_peer;
     };
 };
@@ -206,9 +206,10 @@ struct owner {
     GPtrArray *dumps;    /* dump_op* waiting for this owner to go idle */
 };
 
-/* A thread with its own store handle (msilo_store_open_peer) that only
- * commits batches of stores, so that several batches commit at once. */
-struct put_worker {
+/* A thread with a store handle of its own (msilo_store_open_peer): a put
+ * worker only commits batches of stores, so that several batches commit at
+ * once; the expiry worker runs expiry and the queued_messages count. */
+struct peer_worker {
     msilo_engine_t *e;
     msilo_store_t *store;
     GThread *thread;
@@ -282,10 +283,10 @@ struct msilo_engine {
     gboolean put_workers_tried;
     guint puts_opening;      /* JOB_OPEN_PEER for put workers not completed yet */
     gboolean main_put_running; /* a batch on the main worker (before the put workers are up) */
-    gboolean slow_opening;
-    GPtrArray *put_workers;  /* put_worker_t*; empty: puts run on the main worker */
+    gboolean expiry_worker_opening;
+    GPtrArray *put_workers;  /* peer_worker_t*; empty: puts run on the main worker */
     GHashTable *put_owners;  /* msilo_message_t* (its owner) -> batches in flight */
-    put_worker_t *slow;      /* expiry + count(*) on their own store handle, or NULL */
+    peer_worker_t *expiry_worker; /* expiry + count(*) on their own store handle, or NULL */
     coalescer_t acks;     /* int64_t ids delivered: delete */
     coalescer_t releases; /* msilo_store_release_t: failed deliveries */
 
@@ -351,7 +352,7 @@ static void gauge_add(msilo_engine_t *e, msilo_stat_t s, int64_t d)
 
 static void job_execute(msilo_engine_t *e, job_t *j)
 {
-    msilo_store_t *s = j->pw ? j->pw->store : e->store;
+    msilo_store_t *s = j->worker ? j->worker->store : e->store;
     switch (j->kind) {
     case JOB_PUT:
         j->rc = msilo_store_put(s, j->put.msgs, j->put.ops->len, e->max_messages, j->put.results);
@@ -410,22 +411,22 @@ static gpointer worker_main(gpointer data)
     return NULL;
 }
 
-static gpointer put_worker_main(gpointer data)
+static gpointer peer_worker_main(gpointer data)
 {
-    put_worker_t *pw = data;
+    peer_worker_t *pw = data;
     worker_loop(pw->e, pw->todo);
     return NULL;
 }
 
 /* Lets the thread finish what it was given, then joins it. */
-static void put_worker_stop(put_worker_t *pw)
+static void peer_worker_stop(peer_worker_t *pw)
 {
     g_async_queue_push(pw->todo, job_new(JOB_STOP));
     g_thread_join(pw->thread);
     pw->thread = NULL;
 }
 
-static void put_worker_free(put_worker_t *pw)
+static void peer_worker_free(peer_worker_t *pw)
 {
     if (!pw)
         return;
@@ -448,8 +449,8 @@ static void job_submit(msilo_engine_t *e, job_t *j)
         g_source_set_ready_time(e->dispatch, 0);
         return;
     }
-    if (j->pw) {
-        g_async_queue_push(j->pw->todo, j);
+    if (j->worker) {
+        g_async_queue_push(j->worker->todo, j);
         return;
     }
     if (!e->worker)
@@ -550,23 +551,23 @@ static gboolean owner_equal(gconstpointer a, gconstpointer b)
     return strcmp(x->user, y->user) == 0 && strcmp(x->domain, y->domain) == 0;
 }
 
-static put_worker_t *put_worker_new(msilo_engine_t *e, msilo_store_t *store, const char *name)
+static peer_worker_t *peer_worker_new(msilo_engine_t *e, msilo_store_t *store, const char *name)
 {
-    put_worker_t *pw = g_new0(put_worker_t, 1);
+    peer_worker_t *pw = g_new0(peer_worker_t, 1);
     pw->e = e;
     pw->store = store;
     pw->todo = g_async_queue_new();
-    pw->thread = g_thread_new(name, put_worker_main, pw);
+    pw->thread = g_thread_new(name, peer_worker_main, pw);
     return pw;
 }
 
 /* Another store handle is opened by the main worker (it owns e->store, and
  * connecting blocks), never on the loop thread; the worker thread that uses
  * it starts when it is open. */
-static void open_peer_job(msilo_engine_t *e, gboolean for_slow)
+static void open_peer_job(msilo_engine_t *e, gboolean for_expiry)
 {
     job_t *j = job_new(JOB_OPEN_PEER);
-    j->open_peer.for_slow = for_slow;
+    j->open_peer.for_expiry = for_expiry;
     job_submit(e, j);
 }
 
@@ -595,41 +596,41 @@ static void open_put_workers(msilo_engine_t *e)
  * the store can open one: counting a large table takes seconds (2.9-4.2 s at
  * 20 M rows, bench/e2e/scale) and stores and claims must not wait behind it.
  * NULL (the main worker) until it is open. */
-static put_worker_t *slow_worker(msilo_engine_t *e)
+static peer_worker_t *worker_for_expiry(msilo_engine_t *e)
 {
-    if (!e->slow && !e->slow_opening && can_open_peer(e)) {
-        e->slow_opening = TRUE;
+    if (!e->expiry_worker && !e->expiry_worker_opening && can_open_peer(e)) {
+        e->expiry_worker_opening = TRUE;
         open_peer_job(e, TRUE);
     }
-    return e->slow;
+    return e->expiry_worker;
 }
 
 static void schedule_put(msilo_engine_t *e);
 
 static void complete_open_peer(msilo_engine_t *e, job_t *j)
 {
-    if (j->open_peer.for_slow)
-        e->slow_opening = FALSE;
+    if (j->open_peer.for_expiry)
+        e->expiry_worker_opening = FALSE;
     else
         e->puts_opening--;
     if (j->rc) {
         elog(e, MSILO_LOG_WARNING, "another store handle (%s): %s",
-             j->open_peer.for_slow ? "expiry" : "store_threads", msilo_strerror(j->rc));
+             j->open_peer.for_expiry ? "expiry" : "store_threads", msilo_strerror(j->rc));
     } else if (e->freeing) {
         msilo_store_free(j->open_peer.handle);
-    } else if (j->open_peer.for_slow) {
-        e->slow = put_worker_new(e, j->open_peer.handle, "msilo-slow");
+    } else if (j->open_peer.for_expiry) {
+        e->expiry_worker = peer_worker_new(e, j->open_peer.handle, "msilo-slow");
     } else {
-        g_ptr_array_add(e->put_workers, put_worker_new(e, j->open_peer.handle, "msilo-put"));
+        g_ptr_array_add(e->put_workers, peer_worker_new(e, j->open_peer.handle, "msilo-put"));
     }
-    if (!j->open_peer.for_slow && !e->puts_opening)
+    if (!j->open_peer.for_expiry && !e->puts_opening)
         schedule_put(e);
 }
 
-static put_worker_t *idle_put_worker(const msilo_engine_t *e)
+static peer_worker_t *idle_put_worker(const msilo_engine_t *e)
 {
     for (guint i = 0; i < e->put_workers->len; i++) {
-        put_worker_t *pw = e->put_workers->pdata[i];
+        peer_worker_t *pw = e->put_workers->pdata[i];
         if (!pw->busy)
             return pw;
     }
@@ -695,7 +696,7 @@ static void schedule_put(msilo_engine_t *e)
     /* the put workers take over once all are open and the main worker's batch is done */
     gboolean workers = e->put_workers->len > 0 && !e->puts_opening;
     while (e->put_wait.head) {
-        put_worker_t *pw = NULL;
+        peer_worker_t *pw = NULL;
         if (e->main_put_running || (!workers && e->puts_running))
             return;
         if (workers && !(pw = idle_put_worker(e)))
@@ -703,7 +704,7 @@ static void schedule_put(msilo_engine_t *e)
         job_t *j = take_batch(e, workers && e->put_workers->len > 1);
         if (!j)
             return;
-        j->pw = pw;
+        j->worker = pw;
         if (pw)
             pw->busy = TRUE;
         else
@@ -718,8 +719,8 @@ static void send_notification(msilo_engine_t *e, store_op *op);
 static void complete_put(msilo_engine_t *e, job_t *j)
 {
     e->puts_running--;
-    if (j->pw)
-        j->pw->busy = FALSE;
+    if (j->worker)
+        j->worker->busy = FALSE;
     else
         e->main_put_running = FALSE;
     if (j->put.tracked)
@@ -1788,7 +1789,7 @@ void msilo_engine_tick(msilo_engine_t *e)
         e->next_clean = now + e->check_time * e->clean_period;
         job_t *j = job_new(JOB_EXPIRE);
         j->expire.now = now;
-        j->pw = slow_worker(e);
+        j->worker = worker_for_expiry(e);
         e->clean_running = TRUE;
         job_submit(e, j);
     }
@@ -1999,9 +2000,9 @@ void msilo_engine_free(msilo_engine_t *e)
         g_thread_join(e->worker);
     }
     for (guint i = 0; i < e->put_workers->len; i++)
-        put_worker_stop(e->put_workers->pdata[i]);
-    if (e->slow)
-        put_worker_stop(e->slow);
+        peer_worker_stop(e->put_workers->pdata[i]);
+    if (e->expiry_worker)
+        peer_worker_stop(e->expiry_worker);
     job_t *j;
     while ((j = g_queue_pop_head(&e->inline_todo))) {
         job_execute(e, j);
@@ -2050,8 +2051,8 @@ void msilo_engine_free(msilo_engine_t *e)
     g_async_queue_unref(e->todo);
     g_async_queue_unref(e->done);
     for (guint i = 0; i < e->put_workers->len; i++)
-        put_worker_free(e->put_workers->pdata[i]);
-    put_worker_free(e->slow);
+        peer_worker_free(e->put_workers->pdata[i]);
+    peer_worker_free(e->expiry_worker);
     g_ptr_array_unref(e->put_workers);
     g_hash_table_unref(e->put_owners);
     g_array_unref(e->acks.wait);
