@@ -12,7 +12,7 @@
  * the worker wakes with g_source_set_ready_time(), so the engine never has
  * sources it could forget to remove.
  */
-#include "internal.h"
+#include "engine-private.h"
 
 #include <string.h>
 
@@ -23,8 +23,6 @@
 /* How long a REGISTER view without Expires (expires < 0) is taken to last, in
  * seconds: retries of its owner stop after it. */
 #define REGISTRATION_DEFAULT_TIME 3600
-/* Seconds whose formatted Date and ctime strings are cached (direct-mapped). */
-#define TIME_CACHE 16
 /* Text header fields stored in text columns (Content-Type, Call-ID), in bytes at most. */
 #define TEXT_MAX_LEN 255
 /* The delivery buffers: initial sizes, and the size above which the body
@@ -37,58 +35,14 @@
 /* The period of the timer that calls msilo_engine_tick(), in seconds. */
 #define TICK_INTERVAL 1
 
-typedef struct owner owner_t;
-typedef struct job job_t;
-typedef struct peer_worker peer_worker_t;
+/* ---- store ops ------------------------------------------------------- */
 
-/* What a job does, and the member of job_t's union it uses. */
-typedef enum {
-    JOB_PUT,             /* put: a batch of stores */
-    JOB_CLAIM,           /* claim: an owner's messages, for a dump round or a retry */
-    JOB_CLAIM_REMINDERS, /* claim (owner NULL): the reminders that are due */
-    JOB_REMOVE,          /* batch: int64_t ids of delivered messages, deleted */
-    JOB_RELEASE,         /* batch: msilo_store_release_t of failed deliveries */
-    JOB_EXPIRE,          /* expire: expiry, then the queued_messages count */
-    JOB_RESET_LEASES,    /* reset: this instance's leases from before a restart */
-    JOB_OPEN_PEER,       /* open_peer: another store handle, opened by the main worker */
-    JOB_STOP,            /* (none): the worker thread exits */
-} job_kind;
-
-/* A store waiting for or in its put. ONE allocation holds the op, its
- * message and the message's strings and body (buf); only extra_hdrs and the
- * notification strings are separate. The message is the engine's own and is
- * never handed to msilo_message_free(). */
 /* Store ops are carved from chunks, freed when their last op is done: ops
  * are short-lived and die in about the order they were made, and a malloc
  * per op interleaved with the store's long-lived entries cost more than the
  * rest of a store (glibc sorting its unsorted bin). In steady state one chunk
  * is reused and nothing is allocated. */
 #define OP_CHUNK_SIZE (64 * 1024)
-
-typedef struct op_chunk {
-    size_t refs; /* live ops in it */
-    size_t used, size;
-    max_align_t mem[];
-} op_chunk;
-
-typedef struct store_op {
-    struct store_op *next; /* in e->put_wait */
-    op_chunk *chunk;
-    msilo_store_cb cb;
-    void *data;
-    gboolean solo; /* retry alone: its batch failed as a whole */
-    msilo_message_t *msg; /* = &msg_ */
-    /* offline notification, prepared at store time (the request view is borrowed) */
-    char *n_ruri, *n_from, *n_to, *n_ctype, *n_headers, *n_body;
-    msilo_message_t msg_;
-    char buf[];
-} store_op;
-
-/* FIFO of store_op linked through ->next (no list node per message). */
-typedef struct op_queue {
-    store_op *head, *tail;
-    size_t length;
-} op_queue;
 
 static void opq_push_tail(op_queue *q, store_op *op)
 {
@@ -123,182 +77,7 @@ static store_op *opq_pop_head(op_queue *q)
     return op;
 }
 
-/* One piece of store work: made on the loop thread, executed by a worker
- * (or inline for a non-blocking store), completed on the loop thread. */
-struct job {
-    job_kind kind;
-    int rc;            /* the store call's result */
-    peer_worker_t *worker; /* the thread and store handle it runs on; NULL: the main worker */
-    union {
-        struct {
-            GPtrArray *ops; /* store_op* */
-            msilo_message_t **msgs;
-            int *results;
-            gboolean tracked; /* its owners are in put_owners */
-        } put;
-        struct {
-            msilo_store_claim_t args;
-            owner_t *owner; /* NULL for reminders */
-            msilo_message_t **out;
-            size_t out_n;
-        } claim;
-        struct {
-            GArray *items;
-            size_t deleted;
-        } batch;
-        struct {
-            int64_t now;
-            size_t deleted;
-            int64_t count;
-        } expire;
-        struct {
-            size_t taken;
-        } reset;
-        struct {
-            msilo_store_t *handle;
-            gboolean for_expiry;
-        } open_peer;
-    };
-};
-
-static job_t *job_new(job_kind kind)
-{
-    job_t *j = g_new0(job_t, 1);
-    j->kind = kind;
-    return j;
-}
-
-/* Deletes and releases wait here while one of their kind runs, then go to the
- * store together as one job; a failed job's items go back to the front and
- * are retried at the next check (never lost, never a hot loop). */
-typedef struct coalescer {
-    GArray *wait;
-    GArray *spare; /* the last job's array, emptied, for the next wait */
-    gboolean running;
-    job_kind kind; /* JOB_REMOVE or JOB_RELEASE */
-} coalescer_t;
-
-typedef struct dump_op {
-    msilo_dump_cb cb;
-    void *data;
-    msilo_dump_result_t res;
-} dump_op;
-
-/* Per-owner delivery state; exists while the owner has work or retries due. */
-struct owner {
-    char *key; /* "user@domain" */
-    char *user, *domain;
-    char *contact;       /* where to deliver; NULL = the stored To via outbound_proxy */
-    int64_t reg_until;   /* registration lasts until (retries stop after) */
-    int64_t retry_at;    /* next retry round; 0 = none */
-    gboolean claiming;   /* claim job in flight */
-    gboolean again;      /* start another round when this one ends */
-    gboolean more;       /* last claim was full: claim again for this round */
-    int64_t max_next_try;/* for this round's claims */
-    size_t limit_left;   /* messages this round may still take (SIZE_MAX = all) */
-    size_t next_limit;   /* for the round after (dump while busy) */
-    /* claimed, not yet sent: ready[ready_pos..ready_n) (the claim's array) */
-    msilo_message_t **ready;
-    size_t ready_pos, ready_n;
-    size_t in_flight;
-    gboolean pumping;    /* in owner_pump's send loop (a refused send re-enters it) */
-    gboolean blocked;    /* in e->blocked: waits for a global in-flight slot */
-    GPtrArray *dumps;    /* dump_op* waiting for this owner to go idle */
-};
-
-/* A thread with a store handle of its own (msilo_store_open_peer): a put
- * worker only commits batches of stores, so that several batches commit at
- * once; the expiry worker runs expiry and the queued_messages count. */
-struct peer_worker {
-    msilo_engine_t *e;
-    msilo_store_t *store;
-    GThread *thread;
-    GAsyncQueue *todo;
-    gboolean busy; /* loop thread only */
-};
-
-typedef enum { SEND_OFFLINE, SEND_REMINDER, SEND_NOTIFY } send_kind;
-
-typedef struct send_ctx {
-    struct send_ctx *next_free; /* in e->sc_free while unused */
-    msilo_engine_t *e; /* NULL once the engine is freed: the callback only frees */
-    send_kind kind;
-    gint64 started; /* monotonic, for the latency statistic */
-    owner_t *owner;
-    msilo_message_t *msg;
-    GList link; /* in e->sends */
-} send_ctx;
-
-typedef struct time_slot {
-    int64_t t;
-    char *s; /* NULL = empty */
-} time_slot;
-
-struct msilo_engine {
-    msilo_config_t *cfg;
-    msilo_store_t *store;
-    msilo_transport_t *transport;
-    GMainContext *ctx;
-    gboolean inline_store;
-
-    /* cached configuration */
-    int64_t expire_time, check_time, send_time, clean_period, max_messages, max_body;
-    int64_t max_attempts, lease_time, dump_batch, dump_window, max_in_flight;
-    gboolean use_contact, add_date, use_callid, reminders_on;
-    const char *reminder, *outbound_proxy, *id_header, *default_domain;
-    char *extra_hdrs; /* CRLF-terminated or NULL */
-    char *instance_id;
-    /* formatted times of recent stored seconds (a dump's messages come from a
-     * few seconds, interleaved): direct-mapped by second */
-    time_slot date_cache[TIME_CACHE], ctime_cache[TIME_CACHE];
-    /* a delivery's headers and prefixed body, reused (the transport borrows
-     * them only during send()) */
-    GString *hdr_buf, *body_buf;
-    send_ctx *sc_free; /* unused send contexts, reused */
-    op_chunk *op_chunk; /* where new store ops are carved */
-    msilo_template_t *t_from, *t_contact, *t_ctype, *t_body;
-
-    msilo_clock_fn clock;
-    void *clock_data;
-    msilo_log_fn log;
-    void *log_data;
-    uint64_t stats[MSILO_STAT_COUNT_];
-
-    /* jobs */
-    GSource *dispatch;
-    GSource *timer;
-    GThread *worker;
-    GAsyncQueue *todo; /* to the worker */
-    GAsyncQueue *done; /* from the worker */
-    GQueue inline_todo;
-    GQueue noop_dumps; /* dump_op*: dumps with nothing to do, completed by dispatch */
-    GQueue finished_dumps; /* dump_op*: done, waiting for their deletes to commit */
-    size_t jobs_pending;
-    gboolean freeing;
-
-    /* coalescing */
-    op_queue put_wait;
-    guint puts_running;
-    int64_t store_threads;   /* configured; put workers are opened at the first store */
-    gboolean put_workers_tried;
-    guint puts_opening;      /* JOB_OPEN_PEER for put workers not completed yet */
-    gboolean main_put_running; /* a batch on the main worker (before the put workers are up) */
-    gboolean expiry_worker_opening;
-    GPtrArray *put_workers;  /* peer_worker_t*; empty: puts run on the main worker */
-    GHashTable *put_owners;  /* msilo_message_t* (its owner) -> batches in flight */
-    peer_worker_t *expiry_worker; /* expiry + count(*) on their own store handle, or NULL */
-    coalescer_t acks;     /* int64_t ids delivered: delete */
-    coalescer_t releases; /* msilo_store_release_t: failed deliveries */
-
-    GHashTable *owners; /* key -> owner_t* */
-    GQueue blocked;     /* owner_t* with messages ready but no global slot (max_in_flight) */
-    gboolean unblocking;
-    GQueue sends;       /* send_ctx links */
-    gboolean reminders_running, clean_running;
-    int64_t next_check, next_clean, next_reminder;
-};
-
-/* ------------------------------------------------------------------------ */
+/* ---- statistics ---------------------------------------------------------- */
 
 static const char *const stat_names[MSILO_STAT_COUNT_] = {
     "stored_messages",   "dumped_messages",        "failed_messages",
@@ -333,19 +112,6 @@ static int64_t real_clock(void *data)
 {
     (void)data;
     return g_get_real_time() / G_USEC_PER_SEC;
-}
-
-static int64_t now_of(const msilo_engine_t *e)
-{
-    return e->clock(e->clock_data);
-}
-
-static void gauge_add(msilo_engine_t *e, msilo_stat_t s, int64_t d)
-{
-    if (d < 0 && e->stats[s] < (uint64_t)-d)
-        e->stats[s] = 0;
-    else
-        e->stats[s] += (uint64_t)d;
 }
 
 /* ---- jobs -------------------------------------------------------------- */
