@@ -273,4 +273,34 @@ static inline void gauge_add(msilo_engine_t *e, msilo_stat_t s, int64_t d)
         e->stats[s] += (uint64_t)d;
 }
 
+/* ---- jobs and workers (engine-jobs.c) ---------------------------------- */
+
+/* Submits @j (the engine takes it): to the worker it names, the main worker,
+ * or the dispatch source for a non-blocking store; while the engine is being
+ * freed, executes and completes it at once. */
+void engine_job_submit(msilo_engine_t *e, job_t *j);
+/* Starts a peer worker's thread on @store (which the worker then owns). */
+peer_worker_t *engine_peer_worker_new(msilo_engine_t *e, msilo_store_t *store, const char *name);
+/* Frees a stopped peer worker and its store handle; NULL is fine. */
+void engine_peer_worker_free(peer_worker_t *pw);
+/* Creates e->dispatch and attaches it to e->ctx. */
+void engine_dispatch_attach(msilo_engine_t *e);
+/* While freeing: lets every worker finish its queue and joins it, then
+ * completes what they did and runs what was left for the dispatch source. */
+void engine_workers_stop(msilo_engine_t *e);
+
+/* Job completions, on the loop thread, by the part of the engine that made
+ * the job; each frees what the job's member holds, not the job. */
+void engine_complete_put(msilo_engine_t *e, job_t *j);          /* engine-store.c */
+void engine_complete_open_peer(msilo_engine_t *e, job_t *j);    /* engine-store.c */
+void engine_complete_claim(msilo_engine_t *e, job_t *j);        /* engine-dump.c */
+void engine_complete_remove(msilo_engine_t *e, job_t *j);       /* engine-deliver.c */
+void engine_complete_release(msilo_engine_t *e, job_t *j);      /* engine-deliver.c */
+void engine_complete_reminders(msilo_engine_t *e, job_t *j);    /* engine-periodic.c */
+void engine_complete_expire(msilo_engine_t *e, job_t *j);       /* engine-periodic.c */
+void engine_complete_reset_leases(msilo_engine_t *e, job_t *j); /* engine.c */
+
+/* Completes the dumps that had nothing to do with @result. */
+void engine_complete_noop_dumps(msilo_engine_t *e, int result);
+
 #endif

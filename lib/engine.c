@@ -116,115 +116,7 @@ static int64_t real_clock(void *data)
 
 /* ---- jobs -------------------------------------------------------------- */
 
-static void job_execute(msilo_engine_t *e, job_t *j)
-{
-    msilo_store_t *s = j->worker ? j->worker->store : e->store;
-    switch (j->kind) {
-    case JOB_PUT:
-        j->rc = msilo_store_put(s, j->put.msgs, j->put.ops->len, e->max_messages, j->put.results);
-        break;
-    case JOB_CLAIM:
-    case JOB_CLAIM_REMINDERS:
-        j->rc = msilo_store_claim(s, &j->claim.args, &j->claim.out, &j->claim.out_n);
-        break;
-    case JOB_REMOVE:
-        j->rc = msilo_store_remove(s, (const int64_t *)(void *)j->batch.items->data,
-                                   j->batch.items->len, &j->batch.deleted);
-        break;
-    case JOB_RELEASE:
-        j->rc = msilo_store_release(s, (const msilo_store_release_t *)(void *)j->batch.items->data,
-                                    j->batch.items->len);
-        break;
-    case JOB_EXPIRE:
-        j->rc = msilo_store_expire(s, j->expire.now, &j->expire.deleted);
-        if (j->rc == 0)
-            j->rc = msilo_store_count(s, NULL, NULL, &j->expire.count);
-        break;
-    case JOB_RESET_LEASES:
-        j->rc = msilo_store_reset_leases(s, e->instance_id, &j->reset.taken);
-        break;
-    case JOB_OPEN_PEER:
-        j->rc = msilo_store_open_peer(s, &j->open_peer.handle);
-        break;
-    case JOB_STOP:
-        break;
-    }
-}
-
-static void job_complete(msilo_engine_t *e, job_t *j);
-
-/* A worker thread: runs the jobs of its queue until JOB_STOP and hands each
- * back to the loop (the main worker with e->store, a put or expiry worker
- * with its own handle, named in the job). */
-static void worker_loop(msilo_engine_t *e, GAsyncQueue *todo)
-{
-    for (;;) {
-        job_t *j = g_async_queue_pop(todo);
-        if (j->kind == JOB_STOP) {
-            g_free(j);
-            return;
-        }
-        job_execute(e, j);
-        g_async_queue_push(e->done, j);
-        g_source_set_ready_time(e->dispatch, 0); /* thread-safe wake-up */
-    }
-}
-
-static gpointer worker_main(gpointer data)
-{
-    msilo_engine_t *e = data;
-    worker_loop(e, e->todo);
-    return NULL;
-}
-
-static gpointer peer_worker_main(gpointer data)
-{
-    peer_worker_t *pw = data;
-    worker_loop(pw->e, pw->todo);
-    return NULL;
-}
-
-/* Lets the thread finish what it was given, then joins it. */
-static void peer_worker_stop(peer_worker_t *pw)
-{
-    g_async_queue_push(pw->todo, job_new(JOB_STOP));
-    g_thread_join(pw->thread);
-    pw->thread = NULL;
-}
-
-static void peer_worker_free(peer_worker_t *pw)
-{
-    if (!pw)
-        return;
-    msilo_store_free(pw->store);
-    g_async_queue_unref(pw->todo);
-    g_free(pw);
-}
-
-static void job_submit(msilo_engine_t *e, job_t *j)
-{
-    e->jobs_pending++;
-    if (e->freeing) {
-        /* no loop to come back to: do it now, synchronously */
-        job_execute(e, j);
-        job_complete(e, j);
-        return;
-    }
-    if (e->inline_store) {
-        g_queue_push_tail(&e->inline_todo, j);
-        g_source_set_ready_time(e->dispatch, 0);
-        return;
-    }
-    if (j->worker) {
-        g_async_queue_push(j->worker->todo, j);
-        return;
-    }
-    if (!e->worker)
-        e->worker = g_thread_new("msilo-store", worker_main, e);
-    g_async_queue_push(e->todo, j);
-}
-
-static void complete_noop_dumps(msilo_engine_t *e, int result)
+void engine_complete_noop_dumps(msilo_engine_t *e, int result)
 {
     dump_op *d;
     while ((d = g_queue_pop_head(&e->noop_dumps))) {
@@ -233,29 +125,6 @@ static void complete_noop_dumps(msilo_engine_t *e, int result)
         g_free(d);
     }
 }
-
-static gboolean dispatch_source_dispatch(GSource *src, GSourceFunc cb, gpointer data)
-{
-    (void)cb;
-    msilo_engine_t *e = data;
-    g_source_set_ready_time(src, -1);
-    job_t *j;
-    /* jobs queued by what completes here wait for the next dispatch, so a
-     * stream of work cannot starve the rest of the loop */
-    guint n = g_queue_get_length(&e->inline_todo);
-    while (n-- && (j = g_queue_pop_head(&e->inline_todo))) {
-        job_execute(e, j);
-        job_complete(e, j);
-    }
-    while ((j = g_async_queue_try_pop(e->done)))
-        job_complete(e, j);
-    complete_noop_dumps(e, 0);
-    return G_SOURCE_CONTINUE;
-}
-
-static GSourceFuncs dispatch_funcs = {
-    .dispatch = dispatch_source_dispatch,
-};
 
 /* ---- store -------------------------------------------------------------- */
 
@@ -317,16 +186,6 @@ static gboolean owner_equal(gconstpointer a, gconstpointer b)
     return strcmp(x->user, y->user) == 0 && strcmp(x->domain, y->domain) == 0;
 }
 
-static peer_worker_t *peer_worker_new(msilo_engine_t *e, msilo_store_t *store, const char *name)
-{
-    peer_worker_t *pw = g_new0(peer_worker_t, 1);
-    pw->e = e;
-    pw->store = store;
-    pw->todo = g_async_queue_new();
-    pw->thread = g_thread_new(name, peer_worker_main, pw);
-    return pw;
-}
-
 /* Another store handle is opened by the main worker (it owns e->store, and
  * connecting blocks), never on the loop thread; the worker thread that uses
  * it starts when it is open. */
@@ -334,7 +193,7 @@ static void open_peer_job(msilo_engine_t *e, gboolean for_expiry)
 {
     job_t *j = job_new(JOB_OPEN_PEER);
     j->open_peer.for_expiry = for_expiry;
-    job_submit(e, j);
+    engine_job_submit(e, j);
 }
 
 static gboolean can_open_peer(const msilo_engine_t *e)
@@ -373,7 +232,7 @@ static peer_worker_t *worker_for_expiry(msilo_engine_t *e)
 
 static void schedule_put(msilo_engine_t *e);
 
-static void complete_open_peer(msilo_engine_t *e, job_t *j)
+void engine_complete_open_peer(msilo_engine_t *e, job_t *j)
 {
     if (j->open_peer.for_expiry)
         e->expiry_worker_opening = FALSE;
@@ -385,9 +244,9 @@ static void complete_open_peer(msilo_engine_t *e, job_t *j)
     } else if (e->freeing) {
         msilo_store_free(j->open_peer.handle);
     } else if (j->open_peer.for_expiry) {
-        e->expiry_worker = peer_worker_new(e, j->open_peer.handle, "msilo-slow");
+        e->expiry_worker = engine_peer_worker_new(e, j->open_peer.handle, "msilo-slow");
     } else {
-        g_ptr_array_add(e->put_workers, peer_worker_new(e, j->open_peer.handle, "msilo-put"));
+        g_ptr_array_add(e->put_workers, engine_peer_worker_new(e, j->open_peer.handle, "msilo-put"));
     }
     if (!j->open_peer.for_expiry && !e->puts_opening)
         schedule_put(e);
@@ -476,13 +335,13 @@ static void schedule_put(msilo_engine_t *e)
         else
             e->main_put_running = TRUE;
         e->puts_running++;
-        job_submit(e, j);
+        engine_job_submit(e, j);
     }
 }
 
 static void send_notification(msilo_engine_t *e, store_op *op);
 
-static void complete_put(msilo_engine_t *e, job_t *j)
+void engine_complete_put(msilo_engine_t *e, job_t *j)
 {
     e->puts_running--;
     if (j->worker)
@@ -1118,7 +977,7 @@ static void coalesce_schedule(msilo_engine_t *e, coalescer_t *c)
                        : g_array_new(FALSE, FALSE, g_array_get_element_size(j->batch.items));
     c->spare = NULL;
     c->running = TRUE;
-    job_submit(e, j);
+    engine_job_submit(e, j);
 }
 
 /* @return the job's result; on failure its items are waiting again */
@@ -1147,7 +1006,7 @@ static void schedule_release(msilo_engine_t *e)
     coalesce_schedule(e, &e->releases);
 }
 
-static void complete_remove(msilo_engine_t *e, job_t *j)
+void engine_complete_remove(msilo_engine_t *e, job_t *j)
 {
     guint n = j->batch.items->len;
     int rc = coalesce_done(&e->acks, j);
@@ -1162,7 +1021,7 @@ static void complete_remove(msilo_engine_t *e, job_t *j)
     flush_finished_dumps(e, FALSE);
 }
 
-static void complete_release(msilo_engine_t *e, job_t *j)
+void engine_complete_release(msilo_engine_t *e, job_t *j)
 {
     if (coalesce_done(&e->releases, j) == 0)
         schedule_release(e);
@@ -1259,7 +1118,7 @@ static void owner_claim(msilo_engine_t *e, owner_t *o)
     j->claim.args.max = (size_t)MIN((uint64_t)e->dump_batch, (uint64_t)o->limit_left);
     o->claiming = TRUE;
     o->more = FALSE;
-    job_submit(e, j);
+    engine_job_submit(e, j);
 }
 
 static void owner_start_round(msilo_engine_t *e, owner_t *o, int64_t max_next_try, size_t limit)
@@ -1341,7 +1200,7 @@ static void give_back(msilo_engine_t *e, msilo_message_t **msgs, size_t n)
     schedule_release(e);
 }
 
-static void complete_claim_reminders(msilo_engine_t *e, job_t *j)
+void engine_complete_reminders(msilo_engine_t *e, job_t *j)
 {
     e->reminders_running = FALSE;
     if (j->rc == 0 && e->freeing) {
@@ -1355,7 +1214,7 @@ static void complete_claim_reminders(msilo_engine_t *e, job_t *j)
     }
 }
 
-static void complete_claim(msilo_engine_t *e, job_t *j)
+void engine_complete_claim(msilo_engine_t *e, job_t *j)
 {
     owner_t *o = j->claim.owner;
     o->claiming = FALSE;
@@ -1510,7 +1369,7 @@ int msilo_engine_dump(msilo_engine_t *e, const msilo_request_t *reg, const char 
 
 /* ---- periodic jobs --------------------------------------------------------- */
 
-static void complete_expire(msilo_engine_t *e, job_t *j)
+void engine_complete_expire(msilo_engine_t *e, job_t *j)
 {
     e->clean_running = FALSE;
     if (j->rc) {
@@ -1557,7 +1416,7 @@ void msilo_engine_tick(msilo_engine_t *e)
         j->expire.now = now;
         j->worker = worker_for_expiry(e);
         e->clean_running = TRUE;
-        job_submit(e, j);
+        engine_job_submit(e, j);
     }
     if (e->reminders_on && e->transport && now >= e->next_reminder && !e->reminders_running) {
         e->next_reminder = now + e->send_time;
@@ -1569,7 +1428,7 @@ void msilo_engine_tick(msilo_engine_t *e)
         j->claim.args.lease_until = now + e->lease_time;
         j->claim.args.max = (size_t)e->dump_batch;
         e->reminders_running = TRUE;
-        job_submit(e, j);
+        engine_job_submit(e, j);
     }
 }
 
@@ -1579,28 +1438,14 @@ static gboolean timer_cb(gpointer data)
     return G_SOURCE_CONTINUE;
 }
 
-static void job_complete(msilo_engine_t *e, job_t *j)
-{
-    e->jobs_pending--;
-    switch (j->kind) {
-    case JOB_PUT: complete_put(e, j); break;
-    case JOB_CLAIM: complete_claim(e, j); break;
-    case JOB_CLAIM_REMINDERS: complete_claim_reminders(e, j); break;
-    case JOB_REMOVE: complete_remove(e, j); break;
-    case JOB_RELEASE: complete_release(e, j); break;
-    case JOB_EXPIRE: complete_expire(e, j); break;
-    case JOB_OPEN_PEER: complete_open_peer(e, j); break;
-    case JOB_RESET_LEASES:
-        if (j->rc == 0 && j->reset.taken)
-            elog(e, MSILO_LOG_INFO, "took back %zu messages leased by %s before a restart",
-                 j->reset.taken, e->instance_id);
-        break;
-    case JOB_STOP: break;
-    }
-    g_free(j);
-}
-
 /* ---- life cycle ------------------------------------------------------------ */
+
+void engine_complete_reset_leases(msilo_engine_t *e, job_t *j)
+{
+    if (j->rc == 0 && j->reset.taken)
+        elog(e, MSILO_LOG_INFO, "took back %zu messages leased by %s before a restart",
+             j->reset.taken, e->instance_id);
+}
 
 static int64_t cfg_int(const msilo_config_t *cfg, const char *key)
 {
@@ -1695,10 +1540,7 @@ int msilo_engine_new(msilo_engine_t **ret, const msilo_config_t *cfg, msilo_stor
     e->put_workers = g_ptr_array_new();
     e->put_owners = g_hash_table_new(owner_hash, owner_equal);
 
-    e->dispatch = g_source_new(&dispatch_funcs, sizeof(GSource));
-    g_source_set_callback(e->dispatch, NULL, e, NULL);
-    g_source_set_name(e->dispatch, "msilo-dispatch");
-    g_source_attach(e->dispatch, e->ctx);
+    engine_dispatch_attach(e);
     e->timer = g_timeout_source_new_seconds(TICK_INTERVAL);
     g_source_set_callback(e->timer, timer_cb, e, NULL);
     g_source_set_name(e->timer, "msilo-timer");
@@ -1710,7 +1552,7 @@ int msilo_engine_new(msilo_engine_t **ret, const msilo_config_t *cfg, msilo_stor
     e->next_reminder = now;
 
     if (iid && *iid && store->version >= 1 && store->reset_leases) {
-        job_submit(e, job_new(JOB_RESET_LEASES));
+        engine_job_submit(e, job_new(JOB_RESET_LEASES));
     }
     msilo_error_clear();
     *ret = e;
@@ -1759,23 +1601,7 @@ void msilo_engine_free(msilo_engine_t *e)
     e->freeing = TRUE;
     g_source_destroy(e->timer);
     g_source_unref(e->timer);
-    /* let the worker finish what it was given (committed stores get their
-     * real result), then run the rest here */
-    if (e->worker) {
-        g_async_queue_push(e->todo, job_new(JOB_STOP));
-        g_thread_join(e->worker);
-    }
-    for (guint i = 0; i < e->put_workers->len; i++)
-        peer_worker_stop(e->put_workers->pdata[i]);
-    if (e->expiry_worker)
-        peer_worker_stop(e->expiry_worker);
-    job_t *j;
-    while ((j = g_queue_pop_head(&e->inline_todo))) {
-        job_execute(e, j);
-        job_complete(e, j);
-    }
-    while ((j = g_async_queue_try_pop(e->done)))
-        job_complete(e, j);
+    engine_workers_stop(e);
     schedule_put(e);     /* runs synchronously now (freeing) until the queue is empty */
     schedule_ack(e);     /* delete what was delivered */
     schedule_release(e);
@@ -1810,15 +1636,15 @@ void msilo_engine_free(msilo_engine_t *e)
     while (g_hash_table_iter_next(&it, NULL, &v))
         owner_free(v);
     g_hash_table_unref(e->owners);
-    complete_noop_dumps(e, 0);
+    engine_complete_noop_dumps(e, 0);
     flush_finished_dumps(e, FALSE);
     g_source_destroy(e->dispatch);
     g_source_unref(e->dispatch);
     g_async_queue_unref(e->todo);
     g_async_queue_unref(e->done);
     for (guint i = 0; i < e->put_workers->len; i++)
-        peer_worker_free(e->put_workers->pdata[i]);
-    peer_worker_free(e->expiry_worker);
+        engine_peer_worker_free(e->put_workers->pdata[i]);
+    engine_peer_worker_free(e->expiry_worker);
     g_ptr_array_unref(e->put_workers);
     g_hash_table_unref(e->put_owners);
     g_array_unref(e->acks.wait);
