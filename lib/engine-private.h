@@ -303,4 +303,44 @@ void engine_complete_reset_leases(msilo_engine_t *e, job_t *j); /* engine.c */
 /* Completes the dumps that had nothing to do with @result. */
 void engine_complete_noop_dumps(msilo_engine_t *e, int result);
 
+/* ---- the request view of a store (engine-request.c) ----------------------- */
+
+/* A MESSAGE request view that passed the checks of msilo_engine_store(),
+ * with its URIs parsed and its owner found. It points into itself (the
+ * URIs), so it is never copied by value. */
+typedef struct store_request {
+    msilo_uri_t from, to, ruri, owner_uri;
+    gboolean have_ruri;       /* ruri parsed (it is optional, and may be malformed) */
+    const msilo_uri_t *owner; /* &owner_uri, &ruri or &to */
+    const char *domain;       /* the owner's host, or default_domain for a tel: owner */
+    gboolean domain_default;  /* domain is default_domain: lower-case it when copying */
+    int64_t snd_time;         /* the reminder time, 0 = none */
+    char *extra_hdrs;         /* "Name: value\r\n" lines or NULL: the caller takes it */
+} store_request_t;
+
+/* Checks @req (all but its version, which the caller checks first) and
+ * fills @r: 0, and the caller calls engine_store_request_clear(); or an
+ * MSILO_E* code with a detail, and @r holds nothing. */
+int engine_store_request_parse(msilo_engine_t *e, const msilo_request_t *req, const char *owner,
+                               store_request_t *r);
+/* Frees the URIs of @r (not extra_hdrs, which the caller took). */
+void engine_store_request_clear(store_request_t *r);
+/* Prepares the offline notification of @op from @req while the request view
+ * is still valid, when one is configured and not skipped by flag (@ru may
+ * be NULL). */
+void engine_prepare_notification(msilo_engine_t *e, const msilo_request_t *req, store_op *op,
+                                 const msilo_uri_t *ru, const msilo_uri_t *fu,
+                                 const msilo_uri_t *tu);
+
+/* Appends @lines ("Name: value" lines, NULL or "" for none) to @s, ending
+ * with CRLF. */
+static inline void append_header_lines(GString *s, const char *lines)
+{
+    if (!lines || !*lines)
+        return;
+    g_string_append(s, lines);
+    if (!g_str_has_suffix(lines, "\r\n"))
+        g_string_append(s, "\r\n");
+}
+
 #endif

@@ -23,8 +23,6 @@
 /* How long a REGISTER view without Expires (expires < 0) is taken to last, in
  * seconds: retries of its owner stop after it. */
 #define REGISTRATION_DEFAULT_TIME 3600
-/* Text header fields stored in text columns (Content-Type, Call-ID), in bytes at most. */
-#define TEXT_MAX_LEN 255
 /* The delivery buffers: initial sizes, and the size above which the body
  * buffer is given back after a send instead of kept for the next one. */
 #define DELIVERY_HDR_INITIAL 256
@@ -390,140 +388,6 @@ void engine_complete_put(msilo_engine_t *e, job_t *j)
     schedule_put(e);
 }
 
-/* Joins the request's extra headers into "Name: value\r\n" lines. */
-static int build_extra_headers(const msilo_request_t *req, char **ret)
-{
-    *ret = NULL;
-    if (!req->n_headers)
-        return 0;
-    if (!req->headers)
-        return msilo_fail(MSILO_EINVAL, "n_headers set but headers is NULL");
-    GString *s = g_string_new(NULL);
-    for (size_t i = 0; i < req->n_headers; i++) {
-        const msilo_header_t *h = &req->headers[i];
-        gboolean ok = h->name && *h->name && h->value;
-        for (const char *p = ok ? h->name : ""; ok && *p; p++)
-            if (!g_ascii_isalnum(*p) && !strchr("-.!%*_+`'~", *p))
-                ok = FALSE;
-        for (const char *p = ok ? h->value : ""; ok && *p; p++)
-            if (*p == '\r' || *p == '\n')
-                ok = FALSE;
-        if (ok && !g_utf8_validate(h->value, -1, NULL))
-            ok = FALSE;
-        if (!ok) {
-            g_string_free(s, TRUE);
-            return msilo_fail(MSILO_EINVAL, "extra header %zu is not a valid single header line", i);
-        }
-        g_string_append_printf(s, "%s: %s\r\n", h->name, h->value);
-    }
-    *ret = g_string_free(s, FALSE);
-    return 0;
-}
-
-static gboolean has_ctl(const char *s)
-{
-    for (; s && *s; s++)
-        if ((unsigned char)*s < 0x20 && *s != '\t')
-            return TRUE;
-    return FALSE;
-}
-
-/* Short single-line UTF-8 text (stored in text columns). NULL is fine. */
-static gboolean text_ok(const char *s)
-{
-    if (!s)
-        return TRUE;
-    /* one pass for the usual ASCII value (control characters, length);
-     * g_utf8_validate only when a byte is not ASCII */
-    unsigned char any = 0;
-    size_t n = 0;
-    for (; s[n]; n++) {
-        unsigned char c = (unsigned char)s[n];
-        if (c < 0x20 && c != '\t')
-            return FALSE;
-        any |= c;
-    }
-    return n <= TEXT_MAX_LEN && (any < 0x80 || g_utf8_validate(s, (gssize)n, NULL));
-}
-
-/* Splits an expanded content_type_hdr "Content-Type: x\r\n..." into the type
- * and the remaining header lines. */
-static void split_ctype_hdr(const char *hdr, char **ret_type, GString *rest)
-{
-    static const char name[] = "Content-Type";
-    const ptrdiff_t name_n = (ptrdiff_t)sizeof name - 1;
-    *ret_type = NULL;
-    gchar **lines = g_strsplit(hdr, "\r\n", -1);
-    for (gchar **l = lines; *l; l++) {
-        if (!**l)
-            continue;
-        const char *colon = strchr(*l, ':');
-        if (colon && !*ret_type &&
-            ((colon - *l == name_n && g_ascii_strncasecmp(*l, name, (gsize)name_n) == 0) ||
-             (colon - *l == 1 && g_ascii_tolower(**l) == 'c')))
-            *ret_type = g_strstrip(g_strdup(colon + 1));
-        else
-            g_string_append_printf(rest, "%s\r\n", *l);
-    }
-    g_strfreev(lines);
-}
-
-static void append_header_lines(GString *s, const char *lines)
-{
-    if (!lines || !*lines)
-        return;
-    g_string_append(s, lines);
-    if (!g_str_has_suffix(lines, "\r\n"))
-        g_string_append(s, "\r\n");
-}
-
-/* Prepares the offline notification while the request view is still valid. */
-static void prepare_notification(msilo_engine_t *e, const msilo_request_t *req, store_op *op,
-                                 const msilo_uri_t *ru, const msilo_uri_t *fu,
-                                 const msilo_uri_t *tu)
-{
-    if (!e->t_from || !e->t_body || !e->transport || (req->flags & MSILO_REQUEST_SKIP_NOTIFICATION))
-        return;
-    msilo_uri_t cu;
-    msilo_uri_init(&cu);
-    const char *target = fu->uri;
-    if (e->use_contact && req->contact && msilo_uri_parse(req->contact, "Contact", &cu) == 0 &&
-        cu.scheme != MSILO_SCHEME_TEL)
-        target = cu.uri;
-    msilo_template_vars_t v = {
-        .ru = ru ? ru->uri : NULL, .rU = ru ? ru->user_raw : NULL, .rd = ru ? ru->host : NULL,
-        .fu = fu->uri, .fU = fu->user_raw, .fd = fu->host,
-        .tu = tu->uri, .tU = tu->user_raw, .td = tu->host,
-        .ou = req->orig_ruri ? req->orig_ruri : (ru ? ru->uri : NULL),
-        .ci = has_ctl(req->call_id) ? NULL : req->call_id,
-    };
-    op->n_ruri = g_strdup(target);
-    op->n_from = msilo_template_expand(e->t_from, &v);
-    op->n_to = g_strdup(fu->uri);
-    op->n_body = msilo_template_expand(e->t_body, &v);
-    GString *hdrs = g_string_new(NULL);
-    if (e->t_contact) {
-        char *c = msilo_template_expand(e->t_contact, &v);
-        append_header_lines(hdrs, c);
-        g_free(c);
-    }
-    if (e->t_ctype) {
-        char *c = msilo_template_expand(e->t_ctype, &v);
-        split_ctype_hdr(c, &op->n_ctype, hdrs);
-        g_free(c);
-    }
-    op->n_headers = g_string_free(hdrs, FALSE);
-    msilo_uri_clear(&cu);
-}
-
-static void request_clear_uris(msilo_uri_t *a, msilo_uri_t *b, msilo_uri_t *c, msilo_uri_t *d)
-{
-    msilo_uri_clear(a);
-    msilo_uri_clear(b);
-    msilo_uri_clear(c);
-    msilo_uri_clear(d);
-}
-
 int msilo_engine_store(msilo_engine_t *e, const msilo_request_t *req, const char *owner,
                        msilo_store_cb cb, void *data)
 {
@@ -533,86 +397,17 @@ int msilo_engine_store(msilo_engine_t *e, const msilo_request_t *req, const char
         return msilo_fail(MSILO_EVERSION, "request view version %u not supported", req->version);
     if (e->freeing)
         return msilo_fail(MSILO_ECANCELLED, "engine is being freed");
-    if (req->method && g_ascii_strcasecmp(req->method, "MESSAGE") != 0)
-        return msilo_fail(MSILO_EMETHOD, "m_store of a %.16s request", req->method);
-    if (!req->from || !*req->from)
-        return msilo_fail(MSILO_EMISSING, "request has no From");
-    if (!req->to || !*req->to)
-        return msilo_fail(MSILO_EMISSING, "request has no To");
-    if (req->body_len && !req->body)
-        return msilo_fail(MSILO_EINVAL, "body_len set but body is NULL");
-    if ((int64_t)req->body_len > e->max_body)
-        return msilo_fail(MSILO_ETOOBIG, "body of %zu bytes exceeds max_body_size %lld",
-                          req->body_len, (long long)e->max_body);
-    if (!text_ok(req->content_type))
-        return msilo_fail(MSILO_EINVAL, "invalid Content-Type (control characters, not UTF-8, "
-                          "or over " G_STRINGIFY(TEXT_MAX_LEN) " bytes)");
-    if (!text_ok(req->call_id))
-        return msilo_fail(MSILO_EINVAL, "invalid Call-ID (control characters, not UTF-8, or over "
-                          G_STRINGIFY(TEXT_MAX_LEN) " bytes)");
-
-    msilo_uri_t fu, tu, ru, ou;
-    msilo_uri_init(&ru);
-    msilo_uri_init(&ou);
-    int rc = msilo_uri_parse(req->from, "From", &fu);
+    store_request_t r;
+    int rc = engine_store_request_parse(e, req, owner, &r);
     if (rc)
         return rc;
-    rc = msilo_uri_parse(req->to, "To", &tu);
-    if (rc) {
-        msilo_uri_clear(&fu);
-        return rc;
-    }
-    gboolean have_ru = req->ruri && msilo_uri_parse(req->ruri, "R-URI", &ru) == 0;
-    const msilo_uri_t *owner_uri;
-    if (owner) {
-        rc = msilo_uri_parse(owner, "owner", &ou);
-        if (rc) {
-            request_clear_uris(&fu, &tu, &ru, &ou);
-            return rc;
-        }
-        owner_uri = &ou;
-    } else if (have_ru && ru.scheme != MSILO_SCHEME_TEL && msilo_uri_is_aor(&ru)) {
-        owner_uri = &ru;
-    } else {
-        owner_uri = &tu;
-    }
-    /* a tel: owner without phone-context takes default_domain (lower case) */
-    const char *domain = owner_uri->host;
-    gboolean domain_default = !domain && owner_uri->scheme == MSILO_SCHEME_TEL && e->default_domain;
-    if (domain_default)
-        domain = e->default_domain;
-    if (!owner_uri->user || !domain) {
-        request_clear_uris(&fu, &tu, &ru, &ou);
-        return msilo_fail(MSILO_EURI, "owner '%.64s' is not an address of record (user@host)",
-                          owner_uri->uri);
-    }
-
     int64_t now = now_of(e);
-    int64_t snd = 0;
-    if (req->snd_time && *req->snd_time) {
-        rc = msilo_time_parse(req->snd_time, &snd);
-        if (!rc && !e->reminders_on)
-            rc = msilo_fail(MSILO_ENOTSUP,
-                            "reminder time given but reminders are disabled (set reminder and send_time)");
-        if (rc) {
-            request_clear_uris(&fu, &tu, &ru, &ou);
-            return rc;
-        }
-        if (snd <= 0)
-            snd = 1; /* 0 means "no reminder" in the store */
-    }
-    char *extra = NULL;
-    rc = build_extra_headers(req, &extra);
-    if (rc) {
-        request_clear_uris(&fu, &tu, &ru, &ou);
-        return rc;
-    }
 
     /* the op, its message, the strings and the body in one piece of an op chunk */
     const char *ctype = req->content_type && *req->content_type ? req->content_type : NULL;
     const char *callid = req->call_id && *req->call_id ? req->call_id : NULL;
-    size_t user_n = strlen(owner_uri->user) + 1, domain_n = strlen(domain) + 1;
-    size_t src_n = strlen(fu.uri) + 1, dst_n = strlen(tu.uri) + 1;
+    size_t user_n = strlen(r.owner->user) + 1, domain_n = strlen(r.domain) + 1;
+    size_t src_n = strlen(r.from.uri) + 1, dst_n = strlen(r.to.uri) + 1;
     size_t ctype_n = ctype ? strlen(ctype) + 1 : 0, callid_n = callid ? strlen(callid) + 1 : 0;
     store_op *op = store_op_alloc(e, sizeof *op + req->body_len + user_n + domain_n + src_n +
                                          dst_n + ctype_n + callid_n);
@@ -629,16 +424,16 @@ int msilo_engine_store(msilo_engine_t *e, const msilo_request_t *req, const char
         p += req->body_len;
     }
     m->body_len = req->body_len;
-    m->user = memcpy(p, owner_uri->user, user_n);
+    m->user = memcpy(p, r.owner->user, user_n);
     p += user_n;
-    m->domain = memcpy(p, domain, domain_n);
-    if (domain_default)
+    m->domain = memcpy(p, r.domain, domain_n);
+    if (r.domain_default)
         for (char *c = m->domain; *c; c++)
             *c = g_ascii_tolower(*c);
     p += domain_n;
-    m->src = memcpy(p, fu.uri, src_n);
+    m->src = memcpy(p, r.from.uri, src_n);
     p += src_n;
-    m->dst = memcpy(p, tu.uri, dst_n);
+    m->dst = memcpy(p, r.to.uri, dst_n);
     p += dst_n;
     if (ctype) {
         m->ctype = memcpy(p, ctype, ctype_n);
@@ -646,17 +441,17 @@ int msilo_engine_store(msilo_engine_t *e, const msilo_request_t *req, const char
     }
     if (callid)
         m->callid = memcpy(p, callid, callid_n);
-    m->extra_hdrs = extra;
+    m->extra_hdrs = r.extra_hdrs;
     m->inc_time = now;
     int64_t life = e->expire_time;
     if (req->expires > 0 && req->expires < life)
         life = req->expires;
     m->exp_time = now + life;
-    m->snd_time = snd;
+    m->snd_time = r.snd_time;
 
-    if (!snd) /* a reminder is not "the user is offline" */
-        prepare_notification(e, req, op, have_ru ? &ru : NULL, &fu, &tu);
-    request_clear_uris(&fu, &tu, &ru, &ou);
+    if (!r.snd_time) /* a reminder is not "the user is offline" */
+        engine_prepare_notification(e, req, op, r.have_ruri ? &r.ruri : NULL, &r.from, &r.to);
+    engine_store_request_clear(&r);
     opq_push_tail(&e->put_wait, op);
     schedule_put(e);
     msilo_error_clear();
