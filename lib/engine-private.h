@@ -5,9 +5,11 @@
  * helpers that several of its files call per message (static inline, so
  * that splitting the engine into files costs no call on the hot path).
  *
- * Functions declared here are internal to libmsilo: the library is built
- * with -fvisibility=hidden (lib/meson.build), only MSILO_API symbols are
- * exported. They are named engine_<what>.
+ * Functions declared here are named engine_<what> and are internal to
+ * libmsilo: hidden (the visibility pragma below), also in the static copy
+ * the unit tests link (lib/meson.build builds the shared library with
+ * -fvisibility=hidden anyway), so the compiler may still inline one into
+ * its callers in the same file.
  *
  * Threads: everything in struct msilo_engine belongs to the thread that runs
  * the engine's GMainContext ("the loop thread"), except the job queues
@@ -22,8 +24,13 @@
 
 #include <string.h>
 
+#pragma GCC visibility push(hidden)
+
 /* Seconds whose formatted Date and ctime strings are cached (direct-mapped). */
 #define TIME_CACHE 16
+/* The initial sizes of the delivery buffers (e->hdr_buf, e->body_buf). */
+#define DELIVERY_HDR_INITIAL 256
+#define DELIVERY_BODY_INITIAL 1024
 
 typedef struct owner owner_t;
 typedef struct job job_t;
@@ -273,6 +280,12 @@ static inline void gauge_add(msilo_engine_t *e, msilo_stat_t s, int64_t d)
         e->stats[s] += (uint64_t)d;
 }
 
+/* ---- life cycle and statistics (engine.c) ------------------------------- */
+
+/* Passes a message to the embedder's log hook, if any. */
+void engine_log(msilo_engine_t *e, msilo_log_level_t lvl, const char *fmt, ...)
+    G_GNUC_PRINTF(3, 4);
+
 /* ---- jobs and workers (engine-jobs.c) ---------------------------------- */
 
 /* Submits @j (the engine takes it): to the worker it names, the main worker,
@@ -299,9 +312,6 @@ void engine_complete_release(msilo_engine_t *e, job_t *j);      /* engine-delive
 void engine_complete_reminders(msilo_engine_t *e, job_t *j);    /* engine-periodic.c */
 void engine_complete_expire(msilo_engine_t *e, job_t *j);       /* engine-periodic.c */
 void engine_complete_reset_leases(msilo_engine_t *e, job_t *j); /* engine.c */
-
-/* Completes the dumps that had nothing to do with @result. */
-void engine_complete_noop_dumps(msilo_engine_t *e, int result);
 
 /* ---- the request view of a store (engine-request.c) ----------------------- */
 
@@ -342,5 +352,31 @@ static inline void append_header_lines(GString *s, const char *lines)
     if (!g_str_has_suffix(lines, "\r\n"))
         g_string_append(s, "\r\n");
 }
+
+/* ---- delivery (engine-deliver.c) ------------------------------------------- */
+
+/* Sends @m (taken; freed when its delivery has finished): an offline message
+ * of owner @o to its contact, or a reminder (@o NULL) to the owner's AoR. A
+ * send the transport refuses at once finishes inside this call, as a failed
+ * delivery (and pumps @o again). */
+void engine_deliver(msilo_engine_t *e, send_kind kind, owner_t *o, msilo_message_t *m);
+/* Sends the offline notification prepared in @op (it stays @op's). */
+void engine_send_notification(msilo_engine_t *e, store_op *op);
+/* Hands what waits in @c to the store as one job, unless one is running. */
+void engine_coalesce_schedule(msilo_engine_t *e, coalescer_t *c);
+
+/* ---- owners and dumps (engine-dump.c) --------------------------------------- */
+
+/* Sends what is ready within @o's window and the global one; ends @o's round
+ * when all is done (and may free @o). Re-entered from a refused send, it
+ * returns at once and the outer call carries on. */
+void engine_owner_pump(msilo_engine_t *e, owner_t *o);
+/* Completes the finished dumps when no delete is waiting or running (or at
+ * once with @force, after a failed delete that will be retried). */
+void engine_flush_finished_dumps(msilo_engine_t *e, gboolean force);
+/* Completes the dumps that had nothing to do with @result. */
+void engine_complete_noop_dumps(msilo_engine_t *e, int result);
+
+#pragma GCC visibility pop
 
 #endif

@@ -136,8 +136,8 @@ int engine_store_request_parse(msilo_engine_t *e, const msilo_request_t *req, co
     if (req->snd_time && *req->snd_time) {
         rc = msilo_time_parse(req->snd_time, &r->snd_time);
         if (!rc && !e->reminders_on)
-            rc = msilo_fail(MSILO_ENOTSUP,
-                            "reminder time given but reminders are disabled (set reminder and send_time)");
+            rc = msilo_fail(MSILO_ENOTSUP, "reminder time given but reminders are disabled "
+                            "(set reminder and send_time)");
         if (rc)
             goto fail;
         if (r->snd_time <= 0)

@@ -18,18 +18,9 @@
 
 /* Stores in one put job (one transaction) at most. */
 #define PUT_BATCH_MAX 512
-/* A failed delivery's backoff doubles from check_time up to this (seconds). */
-#define RETRY_BACKOFF_MAX 3600
 /* How long a REGISTER view without Expires (expires < 0) is taken to last, in
  * seconds: retries of its owner stop after it. */
 #define REGISTRATION_DEFAULT_TIME 3600
-/* The delivery buffers: initial sizes, and the size above which the body
- * buffer is given back after a send instead of kept for the next one. */
-#define DELIVERY_HDR_INITIAL 256
-#define DELIVERY_BODY_INITIAL 1024
-#define DELIVERY_BODY_KEEP_MAX 65536
-/* A coalescer keeps its last job's array for the next wait up to this many items. */
-#define COALESCE_SPARE_KEEP_MAX 4096
 /* The period of the timer that calls msilo_engine_tick(), in seconds. */
 #define TICK_INTERVAL 1
 
@@ -92,9 +83,7 @@ const char *msilo_stat_name(msilo_stat_t stat)
     return stat_names[stat];
 }
 
-static void elog(msilo_engine_t *e, msilo_log_level_t lvl, const char *fmt, ...)
-    G_GNUC_PRINTF(3, 4);
-static void elog(msilo_engine_t *e, msilo_log_level_t lvl, const char *fmt, ...)
+void engine_log(msilo_engine_t *e, msilo_log_level_t lvl, const char *fmt, ...)
 {
     if (!e->log)
         return;
@@ -237,8 +226,8 @@ void engine_complete_open_peer(msilo_engine_t *e, job_t *j)
     else
         e->puts_opening--;
     if (j->rc) {
-        elog(e, MSILO_LOG_WARNING, "another store handle (%s): %s",
-             j->open_peer.for_expiry ? "expiry" : "store_threads", msilo_strerror(j->rc));
+        engine_log(e, MSILO_LOG_WARNING, "another store handle (%s): %s",
+                   j->open_peer.for_expiry ? "expiry" : "store_threads", msilo_strerror(j->rc));
     } else if (e->freeing) {
         msilo_store_free(j->open_peer.handle);
     } else if (j->open_peer.for_expiry) {
@@ -337,8 +326,6 @@ static void schedule_put(msilo_engine_t *e)
     }
 }
 
-static void send_notification(msilo_engine_t *e, store_op *op);
-
 void engine_complete_put(msilo_engine_t *e, job_t *j)
 {
     e->puts_running--;
@@ -369,15 +356,15 @@ void engine_complete_put(msilo_engine_t *e, job_t *j)
             e->stats[MSILO_STAT_STORED_MESSAGES]++;
             gauge_add(e, MSILO_STAT_QUEUED, 1);
             if (op->n_ruri && !e->freeing)
-                send_notification(e, op);
+                engine_send_notification(e, op);
         } else if (rc == MSILO_EFULL) {
             e->stats[MSILO_STAT_REJECTED_FULL]++;
         } else {
             e->stats[MSILO_STAT_STORE_ERRORS]++;
         }
         if (rc && rc != MSILO_EFULL)
-            elog(e, MSILO_LOG_WARNING, "store for %s@%s failed: %s", op->msg->user,
-                 op->msg->domain, msilo_strerror(rc));
+            engine_log(e, MSILO_LOG_WARNING, "store for %s@%s failed: %s", op->msg->user,
+                       op->msg->domain, msilo_strerror(rc));
         if (op->cb)
             op->cb(e, rc, rc == 0 ? op->msg->id : 0, op->data);
         store_op_free(e, op);
@@ -458,218 +445,9 @@ int msilo_engine_store(msilo_engine_t *e, const msilo_request_t *req, const char
     return 0;
 }
 
-/* ---- delivery ------------------------------------------------------------- */
+/* ---- owners and dumps ----------------------------------------------------- */
 
-static gboolean is_text_plain(const char *ctype)
-{
-    if (!ctype)
-        return TRUE;
-    while (*ctype == ' ')
-        ctype++;
-    /* byte by byte: g_ascii_strncasecmp per delivered message showed in the profile */
-    static const char tp[] = "text/plain";
-    const size_t n = sizeof tp - 1;
-    for (size_t i = 0; i < n; i++)
-        if ((ctype[i] | (ctype[i] >= 'A' && ctype[i] <= 'Z' ? 0x20 : 0)) != tp[i])
-            return FALSE;
-    char c = ctype[n];
-    return c == '\0' || c == ';' || c == ' ' || c == '\t';
-}
-
-static void send_done(int status, void *data);
-
-static int start_send(msilo_engine_t *e, send_ctx *sc, const msilo_outgoing_t *out)
-{
-    sc->e = e;
-    sc->link.data = sc;
-    sc->started = g_get_monotonic_time();
-    int rc = msilo_transport_send(e->transport, out, send_done, sc);
-    if (rc == 0) {
-        g_queue_push_tail_link(&e->sends, &sc->link);
-        if (sc->kind != SEND_NOTIFY)
-            e->stats[MSILO_STAT_IN_FLIGHT]++;
-    }
-    return rc;
-}
-
-static void delivery_finished(msilo_engine_t *e, send_ctx *sc, int status);
-
-/* @t formatted as a Date header value (which 0) or a ctime (which 1),
- * formatted once per second in the cache. */
-static const char *cached_time(msilo_engine_t *e, int which, int64_t t)
-{
-    time_slot *slot = &(which ? e->ctime_cache : e->date_cache)[(uint64_t)t % TIME_CACHE];
-    if (!slot->s || slot->t != t) {
-        g_free(slot->s);
-        slot->s = which ? msilo_format_ctime(t) : msilo_format_http_date(t);
-        slot->t = t;
-    }
-    return slot->s;
-}
-
-/* g_string_append_len() without GLib's insert path (overlap checks, a call
- * per piece): the delivery buffers are filled piece by piece per message. */
-static inline void sb_put(GString *s, const void *p, size_t n)
-{
-    if (G_UNLIKELY(s->len + n >= s->allocated_len)) {
-        size_t len = s->len;
-        g_string_set_size(s, len + n); /* grows the buffer */
-        s->len = len;
-    }
-    memcpy(s->str + s->len, p, n);
-    s->len += n;
-    s->str[s->len] = '\0';
-}
-
-static inline void sb_puts(GString *s, const char *str)
-{
-    sb_put(s, str, strlen(str));
-}
-
-/* Appends @v in decimal. */
-static void append_int(GString *s, int64_t v)
-{
-    char tmp[24];
-    char *p = tmp + sizeof tmp;
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    do {
-        *--p = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        *--p = '-';
-    sb_put(s, p, (size_t)(tmp + sizeof tmp - p));
-}
-
-static send_ctx *send_ctx_new(msilo_engine_t *e)
-{
-    send_ctx *sc = e->sc_free;
-    if (sc)
-        e->sc_free = sc->next_free;
-    else
-        sc = g_new(send_ctx, 1);
-    memset(sc, 0, sizeof *sc);
-    return sc;
-}
-
-static void send_ctx_release(msilo_engine_t *e, send_ctx *sc)
-{
-    sc->next_free = e->sc_free;
-    e->sc_free = sc;
-}
-
-/* Sends one stored message (offline or reminder). */
-static void deliver(msilo_engine_t *e, send_kind kind, owner_t *o, msilo_message_t *m)
-{
-    char *reminder_ruri = NULL;
-    const char *ruri, *to;
-    if (kind == SEND_REMINDER) {
-        ruri = to = reminder_ruri = msilo_aor_to_uri(m->user, m->domain);
-    } else {
-        ruri = o && o->contact ? o->contact : m->dst;
-        to = m->dst;
-    }
-    GString *hdrs = e->hdr_buf;
-    g_string_truncate(hdrs, 0);
-    sb_put(hdrs, "Date: ", 6);
-    sb_puts(hdrs, cached_time(e, 0, m->inc_time));
-    sb_put(hdrs, "\r\n", 2);
-    if (e->id_header) {
-        sb_puts(hdrs, e->id_header);
-        sb_put(hdrs, ": ", 2);
-        append_int(hdrs, m->id);
-        sb_put(hdrs, "\r\n", 2);
-    }
-    append_header_lines(hdrs, e->extra_hdrs);
-    append_header_lines(hdrs, m->extra_hdrs);
-
-    const void *body = m->body;
-    size_t body_len = m->body_len;
-    if (e->add_date && is_text_plain(m->ctype)) {
-        GString *b = e->body_buf;
-        g_string_truncate(b, 0);
-        sb_puts(b, kind == SEND_REMINDER ? "[Reminder message - " : "[Offline message - ");
-        sb_puts(b, cached_time(e, 1, m->inc_time));
-        sb_put(b, "] ", 2);
-        if (m->body_len)
-            sb_put(b, m->body, m->body_len);
-        body = b->str;
-        body_len = b->len;
-    }
-    msilo_outgoing_t out = {
-        .ruri = ruri,
-        .next_hop = e->outbound_proxy,
-        .from = kind == SEND_REMINDER ? e->reminder : m->src,
-        .to = to,
-        .content_type = m->ctype ? m->ctype : "text/plain",
-        .body = body,
-        .body_len = body_len,
-        .headers = hdrs->str,
-        .call_id = e->use_callid ? m->callid : NULL,
-    };
-    send_ctx *sc = send_ctx_new(e);
-    sc->kind = kind;
-    sc->owner = o;
-    sc->msg = m;
-    if (o)
-        o->in_flight++;
-    int rc = start_send(e, sc, &out);
-    g_free(reminder_ruri);
-    /* the buffers are the transport's no longer: do not keep a huge body */
-    if (e->body_buf->allocated_len > DELIVERY_BODY_KEEP_MAX) {
-        g_string_free(e->body_buf, TRUE);
-        e->body_buf = g_string_sized_new(DELIVERY_BODY_INITIAL);
-    }
-    if (rc) {
-        /* the transport refused at once: same path as a failed delivery */
-        elog(e, MSILO_LOG_WARNING, "send of message %lld failed to start: %s", (long long)m->id,
-             msilo_strerror(rc));
-        delivery_finished(e, sc, rc);
-    }
-}
-
-static void send_notification(msilo_engine_t *e, store_op *op)
-{
-    msilo_outgoing_t out = {
-        .ruri = op->n_ruri,
-        .next_hop = e->outbound_proxy,
-        .from = op->n_from,
-        .to = op->n_to,
-        .content_type = op->n_ctype,
-        .body = op->n_body,
-        .body_len = strlen(op->n_body),
-        .headers = op->n_headers,
-    };
-    send_ctx *sc = send_ctx_new(e);
-    sc->kind = SEND_NOTIFY;
-    int rc = start_send(e, sc, &out);
-    if (rc) {
-        e->stats[MSILO_STAT_NOTIFICATIONS_FAILED]++;
-        send_ctx_release(e, sc);
-    }
-}
-
-static void owner_pump(msilo_engine_t *e, owner_t *o);
-
-/* Gives free global slots to the owners waiting for them, oldest first. */
-static void unblock_owners(msilo_engine_t *e)
-{
-    if (e->unblocking)
-        return; /* the outer call goes on */
-    e->unblocking = TRUE;
-    owner_t *o;
-    while (!e->freeing && e->stats[MSILO_STAT_IN_FLIGHT] < (uint64_t)e->max_in_flight &&
-           (o = g_queue_pop_head(&e->blocked))) {
-        o->blocked = FALSE;
-        owner_pump(e, o); /* may block it again, or end its round */
-    }
-    e->unblocking = FALSE;
-}
-
-/* A dump reports "delivered" only once the deletes of what it delivered are
- * committed (or failed and were queued for retry): completes finished dumps
- * when no delete is waiting or running. */
-static void flush_finished_dumps(msilo_engine_t *e, gboolean force)
+void engine_flush_finished_dumps(msilo_engine_t *e, gboolean force)
 {
     if ((e->acks.running || e->acks.wait->len) && !e->freeing && !force)
         return;
@@ -680,150 +458,6 @@ static void flush_finished_dumps(msilo_engine_t *e, gboolean force)
         g_free(d);
     }
 }
-
-static void send_done(int status, void *data)
-{
-    send_ctx *sc = data;
-    msilo_engine_t *e = sc->e;
-    if (!e) { /* engine gone; the message keeps its lease in the store */
-        msilo_message_free(sc->msg);
-        g_free(sc);
-        return;
-    }
-    g_queue_unlink(&e->sends, &sc->link);
-    if (sc->kind != SEND_NOTIFY) {
-        gauge_add(e, MSILO_STAT_IN_FLIGHT, -1);
-        e->stats[MSILO_STAT_DELIVERY_LATENCY_US] += (uint64_t)(g_get_monotonic_time() - sc->started);
-        e->stats[MSILO_STAT_DELIVERIES_TIMED]++;
-    }
-    delivery_finished(e, sc, status);
-}
-
-static void schedule_ack(msilo_engine_t *e);
-static void schedule_release(msilo_engine_t *e);
-
-static int64_t backoff(const msilo_engine_t *e, uint32_t attempts)
-{
-    int64_t b = e->check_time;
-    for (uint32_t i = 1; i < attempts && b < RETRY_BACKOFF_MAX; i++)
-        b *= 2;
-    return MIN(b, RETRY_BACKOFF_MAX);
-}
-
-static void delivery_finished(msilo_engine_t *e, send_ctx *sc, int status)
-{
-    gboolean ok = status >= 200 && status < 300;
-    if (sc->kind == SEND_NOTIFY) {
-        e->stats[ok ? MSILO_STAT_NOTIFICATIONS_SENT : MSILO_STAT_NOTIFICATIONS_FAILED]++;
-        send_ctx_release(e, sc);
-        return;
-    }
-    msilo_message_t *m = sc->msg;
-    owner_t *o = sc->owner;
-    if (ok) {
-        g_array_append_val(e->acks.wait, m->id);
-        gauge_add(e, MSILO_STAT_QUEUED, -1);
-        e->stats[sc->kind == SEND_REMINDER ? MSILO_STAT_DUMPED_REMINDERS
-                                           : MSILO_STAT_DUMPED_MESSAGES]++;
-        schedule_ack(e);
-    } else {
-        int64_t now = now_of(e);
-        msilo_store_release_t r = { .id = m->id, .attempts = m->attempts + 1,
-                                    .lease_owner = e->instance_id };
-        if (sc->kind == SEND_REMINDER) {
-            /* as in both anchors: a failed reminder becomes an offline message */
-            r.flags = MSILO_RELEASE_CLEAR_SND_TIME;
-            r.next_try = 0;
-            e->stats[MSILO_STAT_FAILED_REMINDERS]++;
-        } else {
-            r.next_try = r.attempts >= (uint32_t)e->max_attempts ? INT64_MAX
-                                                                 : now + backoff(e, r.attempts);
-            e->stats[MSILO_STAT_FAILED_MESSAGES]++;
-            if (o && r.next_try != INT64_MAX && o->reg_until > r.next_try &&
-                (o->retry_at == 0 || o->retry_at > r.next_try))
-                o->retry_at = r.next_try;
-        }
-        elog(e, MSILO_LOG_INFO, "delivery of message %lld to %s@%s failed (%d), attempt %u",
-             (long long)m->id, m->user, m->domain, status, r.attempts);
-        for (guint i = 0; o && i < o->dumps->len; i++)
-            ((dump_op *)o->dumps->pdata[i])->res.failed++;
-        g_array_append_val(e->releases.wait, r);
-        schedule_release(e);
-    }
-    if (ok && o)
-        for (guint i = 0; i < o->dumps->len; i++)
-            ((dump_op *)o->dumps->pdata[i])->res.delivered++;
-    msilo_message_free(m);
-    send_ctx_release(e, sc);
-    if (o) {
-        o->in_flight--;
-        owner_pump(e, o);
-    }
-    unblock_owners(e);
-}
-
-static void coalesce_schedule(msilo_engine_t *e, coalescer_t *c)
-{
-    if (c->running || c->wait->len == 0)
-        return;
-    job_t *j = job_new(c->kind);
-    j->batch.items = c->wait;
-    c->wait = c->spare ? c->spare
-                       : g_array_new(FALSE, FALSE, g_array_get_element_size(j->batch.items));
-    c->spare = NULL;
-    c->running = TRUE;
-    engine_job_submit(e, j);
-}
-
-/* @return the job's result; on failure its items are waiting again */
-static int coalesce_done(coalescer_t *c, job_t *j)
-{
-    c->running = FALSE;
-    GArray *items = j->batch.items;
-    if (j->rc)
-        g_array_prepend_vals(c->wait, items->data, items->len);
-    if (!c->spare && items->len <= COALESCE_SPARE_KEEP_MAX) { /* keep it unless it grew big */
-        g_array_set_size(items, 0);
-        c->spare = items;
-    } else {
-        g_array_unref(items);
-    }
-    return j->rc;
-}
-
-static void schedule_ack(msilo_engine_t *e)
-{
-    coalesce_schedule(e, &e->acks);
-}
-
-static void schedule_release(msilo_engine_t *e)
-{
-    coalesce_schedule(e, &e->releases);
-}
-
-void engine_complete_remove(msilo_engine_t *e, job_t *j)
-{
-    guint n = j->batch.items->len;
-    int rc = coalesce_done(&e->acks, j);
-    if (rc) {
-        elog(e, MSILO_LOG_WARNING, "deleting %u delivered messages failed: %s; will retry", n,
-             msilo_strerror(rc));
-        /* the dumps waiting on it still complete: their messages are delivered */
-        flush_finished_dumps(e, TRUE);
-        return;
-    }
-    schedule_ack(e);
-    flush_finished_dumps(e, FALSE);
-}
-
-void engine_complete_release(msilo_engine_t *e, job_t *j)
-{
-    if (coalesce_done(&e->releases, j) == 0)
-        schedule_release(e);
-    /* else: the leases run out by themselves; the retry keeps the attempt counts */
-}
-
-/* ---- owners and dumps ----------------------------------------------------- */
 
 static size_t ready_len(const owner_t *o)
 {
@@ -937,7 +571,7 @@ static void owner_maybe_forget(msilo_engine_t *e, owner_t *o)
 }
 
 /* Sends what is ready within the window; ends the round when all is done. */
-static void owner_pump(msilo_engine_t *e, owner_t *o)
+void engine_owner_pump(msilo_engine_t *e, owner_t *o)
 {
     /* A send the transport refuses at once finishes inside deliver() and
      * calls back here; the outer call carries on (and may end the round and
@@ -954,7 +588,7 @@ static void owner_pump(msilo_engine_t *e, owner_t *o)
             }
             break;
         }
-        deliver(e, SEND_OFFLINE, o, ready_pop(o));
+        engine_deliver(e, SEND_OFFLINE, o, ready_pop(o));
     }
     o->pumping = FALSE;
     if (o->claiming || ready_len(o))
@@ -973,7 +607,7 @@ static void owner_pump(msilo_engine_t *e, owner_t *o)
         for (guint i = 0; i < dumps->len; i++)
             g_queue_push_tail(&e->finished_dumps, dumps->pdata[i]);
         g_ptr_array_set_size(dumps, 0);
-        flush_finished_dumps(e, FALSE);
+        engine_flush_finished_dumps(e, FALSE);
     }
     if (o->again && !e->freeing) {
         owner_start_round(e, o, INT64_MAX, o->next_limit == SIZE_MAX ? 0 : o->next_limit);
@@ -992,7 +626,7 @@ static void give_back(msilo_engine_t *e, msilo_message_t **msgs, size_t n)
         g_array_append_val(e->releases.wait, r);
     }
     msilo_message_array_free(msgs, n);
-    schedule_release(e);
+    engine_coalesce_schedule(e, &e->releases);
 }
 
 void engine_complete_reminders(msilo_engine_t *e, job_t *j)
@@ -1002,7 +636,7 @@ void engine_complete_reminders(msilo_engine_t *e, job_t *j)
         give_back(e, j->claim.out, j->claim.out_n);
     } else if (j->rc == 0) {
         for (size_t i = 0; i < j->claim.out_n; i++)
-            deliver(e, SEND_REMINDER, NULL, j->claim.out[i]);
+            engine_deliver(e, SEND_REMINDER, NULL, j->claim.out[i]);
         g_free(j->claim.out);
         if (j->claim.out_n == j->claim.args.max && !e->freeing)
             e->next_reminder = now_of(e); /* more due: claim again at the next tick */
@@ -1014,8 +648,8 @@ void engine_complete_claim(msilo_engine_t *e, job_t *j)
     owner_t *o = j->claim.owner;
     o->claiming = FALSE;
     if (j->rc) {
-        elog(e, MSILO_LOG_WARNING, "claiming messages of %s failed: %s", o->key,
-             msilo_strerror(j->rc));
+        engine_log(e, MSILO_LOG_WARNING, "claiming messages of %s failed: %s", o->key,
+                   msilo_strerror(j->rc));
         for (guint i = 0; i < o->dumps->len; i++) {
             dump_op *d = o->dumps->pdata[i];
             if (d->cb)
@@ -1027,12 +661,12 @@ void engine_complete_claim(msilo_engine_t *e, job_t *j)
         if (o->reg_until > now_of(e))
             o->retry_at = now_of(e) + e->check_time;
         o->again = FALSE;
-        owner_pump(e, o);
+        engine_owner_pump(e, o);
         return;
     }
     if (e->freeing) {
         give_back(e, j->claim.out, j->claim.out_n);
-        owner_pump(e, o);
+        engine_owner_pump(e, o);
         return;
     }
     for (guint i = 0; i < o->dumps->len; i++)
@@ -1041,7 +675,7 @@ void engine_complete_claim(msilo_engine_t *e, job_t *j)
     if (o->limit_left != SIZE_MAX)
         o->limit_left -= j->claim.out_n;
     o->more = j->claim.out_n == j->claim.args.max && o->limit_left > 0;
-    owner_pump(e, o);
+    engine_owner_pump(e, o);
 }
 
 /* Does the REGISTER's contact accept MESSAGE? (Allow header / methods param) */
@@ -1168,7 +802,7 @@ void engine_complete_expire(msilo_engine_t *e, job_t *j)
 {
     e->clean_running = FALSE;
     if (j->rc) {
-        elog(e, MSILO_LOG_WARNING, "expiry failed: %s", msilo_strerror(j->rc));
+        engine_log(e, MSILO_LOG_WARNING, "expiry failed: %s", msilo_strerror(j->rc));
         return;
     }
     e->stats[MSILO_STAT_EXPIRED_MESSAGES] += j->expire.deleted;
@@ -1202,8 +836,8 @@ void msilo_engine_tick(msilo_engine_t *e)
         }
         g_ptr_array_unref(due);
         /* deletes/releases that failed earlier */
-        schedule_ack(e);
-        schedule_release(e);
+        engine_coalesce_schedule(e, &e->acks);
+        engine_coalesce_schedule(e, &e->releases);
     }
     if (now >= e->next_clean && !e->clean_running) {
         e->next_clean = now + e->check_time * e->clean_period;
@@ -1238,8 +872,8 @@ static gboolean timer_cb(gpointer data)
 void engine_complete_reset_leases(msilo_engine_t *e, job_t *j)
 {
     if (j->rc == 0 && j->reset.taken)
-        elog(e, MSILO_LOG_INFO, "took back %zu messages leased by %s before a restart",
-             j->reset.taken, e->instance_id);
+        engine_log(e, MSILO_LOG_INFO, "took back %zu messages leased by %s before a restart",
+                   j->reset.taken, e->instance_id);
 }
 
 static int64_t cfg_int(const msilo_config_t *cfg, const char *key)
@@ -1398,8 +1032,8 @@ void msilo_engine_free(msilo_engine_t *e)
     g_source_unref(e->timer);
     engine_workers_stop(e);
     schedule_put(e);     /* runs synchronously now (freeing) until the queue is empty */
-    schedule_ack(e);     /* delete what was delivered */
-    schedule_release(e);
+    engine_coalesce_schedule(e, &e->acks);     /* delete what was delivered */
+    engine_coalesce_schedule(e, &e->releases);
     /* sends in flight: the transport calls back later; those contexts just free */
     GList *l;
     while ((l = g_queue_pop_head_link(&e->sends))) {
@@ -1425,14 +1059,14 @@ void msilo_engine_free(msilo_engine_t *e)
         }
         g_ptr_array_set_size(o->dumps, 0);
     }
-    schedule_release(e);
+    engine_coalesce_schedule(e, &e->releases);
     g_queue_clear(&e->blocked);
     g_hash_table_iter_init(&it, e->owners);
     while (g_hash_table_iter_next(&it, NULL, &v))
         owner_free(v);
     g_hash_table_unref(e->owners);
     engine_complete_noop_dumps(e, 0);
-    flush_finished_dumps(e, FALSE);
+    engine_flush_finished_dumps(e, FALSE);
     g_source_destroy(e->dispatch);
     g_source_unref(e->dispatch);
     g_async_queue_unref(e->todo);
