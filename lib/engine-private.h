@@ -376,6 +376,15 @@ void engine_owner_pump(msilo_engine_t *e, owner_t *o);
 void engine_flush_finished_dumps(msilo_engine_t *e, gboolean force);
 /* Completes the dumps that had nothing to do with @result. */
 void engine_complete_noop_dumps(msilo_engine_t *e, int result);
+/* Releases claimed messages unchanged (they will not be sent: the engine is
+ * being freed), ending their leases; frees @msgs and the array. */
+void engine_give_back(msilo_engine_t *e, msilo_message_t **msgs, size_t n);
+/* The tick's part: starts a retry round for each registered owner whose
+ * retry is due, and forgets those whose registration has run out. */
+void engine_owners_retry(msilo_engine_t *e, int64_t now);
+/* While freeing: gives back what was claimed and not sent, completes the
+ * dumps waiting on an owner with MSILO_ECANCELLED, frees the owners. */
+void engine_owners_free(msilo_engine_t *e);
 
 #pragma GCC visibility pop
 
