@@ -313,6 +313,13 @@ void engine_complete_reminders(msilo_engine_t *e, job_t *j);    /* engine-period
 void engine_complete_expire(msilo_engine_t *e, job_t *j);       /* engine-periodic.c */
 void engine_complete_reset_leases(msilo_engine_t *e, job_t *j); /* engine.c */
 
+/* ---- the store path (engine-store.c) ------------------------------------------ */
+
+/* The worker that runs expiry: the expiry worker once its store handle is
+ * open, else NULL (the main worker); asks for the handle the first time,
+ * when the store can open one. */
+peer_worker_t *engine_worker_for_expiry(msilo_engine_t *e);
+
 /* ---- the request view of a store (engine-request.c) ----------------------- */
 
 /* A MESSAGE request view that passed the checks of msilo_engine_store(),
@@ -385,6 +392,11 @@ void engine_owners_retry(msilo_engine_t *e, int64_t now);
 /* While freeing: gives back what was claimed and not sent, completes the
  * dumps waiting on an owner with MSILO_ECANCELLED, frees the owners. */
 void engine_owners_free(msilo_engine_t *e);
+
+/* ---- periodic jobs (engine-periodic.c) ---------------------------------------- */
+
+/* Creates e->timer, which calls msilo_engine_tick(), and attaches it to e->ctx. */
+void engine_timer_attach(msilo_engine_t *e);
 
 #pragma GCC visibility pop
 

@@ -18,8 +18,6 @@
 
 /* Stores in one put job (one transaction) at most. */
 #define PUT_BATCH_MAX 512
-/* The period of the timer that calls msilo_engine_tick(), in seconds. */
-#define TICK_INTERVAL 1
 
 /* ---- store ops ------------------------------------------------------- */
 
@@ -193,7 +191,7 @@ static void open_put_workers(msilo_engine_t *e)
  * the store can open one: counting a large table takes seconds (2.9-4.2 s at
  * 20 M rows, bench/e2e/scale) and stores and claims must not wait behind it.
  * NULL (the main worker) until it is open. */
-static peer_worker_t *worker_for_expiry(msilo_engine_t *e)
+peer_worker_t *engine_worker_for_expiry(msilo_engine_t *e)
 {
     if (!e->expiry_worker && !e->expiry_worker_opening && can_open_peer(e)) {
         e->expiry_worker_opening = TRUE;
@@ -430,73 +428,6 @@ int msilo_engine_store(msilo_engine_t *e, const msilo_request_t *req, const char
     return 0;
 }
 
-/* ---- periodic jobs --------------------------------------------------------- */
-
-void engine_complete_reminders(msilo_engine_t *e, job_t *j)
-{
-    e->reminders_running = FALSE;
-    if (j->rc == 0 && e->freeing) {
-        engine_give_back(e, j->claim.out, j->claim.out_n);
-    } else if (j->rc == 0) {
-        for (size_t i = 0; i < j->claim.out_n; i++)
-            engine_deliver(e, SEND_REMINDER, NULL, j->claim.out[i]);
-        g_free(j->claim.out);
-        if (j->claim.out_n == j->claim.args.max && !e->freeing)
-            e->next_reminder = now_of(e); /* more due: claim again at the next tick */
-    }
-}
-
-void engine_complete_expire(msilo_engine_t *e, job_t *j)
-{
-    e->clean_running = FALSE;
-    if (j->rc) {
-        engine_log(e, MSILO_LOG_WARNING, "expiry failed: %s", msilo_strerror(j->rc));
-        return;
-    }
-    e->stats[MSILO_STAT_EXPIRED_MESSAGES] += j->expire.deleted;
-    e->stats[MSILO_STAT_QUEUED] = (uint64_t)MAX(j->expire.count, 0);
-}
-
-void msilo_engine_tick(msilo_engine_t *e)
-{
-    if (!e || e->freeing)
-        return;
-    int64_t now = now_of(e);
-    if (now >= e->next_check) {
-        e->next_check = now + e->check_time;
-        engine_owners_retry(e, now);
-        /* deletes/releases that failed earlier */
-        engine_coalesce_schedule(e, &e->acks);
-        engine_coalesce_schedule(e, &e->releases);
-    }
-    if (now >= e->next_clean && !e->clean_running) {
-        e->next_clean = now + e->check_time * e->clean_period;
-        job_t *j = job_new(JOB_EXPIRE);
-        j->expire.now = now;
-        j->worker = worker_for_expiry(e);
-        e->clean_running = TRUE;
-        engine_job_submit(e, j);
-    }
-    if (e->reminders_on && e->transport && now >= e->next_reminder && !e->reminders_running) {
-        e->next_reminder = now + e->send_time;
-        job_t *j = job_new(JOB_CLAIM_REMINDERS);
-        j->claim.args.reminders = 1;
-        j->claim.args.now = now;
-        j->claim.args.max_next_try = INT64_MAX;
-        j->claim.args.lease_owner = e->instance_id;
-        j->claim.args.lease_until = now + e->lease_time;
-        j->claim.args.max = (size_t)e->dump_batch;
-        e->reminders_running = TRUE;
-        engine_job_submit(e, j);
-    }
-}
-
-static gboolean timer_cb(gpointer data)
-{
-    msilo_engine_tick(data);
-    return G_SOURCE_CONTINUE;
-}
-
 /* ---- life cycle ------------------------------------------------------------ */
 
 void engine_complete_reset_leases(msilo_engine_t *e, job_t *j)
@@ -600,10 +531,7 @@ int msilo_engine_new(msilo_engine_t **ret, const msilo_config_t *cfg, msilo_stor
     e->put_owners = g_hash_table_new(owner_hash, owner_equal);
 
     engine_dispatch_attach(e);
-    e->timer = g_timeout_source_new_seconds(TICK_INTERVAL);
-    g_source_set_callback(e->timer, timer_cb, e, NULL);
-    g_source_set_name(e->timer, "msilo-timer");
-    g_source_attach(e->timer, e->ctx);
+    engine_timer_attach(e);
 
     int64_t now = now_of(e);
     e->next_check = now + e->check_time;
