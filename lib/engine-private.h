@@ -319,6 +319,11 @@ void engine_complete_reset_leases(msilo_engine_t *e, job_t *j); /* engine.c */
  * open, else NULL (the main worker); asks for the handle the first time,
  * when the store can open one. */
 peer_worker_t *engine_worker_for_expiry(msilo_engine_t *e);
+/* Hands batches of the waiting stores to the store while a worker can take
+ * one (while freeing: all of them, synchronously). */
+void engine_schedule_put(msilo_engine_t *e);
+/* The set e->put_owners: msilo_message_t* hashed and compared by owner. */
+GHashTable *engine_put_owners_new(void);
 
 /* ---- the request view of a store (engine-request.c) ----------------------- */
 
