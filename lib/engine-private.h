@@ -160,7 +160,7 @@ struct owner {
     msilo_message_t **ready;
     size_t ready_pos, ready_n;
     size_t in_flight;
-    gboolean pumping;    /* in owner_pump's send loop (a refused send re-enters it) */
+    gboolean pumping;    /* in engine_owner_pump's send loop (a refused send re-enters it) */
     gboolean blocked;    /* in e->blocked: waits for a global in-flight slot */
     GPtrArray *dumps;    /* dump_op* waiting for this owner to go idle */
 };
@@ -195,11 +195,11 @@ typedef struct time_slot {
 } time_slot;
 
 struct msilo_engine {
-    msilo_config_t *cfg;
+    msilo_config_t *cfg; /* the engine's own copy; the strings below point into it */
     msilo_store_t *store;
     msilo_transport_t *transport;
     GMainContext *ctx;
-    gboolean inline_store;
+    gboolean inline_store; /* MSILO_STORE_NONBLOCKING: jobs run from the dispatch source */
 
     /* cached configuration */
     int64_t expire_time, check_time, send_time, clean_period, max_messages, max_body;
@@ -208,35 +208,25 @@ struct msilo_engine {
     const char *reminder, *outbound_proxy, *id_header, *default_domain;
     char *extra_hdrs; /* CRLF-terminated or NULL */
     char *instance_id;
-    /* formatted times of recent stored seconds (a dump's messages come from a
-     * few seconds, interleaved): direct-mapped by second */
-    time_slot date_cache[TIME_CACHE], ctime_cache[TIME_CACHE];
-    /* a delivery's headers and prefixed body, reused (the transport borrows
-     * them only during send()) */
-    GString *hdr_buf, *body_buf;
-    send_ctx *sc_free; /* unused send contexts, reused */
-    op_chunk *op_chunk; /* where new store ops are carved */
-    msilo_template_t *t_from, *t_contact, *t_ctype, *t_body;
+    msilo_template_t *t_from, *t_contact, *t_ctype, *t_body; /* the notification's */
 
     msilo_clock_fn clock;
     void *clock_data;
     msilo_log_fn log;
     void *log_data;
     uint64_t stats[MSILO_STAT_COUNT_];
+    gboolean freeing; /* in msilo_engine_free(): no loop to come back to */
 
     /* jobs (engine-jobs.c) */
     GSource *dispatch;
-    GSource *timer;
-    GThread *worker;   /* the main worker: e->store, started at the first job */
-    GAsyncQueue *todo; /* to the main worker */
-    GAsyncQueue *done; /* from every worker */
+    GThread *worker;    /* the main worker: e->store, started at the first job */
+    GAsyncQueue *todo;  /* to the main worker */
+    GAsyncQueue *done;  /* from every worker */
     GQueue inline_todo; /* jobs of a non-blocking store, run by the dispatch source */
-    GQueue noop_dumps; /* dump_op*: dumps with nothing to do, completed by dispatch */
-    GQueue finished_dumps; /* dump_op*: done, waiting for their deletes to commit */
     size_t jobs_pending;
-    gboolean freeing;
 
     /* the store path (engine-store.c) */
+    op_chunk *op_chunk; /* where new store ops are carved */
     op_queue put_wait;
     guint puts_running;
     int64_t store_threads;   /* configured; put workers are opened at the first store */
@@ -251,16 +241,28 @@ struct msilo_engine {
     peer_worker_t *expiry_worker; /* expiry + count(*) on their own store handle, or NULL */
 
     /* delivery (engine-deliver.c) */
+    /* formatted times of recent stored seconds (a dump's messages come from a
+     * few seconds, interleaved): direct-mapped by second */
+    time_slot date_cache[TIME_CACHE], ctime_cache[TIME_CACHE];
+    /* a delivery's headers and prefixed body, reused (the transport borrows
+     * them only during send()) */
+    GString *hdr_buf, *body_buf;
+    send_ctx *sc_free;  /* unused send contexts, reused */
+    GQueue sends;       /* send_ctx links */
+    /* owner_t* with messages ready but no global slot (max_in_flight), in
+     * turn; the pump (engine-dump.c) queues them */
+    GQueue blocked;
+    gboolean unblocking;
     coalescer_t acks;     /* int64_t ids delivered: delete */
     coalescer_t releases; /* msilo_store_release_t: failed deliveries */
 
     /* owners and dumps (engine-dump.c) */
-    GHashTable *owners; /* key -> owner_t* */
-    GQueue blocked;     /* owner_t* with messages ready but no global slot (max_in_flight) */
-    gboolean unblocking;
-    GQueue sends;       /* send_ctx links */
+    GHashTable *owners;    /* key -> owner_t* */
+    GQueue noop_dumps;     /* dump_op*: dumps with nothing to do, completed by dispatch */
+    GQueue finished_dumps; /* dump_op*: done, waiting for their deletes to commit */
 
     /* periodic jobs (engine-periodic.c) */
+    GSource *timer;
     gboolean reminders_running, clean_running;
     int64_t next_check, next_clean, next_reminder;
 };
@@ -355,7 +357,7 @@ void engine_prepare_notification(msilo_engine_t *e, const msilo_request_t *req, 
                                  const msilo_uri_t *tu);
 
 /* Appends @lines ("Name: value" lines, NULL or "" for none) to @s, ending
- * with CRLF. */
+ * with CRLF (for the notification, and twice per delivered message). */
 static inline void append_header_lines(GString *s, const char *lines)
 {
     if (!lines || !*lines)
