@@ -92,10 +92,10 @@ int engine_store_request_parse(msilo_engine_t *e, const msilo_request_t *req, co
                           req->body_len, (long long)e->max_body);
     if (!text_ok(req->content_type))
         return msilo_fail(MSILO_EINVAL, "invalid Content-Type (control characters, not UTF-8, "
-                          "or over " G_STRINGIFY(TEXT_MAX_LEN) " bytes)");
+                          "or over %d bytes)", TEXT_MAX_LEN);
     if (!text_ok(req->call_id))
         return msilo_fail(MSILO_EINVAL, "invalid Call-ID (control characters, not UTF-8, or over "
-                          G_STRINGIFY(TEXT_MAX_LEN) " bytes)");
+                          "%d bytes)", TEXT_MAX_LEN);
 
     msilo_uri_init(&r->from);
     msilo_uri_init(&r->to);
