@@ -348,7 +348,13 @@ typedef struct store_request {
 int engine_store_request_parse(msilo_engine_t *e, const msilo_request_t *req, const char *owner,
                                store_request_t *r);
 /* Frees the URIs of @r (not extra_hdrs, which the caller took). */
-void engine_store_request_clear(store_request_t *r);
+static inline void engine_store_request_clear(store_request_t *r)
+{
+    msilo_uri_clear(&r->from);
+    msilo_uri_clear(&r->to);
+    msilo_uri_clear(&r->ruri);
+    msilo_uri_clear(&r->owner_uri);
+}
 /* Prepares the offline notification of @op from @req while the request view
  * is still valid, when one is configured and not skipped by flag (@ru may
  * be NULL). */

@@ -97,8 +97,7 @@ int engine_store_request_parse(msilo_engine_t *e, const msilo_request_t *req, co
         return msilo_fail(MSILO_EINVAL, "invalid Call-ID (control characters, not UTF-8, or over "
                           "%d bytes)", TEXT_MAX_LEN);
 
-    msilo_uri_init(&r->from);
-    msilo_uri_init(&r->to);
+    /* from and to are set by their parse, which leaves nothing behind when it fails */
     msilo_uri_init(&r->ruri);
     msilo_uri_init(&r->owner_uri);
     r->extra_hdrs = NULL;
@@ -106,8 +105,10 @@ int engine_store_request_parse(msilo_engine_t *e, const msilo_request_t *req, co
     if (rc)
         return rc;
     rc = msilo_uri_parse(req->to, "To", &r->to);
-    if (rc)
-        goto fail;
+    if (rc) {
+        msilo_uri_clear(&r->from);
+        return rc;
+    }
     r->have_ruri = req->ruri && msilo_uri_parse(req->ruri, "R-URI", &r->ruri) == 0;
     if (owner) {
         rc = msilo_uri_parse(owner, "owner", &r->owner_uri);
@@ -151,14 +152,6 @@ int engine_store_request_parse(msilo_engine_t *e, const msilo_request_t *req, co
 fail:
     engine_store_request_clear(r);
     return rc;
-}
-
-void engine_store_request_clear(store_request_t *r)
-{
-    msilo_uri_clear(&r->from);
-    msilo_uri_clear(&r->to);
-    msilo_uri_clear(&r->ruri);
-    msilo_uri_clear(&r->owner_uri);
 }
 
 /* ---- the offline notification ------------------------------------------------ */
