@@ -1,0 +1,433 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Owners and dumps: msilo_engine_dump(), the per-owner delivery state, the
+ * claims that fill it, and the pump that sends what was claimed.
+ *
+ * Owns: e->owners (owner_t by "user@domain"), each owner's claimed-but-unsent
+ * messages (ready) and the dumps waiting on it (dump_op), e->noop_dumps and
+ * e->finished_dumps.
+ *
+ * Invariants:
+ * - An owner exists while it has work (a claim in flight, messages ready or
+ *   in flight, a round to follow, dumps waiting) or a retry due while its
+ *   registration lasts; then it is forgotten (owner_maybe_forget()).
+ * - One round at a time per owner: a dump for a busy owner sends nothing
+ *   twice (the claimed messages are leased) and asks for another round.
+ *   Claims take at most dump_batch messages; a full claim is followed by
+ *   another for the same round, which skips what failed during it.
+ * - At most dump_window messages of an owner are in flight, sent in storage
+ *   order, and at most max_in_flight in all: an owner without a global slot
+ *   waits in e->blocked, in turn (engine-deliver.c unblocks it).
+ * - A dump's callback runs once, from the loop, never inside
+ *   msilo_engine_dump(): after its owner's round has ended and the deletes
+ *   of what it delivered have committed (or failed and been queued again);
+ *   with the claim's error when a claim fails; with MSILO_ECANCELLED when
+ *   the engine is freed first; from the dispatch source when there was
+ *   nothing to do.
+ * - Claimed messages that will not be sent (the engine is being freed) are
+ *   released unchanged (give_back), not left to their leases.
+ */
+#include "engine-private.h"
+
+/* How long a REGISTER view without Expires (expires < 0) is taken to last, in
+ * seconds: retries of its owner stop after it. */
+#define REGISTRATION_DEFAULT_TIME 3600
+
+static size_t ready_len(const owner_t *o)
+{
+    return o->ready_n - o->ready_pos;
+}
+
+static msilo_message_t *ready_pop(owner_t *o)
+{
+    msilo_message_t *m = o->ready[o->ready_pos++];
+    if (o->ready_pos == o->ready_n) {
+        g_free(o->ready);
+        o->ready = NULL;
+        o->ready_pos = o->ready_n = 0;
+    }
+    return m;
+}
+
+/* Queues a claim's @n messages; takes @msgs (the array). */
+static void ready_add(owner_t *o, msilo_message_t **msgs, size_t n)
+{
+    if (n == 0) {
+        g_free(msgs);
+        return;
+    }
+    if (!o->ready) { /* the usual case: claims run when nothing is ready */
+        o->ready = msgs;
+        o->ready_pos = 0;
+        o->ready_n = n;
+        return;
+    }
+    size_t have = ready_len(o);
+    msilo_message_t **v = g_new(msilo_message_t *, have + n);
+    memcpy(v, o->ready + o->ready_pos, have * sizeof *v);
+    memcpy(v + have, msgs, n * sizeof *v);
+    g_free(o->ready);
+    g_free(msgs);
+    o->ready = v;
+    o->ready_pos = 0;
+    o->ready_n = have + n;
+}
+
+static void owner_free(owner_t *o)
+{
+    g_free(o->key);
+    g_free(o->user);
+    g_free(o->domain);
+    g_free(o->contact);
+    while (ready_len(o))
+        msilo_message_free(ready_pop(o));
+    g_ptr_array_unref(o->dumps);
+    g_free(o);
+}
+
+static owner_t *owner_get(msilo_engine_t *e, const char *user, const char *domain)
+{
+    char *key = g_strconcat(user, "@", domain, NULL);
+    owner_t *o = g_hash_table_lookup(e->owners, key);
+    if (o) {
+        g_free(key);
+        return o;
+    }
+    o = g_new0(owner_t, 1);
+    o->key = key;
+    o->user = g_strdup(user);
+    o->domain = g_strdup(domain);
+    o->dumps = g_ptr_array_new();
+    g_hash_table_insert(e->owners, o->key, o);
+    return o;
+}
+
+static gboolean owner_busy(const owner_t *o)
+{
+    return o->claiming || o->in_flight || ready_len(o) || o->more;
+}
+
+static void owner_claim(msilo_engine_t *e, owner_t *o)
+{
+    int64_t now = now_of(e);
+    job_t *j = job_new(JOB_CLAIM);
+    j->claim.owner = o;
+    j->claim.args.user = o->user;
+    j->claim.args.domain = o->domain;
+    j->claim.args.now = now;
+    j->claim.args.max_next_try = o->max_next_try;
+    j->claim.args.lease_owner = e->instance_id;
+    j->claim.args.lease_until = now + e->lease_time;
+    j->claim.args.max = (size_t)MIN((uint64_t)e->dump_batch, (uint64_t)o->limit_left);
+    o->claiming = TRUE;
+    o->more = FALSE;
+    engine_job_submit(e, j);
+}
+
+static void owner_start_round(msilo_engine_t *e, owner_t *o, int64_t max_next_try, size_t limit)
+{
+    o->max_next_try = max_next_try;
+    o->limit_left = limit ? limit : SIZE_MAX;
+    o->again = FALSE;
+    owner_claim(e, o);
+}
+
+static void owner_maybe_forget(msilo_engine_t *e, owner_t *o)
+{
+    if (owner_busy(o) || o->again || o->dumps->len)
+        return;
+    if (o->retry_at && o->reg_until > now_of(e) && !e->freeing)
+        return; /* keep: a retry is due while registered */
+    if (o->blocked) /* it got its slots another way meanwhile */
+        g_queue_remove(&e->blocked, o);
+    g_hash_table_remove(e->owners, o->key);
+    owner_free(o);
+}
+
+/* Sends what is ready within the window; ends the round when all is done. */
+void engine_owner_pump(msilo_engine_t *e, owner_t *o)
+{
+    /* A send the transport refuses at once finishes inside engine_deliver() and
+     * calls back here; the outer call carries on (and may end the round and
+     * free the owner), so the inner one must not. */
+    if (o->pumping)
+        return;
+    o->pumping = TRUE;
+    while (!e->freeing && o->in_flight < (size_t)e->dump_window && ready_len(o)) {
+        if (e->stats[MSILO_STAT_IN_FLIGHT] >= (uint64_t)e->max_in_flight) {
+            /* wait for a slot; a finished delivery pumps it again, in turn */
+            if (!o->blocked) {
+                o->blocked = TRUE;
+                g_queue_push_tail(&e->blocked, o);
+            }
+            break;
+        }
+        engine_deliver(e, SEND_OFFLINE, o, ready_pop(o));
+    }
+    o->pumping = FALSE;
+    if (o->claiming || ready_len(o))
+        return;
+    if (o->more && !e->freeing) {
+        /* follow-up claims of this round skip what failed during it */
+        o->max_next_try = MIN(o->max_next_try, now_of(e));
+        owner_claim(e, o);
+        return;
+    }
+    if (o->in_flight)
+        return;
+    /* round over: tell the dumps waiting on it */
+    GPtrArray *dumps = o->dumps;
+    if (dumps->len && !o->again) {
+        for (guint i = 0; i < dumps->len; i++)
+            g_queue_push_tail(&e->finished_dumps, dumps->pdata[i]);
+        g_ptr_array_set_size(dumps, 0);
+        engine_flush_finished_dumps(e, FALSE);
+    }
+    if (o->again && !e->freeing) {
+        owner_start_round(e, o, INT64_MAX, o->next_limit == SIZE_MAX ? 0 : o->next_limit);
+        return;
+    }
+    owner_maybe_forget(e, o);
+}
+
+/* Ends the leases of claimed messages that will not be sent (the engine is
+ * going away), unchanged otherwise; frees @msgs and the array. */
+void engine_give_back(msilo_engine_t *e, msilo_message_t **msgs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        msilo_store_release_t r = { .id = msgs[i]->id, .attempts = msgs[i]->attempts,
+                                    .next_try = msgs[i]->next_try, .lease_owner = e->instance_id };
+        g_array_append_val(e->releases.wait, r);
+    }
+    msilo_message_array_free(msgs, n);
+    engine_coalesce_schedule(e, &e->releases);
+}
+
+void engine_complete_claim(msilo_engine_t *e, job_t *j)
+{
+    owner_t *o = j->claim.owner;
+    o->claiming = FALSE;
+    if (j->rc) {
+        engine_log(e, MSILO_LOG_WARNING, "claiming messages of %s failed: %s", o->key,
+                   msilo_strerror(j->rc));
+        for (guint i = 0; i < o->dumps->len; i++) {
+            dump_op *d = o->dumps->pdata[i];
+            if (d->cb)
+                d->cb(e, j->rc, &d->res, d->data);
+            g_free(d);
+        }
+        g_ptr_array_set_size(o->dumps, 0);
+        /* retry on the next check while registered */
+        if (o->reg_until > now_of(e))
+            o->retry_at = now_of(e) + e->check_time;
+        o->again = FALSE;
+        engine_owner_pump(e, o);
+        return;
+    }
+    if (e->freeing) {
+        engine_give_back(e, j->claim.out, j->claim.out_n);
+        engine_owner_pump(e, o);
+        return;
+    }
+    for (guint i = 0; i < o->dumps->len; i++)
+        ((dump_op *)o->dumps->pdata[i])->res.claimed += j->claim.out_n;
+    ready_add(o, j->claim.out, j->claim.out_n);
+    if (o->limit_left != SIZE_MAX)
+        o->limit_left -= j->claim.out_n;
+    o->more = j->claim.out_n == j->claim.args.max && o->limit_left > 0;
+    engine_owner_pump(e, o);
+}
+
+/* Does the REGISTER's contact accept MESSAGE? (Allow header / methods param) */
+static gboolean contact_accepts_message(const msilo_request_t *reg)
+{
+    if (reg->allow) {
+        gboolean found = FALSE;
+        gchar **toks = g_strsplit_set(reg->allow, ", \t", -1);
+        for (gchar **t = toks; *t; t++)
+            if (g_ascii_strcasecmp(*t, "MESSAGE") == 0)
+                found = TRUE;
+        g_strfreev(toks);
+        if (!found)
+            return FALSE;
+    }
+    if (reg->contact) {
+        const char *m = strstr(reg->contact, ";methods=");
+        if (m) {
+            m += strlen(";methods=");
+            gboolean quoted = *m == '"';
+            const char *end = quoted ? strchr(m + 1, '"') : m + strcspn(m, ";>");
+            if (!end)
+                end = m + strlen(m);
+            char *list = g_strndup(m + (quoted ? 1 : 0), (gsize)(end - m - (quoted ? 1 : 0)));
+            gboolean found = FALSE;
+            gchar **toks = g_strsplit_set(list, ", \t", -1);
+            for (gchar **t = toks; *t; t++)
+                if (g_ascii_strcasecmp(*t, "MESSAGE") == 0)
+                    found = TRUE;
+            g_strfreev(toks);
+            g_free(list);
+            if (!found)
+                return FALSE;
+        }
+    }
+    return TRUE;
+}
+
+int msilo_engine_dump(msilo_engine_t *e, const msilo_request_t *reg, const char *owner,
+                      size_t max, msilo_dump_cb cb, void *data)
+{
+    if (!e || !reg)
+        return msilo_fail(MSILO_EINVAL, "msilo_engine_dump: engine or request is NULL");
+    if (reg->version < 1 || reg->version > MSILO_REQUEST_VERSION)
+        return msilo_fail(MSILO_EVERSION, "request view version %u not supported", reg->version);
+    if (e->freeing)
+        return msilo_fail(MSILO_ECANCELLED, "engine is being freed");
+    if (!e->transport)
+        return msilo_fail(MSILO_ENOTSUP, "engine has no transport");
+    const char *src = owner ? owner : reg->to;
+    if (!src || !*src)
+        return msilo_fail(MSILO_EMISSING, "REGISTER has no To and no owner was given");
+    msilo_uri_t ou;
+    int rc = msilo_uri_parse(src, owner ? "owner" : "To", &ou);
+    if (rc)
+        return rc;
+    char *dflt_host = NULL; /* a tel: owner without phone-context */
+    if (ou.scheme == MSILO_SCHEME_TEL && !ou.host && e->default_domain)
+        ou.host = dflt_host = g_ascii_strdown(e->default_domain, -1);
+    if (!msilo_uri_is_aor(&ou)) {
+        g_free(dflt_host);
+        msilo_uri_clear(&ou);
+        return msilo_fail(MSILO_EURI, "owner '%.64s' is not an address of record", src);
+    }
+    char *contact = NULL;
+    gboolean skip = reg->expires == 0;
+    if (reg->contact && !skip) {
+        const char *c = reg->contact;
+        while (*c == ' ')
+            c++;
+        if (*c == '*') {
+            skip = TRUE;
+        } else {
+            msilo_uri_t cu;
+            rc = msilo_uri_parse(reg->contact, "Contact", &cu);
+            if (rc) {
+                msilo_uri_clear(&ou);
+                g_free(dflt_host);
+                return rc;
+            }
+            contact = g_strdup(cu.uri);
+            msilo_uri_clear(&cu);
+        }
+    }
+    if (!skip && !contact_accepts_message(reg))
+        skip = TRUE;
+
+    dump_op *d = g_new0(dump_op, 1);
+    d->cb = cb;
+    d->data = data;
+    if (skip) {
+        /* nothing to send; the callback still never runs inside this call */
+        g_queue_push_tail(&e->noop_dumps, d);
+        g_source_set_ready_time(e->dispatch, 0);
+        g_free(contact);
+        msilo_uri_clear(&ou);
+        g_free(dflt_host);
+        msilo_error_clear();
+        return 0;
+    }
+    owner_t *o = owner_get(e, ou.user, ou.host);
+    msilo_uri_clear(&ou);
+    g_free(dflt_host);
+    g_free(o->contact);
+    o->contact = contact;
+    int64_t now = now_of(e);
+    o->reg_until = reg->expires > 0 ? now + reg->expires : now + REGISTRATION_DEFAULT_TIME;
+    g_ptr_array_add(o->dumps, d);
+    if (owner_busy(o)) {
+        /* the running round sends nothing twice (leases); another round follows */
+        o->next_limit = o->again ? MAX(o->next_limit, max ? max : SIZE_MAX) : (max ? max : SIZE_MAX);
+        o->again = TRUE;
+    } else {
+        o->retry_at = 0;
+        owner_start_round(e, o, INT64_MAX, max);
+    }
+    msilo_error_clear();
+    return 0;
+}
+
+void engine_complete_noop_dumps(msilo_engine_t *e, int result)
+{
+    dump_op *d;
+    while ((d = g_queue_pop_head(&e->noop_dumps))) {
+        if (d->cb)
+            d->cb(e, result, &d->res, d->data);
+        g_free(d);
+    }
+}
+
+void engine_flush_finished_dumps(msilo_engine_t *e, gboolean force)
+{
+    if ((e->acks.running || e->acks.wait->len) && !e->freeing && !force)
+        return;
+    dump_op *d;
+    while ((d = g_queue_pop_head(&e->finished_dumps))) {
+        if (d->cb)
+            d->cb(e, e->freeing ? MSILO_ECANCELLED : 0, &d->res, d->data);
+        g_free(d);
+    }
+}
+
+/* ---- for the tick and the end ------------------------------------------------ */
+
+void engine_owners_retry(msilo_engine_t *e, int64_t now)
+{
+    /* collected first: forgetting an owner removes it from the table */
+    GPtrArray *due = g_ptr_array_new();
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, e->owners);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        owner_t *o = v;
+        if (o->retry_at && o->retry_at <= now)
+            g_ptr_array_add(due, o);
+    }
+    for (guint i = 0; i < due->len; i++) {
+        owner_t *o = due->pdata[i];
+        o->retry_at = 0;
+        if (o->reg_until <= now)
+            owner_maybe_forget(e, o);
+        else if (!owner_busy(o))
+            owner_start_round(e, o, now, 0);
+    }
+    g_ptr_array_unref(due);
+}
+
+void engine_owners_free(msilo_engine_t *e)
+{
+    /* complete waiting dumps, give back claimed-but-unsent messages */
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, e->owners);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        owner_t *o = v;
+        size_t n = ready_len(o);
+        msilo_message_t **unsent = g_new(msilo_message_t *, n ? n : 1);
+        for (size_t i = 0; i < n; i++)
+            unsent[i] = ready_pop(o);
+        engine_give_back(e, unsent, n);
+        for (guint i = 0; i < o->dumps->len; i++) {
+            dump_op *d = o->dumps->pdata[i];
+            if (d->cb)
+                d->cb(e, MSILO_ECANCELLED, &d->res, d->data);
+            g_free(d);
+        }
+        g_ptr_array_set_size(o->dumps, 0);
+    }
+    engine_coalesce_schedule(e, &e->releases);
+    g_queue_clear(&e->blocked);
+    g_hash_table_iter_init(&it, e->owners);
+    while (g_hash_table_iter_next(&it, NULL, &v))
+        owner_free(v);
+    g_hash_table_unref(e->owners);
+}

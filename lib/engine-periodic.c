@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Periodic jobs: msilo_engine_tick() and the 1-second timer that calls it.
+ *
+ * Owns: the timer source (e->timer), the times of the next check, expiry
+ * and reminder round (e->next_check, next_clean, next_reminder) and the
+ * flags of the expiry and reminder jobs in flight.
+ *
+ * Invariants:
+ * - What is due is decided by the injected clock (msilo_engine_set_clock),
+ *   not by the timer: the timer only calls msilo_engine_tick(), and tests
+ *   call it themselves after moving a fake clock. Nothing here sleeps.
+ * - Every check_time: retries of the owners still registered, and the
+ *   deletes and releases that failed before. Every clean_period x
+ *   check_time: expiry, then the queued_messages gauge is set from the
+ *   store's count. Every send_time (when reminders are on and there is a
+ *   transport): the reminders that are due, at most dump_batch at a time;
+ *   a full claim makes the next tick claim again.
+ * - At most one expiry job and one reminder claim are in flight; a tick
+ *   while one runs does not start another.
+ * - Expiry runs on the expiry worker (a store handle of its own) once the
+ *   store has opened one, so that counting a large table does not hold up
+ *   stores and claims; until then, and for stores that cannot, on the main
+ *   worker.
+ * - Reminders are not "the user is offline": no notification is sent for
+ *   them, and a failed one becomes an offline message (engine-deliver.c).
+ */
+#include "engine-private.h"
+
+/* The period of the timer that calls msilo_engine_tick(), in seconds. */
+#define TICK_INTERVAL 1
+
+void engine_complete_reminders(msilo_engine_t *e, job_t *j)
+{
+    e->reminders_running = FALSE;
+    if (j->rc == 0 && e->freeing) {
+        engine_give_back(e, j->claim.out, j->claim.out_n);
+    } else if (j->rc == 0) {
+        for (size_t i = 0; i < j->claim.out_n; i++)
+            engine_deliver(e, SEND_REMINDER, NULL, j->claim.out[i]);
+        g_free(j->claim.out);
+        if (j->claim.out_n == j->claim.args.max && !e->freeing)
+            e->next_reminder = now_of(e); /* more due: claim again at the next tick */
+    }
+}
+
+void engine_complete_expire(msilo_engine_t *e, job_t *j)
+{
+    e->clean_running = FALSE;
+    if (j->rc) {
+        engine_log(e, MSILO_LOG_WARNING, "expiry failed: %s", msilo_strerror(j->rc));
+        return;
+    }
+    e->stats[MSILO_STAT_EXPIRED_MESSAGES] += j->expire.deleted;
+    e->stats[MSILO_STAT_QUEUED] = (uint64_t)MAX(j->expire.count, 0);
+}
+
+void msilo_engine_tick(msilo_engine_t *e)
+{
+    if (!e || e->freeing)
+        return;
+    int64_t now = now_of(e);
+    if (now >= e->next_check) {
+        e->next_check = now + e->check_time;
+        engine_owners_retry(e, now);
+        /* deletes/releases that failed earlier */
+        engine_coalesce_schedule(e, &e->acks);
+        engine_coalesce_schedule(e, &e->releases);
+    }
+    if (now >= e->next_clean && !e->clean_running) {
+        e->next_clean = now + e->check_time * e->clean_period;
+        job_t *j = job_new(JOB_EXPIRE);
+        j->expire.now = now;
+        j->worker = engine_worker_for_expiry(e);
+        e->clean_running = TRUE;
+        engine_job_submit(e, j);
+    }
+    if (e->reminders_on && e->transport && now >= e->next_reminder && !e->reminders_running) {
+        e->next_reminder = now + e->send_time;
+        job_t *j = job_new(JOB_CLAIM_REMINDERS);
+        j->claim.args.reminders = 1;
+        j->claim.args.now = now;
+        j->claim.args.max_next_try = INT64_MAX;
+        j->claim.args.lease_owner = e->instance_id;
+        j->claim.args.lease_until = now + e->lease_time;
+        j->claim.args.max = (size_t)e->dump_batch;
+        e->reminders_running = TRUE;
+        engine_job_submit(e, j);
+    }
+}
+
+static gboolean timer_cb(gpointer data)
+{
+    msilo_engine_tick(data);
+    return G_SOURCE_CONTINUE;
+}
+
+void engine_timer_attach(msilo_engine_t *e)
+{
+    e->timer = g_timeout_source_new_seconds(TICK_INTERVAL);
+    g_source_set_callback(e->timer, timer_cb, e, NULL);
+    g_source_set_name(e->timer, "msilo-timer");
+    g_source_attach(e->timer, e->ctx);
+}

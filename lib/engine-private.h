@@ -1,0 +1,416 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The engine's own header, shared by lib/engine*.c and not installed: the
+ * engine struct, the jobs, the per-owner and per-send state, and the small
+ * helpers that several of its files call per message (static inline, so
+ * that splitting the engine into files costs no call on the hot path).
+ *
+ * Functions declared here are named engine_<what> and are internal to
+ * libmsilo: hidden (the visibility pragma below), also in the static copy
+ * the unit tests link (lib/meson.build builds the shared library with
+ * -fvisibility=hidden anyway), so the compiler may still inline one into
+ * its callers in the same file.
+ *
+ * Threads: everything in struct msilo_engine belongs to the thread that runs
+ * the engine's GMainContext ("the loop thread"), except the job queues
+ * (todo, done: GAsyncQueue) and the dispatch source's ready time, which the
+ * worker threads use too. A job belongs to whoever holds it: the loop thread
+ * until it is submitted, then one worker until it is pushed on e->done.
+ */
+#ifndef MSILO_ENGINE_PRIVATE_H
+#define MSILO_ENGINE_PRIVATE_H
+
+#include "internal.h"
+
+#include <string.h>
+
+#pragma GCC visibility push(hidden)
+
+/* Seconds whose formatted Date and ctime strings are cached (direct-mapped). */
+#define TIME_CACHE 16
+/* The initial sizes of the delivery buffers (e->hdr_buf, e->body_buf). */
+#define DELIVERY_HDR_INITIAL 256
+#define DELIVERY_BODY_INITIAL 1024
+
+typedef struct owner owner_t;
+typedef struct job job_t;
+typedef struct peer_worker peer_worker_t;
+
+/* What a job does, and the member of job_t's union it uses. */
+typedef enum {
+    JOB_PUT,             /* put: a batch of stores */
+    JOB_CLAIM,           /* claim: an owner's messages, for a dump round or a retry */
+    JOB_CLAIM_REMINDERS, /* claim (owner NULL): the reminders that are due */
+    JOB_REMOVE,          /* batch: int64_t ids of delivered messages, deleted */
+    JOB_RELEASE,         /* batch: msilo_store_release_t of failed deliveries */
+    JOB_EXPIRE,          /* expire: expiry, then the queued_messages count */
+    JOB_RESET_LEASES,    /* reset: this instance's leases from before a restart */
+    JOB_OPEN_PEER,       /* open_peer: another store handle, opened by the main worker */
+    JOB_STOP,            /* (none): the worker thread exits */
+} job_kind;
+
+/* Store ops are carved from chunks (engine-store.c), a chunk is freed when
+ * its last op is done. */
+typedef struct op_chunk {
+    size_t refs; /* live ops in it */
+    size_t used, size;
+    max_align_t mem[];
+} op_chunk;
+
+/* A store waiting for or in its put. ONE allocation holds the op, its
+ * message and the message's strings and body (buf); only extra_hdrs and the
+ * notification strings are separate. The message is the engine's own and is
+ * never handed to msilo_message_free(). */
+typedef struct store_op {
+    struct store_op *next; /* in e->put_wait */
+    op_chunk *chunk;
+    msilo_store_cb cb;
+    void *data;
+    gboolean solo; /* retry alone: its batch failed as a whole */
+    msilo_message_t *msg; /* = &msg_ */
+    /* offline notification, prepared at store time (the request view is borrowed) */
+    char *n_ruri, *n_from, *n_to, *n_ctype, *n_headers, *n_body;
+    msilo_message_t msg_;
+    char buf[];
+} store_op;
+
+/* FIFO of store_op linked through ->next (no list node per message). */
+typedef struct op_queue {
+    store_op *head, *tail;
+    size_t length;
+} op_queue;
+
+/* One piece of store work: made on the loop thread, executed by a worker
+ * (or inline for a non-blocking store), completed on the loop thread. */
+struct job {
+    job_kind kind;
+    int rc;            /* the store call's result */
+    peer_worker_t *worker; /* the thread and store handle it runs on; NULL: the main worker */
+    union {
+        struct {
+            GPtrArray *ops; /* store_op* */
+            msilo_message_t **msgs;
+            int *results;
+            gboolean tracked; /* its owners are in put_owners */
+        } put;
+        struct {
+            msilo_store_claim_t args;
+            owner_t *owner; /* NULL for reminders */
+            msilo_message_t **out;
+            size_t out_n;
+        } claim;
+        struct {
+            GArray *items;
+            size_t deleted;
+        } batch;
+        struct {
+            int64_t now;
+            size_t deleted;
+            int64_t count;
+        } expire;
+        struct {
+            size_t taken;
+        } reset;
+        struct {
+            msilo_store_t *handle;
+            gboolean for_expiry;
+        } open_peer;
+    };
+};
+
+/* A zeroed job of @kind; whoever completes it frees it with g_free(). */
+static inline job_t *job_new(job_kind kind)
+{
+    job_t *j = g_new0(job_t, 1);
+    j->kind = kind;
+    return j;
+}
+
+/* Deletes and releases wait here while one of their kind runs, then go to the
+ * store together as one job; a failed job's items go back to the front and
+ * are retried at the next check (never lost, never a hot loop). */
+typedef struct coalescer {
+    GArray *wait;
+    GArray *spare; /* the last job's array, emptied, for the next wait */
+    gboolean running;
+    job_kind kind; /* JOB_REMOVE or JOB_RELEASE */
+} coalescer_t;
+
+/* A msilo_engine_dump() call, until its callback has run. */
+typedef struct dump_op {
+    msilo_dump_cb cb;
+    void *data;
+    msilo_dump_result_t res;
+} dump_op;
+
+/* Per-owner delivery state; exists while the owner has work or retries due. */
+struct owner {
+    char *key; /* "user@domain" */
+    char *user, *domain;
+    char *contact;       /* where to deliver; NULL = the stored To via outbound_proxy */
+    int64_t reg_until;   /* registration lasts until (retries stop after) */
+    int64_t retry_at;    /* next retry round; 0 = none */
+    gboolean claiming;   /* claim job in flight */
+    gboolean again;      /* start another round when this one ends */
+    gboolean more;       /* last claim was full: claim again for this round */
+    int64_t max_next_try;/* for this round's claims */
+    size_t limit_left;   /* messages this round may still take (SIZE_MAX = all) */
+    size_t next_limit;   /* for the round after (dump while busy) */
+    /* claimed, not yet sent: ready[ready_pos..ready_n) (the claim's array) */
+    msilo_message_t **ready;
+    size_t ready_pos, ready_n;
+    size_t in_flight;
+    gboolean pumping;    /* in engine_owner_pump's send loop (a refused send re-enters it) */
+    gboolean blocked;    /* in e->blocked: waits for a global in-flight slot */
+    GPtrArray *dumps;    /* dump_op* waiting for this owner to go idle */
+};
+
+/* A thread with a store handle of its own (msilo_store_open_peer): a put
+ * worker only commits batches of stores, so that several batches commit at
+ * once; the expiry worker runs expiry and the queued_messages count. */
+struct peer_worker {
+    msilo_engine_t *e;
+    msilo_store_t *store;
+    GThread *thread;
+    GAsyncQueue *todo;
+    gboolean busy; /* loop thread only */
+};
+
+typedef enum { SEND_OFFLINE, SEND_REMINDER, SEND_NOTIFY } send_kind;
+
+/* A send handed to the transport, until its completion has run. */
+typedef struct send_ctx {
+    struct send_ctx *next_free; /* in e->sc_free while unused */
+    msilo_engine_t *e; /* NULL once the engine is freed: the callback only frees */
+    send_kind kind;
+    gint64 started; /* monotonic, for the latency statistic */
+    owner_t *owner;
+    msilo_message_t *msg;
+    GList link; /* in e->sends */
+} send_ctx;
+
+typedef struct time_slot {
+    int64_t t;
+    char *s; /* NULL = empty */
+} time_slot;
+
+struct msilo_engine {
+    msilo_config_t *cfg; /* the engine's own copy; the strings below point into it */
+    msilo_store_t *store;
+    msilo_transport_t *transport;
+    GMainContext *ctx;
+    gboolean inline_store; /* MSILO_STORE_NONBLOCKING: jobs run from the dispatch source */
+
+    /* cached configuration */
+    int64_t expire_time, check_time, send_time, clean_period, max_messages, max_body;
+    int64_t max_attempts, lease_time, dump_batch, dump_window, max_in_flight;
+    gboolean use_contact, add_date, use_callid, reminders_on;
+    const char *reminder, *outbound_proxy, *id_header, *default_domain;
+    char *extra_hdrs; /* CRLF-terminated or NULL */
+    char *instance_id;
+    msilo_template_t *t_from, *t_contact, *t_ctype, *t_body; /* the notification's */
+
+    msilo_clock_fn clock;
+    void *clock_data;
+    msilo_log_fn log;
+    void *log_data;
+    uint64_t stats[MSILO_STAT_COUNT_];
+    gboolean freeing; /* in msilo_engine_free(): no loop to come back to */
+
+    /* jobs (engine-jobs.c) */
+    GSource *dispatch;
+    GThread *worker;    /* the main worker: e->store, started at the first job */
+    GAsyncQueue *todo;  /* to the main worker */
+    GAsyncQueue *done;  /* from every worker */
+    GQueue inline_todo; /* jobs of a non-blocking store, run by the dispatch source */
+    size_t jobs_pending;
+
+    /* the store path (engine-store.c) */
+    op_chunk *op_chunk; /* where new store ops are carved */
+    op_queue put_wait;
+    guint puts_running;
+    int64_t store_threads;   /* configured; put workers are opened at the first store */
+    gboolean put_workers_tried;
+    guint puts_opening;      /* JOB_OPEN_PEER for put workers not completed yet */
+    gboolean main_put_running; /* a batch on the main worker (before the put workers are up) */
+    gboolean expiry_worker_opening;
+    GPtrArray *put_workers;  /* peer_worker_t*; empty: puts run on the main worker */
+    /* a set of msilo_message_t*, compared by owner (user, domain): the owners
+     * with a batch in flight */
+    GHashTable *put_owners;
+    peer_worker_t *expiry_worker; /* expiry + count(*) on their own store handle, or NULL */
+
+    /* delivery (engine-deliver.c) */
+    /* formatted times of recent stored seconds (a dump's messages come from a
+     * few seconds, interleaved): direct-mapped by second */
+    time_slot date_cache[TIME_CACHE], ctime_cache[TIME_CACHE];
+    /* a delivery's headers and prefixed body, reused (the transport borrows
+     * them only during send()) */
+    GString *hdr_buf, *body_buf;
+    send_ctx *sc_free;  /* unused send contexts, reused */
+    GQueue sends;       /* send_ctx links */
+    /* owner_t* with messages ready but no global slot (max_in_flight), in
+     * turn; the pump (engine-dump.c) queues them */
+    GQueue blocked;
+    gboolean unblocking;
+    coalescer_t acks;     /* int64_t ids delivered: delete */
+    coalescer_t releases; /* msilo_store_release_t: failed deliveries */
+
+    /* owners and dumps (engine-dump.c) */
+    GHashTable *owners;    /* key -> owner_t* */
+    GQueue noop_dumps;     /* dump_op*: dumps with nothing to do, completed by dispatch */
+    GQueue finished_dumps; /* dump_op*: done, waiting for their deletes to commit */
+
+    /* periodic jobs (engine-periodic.c) */
+    GSource *timer;
+    gboolean reminders_running, clean_running;
+    int64_t next_check, next_clean, next_reminder;
+};
+
+/* Now, by the engine's (injectable) clock, in seconds. */
+static inline int64_t now_of(const msilo_engine_t *e)
+{
+    return e->clock(e->clock_data);
+}
+
+/* Adds @d to a gauge statistic, which never goes below 0. */
+static inline void gauge_add(msilo_engine_t *e, msilo_stat_t s, int64_t d)
+{
+    if (d < 0 && e->stats[s] < (uint64_t)-d)
+        e->stats[s] = 0;
+    else
+        e->stats[s] += (uint64_t)d;
+}
+
+/* ---- life cycle and statistics (engine.c) ------------------------------- */
+
+/* Passes a message to the embedder's log hook, if any. */
+void engine_log(msilo_engine_t *e, msilo_log_level_t lvl, const char *fmt, ...)
+    G_GNUC_PRINTF(3, 4);
+
+/* ---- jobs and workers (engine-jobs.c) ---------------------------------- */
+
+/* Submits @j (the engine takes it): to the worker it names, the main worker,
+ * or the dispatch source for a non-blocking store; while the engine is being
+ * freed, executes and completes it at once. */
+void engine_job_submit(msilo_engine_t *e, job_t *j);
+/* Starts a peer worker's thread on @store (which the worker then owns). */
+peer_worker_t *engine_peer_worker_new(msilo_engine_t *e, msilo_store_t *store, const char *name);
+/* Frees a stopped peer worker and its store handle; NULL is fine. */
+void engine_peer_worker_free(peer_worker_t *pw);
+/* Creates e->dispatch and attaches it to e->ctx. */
+void engine_dispatch_attach(msilo_engine_t *e);
+/* While freeing: lets every worker finish its queue and joins it, then
+ * completes what they did and runs what was left for the dispatch source. */
+void engine_workers_stop(msilo_engine_t *e);
+
+/* Job completions, on the loop thread, by the part of the engine that made
+ * the job; each frees what the job's member holds, not the job. */
+void engine_complete_put(msilo_engine_t *e, job_t *j);          /* engine-store.c */
+void engine_complete_open_peer(msilo_engine_t *e, job_t *j);    /* engine-store.c */
+void engine_complete_claim(msilo_engine_t *e, job_t *j);        /* engine-dump.c */
+void engine_complete_remove(msilo_engine_t *e, job_t *j);       /* engine-deliver.c */
+void engine_complete_release(msilo_engine_t *e, job_t *j);      /* engine-deliver.c */
+void engine_complete_reminders(msilo_engine_t *e, job_t *j);    /* engine-periodic.c */
+void engine_complete_expire(msilo_engine_t *e, job_t *j);       /* engine-periodic.c */
+void engine_complete_reset_leases(msilo_engine_t *e, job_t *j); /* engine.c */
+
+/* ---- the store path (engine-store.c) ------------------------------------------ */
+
+/* The worker that runs expiry: the expiry worker once its store handle is
+ * open, else NULL (the main worker); asks for the handle the first time,
+ * when the store can open one. */
+peer_worker_t *engine_worker_for_expiry(msilo_engine_t *e);
+/* Hands batches of the waiting stores to the store while a worker can take
+ * one (while freeing: all of them, synchronously). */
+void engine_schedule_put(msilo_engine_t *e);
+/* The set e->put_owners: msilo_message_t* hashed and compared by owner. */
+GHashTable *engine_put_owners_new(void);
+
+/* ---- the request view of a store (engine-request.c) ----------------------- */
+
+/* A MESSAGE request view that passed the checks of msilo_engine_store(),
+ * with its URIs parsed and its owner found. It points into itself (the
+ * URIs), so it is never copied by value. */
+typedef struct store_request {
+    msilo_uri_t from, to, ruri, owner_uri;
+    gboolean have_ruri;       /* ruri parsed (it is optional, and may be malformed) */
+    const msilo_uri_t *owner; /* &owner_uri, &ruri or &to */
+    const char *domain;       /* the owner's host, or default_domain for a tel: owner */
+    gboolean domain_default;  /* domain is default_domain: lower-case it when copying */
+    int64_t snd_time;         /* the reminder time, 0 = none */
+    char *extra_hdrs;         /* "Name: value\r\n" lines or NULL: the caller takes it */
+} store_request_t;
+
+/* Checks @req (all but its version, which the caller checks first) and
+ * fills @r: 0, and the caller calls engine_store_request_clear(); or an
+ * MSILO_E* code with a detail, and @r holds nothing. */
+int engine_store_request_parse(msilo_engine_t *e, const msilo_request_t *req, const char *owner,
+                               store_request_t *r);
+/* Frees the URIs of @r (not extra_hdrs, which the caller took). */
+static inline void engine_store_request_clear(store_request_t *r)
+{
+    msilo_uri_clear(&r->from);
+    msilo_uri_clear(&r->to);
+    msilo_uri_clear(&r->ruri);
+    msilo_uri_clear(&r->owner_uri);
+}
+/* Prepares the offline notification of @op from @req while the request view
+ * is still valid, when one is configured and not skipped by flag (@ru may
+ * be NULL). */
+void engine_prepare_notification(msilo_engine_t *e, const msilo_request_t *req, store_op *op,
+                                 const msilo_uri_t *ru, const msilo_uri_t *fu,
+                                 const msilo_uri_t *tu);
+
+/* Appends @lines ("Name: value" lines, NULL or "" for none) to @s, ending
+ * with CRLF (for the notification, and twice per delivered message). */
+static inline void append_header_lines(GString *s, const char *lines)
+{
+    if (!lines || !*lines)
+        return;
+    g_string_append(s, lines);
+    if (!g_str_has_suffix(lines, "\r\n"))
+        g_string_append(s, "\r\n");
+}
+
+/* ---- delivery (engine-deliver.c) ------------------------------------------- */
+
+/* Sends @m (taken; freed when its delivery has finished): an offline message
+ * of owner @o to its contact, or a reminder (@o NULL) to the owner's AoR. A
+ * send the transport refuses at once finishes inside this call, as a failed
+ * delivery (and pumps @o again). */
+void engine_deliver(msilo_engine_t *e, send_kind kind, owner_t *o, msilo_message_t *m);
+/* Sends the offline notification prepared in @op (it stays @op's). */
+void engine_send_notification(msilo_engine_t *e, store_op *op);
+/* Hands what waits in @c to the store as one job, unless one is running. */
+void engine_coalesce_schedule(msilo_engine_t *e, coalescer_t *c);
+
+/* ---- owners and dumps (engine-dump.c) --------------------------------------- */
+
+/* Sends what is ready within @o's window and the global one; ends @o's round
+ * when all is done (and may free @o). Re-entered from a refused send, it
+ * returns at once and the outer call carries on. */
+void engine_owner_pump(msilo_engine_t *e, owner_t *o);
+/* Completes the finished dumps when no delete is waiting or running (or at
+ * once with @force, after a failed delete that will be retried). */
+void engine_flush_finished_dumps(msilo_engine_t *e, gboolean force);
+/* Completes the dumps that had nothing to do with @result. */
+void engine_complete_noop_dumps(msilo_engine_t *e, int result);
+/* Releases claimed messages unchanged (they will not be sent: the engine is
+ * being freed), ending their leases; frees @msgs and the array. */
+void engine_give_back(msilo_engine_t *e, msilo_message_t **msgs, size_t n);
+/* The tick's part: starts a retry round for each registered owner whose
+ * retry is due, and forgets those whose registration has run out. */
+void engine_owners_retry(msilo_engine_t *e, int64_t now);
+/* While freeing: gives back what was claimed and not sent, completes the
+ * dumps waiting on an owner with MSILO_ECANCELLED, frees the owners. */
+void engine_owners_free(msilo_engine_t *e);
+
+/* ---- periodic jobs (engine-periodic.c) ---------------------------------------- */
+
+/* Creates e->timer, which calls msilo_engine_tick(), and attaches it to e->ctx. */
+void engine_timer_attach(msilo_engine_t *e);
+
+#pragma GCC visibility pop
+
+#endif
