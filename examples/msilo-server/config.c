@@ -11,34 +11,6 @@
 
 /* ---- configuration file ----------------------------------------------------- */
 
-/* Line number of "key =" inside [group] of @text, or 0 when not found. */
-static unsigned find_line(const char *text, const char *group, const char *key)
-{
-    g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
-    bool in_group = false;
-    size_t klen = strlen(key);
-
-    for (unsigned i = 0; lines[i]; i++) {
-        const char *l = lines[i];
-        while (*l == ' ' || *l == '\t')
-            l++;
-        if (*l == '[') {
-            const char *end = strchr(l, ']');
-            in_group = end && (size_t)(end - l - 1) == strlen(group) &&
-                       strncmp(l + 1, group, strlen(group)) == 0;
-            continue;
-        }
-        if (in_group && strncmp(l, key, klen) == 0) {
-            const char *p = l + klen;
-            while (*p == ' ' || *p == '\t')
-                p++;
-            if (*p == '=')
-                return i + 1;
-        }
-    }
-    return 0;
-}
-
 static bool parse_uint(const char *text, unsigned max, unsigned *ret)
 {
     guint64 v;
@@ -172,77 +144,40 @@ char *server_mask_db_url(const char *url)
 #endif
 }
 
+/* The [server] group of msilo_config_load_data(); every other group but
+ * [msilo] is refused. */
+static int server_group(const char *group, const char *key, const char *value, char **ret_why,
+                        void *data)
+{
+    if (strcmp(group, "server") != 0) {
+        *ret_why = g_strdup("unknown group (expected [msilo] or [server])");
+        return MSILO_ECONFIG;
+    }
+    if (!key)
+        return 0;
+    return set_server_key(data, key, value, ret_why) ? 0 : MSILO_ECONFIG;
+}
+
 /* Loads the text of a configuration file: [msilo] holds msilo configuration
- * keys, [server] this program's. Stops at the first error (nothing after it
- * is applied, and the caller does not start) with a message naming the line
- * in *ret_error. @path only names the file in messages. */
+ * keys (libmsilo's loader), [server] this program's. Stops at the first error
+ * (the caller does not start) with a message naming the line in *ret_error.
+ * @path only names the file in messages. */
 bool server_config_load_data(const char *path, const char *text, msilo_config_t *cfg,
                              server_options_t *opt, bool *ret_has_password, char **ret_error)
 {
-    g_autoptr(GKeyFile) kf = g_key_file_new();
-    g_autoptr(GError) error = NULL;
-    g_auto(GStrv) groups = NULL;
-
     *ret_error = NULL;
-    if (!g_key_file_load_from_data(kf, text, (gsize)-1, G_KEY_FILE_NONE, &error)) {
-        *ret_error = g_strdup_printf("%s: %s", path, error->message);
+    if (msilo_config_load_data(cfg, text, path, server_group, opt) < 0) {
+        *ret_error = g_strdup(msilo_error_detail());
         return false;
     }
-    groups = g_key_file_get_groups(kf, NULL);
-    for (size_t g = 0; groups[g]; g++) {
-        const char *group = groups[g];
-        bool is_msilo = strcmp(group, "msilo") == 0;
-        g_auto(GStrv) keys = NULL;
-
-        if (!is_msilo && strcmp(group, "server") != 0) {
-            *ret_error = g_strdup_printf("%s: unknown group [%s] (expected [msilo] or [server])",
-                                         path, group);
-            return false;
-        }
-        keys = g_key_file_get_keys(kf, group, NULL, NULL);
-        for (size_t k = 0; keys && keys[k]; k++) {
-            const char *key = keys[k];
-            g_autofree char *value = g_key_file_get_string(kf, group, key, &error);
-            g_autofree char *why = NULL;
-            bool ok;
-
-            /* GLib returns a value *and* sets the error for a bad escape
-             * ("\q"): the error decides (found by fuzz-server-config; the
-             * value was used and the error left set for the next key) */
-            if (!value || error) {
-                why = g_strdup(error ? error->message : "cannot be read");
-                g_clear_error(&error);
-                ok = false;
-            } else if (is_msilo) {
-                if (strcmp(key, "db_url") == 0 && server_url_has_password(value))
-                    *ret_has_password = true;
-                /* An empty value means "unset" (the default). */
-                int r = msilo_config_set(cfg, key, value[0] ? value : NULL);
-                ok = r == 0;
-                if (!ok)
-                    why = g_strdup_printf("%s%s%s", msilo_strerror(r),
-                                          msilo_error_detail()[0] ? ": " : "",
-                                          msilo_error_detail());
-            } else {
-                ok = set_server_key(opt, key, value, &why);
-            }
-            if (!ok) {
-                *ret_error = g_strdup_printf("%s:%u: [%s] %s: %s", path,
-                                             find_line(text, group, key), group, key, why);
-                return false;
-            }
-        }
-    }
-    /* What only the whole set can tell (a template with an unknown variable,
-     * offline_message without content_type_hdr): the detail starts with the
-     * key; name its line when the file sets it. */
-    if (msilo_config_validate(cfg) < 0) {
-        const char *detail = msilo_error_detail();
-        g_autofree char *key = g_strndup(detail, strcspn(detail, ": "));
-        unsigned line = key[0] ? find_line(text, "msilo", key) : 0;
-        *ret_error = line ? g_strdup_printf("%s:%u: [msilo] %s", path, line, detail)
-                          : g_strdup_printf("%s: %s", path, detail);
-        return false;
+    /* a db_url the file set (not the default) that holds a password */
+    const char *url = msilo_config_get_string(cfg, "db_url");
+    msilo_config_t *dflt = NULL;
+    if (url && msilo_config_new(&dflt) == 0) {
+        const char *d = msilo_config_get_string(dflt, "db_url");
+        if ((!d || strcmp(d, url) != 0) && server_url_has_password(url))
+            *ret_has_password = true;
+        msilo_config_free(dflt);
     }
     return true;
 }

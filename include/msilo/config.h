@@ -88,6 +88,53 @@ MSILO_API int msilo_config_get_int(const msilo_config_t *cfg, const char *key, i
  */
 MSILO_API int msilo_config_validate(const msilo_config_t *cfg);
 
+/**
+ * What msilo_config_load_data() does with a group other than [msilo]: called
+ * once with @p key and @p value NULL when the group is met (refuse the whole
+ * group by returning an error), then once per key.
+ * @param group the group's name
+ * @param key a key of @p group, or NULL when the group begins
+ * @param value the key's value (escapes resolved), or NULL with @p key
+ * @param ret_why on error, a reason (g_malloc()ed; the loader frees it), or
+ *        left NULL.
+ * @param data the @p data given to msilo_config_load_data()
+ * @return 0, or a negative MSILO_E* code to stop loading.
+ */
+typedef int (*msilo_config_group_fn)(const char *group, const char *key, const char *value,
+                                     char **ret_why, void *data);
+
+/**
+ * Applies a configuration file's text (GLib key-file format) to @p cfg: each
+ * key of the `[msilo]` group is an msilo parameter, by its name in the
+ * OpenSIPS msilo admin guide (msilo_config_set(); an empty value restores the
+ * default); the keys of any other group go to @p other (NULL: another group
+ * is an error). Then the whole set is checked (msilo_config_validate()).
+ *
+ * Stops at the first error. Keys applied before it stay applied: load into
+ * a fresh configuration (or a copy) and drop it on failure.
+ *
+ * @param cfg the configuration to apply the [msilo] keys to
+ * @param text the file's text (NUL-terminated)
+ * @param path names the file in error details only (NULL: "configuration").
+ * @param other the embedder's groups, or NULL
+ * @param data passed to @p other
+ * @return 0; MSILO_EINVAL (NULL @p cfg or @p text); MSILO_ECONFIG with a
+ *         detail naming the file, line, group and key, e.g.
+ *         `msilo.conf:12: [msilo] check_time: invalid configuration value: ...`.
+ */
+MSILO_API int msilo_config_load_data(msilo_config_t *cfg, const char *text, const char *path,
+                                     msilo_config_group_fn other, void *data);
+
+/**
+ * msilo_config_load_data() on the contents of the file @p path.
+ * @param cfg, other, data as for msilo_config_load_data()
+ * @param path the file to read
+ * @return as msilo_config_load_data(); MSILO_ECONFIG also when the file
+ *         cannot be read (the detail says why).
+ */
+MSILO_API int msilo_config_load_file(msilo_config_t *cfg, const char *path,
+                                     msilo_config_group_fn other, void *data);
+
 MSILO_END_DECLS
 
 #endif

@@ -279,6 +279,62 @@ static void test_vtable_checks(void **state)
     assert_null(e);
 }
 
+/* The key-file loader: [msilo] keys applied, other groups to the callback,
+ * errors naming file, line, group and key. */
+static int collect_group(const char *group, const char *key, const char *value, char **ret_why,
+                         void *data)
+{
+    GString *seen = data;
+    if (strcmp(group, "mine") != 0) {
+        *ret_why = g_strdup("not mine");
+        return MSILO_ECONFIG;
+    }
+    g_string_append_printf(seen, "%s=%s;", key ? key : "(group)", value ? value : "");
+    return key && strcmp(key, "bad") == 0 ? MSILO_ECONFIG : 0;
+}
+
+static void test_config_load_data(void **state)
+{
+    (void)state;
+    msilo_config_t *cfg = NULL;
+    GString *seen = g_string_new(NULL);
+    int64_t v = 0;
+
+    assert_int_equal(msilo_config_new(&cfg), 0);
+    assert_int_equal(msilo_config_load_data(cfg, "# c\n[msilo]\ncheck_time = 7\nreminder =\n"
+                                                 "[mine]\nx = a\\tb\n", "t.conf",
+                                            collect_group, seen), 0);
+    assert_int_equal(msilo_config_get_int(cfg, "check_time", &v), 0);
+    assert_int_equal(v, 7);
+    assert_string_equal(seen->str, "(group)=;x=a\tb;");
+    static const struct { const char *text, *detail; } bad[] = {
+        { "[msilo]\n\ncheck_time = soon\n", "t.conf:3: [msilo] check_time: " },
+        { "[msilo]\nno_such_key = 1\n", "t.conf:2: [msilo] no_such_key: " },
+        { "[mine]\nok = 1\nbad = 2\n", "t.conf:3: [mine] bad: refused" },
+        { "\n[other]\nk = 1\n", "t.conf:2: [other] not mine" },
+        { "[msilo]\nx = a\\qb\n", "t.conf:2: [msilo] x: " },
+        { "[msilo]\noffline_message = hi $zz\ncontent_type_hdr = Content-Type: text/plain\\r\\n\n",
+          "t.conf:2: [msilo] offline_message" },
+        { "no group\n", "t.conf: " },
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+        msilo_config_t *c = NULL;
+        assert_int_equal(msilo_config_new(&c), 0);
+        int rc = msilo_config_load_data(c, bad[i].text, "t.conf", collect_group, seen);
+        if (rc != MSILO_ECONFIG || !g_str_has_prefix(msilo_error_detail(), bad[i].detail))
+            fail_msg("case %zu: %d '%s'", i, rc, msilo_error_detail());
+        msilo_config_free(c);
+    }
+    /* without a callback, another group is an error */
+    assert_int_equal(msilo_config_load_data(cfg, "[x]\n", NULL, NULL, NULL), MSILO_ECONFIG);
+    assert_true(g_str_has_prefix(msilo_error_detail(), "configuration:1: [x] unknown group"));
+    assert_int_equal(msilo_config_load_file(cfg, "/nonexistent/msilo.conf", NULL, NULL),
+                     MSILO_ECONFIG);
+    assert_int_equal(msilo_config_load_data(NULL, "", NULL, NULL, NULL), MSILO_EINVAL);
+    g_string_free(seen, TRUE);
+    msilo_config_free(cfg);
+}
+
 /* ---- URIs and times ----------------------------------------------------- */
 
 static void test_aor_parse(void **state)
@@ -1708,6 +1764,7 @@ int main(void)
         cmocka_unit_test(test_config_validate),
         cmocka_unit_test_setup_teardown(test_engine_new_refuses_bad_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_vtable_checks, setup, teardown),
+        cmocka_unit_test(test_config_load_data),
         cmocka_unit_test(test_aor_parse),
         cmocka_unit_test(test_time_parse),
         cmocka_unit_test(test_errors),
