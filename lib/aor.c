@@ -23,7 +23,7 @@
 #include <string.h>
 #include <time.h>
 
-/* Limits that keep one URI from bloating a row: the anchors' columns are
+/* Limits that keep one URI from bloating a row: the msilo modules' columns are
  * VARCHAR(64) for user/domain and VARCHAR(255) for src/dst. */
 #define MAX_URI_LEN 1024
 #define MAX_PART_LEN 255

@@ -10,7 +10,7 @@
  * their types and defaults, and doc/admin-guide.md explains each.
  *
  * Deliberate differences from the guide's defaults (see doc/admin-guide.md):
- * - sc_mid defaults to "id" (the column both anchors' schemas create), not "mid".
+ * - sc_mid defaults to "id" (the column the schemas of Kamailio's and OpenSIPS's msilo modules create), not "mid".
  * - db_url defaults to "postgres://opensips:opensipsrw@localhost/opensips":
  *   the guide's user and database on the one SQL server libmsilo supports.
  *

@@ -35,11 +35,11 @@ typedef struct msilo_engine msilo_engine_t;
 
 /** Statistics (counters since the engine started, and gauges). */
 typedef enum msilo_stat {
-    MSILO_STAT_STORED_MESSAGES = 0,  /**< seed "stored_messages": stores committed */
-    MSILO_STAT_DUMPED_MESSAGES,      /**< seed "dumped_messages": offline messages delivered (2xx) */
-    MSILO_STAT_FAILED_MESSAGES,      /**< seed "failed_messages": offline deliveries that failed */
-    MSILO_STAT_DUMPED_REMINDERS,     /**< seed "dumped_reminders": reminders delivered (2xx) */
-    MSILO_STAT_FAILED_REMINDERS,     /**< seed "failed_reminders": reminders that failed */
+    MSILO_STAT_STORED_MESSAGES = 0,  /**< the admin guide's "stored_messages": stores committed */
+    MSILO_STAT_DUMPED_MESSAGES,      /**< the admin guide's "dumped_messages": offline messages delivered (2xx) */
+    MSILO_STAT_FAILED_MESSAGES,      /**< the admin guide's "failed_messages": offline deliveries that failed */
+    MSILO_STAT_DUMPED_REMINDERS,     /**< the admin guide's "dumped_reminders": reminders delivered (2xx) */
+    MSILO_STAT_FAILED_REMINDERS,     /**< the admin guide's "failed_reminders": reminders that failed */
     MSILO_STAT_REJECTED_FULL,        /**< stores refused by max_messages */
     MSILO_STAT_STORE_ERRORS,         /**< stores failed by the backend */
     MSILO_STAT_EXPIRED_MESSAGES,     /**< messages deleted by the expiry job */

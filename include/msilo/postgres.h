@@ -117,7 +117,7 @@ enum {
  *   MSILO_PG_MIGRATE_KEEP_ID;
  * - creates indexes TABLE_owner_id_idx (user, domain, id),
  *   TABLE_exp_idx (exp_time) and TABLE_snd_idx (snd_time) WHERE snd_time \<\> 0.
- * Nothing is dropped or renamed, so the anchors' queries keep working. A second
+ * Nothing is dropped or renamed, so the queries of the msilo modules keep working. A second
  * run changes nothing. Concurrent runs serialise on an advisory lock; the
  * table's lock is waited for at most 10 s (then MSILO_ESTORE: try again later).
  * @param opts options naming the database, table and columns.

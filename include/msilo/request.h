@@ -54,7 +54,7 @@ typedef struct msilo_request {
     const msilo_header_t *headers; /**< extra headers to store and re-send on delivery */
     size_t n_headers;
     const char *snd_time;      /**< reminder time "YYYYMMDDHHMMSS" in the process's
-                                    local time zone (as mktime(), like both anchors);
+                                    local time zone (as mktime(), like both msilo modules);
                                     NULL = none. What OpenSIPS reads from snd_time_avp. */
     unsigned flags;            /**< MSILO_REQUEST_* flags */
 } msilo_request_t;
