@@ -126,11 +126,11 @@ int engine_store_request_parse(msilo_engine_t *e, const msilo_request_t *req, co
     if (r->domain_default)
         r->domain = e->default_domain;
     if (!r->owner->user || !r->domain) {
-        /* as before the split: the detail is formatted after the URIs are
-         * cleared, so it names the owner "(null)" (left for a fix of its own) */
+        /* the detail first: clearing the URIs frees the owner's text */
+        int bad = msilo_fail(MSILO_EURI, "owner '%.64s' is not an address of record (user@host)",
+                             r->owner->uri);
         engine_store_request_clear(r);
-        return msilo_fail(MSILO_EURI, "owner '%.64s' is not an address of record (user@host)",
-                          r->owner->uri);
+        return bad;
     }
 
     r->snd_time = 0;

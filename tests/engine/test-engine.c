@@ -470,6 +470,8 @@ static void test_store_owner_argument(void **state)
     /* tel: owner needs a domain: phone-context, or default_domain */
     int64_t id;
     assert_int_equal(msilo_engine_store_sync(f->e, &r, "tel:+15550100", &id), MSILO_EURI);
+    /* the detail names the owner (it once read a freed URI: "(null)") */
+    assert_non_null(strstr(msilo_error_detail(), "owner 'tel:+15550100'"));
     store_ok(f, &r, "tel:+1-555-0100;phone-context=example.com");
     assert_int_equal(count(f, "+15550100", "example.com"), 1);
 }
