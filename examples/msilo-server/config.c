@@ -187,10 +187,10 @@ void server_options_init(server_options_t *opt)
     memset(opt, 0, sizeof(*opt));
     opt->listen = g_strdup(DEFAULT_LISTEN);
     opt->store = g_strdup("memory");
-    opt->forward_timeout = 4000;
-    opt->delivery_timeout = 8000;
-    opt->default_expires = 120; /* registrar default_expires of the sample config */
-    opt->max_expires = 3600;
+    opt->forward_timeout = DEFAULT_FORWARD_TIMEOUT;
+    opt->delivery_timeout = DEFAULT_DELIVERY_TIMEOUT;
+    opt->default_expires = DEFAULT_EXPIRES;
+    opt->max_expires = DEFAULT_MAX_EXPIRES;
     opt->max_message_size = DEFAULT_MAX_MESSAGE_SIZE;
     opt->max_headers = DEFAULT_MAX_HEADERS;
     opt->max_header_size = DEFAULT_MAX_HEADER_SIZE;

@@ -15,6 +15,10 @@
 #define DEFAULT_MAX_HEADERS 100u
 #define DEFAULT_MAX_HEADER_SIZE 8192u
 #define DEFAULT_MAX_STORED_HEADERS 8192u
+#define DEFAULT_FORWARD_TIMEOUT 4000u  /* ms */
+#define DEFAULT_DELIVERY_TIMEOUT 8000u /* ms */
+#define DEFAULT_EXPIRES 120u           /* s: registrar default_expires of the sample config */
+#define DEFAULT_MAX_EXPIRES 3600u      /* s */
 
 typedef struct server_options {
     char *listen;              /* "sip:127.0.0.1:5060" */
