@@ -9,9 +9,9 @@
  * int8 in the SQL so one decoder fits a 32-bit Kamailio column and ours).
  */
 #include "pg-internal.h"
+#include "sql-rows.h"
 
 #include <poll.h>
-#include <stdlib.h>
 #include <string.h>
 
 /* Back-off between failed reconnects. */
@@ -348,11 +348,10 @@ static int64_t clamp_to(const pg_store *s, int col, int64_t v)
     return v;
 }
 
-/* NULL where the column refuses it (Kamailio's NOT NULL DEFAULT '' columns)
- * becomes the value Kamailio itself would have written. */
+/* What put writes for @p v into column @p col (see sql_not_null()). */
 static const char *nn(const pg_store *s, int col, const char *v, const char *subst)
 {
-    return v || !s->info[col].notnull ? v : subst;
+    return sql_not_null(v, s->info[col].notnull, subst);
 }
 
 /* @p empty_is_null: "" reads as NULL. For extra headers and Call-ID an
@@ -397,13 +396,6 @@ static msilo_message_t *row_to_message(const pg_store *s, const PGresult *r, int
     return m;
 }
 
-static int cmp_msg_id(const void *a, const void *b)
-{
-    const msilo_message_t *x = *(msilo_message_t *const *)a;
-    const msilo_message_t *y = *(msilo_message_t *const *)b;
-    return (x->id > y->id) - (x->id < y->id);
-}
-
 /* Turns every row into a message, sorted by id (UPDATE ... RETURNING has no
  * defined order). */
 static void rows_to_messages(const pg_store *s, const PGresult *r, msilo_message_t ***ret_msgs,
@@ -418,14 +410,9 @@ static void rows_to_messages(const pg_store *s, const PGresult *r, msilo_message
     msilo_message_t **v = g_new(msilo_message_t *, (gsize)n);
     for (int i = 0; i < n; i++)
         v[i] = row_to_message(s, r, i);
-    qsort(v, (size_t)n, sizeof(*v), cmp_msg_id);
+    sql_sort_by_id(v, (size_t)n);
     *ret_msgs = v;
     *ret_n = (size_t)n;
-}
-
-static int64_t size_to_limit(size_t n)
-{
-    return n > (size_t)G_MAXINT64 ? G_MAXINT64 : (int64_t)n;
 }
 
 /* ---- methods ---- */
@@ -597,7 +584,7 @@ static int pg_claim(msilo_store_t *base, const msilo_store_claim_t *c,
     pg_params_text(&p, c->reminders ? NULL : c->domain);
     pg_params_int8(&p, c->now);
     pg_params_int8(&p, c->max_next_try);
-    pg_params_int8(&p, size_to_limit(c->max));
+    pg_params_int8(&p, sql_limit(c->max));
     PGresult *r = NULL;
     int e = run(s, c->reminders ? Q_CLAIM_REMINDERS : Q_CLAIM_OWNER, &p, "claiming messages", &r);
     if (e)
@@ -703,7 +690,7 @@ static int pg_list(msilo_store_t *base, const char *user, const char *domain, in
         pg_params_text(&p, domain);
     }
     pg_params_int8(&p, after_id);
-    pg_params_int8(&p, size_to_limit(max));
+    pg_params_int8(&p, sql_limit(max));
     PGresult *r = NULL;
     int e = run(s, q, &p, "listing messages", &r);
     if (e)

@@ -14,8 +14,8 @@
  * several threads queue on it (a connection does one statement at a time).
  */
 #include "sqlite-internal.h"
+#include "sql-rows.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 typedef enum {
@@ -175,11 +175,6 @@ static void bind_text(sqlite3_stmt *st, int i, const char *v)
         sqlite3_bind_null(st, i);
 }
 
-static int64_t size_to_limit(size_t n)
-{
-    return n > (size_t)G_MAXINT64 ? G_MAXINT64 : (int64_t)n;
-}
-
 /* ---- rows ---- */
 
 /* @p empty_is_null: "" reads as NULL. For extra headers and Call-ID an empty
@@ -228,13 +223,6 @@ static msilo_message_t *row_to_message(const sq_store *s, sqlite3_stmt *st)
     return m;
 }
 
-static int cmp_msg_id(const void *a, const void *b)
-{
-    const msilo_message_t *x = *(msilo_message_t *const *)a;
-    const msilo_message_t *y = *(msilo_message_t *const *)b;
-    return (x->id > y->id) - (x->id < y->id);
-}
-
 /* Steps @p q to the end, turning every row into a message, sorted by id.
  * Writes the outputs only on success. */
 static int collect(sq_store *s, query_t q, const char *what, msilo_message_t ***ret_msgs,
@@ -253,8 +241,7 @@ static int collect(sq_store *s, query_t q, const char *what, msilo_message_t ***
         return e;
     }
     size_t n = got->len;
-    if (n > 1)
-        qsort(got->pdata, n, sizeof(gpointer), cmp_msg_id);
+    sql_sort_by_id((msilo_message_t **)got->pdata, n);
     *ret_n = n;
     *ret_msgs = n ? (msilo_message_t **)g_ptr_array_free(got, FALSE) : NULL;
     if (!n)
@@ -264,11 +251,10 @@ static int collect(sq_store *s, query_t q, const char *what, msilo_message_t ***
 
 /* ---- methods ---- */
 
-/* NULL where an anchor's column refuses it becomes the value Kamailio itself
- * would have written. */
+/* What insert writes for @p v into column @p col (see sql_not_null()). */
 static const char *nn(const sq_store *s, sq_col_t col, const char *v, const char *subst)
 {
-    return v || !s->schema.notnull[col] ? v : subst;
+    return sql_not_null(v, s->schema.notnull[col], subst);
 }
 
 static int count_owner(sq_store *s, const char *user, const char *domain, int64_t *ret)
@@ -368,7 +354,7 @@ static int sq_claim(msilo_store_t *base, const msilo_store_claim_t *c,
     }
     sqlite3_bind_int64(st, 5, c->now);
     sqlite3_bind_int64(st, 6, c->max_next_try);
-    sqlite3_bind_int64(st, 7, size_to_limit(c->max));
+    sqlite3_bind_int64(st, 7, sql_limit(c->max));
     msilo_message_t **msgs = NULL;
     size_t n = 0;
     int e = begin(s);
@@ -471,7 +457,7 @@ static int sq_list(msilo_store_t *base, const char *user, const char *domain, in
         sqlite3_bind_text(st, i++, domain, -1, SQLITE_STATIC);
     }
     sqlite3_bind_int64(st, i++, after_id);
-    sqlite3_bind_int64(st, i, size_to_limit(max));
+    sqlite3_bind_int64(st, i, sql_limit(max));
     return collect(s, q, "listing messages", ret_msgs, ret_n);
 }
 
