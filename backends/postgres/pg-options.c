@@ -4,23 +4,22 @@
 
 #include <string.h>
 
-/* sc_* keys and their defaults, in pg_col_t order. */
-static const struct {
-    const char *key;
-    const char *def;
-} named_cols[PG_COL_NAMED] = {
-    [PG_COL_ID] = { "sc_mid", "id" },
-    [PG_COL_FROM] = { "sc_from", "src_addr" },
-    [PG_COL_TO] = { "sc_to", "dst_addr" },
-    [PG_COL_USER] = { "sc_uri_user", "username" },
-    [PG_COL_HOST] = { "sc_uri_host", "domain" },
-    [PG_COL_INC] = { "sc_inc_time", "inc_time" },
-    [PG_COL_EXP] = { "sc_exp_time", "exp_time" },
-    [PG_COL_SND] = { "sc_snd_time", "snd_time" },
-    [PG_COL_CTYPE] = { "sc_ctype", "ctype" },
-    [PG_COL_BODY] = { "sc_body", "body" },
-    [PG_COL_HDRS] = { "sc_stored_hdrs", "extra_hdrs" },
-    [PG_COL_CALLID] = { "sc_callid", "callid" },
+/* sc_* keys, in pg_col_t order. Their defaults, like db_table's, are
+ * libmsilo's (lib/config.c, read through msilo_config_keys()): the msilo
+ * parameters have one table of names and defaults, whoever reads them. */
+static const char *const named_keys[PG_COL_NAMED] = {
+    [PG_COL_ID] = "sc_mid",
+    [PG_COL_FROM] = "sc_from",
+    [PG_COL_TO] = "sc_to",
+    [PG_COL_USER] = "sc_uri_user",
+    [PG_COL_HOST] = "sc_uri_host",
+    [PG_COL_INC] = "sc_inc_time",
+    [PG_COL_EXP] = "sc_exp_time",
+    [PG_COL_SND] = "sc_snd_time",
+    [PG_COL_CTYPE] = "sc_ctype",
+    [PG_COL_BODY] = "sc_body",
+    [PG_COL_HDRS] = "sc_stored_hdrs",
+    [PG_COL_CALLID] = "sc_callid",
 };
 
 /* libmsilo's own columns: fixed names, so that every deployment's table
@@ -32,16 +31,29 @@ static const char *const own_cols[PG_COL_N - PG_COL_NAMED] = {
     "next_try",
 };
 
+/* libmsilo's default of the msilo parameter @p key (static text). Every key
+ * asked for here has one there (tests/postgres checks them all). */
+static const char *param_default(const char *key)
+{
+    size_t n = 0;
+    const msilo_config_key_t *k = msilo_config_keys(&n);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(k[i].name, key) == 0 && k[i].default_str)
+            return k[i].default_str;
+    g_assert_not_reached();
+    return NULL;
+}
+
 const char *pg_options_col(const msilo_pg_options_t *o, int c)
 {
     if (c >= PG_COL_NAMED)
         return own_cols[c - PG_COL_NAMED];
-    return o->col[c] ? o->col[c] : named_cols[c].def;
+    return o->col[c] ? o->col[c] : param_default(named_keys[c]);
 }
 
 const char *pg_options_table(const msilo_pg_options_t *o)
 {
-    return o->table ? o->table : "silo";
+    return o->table ? o->table : param_default("db_table");
 }
 
 int msilo_pg_options_new(msilo_pg_options_t **ret)
@@ -85,7 +97,7 @@ static char **slot(msilo_pg_options_t *o, const char *key, gboolean *ret_ident)
     if (strcmp(key, "db_table") == 0)
         return &o->table;
     for (int i = 0; i < PG_COL_NAMED; i++)
-        if (strcmp(key, named_cols[i].key) == 0)
+        if (strcmp(key, named_keys[i]) == 0)
             return &o->col[i];
     return NULL;
 }
@@ -121,4 +133,22 @@ const char *msilo_pg_options_get(const msilo_pg_options_t *o, const char *key)
     if (p == &o->table)
         return pg_options_table(o);
     return pg_options_col(o, (int)(p - o->col));
+}
+
+int msilo_pg_options_from_config(msilo_pg_options_t *opts, const msilo_config_t *cfg)
+{
+    if (!opts || !cfg)
+        return pg_fail(MSILO_EINVAL, "msilo_pg_options_from_config: bad arguments");
+    const char *keys[2 + PG_COL_NAMED] = { "db_url", "db_table" };
+    for (int i = 0; i < PG_COL_NAMED; i++)
+        keys[2 + i] = named_keys[i];
+    for (size_t i = 0; i < G_N_ELEMENTS(keys); i++) {
+        const char *v = msilo_config_get_string(cfg, keys[i]);
+        if (!v)
+            continue;
+        int e = msilo_pg_options_set(opts, keys[i], v);
+        if (e)
+            return e;
+    }
+    return 0;
 }

@@ -867,25 +867,6 @@ int msilo_pg_store_new(msilo_store_t **ret, const msilo_pg_options_t *opts)
     return 0;
 }
 
-int msilo_pg_options_from_config(msilo_pg_options_t *opts, const msilo_config_t *cfg)
-{
-    if (!opts || !cfg)
-        return pg_fail(MSILO_EINVAL, "msilo_pg_options_from_config: bad arguments");
-    static const char *const keys[] = { "db_url",      "db_table",    "sc_mid",      "sc_from",
-                                         "sc_to",       "sc_uri_user", "sc_uri_host", "sc_inc_time",
-                                         "sc_exp_time", "sc_snd_time", "sc_ctype",    "sc_body",
-                                         "sc_stored_hdrs", "sc_callid" };
-    for (size_t i = 0; i < G_N_ELEMENTS(keys); i++) {
-        const char *v = msilo_config_get_string(cfg, keys[i]);
-        if (!v)
-            continue;
-        int e = msilo_pg_options_set(opts, keys[i], v);
-        if (e)
-            return e;
-    }
-    return 0;
-}
-
 int msilo_pg_store_new_url(msilo_store_t **ret, const char *db_url, const char *db_table)
 {
     if (!ret || !db_url)

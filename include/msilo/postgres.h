@@ -28,8 +28,9 @@
  * | sc_stored_hdrs | extra_hdrs     | stored extra headers (Kamailio's name)    |
  * | sc_callid      | callid         | Call-ID                                   |
  *
- * libmsilo's own columns have fixed names: lease_owner, lease_until, attempts,
- * next_try.
+ * The defaults of db_table and the sc_* keys are those of libmsilo's
+ * configuration (msilo_config_keys()). libmsilo's own columns have fixed
+ * names: lease_owner, lease_until, attempts, next_try.
  *
  * Thread-safety: an options object is a plain value (not synchronised). A
  * store owns one connection and is not thread-safe: its flags are 0, so the

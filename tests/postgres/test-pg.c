@@ -676,6 +676,28 @@ static void test_bad_config(void **state)
     msilo_pg_options_free(NULL);
 }
 
+/* The store's column and table defaults are libmsilo's: every sc_* key and
+ * db_table of msilo_config_keys() is a store option with the same default. */
+static void test_defaults_are_libmsilo_defaults(void **state)
+{
+    (void)state;
+    msilo_pg_options_t *o = NULL;
+    assert_int_equal(msilo_pg_options_new(&o), 0);
+    size_t n = 0;
+    const msilo_config_key_t *k = msilo_config_keys(&n);
+    size_t seen = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strncmp(k[i].name, "sc_", 3) != 0 && strcmp(k[i].name, "db_table") != 0)
+            continue;
+        const char *v = msilo_pg_options_get(o, k[i].name);
+        assert_non_null(v);
+        assert_string_equal(v, k[i].default_str);
+        seen++;
+    }
+    assert_int_equal(seen, 13); /* db_table and the twelve sc_* columns */
+    msilo_pg_options_free(o);
+}
+
 /* db_url forms: the seed's postgres://, libpq's postgresql:// and key=value. */
 static void test_url_forms(void **state)
 {
@@ -1209,6 +1231,7 @@ int main(void)
         cmocka_unit_test(test_keep_id),
         cmocka_unit_test(test_migrate_twice),
         cmocka_unit_test(test_bad_config),
+        cmocka_unit_test(test_defaults_are_libmsilo_defaults),
         cmocka_unit_test(test_conninfo_password),
         cmocka_unit_test_setup_teardown(test_url_forms, setup, teardown),
         cmocka_unit_test(test_custom_columns),
