@@ -405,28 +405,22 @@ def main(out):
         p99 = row(f"latency p99 ms @{meta.get('LAT_RATE')}/s", lambda e: e["lat"].get("p99"), 2, lower=True)
         row("latency achieved msg/s", lambda e: e["lat_store"]["rate"])
         row("STORE mean response ms", lambda e: e["store"]["resp_ms_mean"], 1, lower=True)
-        p("  CPU µs per message (STORE):")
-        row("  server", lambda e: per_msg(e["store"], "srv"), lower=True)
-        row("  postgres", lambda e: per_msg(e["store"], "pg"), lower=True)
-        row("  sipp", lambda e: per_msg(e["store"], "sipp"), lower=True)
-        row("  server+postgres", lambda e: (per_msg(e["store"], "srv") or 0) + (per_msg(e["store"], "pg") or 0), lower=True)
-        p("  CPU seconds (STORE): server / postgres / sipp / stolen; machine busy %")
-        for k in cols:
-            c = [e["store"]["cpu"] for e in kinds[k]]
-            p(f"    {NAMES[k]:<16} {spread([x.get('srv') for x in c], 2)} / {spread([x.get('pg') for x in c], 2)}"
-              f" / {spread([x.get('sipp') for x in c], 2)} / {spread([x.get('steal') for x in c], 2)};"
-              f" busy {spread([x.get('busy_pct') for x in c])}%")
-        p("  CPU µs per message (DUMP):")
-        row("  server", lambda e: per_msg(e["dump"], "srv"), lower=True)
-        row("  postgres", lambda e: per_msg(e["dump"], "pg"), lower=True)
-        row("  sipp (UAS+REG)", lambda e: per_msg(e["dump"], "sipp"), lower=True)
-        row("  server+postgres", lambda e: (per_msg(e["dump"], "srv") or 0) + (per_msg(e["dump"], "pg") or 0), lower=True)
-        p("  CPU seconds (DUMP): server / postgres / sipp / stolen; machine busy %")
-        for k in cols:
-            c = [e["dump"]["cpu"] for e in kinds[k]]
-            p(f"    {NAMES[k]:<16} {spread([x.get('srv') for x in c], 2)} / {spread([x.get('pg') for x in c], 2)}"
-              f" / {spread([x.get('sipp') for x in c], 2)} / {spread([x.get('steal') for x in c], 2)};"
-              f" busy {spread([x.get('busy_pct') for x in c])}%")
+        def cpu_rows(phase, title, sipp_label):
+            """The CPU figures of one phase ("store" or "dump") of each kind."""
+            p(f"  CPU µs per message ({title}):")
+            row("  server", lambda e: per_msg(e[phase], "srv"), lower=True)
+            row("  postgres", lambda e: per_msg(e[phase], "pg"), lower=True)
+            row(f"  {sipp_label}", lambda e: per_msg(e[phase], "sipp"), lower=True)
+            row("  server+postgres", lambda e: (per_msg(e[phase], "srv") or 0) + (per_msg(e[phase], "pg") or 0), lower=True)
+            p(f"  CPU seconds ({title}): server / postgres / sipp / stolen; machine busy %")
+            for k in cols:
+                c = [e[phase]["cpu"] for e in kinds[k]]
+                p(f"    {NAMES[k]:<16} {spread([x.get('srv') for x in c], 2)} / {spread([x.get('pg') for x in c], 2)}"
+                  f" / {spread([x.get('sipp') for x in c], 2)} / {spread([x.get('steal') for x in c], 2)};"
+                  f" busy {spread([x.get('busy_pct') for x in c])}%")
+
+        cpu_rows("store", "STORE", "sipp")
+        cpu_rows("dump", "DUMP", "sipp (UAS+REG)")
         if ceil:
             p(f"  ceiling (stateless 202, Kamailio -A SIPP_CEILING): {spread([c['store']['rate'] for c in ceil])} msg/s;"
               + "; ".join(f" run {c['run']}: 202={c['store']['ok_202']} failed={c['store']['failed']}"
