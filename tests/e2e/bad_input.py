@@ -16,11 +16,9 @@ import argparse
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -63,40 +61,11 @@ def build(method="MESSAGE", ruri="sip:bob@127.0.0.1", to="<sip:bob@127.0.0.1>",
 
 def send_raw(port, proto, make, timeout=4.0):
     """Sends make(local_port) and returns the final status (NO_ANSWER if none) and headers."""
-    if proto == "udp":
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind((LOOPBACK, 0))
-    else:
-        s = socket.create_connection((LOOPBACK, port), timeout=5)
-    try:
-        data = make(s.getsockname()[1])
-        if proto == "udp":
-            s.sendto(data, (LOOPBACK, port))
-        else:
-            s.sendall(data)
-        stream = e2e.Stream(s)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if proto == "udp":
-                s.settimeout(max(0.01, deadline - time.monotonic()))
-                try:
-                    msg = s.recv(65536)
-                except socket.timeout:
-                    break
-            else:
-                try:
-                    msg = stream.next(deadline - time.monotonic())
-                except OSError:
-                    break
-                if msg is None:
-                    break
-            first, hdrs, _ = e2e.parse_message(msg)
-            m = re.match(r"SIP/2.0 (\d{3}) ?(.*)", first)
-            if m and int(m.group(1)) >= 200:
-                return int(m.group(1)), hdrs + [("x-phrase", m.group(2))]
+    r = e2e.sip_exchange(port, proto, make, timeout)
+    if r is None:
         return NO_ANSWER, []
-    finally:
-        s.close()
+    status, phrase, hdrs, _ = r
+    return status, hdrs + [("x-phrase", phrase)]
 
 
 # (name, proto, builder(lport) -> bytes, documented status, stored (0/1), answer timeout)

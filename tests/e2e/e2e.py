@@ -217,6 +217,48 @@ class Stream:
             self.buf += d
 
 
+def sip_exchange(port, proto, make, timeout):
+    """Sends make(local port) to 127.0.0.1:port from a fresh UDP socket or TCP
+    connection and reads the answers until a final response. Returns (status,
+    reason phrase, headers, body), or None when none came within `timeout`
+    seconds or the TCP connection broke first; failing to connect or to send
+    raises OSError."""
+    if proto == "udp":
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind((LOOPBACK, 0))
+    else:
+        s = socket.create_connection((LOOPBACK, port), timeout=5)
+    try:
+        data = make(s.getsockname()[1])
+        if proto == "udp":
+            s.sendto(data, (LOOPBACK, port))
+        else:
+            s.sendall(data)
+        stream = Stream(s)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proto == "udp":
+                s.settimeout(max(0.01, deadline - time.monotonic()))
+                try:
+                    msg = s.recv(65536)
+                except socket.timeout:
+                    break
+            else:
+                try:
+                    msg = stream.next(deadline - time.monotonic())
+                except OSError:
+                    break
+                if msg is None:
+                    break
+            first, hdrs, body = parse_message(msg)
+            m = re.match(r"SIP/2.0 (\d{3}) ?(.*)", first)
+            if m and int(m.group(1)) >= 200:
+                return int(m.group(1)), m.group(2), hdrs, body
+        return None
+    finally:
+        s.close()
+
+
 _seq = [0]
 
 
@@ -225,48 +267,24 @@ def sip_request(port, method, ruri, proto="udp", extra="", body=b"", max_forward
     """Sends one request; returns (status, headers, body) of its final response."""
     _seq[0] += 1
     n = _seq[0]
-    if proto == "udp":
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind((LOOPBACK, 0))
-    else:
-        s = socket.create_connection((LOOPBACK, port), timeout=5)
-    try:
-        lport = s.getsockname()[1]
-        msg = ("%s %s SIP/2.0\r\n"
-               "Via: SIP/2.0/%s %s:%d;branch=z9hG4bK-e2e-%d-%d;rport\r\n"
-               "From: <%s>;tag=e2e%d\r\n"
-               "To: <%s>\r\n"
-               "Call-ID: e2e-%d-%d@127.0.0.1\r\n"
-               "CSeq: %d %s\r\n"
-               "Max-Forwards: %d\r\n"
-               "%s"
-               "Content-Length: %d\r\n\r\n" % (
-                   method, ruri, proto.upper(), LOOPBACK, lport, os.getpid(), n, frm, n, to,
-                   os.getpid(), n, n, method, max_forwards, extra, len(body))).encode() + body
-        if proto == "udp":
-            s.sendto(msg, (LOOPBACK, port))
-        else:
-            s.sendall(msg)
-        stream = Stream(s)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if proto == "udp":
-                s.settimeout(max(0.01, deadline - time.monotonic()))
-                try:
-                    data = s.recv(65536)
-                except socket.timeout:
-                    break
-            else:
-                data = stream.next(deadline - time.monotonic())
-                if data is None:
-                    break
-            first, hdrs, rbody = parse_message(data)
-            m = re.match(r"SIP/2.0 (\d{3})", first)
-            if m and int(m.group(1)) >= 200:
-                return int(m.group(1)), hdrs, rbody
+
+    def make(lport):
+        return ("%s %s SIP/2.0\r\n"
+                "Via: SIP/2.0/%s %s:%d;branch=z9hG4bK-e2e-%d-%d;rport\r\n"
+                "From: <%s>;tag=e2e%d\r\n"
+                "To: <%s>\r\n"
+                "Call-ID: e2e-%d-%d@127.0.0.1\r\n"
+                "CSeq: %d %s\r\n"
+                "Max-Forwards: %d\r\n"
+                "%s"
+                "Content-Length: %d\r\n\r\n" % (
+                    method, ruri, proto.upper(), LOOPBACK, lport, os.getpid(), n, frm, n, to,
+                    os.getpid(), n, n, method, max_forwards, extra, len(body))).encode() + body
+    r = sip_exchange(port, proto, make, timeout)
+    if r is None:
         raise Failure("no final response to %s %s over %s" % (method, ruri, proto))
-    finally:
-        s.close()
+    status, _, hdrs, rbody = r
+    return status, hdrs, rbody
 
 
 class Uas:

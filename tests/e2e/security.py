@@ -15,7 +15,6 @@ import socket
 import sys
 import tempfile
 import threading
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -53,10 +52,7 @@ def request(port, method, ruri, to, frm, extra="", body=b"", auth=None, to_hdr=N
     """One UDP request, with an Authorization header answering `auth`
     (challenge params, user, password) when given; to_hdr / from_hdr replace
     the "<uri>" of To / From. (status, headers)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind((LOOPBACK, 0))
-    try:
-        lport = s.getsockname()[1]
+    def make(lport):
         e2e._seq[0] += 1
         n = e2e._seq[0]
         hdr = ""
@@ -70,27 +66,17 @@ def request(port, method, ruri, to, frm, extra="", body=b"", auth=None, to_hdr=N
                    'response="%s", algorithm=MD5, cnonce="%s", qop=auth, nc=%s%s\r\n'
                    % (user, ch["realm"], ch["nonce"], ruri, resp, cnonce, nc,
                       ', opaque="%s"' % ch["opaque"] if ch.get("opaque") else ""))
-        msg = ("%s %s SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK-sec-%d-%d;rport\r\n"
-               "From: %s;tag=s%d\r\nTo: %s\r\nCall-ID: sec-%d-%d@127.0.0.1\r\nCSeq: %d %s\r\n"
-               "Max-Forwards: 70\r\n%s%sContent-Length: %d\r\n\r\n"
-               % (method, ruri, lport, os.getpid(), n, from_hdr or "<%s>" % frm, n,
-                  to_hdr or "<%s>" % to, os.getpid(), n, n, method,
-                  hdr, extra, len(body))).encode() + body
-        s.sendto(msg, (LOOPBACK, port))
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            s.settimeout(max(0.01, deadline - time.monotonic()))
-            try:
-                data = s.recv(65536)
-            except socket.timeout:
-                break
-            first, hdrs, _ = e2e.parse_message(data)
-            m = re.match(r"SIP/2.0 (\d{3})", first)
-            if m and int(m.group(1)) >= 200:
-                return int(m.group(1)), hdrs
+        return ("%s %s SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK-sec-%d-%d;rport\r\n"
+                "From: %s;tag=s%d\r\nTo: %s\r\nCall-ID: sec-%d-%d@127.0.0.1\r\nCSeq: %d %s\r\n"
+                "Max-Forwards: 70\r\n%s%sContent-Length: %d\r\n\r\n"
+                % (method, ruri, lport, os.getpid(), n, from_hdr or "<%s>" % frm, n,
+                   to_hdr or "<%s>" % to, os.getpid(), n, n, method,
+                   hdr, extra, len(body))).encode() + body
+    r = e2e.sip_exchange(port, "udp", make, 5)
+    if r is None:
         raise Failure("no answer to %s" % method)
-    finally:
-        s.close()
+    status, _, hdrs, _ = r
+    return status, hdrs
 
 
 def challenge(hdrs):
