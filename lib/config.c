@@ -15,7 +15,7 @@
 #define B MSILO_CONFIG_BOOL
 #define BIG INT64_C(4611686018427387904) /* 2^62: "no practical limit" */
 
-/* Order: the seed's parameters in the guide's order, then Kamailio's, then ours. */
+/* Order: the OpenSIPS admin guide's parameters in its order, then Kamailio's, then ours. */
 static const msilo_config_key_t keys[] = {
     { "db_url", S, "postgres://opensips:opensipsrw@localhost/opensips", 0, 0,
       "database URL (postgres://user:pass@host:port/db, libpq URI or key=value)" },

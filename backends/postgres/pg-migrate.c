@@ -72,18 +72,18 @@ static int create_table(mig_t *m)
                   "creating the table");
 }
 
-/* Adds what an existing anchor table lacks. */
+/* Adds what an existing Kamailio or OpenSIPS msilo table lacks. */
 static int upgrade_columns(mig_t *m, const pg_colinfo_t *info, const char *table_name,
                            const msilo_pg_options_t *o, unsigned flags)
 {
-    static const int anchor_cols[] = { PG_COL_ID,  PG_COL_FROM, PG_COL_TO,  PG_COL_USER,
+    static const int msilo_module_cols[] = { PG_COL_ID,  PG_COL_FROM, PG_COL_TO,  PG_COL_USER,
                                        PG_COL_HOST, PG_COL_INC, PG_COL_EXP, PG_COL_SND,
                                        PG_COL_CTYPE, PG_COL_BODY };
-    for (size_t i = 0; i < G_N_ELEMENTS(anchor_cols); i++)
-        if (!info[anchor_cols[i]].present)
+    for (size_t i = 0; i < G_N_ELEMENTS(msilo_module_cols); i++)
+        if (!info[msilo_module_cols[i]].present)
             return pg_fail(MSILO_ECONFIG,
                            "table %s has no column %s: not an msilo table (check sc_* names)",
-                           table_name, pg_options_col(o, anchor_cols[i]));
+                           table_name, pg_options_col(o, msilo_module_cols[i]));
     if (info[PG_COL_BODY].type != PG_OID_BYTEA)
         return pg_fail(MSILO_ECONFIG, "column %s of %s is not BYTEA",
                        pg_options_col(o, PG_COL_BODY), table_name);

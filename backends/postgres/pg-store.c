@@ -336,7 +336,7 @@ static size_t cmd_tuples(PGresult *r)
 
 /* ---- values ---- */
 
-/* A 32-bit column (an anchor's INTEGER times) cannot hold every int64: store
+/* A 32-bit column (the INTEGER times of the msilo modules' tables) cannot hold every int64: store
  * the nearest value it can, which for a far expiry means "2038". */
 static int64_t clamp_to(const pg_store *s, int col, int64_t v)
 {
@@ -797,7 +797,7 @@ static int inspect_table(pg_store *s, const char *table_q)
                        pg_options_col(s->opts, PG_COL_BODY), table_q);
 
     /* put allocates ids itself (to map them to batch positions), from the
-     * sequence behind the id column (SERIAL in both anchors). */
+     * sequence behind the id column (SERIAL in both msilo modules' schemas). */
     const char *params[2] = { table_q, pg_options_col(s->opts, PG_COL_ID) };
     PGresult *r = PQexecParams(s->conn, "SELECT pg_get_serial_sequence($1::text, $2::text)::regclass::oid", 2,
                                NULL, params, NULL, NULL, 0);

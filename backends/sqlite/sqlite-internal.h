@@ -14,7 +14,7 @@
 /* How long a writer waits for another connection's write lock. */
 #define SQ_BUSY_TIMEOUT_MS 10000
 
-/* Columns whose NOT NULL constraint (an anchor's table) changes what we
+/* Columns whose NOT NULL constraint (a Kamailio or OpenSIPS msilo table) changes what we
  * write for a NULL value and how we read "". */
 typedef enum sq_col {
     SQ_COL_FROM,

@@ -3,7 +3,7 @@
  * Opening an SQLite database, and creating or upgrading the silo table.
  *
  * The table has the PostgreSQL store's column names, which are those of the
- * Kamailio/OpenSIPS schema, so an anchor's SQLite table (Kamailio supports
+ * Kamailio/OpenSIPS schema, so a Kamailio/OpenSIPS SQLite table (Kamailio supports
  * db_sqlite) works after the same additive migration as on PostgreSQL.
  */
 #include "sqlite-internal.h"
@@ -145,7 +145,7 @@ typedef struct col_state {
     gboolean notnull;
 } col_state_t;
 
-static const char *const anchor_cols[] = { "id",       "src_addr", "dst_addr", "username",
+static const char *const msilo_module_cols[] = { "id",       "src_addr", "dst_addr", "username",
                                            "domain",   "inc_time", "exp_time", "snd_time",
                                            "ctype",    "body" };
 
@@ -264,11 +264,11 @@ static int migrate_in_tx(sqlite3 *db, const char *table, const char *table_q, si
                                    table_q),
                    "creating the table", changes);
     } else {
-        for (size_t i = 0; i < G_N_ELEMENTS(anchor_cols); i++)
-            if (!g_hash_table_contains(cols, anchor_cols[i]))
+        for (size_t i = 0; i < G_N_ELEMENTS(msilo_module_cols); i++)
+            if (!g_hash_table_contains(cols, msilo_module_cols[i]))
                 return msilo_store_fail(MSILO_ECONFIG,
                                         "table %s has no column %s: not an msilo table", table,
-                                        anchor_cols[i]);
+                                        msilo_module_cols[i]);
         for (size_t i = 0; !e && i < G_N_ELEMENTS(added_cols); i++)
             if (!g_hash_table_contains(cols, added_cols[i].name))
                 e = change(db,

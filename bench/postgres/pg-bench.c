@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Benchmark of the PostgreSQL store against the anchors' access pattern
+ * Benchmark of the PostgreSQL store against the access pattern of the msilo modules
  * (not a test: it measures, it does not judge).
  *
  *   scripts/pg-test-cluster run -- build/bench/postgres/pg-bench [options]
@@ -208,7 +208,7 @@ int main(int argc, char **argv)
            n_msgs, n_owners, batch, quota, plain_n, v);
     g_free(v);
 
-    /* --- plain store loop: what the anchors do per MESSAGE --- */
+    /* --- plain store loop: what the msilo modules do per MESSAGE --- */
     char *ins = g_strdup_printf(
         "INSERT INTO %s (src_addr, dst_addr, username, domain, body, ctype, exp_time, inc_time, "
         "snd_time, callid) VALUES ($1, $2, $3, $4, $5::bytea, $6, $7, $8, 0, $9)",

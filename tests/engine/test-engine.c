@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Engine unit tests: the seed's behaviour, one test per parameter, function
+ * Engine unit tests: the admin guide's behaviour, one test per parameter, function
  * and statistic where it can be observed, with the in-memory store, a fake
  * transport and a fake clock (no sleeping: time moves when the test says).
  */

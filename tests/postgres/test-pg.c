@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * PostgreSQL store tests beyond the conformance suite: the anchors' existing
+ * PostgreSQL store tests beyond the conformance suite: the msilo modules' existing
  * tables, migration, SQL injection, concurrent claimers, leases, quotas and a
  * real outage (the server is stopped and started inside the test).
  *
@@ -366,7 +366,7 @@ static void test_failed_batch(void **state)
         msilo_message_free(m[i]);
 }
 
-/* ---- the anchors' tables ---- */
+/* ---- the msilo modules' tables ---- */
 
 /* Kamailio 5.x/6.x utils/kamctl/postgres/msilo-create.sql (schema version 8). */
 static const char kamailio_v8[] =
@@ -388,7 +388,7 @@ static const char kamailio_v8[] =
     "CREATE INDEX @T@_account_idx ON @T@ (username, domain);\n";
 
 /* OpenSIPS scripts/postgres/msilo-create.sql (schema version 6), as the
- * anchors' notes describe it (ctype VARCHAR(255), no extra_hdrs/callid). */
+ * older OpenSIPS schema has it (ctype VARCHAR(255), no extra_hdrs/callid). */
 static const char opensips_v6[] =
     "CREATE TABLE @T@ (\n"
     "    id SERIAL PRIMARY KEY NOT NULL,\n"
@@ -420,7 +420,7 @@ static const char opensips_v6_old[] =
     ");\n"
     "CREATE INDEX @T@_account_idx ON @T@ (username, domain);\n";
 
-static void create_anchor_table(PGconn *c, const char *ddl, const char *table)
+static void create_module_table(PGconn *c, const char *ddl, const char *table)
 {
     char **parts = g_strsplit(ddl, "@T@", -1);
     char *sql = g_strjoinv(table, parts);
@@ -436,7 +436,7 @@ static void create_anchor_table(PGconn *c, const char *ddl, const char *table)
 /* Rows as Kamailio's m_store writes them (msilo.c: db_insert of src_addr,
  * dst_addr, username, domain, body, ctype, exp_time, inc_time, snd_time,
  * extra_hdrs, callid) and as OpenSIPS' (the same without the last two). */
-static void insert_anchor_rows(PGconn *c, const char *table, gboolean kamailio)
+static void insert_module_rows(PGconn *c, const char *table, gboolean kamailio)
 {
     for (int i = 0; i < 3; i++) {
         char *sql;
@@ -468,12 +468,12 @@ static void insert_anchor_rows(PGconn *c, const char *table, gboolean kamailio)
     g_free(sql);
 }
 
-static void check_anchor_table(const char *ddl, gboolean kamailio)
+static void check_module_table(const char *ddl, gboolean kamailio)
 {
     PGconn *c = pgt_connect();
     char *table = pgt_table_name(kamailio ? "kam" : "osips");
-    create_anchor_table(c, ddl, table);
-    insert_anchor_rows(c, table, kamailio);
+    create_module_table(c, ddl, table);
+    insert_module_rows(c, table, kamailio);
 
     /* Not usable before migrating: a clear configuration error. */
     msilo_pg_options_t *o = pgt_options(table);
@@ -546,8 +546,8 @@ static void check_anchor_table(const char *ddl, gboolean kamailio)
     assert_int_equal(got[0]->snd_time, NOW - 1);
     msilo_message_array_free(got, n);
 
-    /* A message stored by libmsilo is readable by the anchor's own query,
-     * and the anchor can still insert. */
+    /* A message stored by libmsilo is readable by the msilo module's own query,
+     * and the module can still insert. */
     msilo_message_t *m = mk("carol", "example.com", "from libmsilo");
     g_free(m->ctype);
     m->ctype = g_strdup("application/vnd.gsma.rcs-ft-http+xml"); /* 36 chars */
@@ -564,7 +564,7 @@ static void check_anchor_table(const char *ddl, gboolean kamailio)
     assert_string_equal(PQgetvalue(r, 0, 4), "application/vnd.gsma.rcs-ft-http+xml");
     PQclear(r);
     g_free(sql);
-    insert_anchor_rows(c, table, kamailio);
+    insert_module_rows(c, table, kamailio);
     int64_t cnt = 0;
     assert_int_equal(msilo_store_count(s, "alice", "example.com", &cnt), 0);
     assert_int_equal(cnt, 2 + 5);
@@ -582,19 +582,19 @@ static void check_anchor_table(const char *ddl, gboolean kamailio)
 static void test_kamailio_table(void **state)
 {
     (void)state;
-    check_anchor_table(kamailio_v8, TRUE);
+    check_module_table(kamailio_v8, TRUE);
 }
 
 static void test_opensips_table(void **state)
 {
     (void)state;
-    check_anchor_table(opensips_v6, FALSE);
+    check_module_table(opensips_v6, FALSE);
 }
 
 static void test_opensips_old_table(void **state)
 {
     (void)state;
-    check_anchor_table(opensips_v6_old, FALSE);
+    check_module_table(opensips_v6_old, FALSE);
 }
 
 static void test_keep_id(void **state)
@@ -602,7 +602,7 @@ static void test_keep_id(void **state)
     (void)state;
     PGconn *c = pgt_connect();
     char *table = pgt_table_name("keep");
-    create_anchor_table(c, kamailio_v8, table);
+    create_module_table(c, kamailio_v8, table);
     assert_true(migrate(table, MSILO_PG_MIGRATE_KEEP_ID) > 0);
     assert_int_equal(migrate(table, MSILO_PG_MIGRATE_KEEP_ID), 0);
     char *sql = g_strdup_printf("SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
@@ -698,17 +698,17 @@ static void test_defaults_are_libmsilo_defaults(void **state)
     msilo_pg_options_free(o);
 }
 
-/* db_url forms: the seed's postgres://, libpq's postgresql:// and key=value. */
+/* db_url forms: the admin guide's postgres://, libpq's postgresql:// and key=value. */
 static void test_url_forms(void **state)
 {
     fixture_t *f = *state;
     const char *url = pgt_url();
     const char *rest = strstr(url, "://");
     assert_non_null(rest);
-    char *seed = g_strdup_printf("postgres%s", rest);
+    char *guide = g_strdup_printf("postgres%s", rest);
     char *kv = g_strdup_printf("host=%s port=%s user=%s dbname=%s", PQhost(f->conn),
                                PQport(f->conn), PQuser(f->conn), PQdb(f->conn));
-    const char *forms[3] = { seed, url, kv };
+    const char *forms[3] = { guide, url, kv };
     for (int i = 0; i < 3; i++) {
         msilo_store_t *s = NULL;
         assert_int_equal(msilo_pg_store_new_url(&s, forms[i], f->table), 0);
@@ -717,7 +717,7 @@ static void test_url_forms(void **state)
         assert_int_equal(n, 0);
         msilo_store_free(s);
     }
-    g_free(seed);
+    g_free(guide);
     g_free(kv);
 }
 

@@ -3,7 +3,7 @@
  * What the conformance suite cannot see of the SQLite store: messages survive
  * closing and reopening the file; the locations it accepts and refuses;
  * several connections (as several processes would have) claiming from one
- * file never get the same message; an anchor's table is upgraded in place.
+ * file never get the same message; a Kamailio/OpenSIPS table is upgraded in place.
  */
 #include <glib.h>
 #include <glib/gstdio.h>
