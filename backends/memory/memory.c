@@ -672,7 +672,11 @@ static msilo_message_t *entry_to_plain_message(const entry_t *e)
     return c;
 }
 
-static gboolean is_text_plain(const char *ctype)
+/* Is the stored Content-Type exactly "text/plain", the one value an entry
+ * keeps as a flag instead of a string? (Not the media-type test of delivery,
+ * engine-deliver.c, which also takes parameters and any case: this is about
+ * bytes that can be rebuilt exactly.) */
+static gboolean ctype_is_flagged(const char *ctype)
 {
     return ctype && strcmp(ctype, text_plain) == 0;
 }
@@ -699,7 +703,7 @@ static entry_t *entry_new(const msilo_message_t *msg)
         strs[DST_INDEX] = NULL;
     size_t size = offsetof(entry_t, data) + msg->body_len;
     for (size_t i = 0; i < G_N_ELEMENTS(strs); i++)
-        if (strs[i] && !(i == CTYPE_INDEX && is_text_plain(strs[i])))
+        if (strs[i] && !(i == CTYPE_INDEX && ctype_is_flagged(strs[i])))
             size += strlen(strs[i]) + 1;
 
     entry_t *e = g_malloc(size);
@@ -721,7 +725,7 @@ static entry_t *entry_new(const msilo_message_t *msg)
     for (size_t i = 0; i < G_N_ELEMENTS(strs); i++) {
         if (!strs[i])
             continue;
-        if (i == CTYPE_INDEX && is_text_plain(strs[i])) {
+        if (i == CTYPE_INDEX && ctype_is_flagged(strs[i])) {
             e->flags |= CTYPE_TEXT_PLAIN;
             continue;
         }
