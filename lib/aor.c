@@ -46,13 +46,12 @@ enum {
     C_CTL = 1,  /* control character other than HTAB: refused anywhere */
     C_BAD = 2,  /* not allowed inside an addr-spec: SP HTAB < > " DEL, non-ASCII */
     C_HOST = 4, /* hostname character: alnum - . _ */
-    C_LT = 8,   /* '<' */
-    C_DQ = 16,  /* '"': starts a quoted display name */
+    C_NA = 8,   /* '<' or '"': where a name-addr's addr-spec or display name starts */
 };
 static const unsigned char char_class[256] = {
     1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1, 1, 1,
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    2, 0, 18, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 0,
+    2, 0, 10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 0,
     4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 0, 0, 10, 0, 2, 0,
     0, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
     4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 0, 0, 0, 0, 4,
@@ -185,11 +184,16 @@ int msilo_uri_parse(const char *text, const char *what, msilo_uri_t *ret)
     msilo_uri_init(ret);
     const char *p = text, *lt = NULL;
     unsigned seen = 0; /* the classes of all bytes */
-    for (; *p; p++) {
-        unsigned cl = char_class[(unsigned char)*p];
+    for (;; p++) {
+        /* the common bytes in a tight loop: NUL is C_CTL, so it ends it too */
+        unsigned cl;
+        while (!((cl = char_class[(unsigned char)*p]) & (C_CTL | C_NA))) {
+            seen |= cl;
+            p++;
+        }
         seen |= cl;
-        if (G_LIKELY(!(cl & (C_CTL | C_LT | C_DQ))))
-            continue;
+        if (!*p)
+            break;
         if (cl & C_CTL)
             return msilo_fail(MSILO_EURI, "%s: control character in URI", what);
         if (*p == '<') {
