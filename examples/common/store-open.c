@@ -208,12 +208,11 @@ int store_spec_migrate(store_spec_t *spec, unsigned flags, size_t *ret_changes)
     int e = 0;
     switch (spec->kind) {
 #ifdef STORE_OPEN_HAVE_POSTGRES
-    case STORE_KIND_POSTGRES:
-        e = backend_result(spec, msilo_pg_migrate(spec->pg,
-                                                  (flags & STORE_OPEN_KEEP_ID) ? MSILO_PG_MIGRATE_KEEP_ID
-                                                                               : 0,
-                                                  &changes));
+    case STORE_KIND_POSTGRES: {
+        unsigned pg_flags = (flags & STORE_OPEN_KEEP_ID) ? MSILO_PG_MIGRATE_KEEP_ID : 0;
+        e = backend_result(spec, msilo_pg_migrate(spec->pg, pg_flags, &changes));
         break;
+    }
 #endif
 #ifdef STORE_OPEN_HAVE_SQLITE
     case STORE_KIND_SQLITE:

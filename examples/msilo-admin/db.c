@@ -114,8 +114,9 @@ int db_resolve(db_t *db)
         }
         break;
     default:
-        /* memory: too: an empty store that ends with the process has
-         * nothing to administer. Never echo a URL: it may hold a password. */
+        /* memory: lands here too: a store that is empty and ends with the
+         * process has nothing to administer. Never echo a URL: it may hold
+         * a password. */
         print_error("database URL: unknown scheme (use postgres://... or sqlite:///path)");
         return EXIT_CONFIG;
     }

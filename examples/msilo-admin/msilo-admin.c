@@ -162,11 +162,8 @@ static int want_args(const char *name, int argc, int want)
     return -1;
 }
 
-/* Parses the command's own options (argv[0] is the command) and checks that
- * @p want positional arguments remain (want < 0: at least one). Returns -1 to
- * go on, or an exit status. */
 int parse_command(const char *name, const GOptionEntry *entries, int want, int *argc,
-                         char ***argv)
+                  char ***argv)
 {
     gboolean help = FALSE;
     GOptionEntry help_entry[] = {

@@ -38,7 +38,8 @@ int cmd_migrate(int argc, char **argv)
     /* A migration may rewrite a big table (id widening): say what runs. */
     progress("migrating table %s...", db.table);
     if (db.kind == STORE_KIND_SQLITE && (columns || keep_id)) {
-        print_error("--column and --keep-id are PostgreSQL options (SQLite column names are fixed)");
+        print_error(
+            "--column and --keep-id are PostgreSQL options (SQLite column names are fixed)");
         status = EXIT_USAGE;
         goto out;
     }
@@ -102,7 +103,8 @@ int cmd_delete(int argc, char **argv)
         } else {
             printf("deleted %zu of %zu message%s\n", deleted, uniq, uniq == 1 ? "" : "s");
             if (deleted < uniq) {
-                print_error("%zu id%s did not exist", uniq - deleted, uniq - deleted == 1 ? "" : "s");
+                print_error("%zu id%s did not exist", uniq - deleted,
+                            uniq - deleted == 1 ? "" : "s");
                 status = EXIT_NOTFOUND;
             }
         }
