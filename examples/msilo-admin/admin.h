@@ -60,6 +60,7 @@ typedef struct db {
     char *table;
     msilo_config_t *cfg;
     msilo_store_t *store;
+    char *user, *domain; /* the AOR argument, for the commands that take one */
 } db_t;
 
 /* Settles URL, table and kind from the options, MSILO_DB_URL and -c. */
@@ -69,9 +70,10 @@ int db_resolve(db_t *db);
 int db_spec(db_t *db, store_spec_t **ret);
 /* Opens the store (resolving the options first unless done already). */
 int db_open(db_t *db);
-/* Resolves the store, parses the AOR argument and opens the store: 0 or an
- * exit status (the AOR is checked before anything connects). */
-int db_open_owner(db_t *db, const char *aor, char **ret_user, char **ret_domain);
+/* Resolves the store, parses the AOR argument into db->user and db->domain
+ * and opens the store: 0 or an exit status (the AOR is checked before
+ * anything connects). */
+int db_open_owner(db_t *db, const char *aor);
 void db_clear(db_t *db);
 
 /* Prints "WHAT: error: detail" for a failed store call and returns the exit

@@ -167,6 +167,8 @@ void db_clear(db_t *db)
     msilo_config_free(db->cfg);
     g_free(db->url);
     g_free(db->table);
+    g_free(db->user);
+    g_free(db->domain);
 }
 
 static int parse_aor(const db_t *db, const char *text, char **ret_user, char **ret_domain)
@@ -185,11 +187,11 @@ static int parse_aor(const db_t *db, const char *text, char **ret_user, char **r
     return EXIT_OK;
 }
 
-int db_open_owner(db_t *db, const char *aor, char **ret_user, char **ret_domain)
+int db_open_owner(db_t *db, const char *aor)
 {
     int status = db_resolve(db);
     if (!status)
-        status = parse_aor(db, aor, ret_user, ret_domain);
+        status = parse_aor(db, aor, &db->user, &db->domain);
     if (!status)
         status = db_open(db);
     return status;

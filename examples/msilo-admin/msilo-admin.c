@@ -17,6 +17,7 @@
  * other files do: admin.h.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,13 +41,18 @@ static const char *cmd_name = "msilo-admin";
 
 /* ------------------------------------------------------------ messages */
 
+static void G_GNUC_PRINTF(1, 0) say(const char *fmt, va_list ap)
+{
+    fprintf(stderr, "msilo-admin %s: ", cmd_name);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
 void print_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "msilo-admin %s: ", cmd_name);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    say(fmt, ap);
     va_end(ap);
 }
 
@@ -56,9 +62,7 @@ void progress(const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "msilo-admin %s: ", cmd_name);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    say(fmt, ap);
     va_end(ap);
 }
 

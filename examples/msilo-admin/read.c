@@ -16,20 +16,16 @@ int cmd_count(int argc, char **argv)
     int status = parse_command("count", NULL, 1, &argc, &argv);
     if (status >= 0)
         return status;
-    status = EXIT_OK;
     db_t db = { 0 };
-    char *user = NULL, *domain = NULL;
-    status = db_open_owner(&db, argv[1], &user, &domain);
+    status = db_open_owner(&db, argv[1]);
     if (!status) {
         int64_t n = 0;
-        int e = msilo_store_count(db.store, user, domain, &n);
+        int e = msilo_store_count(db.store, db.user, db.domain, &n);
         if (e)
             status = db_fail(&db, e, "count");
         else
             printf("%" PRId64 "\n", n);
     }
-    g_free(user);
-    g_free(domain);
     db_clear(&db);
     return status;
 }
@@ -46,14 +42,12 @@ int cmd_list(int argc, char **argv)
     int status = parse_command("list", entries, 1, &argc, &argv);
     if (status >= 0)
         return status;
-    status = EXIT_OK;
     if (limit < 0) {
         print_error("--limit must be positive");
         return EXIT_USAGE;
     }
     db_t db = { 0 };
-    char *user = NULL, *domain = NULL;
-    status = db_open_owner(&db, argv[1], &user, &domain);
+    status = db_open_owner(&db, argv[1]);
     if (status)
         goto out;
 
@@ -72,7 +66,7 @@ int cmd_list(int argc, char **argv)
             break;
         msilo_message_t **msgs = NULL;
         size_t n = 0;
-        int e = msilo_store_list(db.store, user, domain, after, want, &msgs, &n);
+        int e = msilo_store_list(db.store, db.user, db.domain, after, want, &msgs, &n);
         if (e) {
             status = db_fail(&db, e, "list");
             break;
@@ -99,8 +93,6 @@ int cmd_list(int argc, char **argv)
     }
     g_string_free(out, TRUE);
 out:
-    g_free(user);
-    g_free(domain);
     db_clear(&db);
     return status;
 }
@@ -116,7 +108,6 @@ int cmd_show(int argc, char **argv)
     int status = parse_command("show", entries, 1, &argc, &argv);
     if (status >= 0)
         return status;
-    status = EXIT_OK;
     if (json && raw) {
         print_error("--json and --raw exclude each other");
         return EXIT_USAGE;
@@ -160,7 +151,6 @@ int cmd_stats(int argc, char **argv)
     int status = parse_command("stats", entries, 0, &argc, &argv);
     if (status >= 0)
         return status;
-    status = EXIT_OK;
     db_t db = { 0 };
     status = db_open(&db);
     if (status) {

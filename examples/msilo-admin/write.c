@@ -26,7 +26,6 @@ int cmd_migrate(int argc, char **argv)
         g_strfreev(columns);
         return status;
     }
-    status = EXIT_OK;
     db_t db = { 0 };
     store_spec_t *spec = NULL;
     status = db_resolve(&db);
@@ -119,15 +118,13 @@ int cmd_purge(int argc, char **argv)
     int status = parse_command("purge", NULL, 1, &argc, &argv);
     if (status >= 0)
         return status;
-    status = EXIT_OK;
     db_t db = { 0 };
-    char *user = NULL, *domain = NULL;
-    status = db_open_owner(&db, argv[1], &user, &domain);
+    status = db_open_owner(&db, argv[1]);
     if (status)
         goto out;
 
     int64_t total = 0;
-    int e = msilo_store_count(db.store, user, domain, &total);
+    int e = msilo_store_count(db.store, db.user, db.domain, &total);
     size_t deleted = 0;
     /* A big mailbox goes in batches of ids, so that progress shows and no
      * single transaction holds locks on every row; purge() then takes
@@ -138,7 +135,7 @@ int cmd_purge(int argc, char **argv)
         for (;;) {
             msilo_message_t **msgs = NULL;
             size_t n = 0;
-            e = msilo_store_list(db.store, user, domain, after, PAGE, &msgs, &n);
+            e = msilo_store_list(db.store, db.user, db.domain, after, PAGE, &msgs, &n);
             if (e || n == 0) {
                 msilo_message_array_free(msgs, n);
                 break;
@@ -159,7 +156,7 @@ int cmd_purge(int argc, char **argv)
     }
     size_t rest = 0;
     if (!e)
-        e = msilo_store_purge(db.store, user, domain, &rest);
+        e = msilo_store_purge(db.store, db.user, db.domain, &rest);
     if (e) {
         if (deleted)
             print_error("%zu messages were deleted before the failure", deleted);
@@ -170,8 +167,6 @@ int cmd_purge(int argc, char **argv)
     printf("purged %zu message%s\n", deleted, deleted == 1 ? "" : "s");
     status = deleted ? EXIT_OK : EXIT_NOTFOUND;
 out:
-    g_free(user);
-    g_free(domain);
     db_clear(&db);
     return status;
 }
@@ -186,7 +181,6 @@ int cmd_expire(int argc, char **argv)
     int status = parse_command("expire", entries, 0, &argc, &argv);
     if (status >= 0)
         return status;
-    status = EXIT_OK;
     db_t db = { 0 };
     status = db_open(&db);
     if (!status) {
