@@ -1,10 +1,17 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * msilo-demo: the engine, the in-memory store and an in-process transport,
- * with no SIP stack at all. It plays the seed's sample configuration:
- * Bob sends three MESSAGEs to Alice while she is offline (stored, "202"),
- * then Alice registers and the engine delivers them to her contact.
- * Every step is printed. This is also the smallest complete embedding.
+ * with no SIP stack at all. It plays the sample configuration of the
+ * OpenSIPS msilo admin guide: Bob sends three MESSAGEs to Alice while she is
+ * offline (stored, "202"), then Alice registers and the engine delivers them
+ * to her contact. Every step is printed; the exit status is 0 when all three
+ * were delivered.
+ *
+ * This is also the smallest complete embedding, and it builds outside the
+ * tree against an installed libmsilo (tests/install does exactly that):
+ *   cc msilo-demo.c fake-transport.c $(pkg-config --cflags --libs msilo)
+ * The blocking calls (msilo_engine_*_sync) need no event loop of the
+ * embedder's; a server with a GLib loop would use the callback forms.
  */
 #include <msilo/msilo.h>
 
@@ -12,51 +19,22 @@
 #include <stdio.h>
 #include <string.h>
 
-/* A transport that "delivers" by printing and answers 200 from the loop. */
-typedef struct {
-    msilo_transport_t base;
-    GMainContext *ctx;
-} print_transport;
+#include "fake-transport.h"
 
-typedef struct {
-    msilo_transport_done_fn done;
-    void *data;
-} pending_answer;
-
-static gboolean answer_200(gpointer p)
+/* What the engine sent since the last call: the transport records every
+ * MESSAGE (fake-transport.h) and answers it with 200 from the loop. */
+static void print_sent(const fake_transport_t *t, guint *shown)
 {
-    pending_answer *a = p;
-    a->done(200, a->data);
-    return G_SOURCE_REMOVE;
-}
-
-static int print_send(msilo_transport_t *t, const msilo_outgoing_t *m,
-                      msilo_transport_done_fn done, void *data)
-{
-    print_transport *pt = (print_transport *)t;
-    printf("  -> MESSAGE %s\n     From: %s\n     To: %s\n     Content-Type: %s\n", m->ruri,
-           m->from, m->to, m->content_type ? m->content_type : "-");
-    if (m->headers)
-        printf("     %.*s\n", (int)strcspn(m->headers, "\r"), m->headers);
-    printf("     body: %.*s\n", (int)m->body_len, (const char *)m->body);
-    pending_answer *a = g_new(pending_answer, 1);
-    a->done = done;
-    a->data = data;
-    /* never call done() from inside send(): answer from the loop */
-    GSource *s = g_idle_source_new();
-    g_source_set_callback(s, answer_200, a, g_free);
-    g_source_attach(s, pt->ctx);
-    g_source_unref(s);
-    return 0;
-}
-
-static void print_free(msilo_transport_t *t)
-{
-    /* answers are idle sources that complete on their own: drain them */
-    print_transport *pt = (print_transport *)t;
-    while (g_main_context_iteration(pt->ctx, FALSE))
-        ;
-    g_free(pt);
+    for (; *shown < t->sent->len; (*shown)++) {
+        const fake_sent_t *m = t->sent->pdata[*shown];
+        gsize body_len = 0;
+        const char *body = g_bytes_get_data(m->body, &body_len);
+        printf("  -> MESSAGE %s\n     From: %s\n     To: %s\n     Content-Type: %s\n", m->ruri,
+               m->from, m->to, m->content_type ? m->content_type : "-");
+        if (m->headers)
+            printf("     %.*s\n", (int)strcspn(m->headers, "\r"), m->headers);
+        printf("     body: %.*s\n", (int)body_len, body ? body : "");
+    }
 }
 
 static void log_cb(msilo_log_level_t level, const char *msg, void *data)
@@ -71,19 +49,18 @@ int main(void)
     msilo_store_t *store;
     msilo_engine_t *e;
     msilo_config_new(&cfg);
-    /* the seed's sample notification settings */
+    /* the admin guide's sample notification settings */
     msilo_config_set(cfg, "from_address", "sip:registrar@example.org");
     msilo_config_set(cfg, "contact_hdr", "Contact: <sip:registrar@127.0.0.1:5060;msilo=yes>\r\n");
     msilo_config_set(cfg, "content_type_hdr", "Content-Type: text/plain\r\n");
     msilo_config_set(cfg, "offline_message", "*** User $rU is offline!");
     if (msilo_memory_store_new(&store))
         return 1;
-    print_transport *tr = g_new0(print_transport, 1);
-    tr->base = (msilo_transport_t)MSILO_TRANSPORT_INIT;
-    tr->base.name = "print";
-    tr->base.send = print_send;
-    tr->base.free = print_free;
-    tr->ctx = g_main_context_default();
+    /* No SIP stack: a transport that records what the engine sends and
+     * answers each MESSAGE with 200 from the loop, as a UA would. */
+    fake_transport_t *tr = fake_transport_new(NULL);
+    tr->auto_status = 200;
+    guint shown = 0;
     int rc = msilo_engine_new(&e, cfg, store, &tr->base, NULL);
     if (rc) {
         fprintf(stderr, "engine: %s: %s\n", msilo_strerror(rc), msilo_error_detail());
@@ -107,6 +84,7 @@ int main(void)
         printf("Bob -> alice@example.org (offline): \"%s\"\n", texts[i]);
         int64_t id = 0;
         rc = msilo_engine_store_sync(e, &m, NULL, &id);
+        print_sent(tr, &shown); /* the notification "alice is offline" to Bob */
         printf("  m_store: %s -> SIP %d (message id %lld)\n", msilo_strerror(rc),
                msilo_error_sip_status(rc), (long long)id);
     }
@@ -122,6 +100,7 @@ int main(void)
     reg.expires = 3600;
     msilo_dump_result_t res = { 0 };
     rc = msilo_engine_dump_sync(e, &reg, NULL, 0, &res);
+    print_sent(tr, &shown); /* the deliveries to Alice's contact */
     printf("  m_dump: %s: %zu claimed, %zu delivered, %zu failed\n", msilo_strerror(rc),
            res.claimed, res.delivered, res.failed);
     msilo_store_count(store, "alice", "example.org", &n);
