@@ -16,12 +16,7 @@
 
 #include <sofia-sip/su_log.h>
 
-#ifdef MSILO_SERVER_HAVE_POSTGRES
-#include <msilo/postgres.h>
-#endif
-#ifdef MSILO_SERVER_HAVE_SQLITE
-#include <msilo/sqlite.h>
-#endif
+#include "store-open.h"
 
 /* Refuses a secret file that others may read. @what names it in the message. */
 static bool private_enough(const char *path, const char *what)
@@ -194,78 +189,36 @@ static void drain(server_t *s, unsigned ms)
 
 /* ---- main ------------------------------------------------------------------------ */
 
-#ifdef MSILO_SERVER_HAVE_POSTGRES
-/* The PostgreSQL store on db_url/db_table/sc_* of @cfg; @migrate first
- * creates or upgrades the table (msilo_pg_migrate()). */
-static int open_pg_store(const msilo_config_t *cfg, bool migrate, msilo_store_t **ret)
-{
-    msilo_pg_options_t *opts = NULL;
-    size_t changes = 0;
-    int r = msilo_pg_options_new(&opts);
-
-    if (r == 0)
-        r = msilo_pg_options_from_config(opts, cfg);
-    if (r == 0 && migrate) {
-        r = msilo_pg_migrate(opts, 0, &changes);
-        if (r == 0 && changes)
-            g_message("table %s: %zu schema changes applied", msilo_pg_options_get(opts, "db_table"),
-                      changes);
-    }
-    if (r == 0)
-        r = msilo_pg_store_new(ret, opts);
-    if (r < 0)
-        fprintf(stderr, "msilo-server: postgres store: %s: %s%s\n", msilo_strerror(r),
-                msilo_pg_error_detail(),
-                r == MSILO_ECONFIG && !migrate ? " (create or upgrade the table with --migrate "
-                                                 "or msilo-admin migrate)"
-                                               : "");
-    msilo_pg_options_free(opts);
-    return r;
-}
-#endif
-
-#ifdef MSILO_SERVER_HAVE_SQLITE
-/* The SQLite store on the file db_url names (sqlite:///path or a path); the
- * table is created or upgraded on open, so --migrate changes nothing here. */
-static int open_sqlite_store(const msilo_config_t *cfg, msilo_store_t **ret)
-{
-    const char *url = msilo_config_get_string(cfg, "db_url");
-    const char *table = msilo_config_get_string(cfg, "db_table");
-    int r = url ? msilo_sqlite_store_new_table(ret, url, table) : MSILO_ECONFIG;
-    if (r < 0)
-        fprintf(stderr, "msilo-server: sqlite store: %s: %s\n", msilo_strerror(r),
-                url ? msilo_error_detail() : "db_url is not set (--db-url sqlite:///path)");
-    return r;
-}
-#endif
-
-static int open_store(const char *kind, const msilo_config_t *cfg, bool migrate,
+/* The store @kind_name on the msilo keys of @cfg, through the examples'
+ * shared helper (examples/common/store-open.h); @migrate creates or upgrades
+ * a PostgreSQL table first (SQLite upgrades its table on open anyway). */
+static int open_store(const char *kind_name, const msilo_config_t *cfg, bool migrate,
                       msilo_store_t **ret)
 {
-    if (strcmp(kind, "memory") == 0)
-        return msilo_memory_store_new(ret);
-#ifdef MSILO_SERVER_HAVE_SQLITE
-    if (strcmp(kind, "sqlite") == 0)
-        return open_sqlite_store(cfg, ret);
-#else
-    if (strcmp(kind, "sqlite") == 0) {
-        fprintf(stderr, "msilo-server: the sqlite store is not built in this binary\n");
+    store_kind_t kind = store_kind_from_name(kind_name);
+    if (kind == STORE_KIND_UNKNOWN) {
+        fprintf(stderr, "msilo-server: unknown store '%s' (memory, sqlite or postgres)\n",
+                kind_name);
+        return MSILO_EINVAL;
+    }
+    if (!store_kind_built(kind)) {
+        fprintf(stderr, "msilo-server: the %s store is not built in this binary\n", kind_name);
         return MSILO_ENOTSUP;
     }
-#endif
-#ifdef MSILO_SERVER_HAVE_POSTGRES
-    if (strcmp(kind, "postgres") == 0)
-        return open_pg_store(cfg, migrate, ret);
-#else
-    (void)cfg;
-    (void)migrate;
-    if (strcmp(kind, "postgres") == 0) {
-        fprintf(stderr, "msilo-server: the postgres store is not built in this binary\n");
-        return MSILO_ENOTSUP;
+    bool pg = kind == STORE_KIND_POSTGRES;
+    size_t changes = 0;
+    g_autofree char *why = NULL;
+    int r = store_open(kind, cfg, migrate && pg ? STORE_OPEN_MIGRATE : 0, ret, &changes, &why);
+    if (changes) {
+        const char *table = msilo_config_get_string(cfg, "db_table");
+        g_message("table %s: %zu schema changes applied", table ? table : "silo", changes);
     }
-#endif
-    fprintf(stderr, "msilo-server: unknown store '%s' (memory, sqlite or postgres)\n", kind);
-    return MSILO_EINVAL;
+    if (r < 0 && kind != STORE_KIND_MEMORY)
+        fprintf(stderr, "msilo-server: %s store: %s: %s%s\n", kind_name, msilo_strerror(r), why,
+                r == MSILO_ECONFIG && pg && !migrate ? " (create or upgrade the table with "
+                                                       "--migrate or msilo-admin migrate)"
+                                                     : "");
+    return r;
 }
 
 int main(int argc, char **argv)
