@@ -111,4 +111,29 @@ void pg_array_bool(pg_array_t *a, gboolean v);
 /* Reads a binary int8 field. */
 int64_t pg_get_int8(const PGresult *r, int row, int col);
 
+/* ---- statements (pg-sql.c) ---- */
+
+/* The store's statements, in the order of their prepared names. */
+typedef enum {
+    Q_LOCK,
+    Q_PUT,
+    Q_CLAIM_OWNER,
+    Q_CLAIM_REMINDERS,
+    Q_REMOVE,
+    Q_RELEASE,
+    Q_COUNT_OWNER,
+    Q_COUNT_ALL,
+    Q_EXPIRE,
+    Q_LIST_OWNER,
+    Q_LIST_ALL,
+    Q_GET,
+    Q_PURGE,
+    Q_RESET,
+    Q_N
+} query_t;
+
+/* Builds the SQL text of every statement for table @t (quoted) and the
+ * quoted column names @q into @sql (g_free each). */
+void pg_sql_build(char *sql[Q_N], const char *t, char *const q[PG_COL_N]);
+
 #endif
