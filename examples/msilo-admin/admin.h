@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "store-open.h"
+#include <msilo/stores.h>
 
 /* Exit status of every command (msilo-admin.1, EXIT STATUS). */
 enum {
@@ -55,7 +55,7 @@ int parse_id(const char *text, int64_t *ret);
 /* ---- db.c ----------------------------------------------------------------- */
 
 typedef struct db {
-    store_kind_t kind;
+    const char *kind; /* "sqlite" or "postgres" (msilo_store_url_kind()) */
     char *url;
     char *table;
     msilo_config_t *cfg;
@@ -65,9 +65,10 @@ typedef struct db {
 
 /* Settles URL, table and kind from the options, MSILO_DB_URL and -c. */
 int db_resolve(db_t *db);
-/* The options of @p db's store (-c keys, then URL and table): EXIT_OK and
- * *ret (store_spec_free() it) or an exit status, the error printed. */
-int db_spec(db_t *db, store_spec_t **ret);
+/* The msilo keys for @p db's store: those of -c, with db_url and db_table as
+ * resolved: EXIT_OK and *ret (msilo_config_free() it) or an exit status, the
+ * error printed. */
+int db_store_config(const db_t *db, msilo_config_t **ret);
 /* Opens the store (resolving the options first unless done already). */
 int db_open(db_t *db);
 /* Resolves the store, parses the AOR argument into db->user and db->domain
@@ -79,8 +80,9 @@ void db_clear(db_t *db);
 /* Prints "WHAT: error: detail" for a failed store call and returns the exit
  * status of @p e. */
 int db_fail(const db_t *db, int e, const char *what);
-/* The same for a failure of a call on @p spec. */
-int db_spec_fail(const store_spec_t *spec, int e, const char *what);
+/* The same for a failure of msilo_store_open() / msilo_store_migrate() or of
+ * the configuration (libmsilo's detail). */
+int db_open_fail(int e, const char *what);
 
 /* ---- format.c ------------------------------------------------------------- */
 

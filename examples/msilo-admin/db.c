@@ -3,14 +3,19 @@
  * msilo-admin: which store a command works on, and opening it. The URL comes
  * from --db-url, else MSILO_DB_URL, else db_url of the -c file; the table
  * from --table, else db_table of the -c file, else silo; the kind from the
- * URL's scheme. Opening goes through the examples' shared helper
- * (examples/common/store-open.h). Also: a failed store call's message and
- * exit status, and the AOR argument (it may need default_domain of -c).
+ * URL's scheme. Opening goes through msilo_store_open() (libmsilo-stores).
+ * Also: a failed store call's message and exit status, and the AOR argument
+ * (it may need default_domain of -c).
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "admin.h"
+
+#include <msilo/stores.h>
+#ifdef MSILO_ADMIN_HAVE_POSTGRES
+#include <msilo/postgres.h>
+#endif
 
 static int exit_for(int e)
 {
@@ -33,14 +38,22 @@ static int exit_for(int e)
 
 int db_fail(const db_t *db, int e, const char *what)
 {
-    const char *d = store_kind_error_detail(db ? db->kind : STORE_KIND_UNKNOWN);
+    const char *d = msilo_error_detail();
+#ifdef MSILO_ADMIN_HAVE_POSTGRES
+    /* the calls on an opened PostgreSQL store keep libmsilo-postgres's own
+     * detail (libmsilo's is not reachable from a backend library) */
+    if (db && db->kind && strcmp(db->kind, "postgres") == 0 && *msilo_pg_error_detail())
+        d = msilo_pg_error_detail();
+#else
+    (void)db;
+#endif
     print_error("%s: %s%s%s", what, msilo_strerror(e), *d ? ": " : "", d);
     return exit_for(e);
 }
 
-int db_spec_fail(const store_spec_t *spec, int e, const char *what)
+int db_open_fail(int e, const char *what)
 {
-    const char *d = store_spec_error(spec);
+    const char *d = msilo_error_detail();
     print_error("%s: %s%s%s", what, msilo_strerror(e), *d ? ": " : "", d);
     return exit_for(e);
 }
@@ -103,45 +116,35 @@ int db_resolve(db_t *db)
         db->table = g_strdup(msilo_config_get_string(db->cfg, "db_table"));
     else
         db->table = g_strdup("silo");
-    db->kind = store_kind_from_url(db->url);
-    switch (db->kind) {
-    case STORE_KIND_POSTGRES:
-    case STORE_KIND_SQLITE:
-        if (!store_kind_built(db->kind)) {
-            print_error("this msilo-admin was built without %s support",
-                        db->kind == STORE_KIND_POSTGRES ? "PostgreSQL" : "SQLite");
-            return EXIT_CONFIG;
-        }
-        break;
-    default:
+    db->kind = msilo_store_url_kind(db->url);
+    if (!db->kind || strcmp(db->kind, "memory") == 0) {
         /* memory: lands here too: a store that is empty and ends with the
          * process has nothing to administer. Never echo a URL: it may hold
          * a password. */
         print_error("database URL: unknown scheme (use postgres://... or sqlite:///path)");
         return EXIT_CONFIG;
     }
+    if (!msilo_store_url_supported(db->url)) {
+        print_error("this msilo-admin was built without %s support",
+                    strcmp(db->kind, "postgres") == 0 ? "PostgreSQL" : "SQLite");
+        return EXIT_CONFIG;
+    }
     return EXIT_OK;
 }
 
-int db_spec(db_t *db, store_spec_t **ret)
+int db_store_config(const db_t *db, msilo_config_t **ret)
 {
-    store_spec_t *spec = NULL;
-    int e = store_spec_new(&spec, db->kind);
-    if (e)
-        return db_fail(db, e, "options");
     /* PostgreSQL reads the sc_* column names of the -c file too */
-    if (opt_config)
-        e = store_spec_set_config(spec, db->cfg);
+    int e = msilo_config_copy(db->cfg, ret);
     if (!e)
-        e = store_spec_set(spec, "db_url", db->url);
+        e = msilo_config_set(*ret, "db_url", db->url);
     if (!e)
-        e = store_spec_set(spec, "db_table", db->table);
+        e = msilo_config_set(*ret, "db_table", db->table);
     if (e) {
-        int status = db_spec_fail(spec, e, "options");
-        store_spec_free(spec);
-        return status;
+        msilo_config_free(*ret);
+        *ret = NULL;
+        return db_open_fail(e, "options");
     }
-    *ret = spec;
     return EXIT_OK;
 }
 
@@ -150,14 +153,14 @@ int db_open(db_t *db)
     int status = db->url ? EXIT_OK : db_resolve(db);
     if (status)
         return status;
-    store_spec_t *spec = NULL;
-    status = db_spec(db, &spec);
+    msilo_config_t *cfg = NULL;
+    status = db_store_config(db, &cfg);
     if (status)
         return status;
-    int e = store_spec_open(spec, &db->store);
+    int e = msilo_store_open(db->url, cfg, 0, &db->store);
     if (e)
-        status = db_spec_fail(spec, e, "opening the store");
-    store_spec_free(spec);
+        status = db_open_fail(e, "opening the store");
+    msilo_config_free(cfg);
     return status;
 }
 

@@ -12,6 +12,8 @@
 
 #include "admin.h"
 
+#include <msilo/stores.h>
+
 int cmd_migrate(int argc, char **argv)
 {
     gboolean keep_id = FALSE;
@@ -27,7 +29,7 @@ int cmd_migrate(int argc, char **argv)
         return status;
     }
     db_t db = { 0 };
-    store_spec_t *spec = NULL;
+    msilo_config_t *cfg = NULL;
     status = db_resolve(&db);
     if (status)
         goto out;
@@ -36,13 +38,13 @@ int cmd_migrate(int argc, char **argv)
     gint64 t0 = g_get_monotonic_time();
     /* A migration may rewrite a big table (id widening): say what runs. */
     progress("migrating table %s...", db.table);
-    if (db.kind == STORE_KIND_SQLITE && (columns || keep_id)) {
+    if (strcmp(db.kind, "sqlite") == 0 && (columns || keep_id)) {
         print_error(
             "--column and --keep-id are PostgreSQL options (SQLite column names are fixed)");
         status = EXIT_USAGE;
         goto out;
     }
-    status = db_spec(&db, &spec);
+    status = db_store_config(&db, &cfg);
     if (status)
         goto out;
     int e = 0;
@@ -54,19 +56,21 @@ int cmd_migrate(int argc, char **argv)
             goto out;
         }
         *eq = '\0';
-        e = store_spec_set(spec, *c, eq + 1);
+        /* only the column names: the other msilo keys are not options here */
+        e = g_str_has_prefix(*c, "sc_") ? msilo_config_set(cfg, *c, eq + 1)
+                                        : msilo_store_fail(MSILO_ECONFIG, "unknown option %s", *c);
     }
     if (!e)
-        e = store_spec_migrate(spec, keep_id ? STORE_OPEN_KEEP_ID : 0, &changes);
+        e = msilo_store_migrate(db.url, cfg, keep_id ? MSILO_STORE_OPEN_KEEP_ID : 0, &changes);
     if (e) {
-        status = db_spec_fail(spec, e, "migrate");
+        status = db_open_fail(e, "migrate");
         goto out;
     }
     progress("done in %.1f s", (double)(g_get_monotonic_time() - t0) / G_USEC_PER_SEC);
     printf("table %s: %zu change%s\n", db.table, changes, changes == 1 ? "" : "s");
     status = EXIT_OK;
 out:
-    store_spec_free(spec);
+    msilo_config_free(cfg);
     db_clear(&db);
     g_strfreev(columns);
     return status;

@@ -16,7 +16,7 @@
 
 #include <sofia-sip/su_log.h>
 
-#include "store-open.h"
+#include <msilo/stores.h>
 
 /* Refuses a secret file that others may read. @what names it in the message. */
 static bool private_enough(const char *path, const char *what)
@@ -189,32 +189,43 @@ static void drain(server_t *s, unsigned ms)
 
 /* ---- main ------------------------------------------------------------------------ */
 
-/* The store @kind_name on the msilo keys of @cfg, through the examples'
- * shared helper (examples/common/store-open.h); @migrate creates or upgrades
- * a PostgreSQL table first (SQLite upgrades its table on open anyway). */
+/* The store @kind_name on the msilo keys of @cfg (msilo_store_open() of
+ * libmsilo-stores); @migrate creates or upgrades a PostgreSQL table first
+ * (SQLite upgrades its table on open anyway). A sqlite db_url may be a plain
+ * file path, which becomes "sqlite:PATH". */
 static int open_store(const char *kind_name, const msilo_config_t *cfg, bool migrate,
                       msilo_store_t **ret)
 {
-    store_kind_t kind = store_kind_from_name(kind_name);
-    if (kind == STORE_KIND_UNKNOWN) {
+    bool pg = strcmp(kind_name, "postgres") == 0, lite = strcmp(kind_name, "sqlite") == 0;
+    if (!pg && !lite && strcmp(kind_name, "memory") != 0) {
         fprintf(stderr, "msilo-server: unknown store '%s' (memory, sqlite or postgres)\n",
                 kind_name);
         return MSILO_EINVAL;
     }
-    if (!store_kind_built(kind)) {
-        fprintf(stderr, "msilo-server: the %s store is not built in this binary\n", kind_name);
-        return MSILO_ENOTSUP;
-    }
-    bool pg = kind == STORE_KIND_POSTGRES;
+    if (!pg && !lite)
+        return msilo_store_open("memory:", cfg, 0, ret);
+    const char *db_url = msilo_config_get_string(cfg, "db_url");
+    g_autofree char *url = lite && db_url && !msilo_store_url_kind(db_url)
+                               ? g_strconcat("sqlite:", db_url, NULL)
+                               : g_strdup(db_url);
+    const char *kind = msilo_store_url_kind(url);
     size_t changes = 0;
-    g_autofree char *why = NULL;
-    int r = store_open(kind, cfg, migrate && pg ? STORE_OPEN_MIGRATE : 0, ret, &changes, &why);
+    int r = 0;
+    if (kind && strcmp(kind, kind_name) != 0)
+        r = msilo_store_fail(MSILO_ECONFIG, "db_url is not a %s URL", kind_name);
+    else if (kind && !msilo_store_url_supported(url))
+        r = msilo_store_fail(MSILO_ENOTSUP, "the %s store is not built in this binary", kind_name);
+    else if (pg && migrate)
+        r = msilo_store_migrate(url, cfg, 0, &changes);
     if (changes) {
         const char *table = msilo_config_get_string(cfg, "db_table");
         g_message("table %s: %zu schema changes applied", table ? table : "silo", changes);
     }
-    if (r < 0 && kind != STORE_KIND_MEMORY)
-        fprintf(stderr, "msilo-server: %s store: %s: %s%s\n", kind_name, msilo_strerror(r), why,
+    if (r == 0)
+        r = msilo_store_open(url, cfg, 0, ret);
+    if (r < 0)
+        fprintf(stderr, "msilo-server: %s store: %s: %s%s\n", kind_name, msilo_strerror(r),
+                url ? msilo_error_detail() : "db_url is not set (--db-url sqlite:///path)",
                 r == MSILO_ECONFIG && pg && !migrate ? " (create or upgrade the table with "
                                                        "--migrate or msilo-admin migrate)"
                                                      : "");
