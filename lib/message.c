@@ -79,9 +79,3 @@ void msilo_message_array_free(msilo_message_t **msgs, size_t n)
         msilo_message_free(msgs[i]);
     g_free(msgs);
 }
-
-void msilo_request_init(msilo_request_t *req)
-{
-    if (req)
-        *req = (msilo_request_t)MSILO_REQUEST_INIT;
-}

@@ -64,6 +64,23 @@ typedef struct msilo_request {
 /** Sets @p req to MSILO_REQUEST_INIT. */
 MSILO_API void msilo_request_init(msilo_request_t *req);
 
+/**
+ * A deep copy of @p req: every string, the extra headers and the body are
+ * copied with it, so the copy stays valid after the SIP stack has freed the
+ * request it came from. For handing a request to the thread that owns the
+ * engine (a SIP stack's own thread, another worker). The copy is one block:
+ * free it with msilo_request_free() only, never a field of it. Its body is
+ * followed by a NUL byte (not counted in body_len); a body_len of 0 gives a
+ * NULL body, no headers a NULL headers.
+ * @return 0; MSILO_EINVAL (NULL argument, headers or body missing for their
+ * count); MSILO_EVERSION (a view version this library does not know).
+ * Thread-safety: none needed; @p req is only read.
+ */
+MSILO_API int msilo_request_copy(const msilo_request_t *req, msilo_request_t **ret);
+
+/** Frees a copy made by msilo_request_copy(). NULL is a no-op. */
+MSILO_API void msilo_request_free(msilo_request_t *req);
+
 MSILO_END_DECLS
 
 #endif

@@ -459,6 +459,53 @@ static void test_store_owner_from_to_when_ruri_not_aor(void **state)
     assert_int_equal(count(f, "carol", "example.org"), 3);
 }
 
+/* msilo_request_copy(): the copy owns everything it points to (the
+ * original's buffers can go), and the engine stores it like the original. */
+static void test_request_copy(void **state)
+{
+    fixture *f = *state;
+    start(f);
+    char *ruri = g_strdup("sip:carol@example.org"), *to = g_strdup("<sip:carol@example.org>");
+    char *body = g_memdup2("a\0b", 3);
+    msilo_header_t hdrs[2] = { { "X-One", "1" }, { "X-Two", "" } };
+    msilo_request_t r = message(ruri, to, NULL);
+    r.body = body;
+    r.body_len = 3;
+    r.headers = hdrs;
+    r.n_headers = 2;
+    r.snd_time = NULL;
+    msilo_request_t *c = NULL;
+    assert_int_equal(msilo_request_copy(&r, &c), 0);
+    memset(ruri, 'x', strlen(ruri));
+    memset(to, 'x', strlen(to));
+    memset(body, 'x', 3);
+    hdrs[0].name = hdrs[1].name = "X-Gone";
+    g_free(ruri);
+    g_free(to);
+    g_free(body);
+    assert_string_equal(c->ruri, "sip:carol@example.org");
+    assert_string_equal(c->to, "<sip:carol@example.org>");
+    assert_int_equal(c->body_len, 3);
+    assert_memory_equal(c->body, "a\0b", 3);
+    assert_int_equal(c->n_headers, 2);
+    assert_string_equal(c->headers[0].name, "X-One");
+    assert_string_equal(c->headers[1].name, "X-Two");
+    assert_string_equal(c->headers[1].value, "");
+    assert_null(c->orig_ruri);
+    store_ok(f, c, NULL);
+    assert_int_equal(count(f, "carol", "example.org"), 1);
+    msilo_request_free(c);
+    msilo_request_free(NULL);
+    /* refused: no view, an unknown version, a count without its array */
+    assert_int_equal(msilo_request_copy(NULL, &c), MSILO_EINVAL);
+    msilo_request_t bad = message("sip:a@b", "sip:a@b", "x");
+    bad.version = 99;
+    assert_int_equal(msilo_request_copy(&bad, &c), MSILO_EVERSION);
+    bad = message("sip:a@b", "sip:a@b", "x");
+    bad.n_headers = 1;
+    assert_int_equal(msilo_request_copy(&bad, &c), MSILO_EINVAL);
+}
+
 static void test_store_owner_argument(void **state)
 {
     fixture *f = *state;
@@ -1772,6 +1819,7 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test_setup_teardown(test_store_owner_from_ruri, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_owner_from_to_when_ruri_not_aor, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_request_copy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_owner_argument, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_user_unescaped_host_caseless, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_expiry_time, setup, teardown),
