@@ -26,8 +26,12 @@
 #include <msilo/sys/store.h>
 #include <msilo/sys/transport.h>
 
-/* GMainContext, without making every embedder include glib.h. */
-typedef struct _GMainContext GMainContext;
+/* GMainContext is named by its struct tag, as sofia.h names Sofia's types
+ * (GLib's own typedef is `typedef struct _GMainContext GMainContext;`, so a
+ * GMainContext * passes as it is): a second typedef here is a pedantic error
+ * in C99 for every program that also includes glib.h, and including glib.h
+ * would give every embedder GLib's unprefixed names (TRUE, MIN, CLAMP, ...). */
+struct _GMainContext;
 
 MSILO_BEGIN_DECLS
 
@@ -87,7 +91,7 @@ typedef void (*msilo_log_fn)(msilo_log_level_t level, const char *message, void 
  */
 MSILO_API int msilo_engine_new(msilo_engine_t **ret, const msilo_config_t *cfg,
                                msilo_store_t *store, msilo_transport_t *transport,
-                               GMainContext *ctx);
+                               struct _GMainContext *ctx);
 
 /**
  * Frees the engine. Pending store callbacks run first, with the batch's real
