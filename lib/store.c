@@ -3,6 +3,32 @@
 #include "internal.h"
 
 #include <stdarg.h>
+#include <string.h>
+
+/* How many bytes of msilo_store_t each version has: up to the end of the last
+ * member it knows. A backend compiled against an older header embeds that
+ * shorter struct, and its own fields follow it. */
+#define MEMBER_END(type, m) (offsetof(type, m) + sizeof(((type *)0)->m))
+static const size_t store_version_size[] = {
+    [1] = MEMBER_END(msilo_store_t, reset_leases),
+    [2] = MEMBER_END(msilo_store_t, open_peer),
+};
+/* A new version appends a row above. */
+G_STATIC_ASSERT(G_N_ELEMENTS(store_version_size) == MSILO_STORE_VERSION + 1);
+
+int msilo_store_init(msilo_store_t *s, unsigned version)
+{
+    if (!s)
+        return msilo_fail(MSILO_EINVAL, "msilo_store_init: store is NULL");
+    if (version < 1 || version > MSILO_STORE_VERSION)
+        return msilo_fail(MSILO_EVERSION,
+                          "msilo_store_init: store version %u not supported (1..%u)", version,
+                          (unsigned)MSILO_STORE_VERSION);
+    msilo_store_t init = MSILO_STORE_INIT;
+    init.version = version;
+    memcpy(s, &init, store_version_size[version]);
+    return 0;
+}
 
 int msilo_store_check(const msilo_store_t *s)
 {

@@ -4,7 +4,8 @@
  * @brief The storage backend vtable, for backend implementers.
  *
  * A backend is a struct whose first member is an msilo_store_t (the "base"),
- * filled with MSILO_STORE_INIT and then the backend's methods:
+ * filled with MSILO_STORE_INIT (or msilo_store_init()) and then the backend's
+ * methods:
  *
  * @code
  * typedef struct { msilo_store_t base; GHashTable *rows; } my_store;
@@ -168,6 +169,22 @@ struct msilo_store {
 };
 
 #define MSILO_STORE_INIT { .version = MSILO_STORE_VERSION }
+
+/**
+ * Sets @p s to MSILO_STORE_INIT, for callers that cannot use the macro (C++
+ * before C++20 has no designated initializers):
+ * `msilo_store_init(&my->base, MSILO_STORE_VERSION);`.
+ *
+ * @p version says which msilo_store_t the caller was compiled with: pass
+ * MSILO_STORE_VERSION, not a number. The function writes `version` and
+ * clears only the members that version has, so a backend built against an
+ * older header, whose base is shorter, never has its own fields after the
+ * base overwritten, and never claims methods it does not have.
+ *
+ * @return 0; MSILO_EINVAL (@p s NULL); MSILO_EVERSION when @p version is 0 or
+ *         newer than this library knows (@p s is left untouched).
+ */
+MSILO_API int msilo_store_init(msilo_store_t *s, unsigned version);
 
 /**
  * Checks that @p s is usable: version known (1..MSILO_STORE_VERSION), name and

@@ -61,6 +61,19 @@ struct msilo_transport {
 
 #define MSILO_TRANSPORT_INIT { .version = MSILO_TRANSPORT_VERSION }
 
+/**
+ * Sets @p t to MSILO_TRANSPORT_INIT, for callers that cannot use the macro
+ * (C++ before C++20): `msilo_transport_init(&my->base, MSILO_TRANSPORT_VERSION);`.
+ *
+ * @p version says which msilo_transport_t the caller was compiled with: pass
+ * MSILO_TRANSPORT_VERSION, not a number. Only the members of that version are
+ * written, as with msilo_store_init().
+ *
+ * @return 0; MSILO_EINVAL (@p t NULL); MSILO_EVERSION when @p version is 0 or
+ *         newer than this library knows (@p t is left untouched).
+ */
+MSILO_API int msilo_transport_init(msilo_transport_t *t, unsigned version);
+
 /** Checks version, name and required methods. @return 0, MSILO_EINVAL or MSILO_EVERSION. */
 MSILO_API int msilo_transport_check(const msilo_transport_t *t);
 
