@@ -2,7 +2,12 @@
 # Installs the build into a scratch DESTDIR, then builds the in-process example
 # (examples/inprocess: msilo-demo.c and its fake-transport.c) against the
 # *installed* library with pkg-config only, and runs it; then uses libmsilo as
-# a meson subproject from a throw-away project.
+# a meson subproject, with its default options, from a throw-away project,
+# and checks that it stays out of the parent's way: the parent's `meson test`
+# runs none of libmsilo's tests, its default build makes only libmsilo's
+# libraries (no examples, benchmarks, fuzz replays, docs test), and its
+# install adds only libraries, headers and .pc files (no bin, etc, man);
+# then that a parent that asks for them gets the tests and examples.
 # Usage: test-install.sh SOURCE_DIR BUILD_DIR
 set -euo pipefail
 src=$1
@@ -28,18 +33,66 @@ cc -std=gnu11 -Wall -Werror -o "$tmp/msilo-demo" "$demo/msilo-demo.c" "$demo/fak
 LD_LIBRARY_PATH="$libdir" "$tmp/msilo-demo"
 echo "installed library: ok"
 
-# as a meson subproject
+# as a meson subproject, with its default options
 mkdir -p "$tmp/proj/subprojects"
 ln -s "$src" "$tmp/proj/subprojects/msilo"
 cat > "$tmp/proj/meson.build" <<'MESON'
 project('uses-msilo', 'c')
-dep = dependency('msilo', fallback : ['msilo', 'libmsilo_dep'],
-  default_options : ['tests=disabled', 'examples=disabled', 'sofia=disabled', 'postgresql=disabled'])
-executable('msilo-demo', 'msilo-demo.c', 'fake-transport.c', dependencies : dep)
+dep = dependency('msilo', fallback : ['msilo', 'libmsilo_dep'])
+demo = executable('msilo-demo', 'msilo-demo.c', 'fake-transport.c', dependencies : dep)
+test('parent-demo', demo)
 MESON
 cp "$demo/msilo-demo.c" "$demo/fake-transport.c" "$demo/fake-transport.h" "$tmp/proj/"
 unset PKG_CONFIG_PATH
-meson setup "$tmp/proj/build" "$tmp/proj" --force-fallback-for=msilo >/dev/null
-ninja --quiet -C "$tmp/proj/build"
-"$tmp/proj/build/msilo-demo"
-echo "meson subproject: ok"
+pb=$tmp/proj/build
+meson setup "$pb" "$tmp/proj" --force-fallback-for=msilo --prefix=/usr >/dev/null
+ninja --quiet -C "$pb"
+"$pb/msilo-demo"
+
+fail=0
+# libmsilo's targets: executables none at all, by default only libraries
+bad=$(meson introspect --targets "$pb" | python3 -c '
+import json, sys
+for t in json.load(sys.stdin):
+    if t["subproject"] != "msilo":
+        continue
+    if t["type"] == "executable" or (t["build_by_default"] and not t["type"].endswith(" library")):
+        print(t["type"], t["name"], "(built by default)" if t["build_by_default"] else "")
+')
+[ -z "$bad" ] || { echo "subproject: targets that are not libraries:"; echo "$bad"; fail=1; }
+bad=$(find "$pb/subprojects/msilo" -type f -perm -u+x ! -name '*.so' ! -name '*.so.*')
+[ -z "$bad" ] || { echo "subproject: the default build made programs:"; echo "$bad"; fail=1; }
+ls "$pb"/subprojects/msilo/lib/libmsilo.so* >/dev/null || fail=1
+
+# the parent's meson test: its own test, and only that
+meson test -C "$pb" --no-rebuild >/dev/null || { echo "subproject: the parent's meson test failed"; fail=1; }
+ran=$(python3 -c '
+import json, sys
+print(", ".join(sorted(json.loads(l)["name"] for l in open(sys.argv[1]))))
+' "$pb/meson-logs/testlog.json")
+[[ $ran == parent-demo || $ran == "uses-msilo / parent-demo" ]] ||
+  { echo "subproject: the parent's meson test ran: $ran"; fail=1; }
+
+# the parent's install: libraries, headers and .pc files, nothing else
+meson install -C "$pb" --destdir "$tmp/proot" --no-rebuild --quiet >/dev/null
+(cd "$tmp/proot" && find . ! -type d | sed 's|^\./||' | sort) > "$tmp/installed"
+bad=$(grep -Ev '^usr/lib[^/]*(/[^/]+)?/libmsilo[-a-z]*\.so(\.[0-9]+)*$|^usr/lib[^/]*(/[^/]+)?/pkgconfig/msilo[-a-z]*\.pc$|^usr/include/msilo/([a-z]+/)?[a-z]+\.h$' "$tmp/installed" || true)
+[ -z "$bad" ] || { echo "subproject: the parent's install added:"; echo "$bad"; fail=1; }
+for want in '/libmsilo\.so\.0$' '/pkgconfig/msilo\.pc$' '^usr/include/msilo/msilo\.h$' '^usr/include/msilo/sys/store\.h$'; do
+  grep -Eq "$want" "$tmp/installed" || { echo "subproject: the parent's install lacks $want"; fail=1; }
+done
+
+# a parent that asks gets them (configured only, nothing built)
+meson setup "$tmp/proj/build-asked" "$tmp/proj" --force-fallback-for=msilo --prefix=/usr \
+  -Dmsilo:tests=enabled -Dmsilo:examples=enabled -Dmsilo:benchmarks=enabled >/dev/null
+n=$(meson introspect --tests "$tmp/proj/build-asked" | python3 -c '
+import json, sys
+print(sum(1 for t in json.load(sys.stdin) if any(s.startswith("msilo:") for s in t["suite"])))
+')
+[ "$n" -gt 0 ] || { echo "subproject: -Dmsilo:tests=enabled gave no tests"; fail=1; }
+meson introspect --installed "$tmp/proj/build-asked" | grep -q '/usr/bin/msilo-' ||
+  { echo "subproject: -Dmsilo:examples=enabled installs no programs"; fail=1; }
+meson introspect --targets "$tmp/proj/build-asked" | grep -q '"bench-engine"' ||
+  { echo "subproject: -Dmsilo:benchmarks=enabled builds no benchmark"; fail=1; }
+[ $fail = 0 ] || exit 1
+echo "meson subproject: ok (libraries only; $n tests when asked)"
