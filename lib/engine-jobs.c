@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Jobs, the worker threads that execute them, and the dispatch source that
- * completes them.
+ * completes them (and the sends posted from other threads, engine-deliver.c).
  *
  * Owns: e->worker (the main worker, on e->store, started at the first job
  * that needs it), the peer workers' threads (each on a store handle of its
@@ -162,6 +162,7 @@ static gboolean dispatch_source_dispatch(GSource *src, GSourceFunc cb, gpointer 
     }
     while ((j = g_async_queue_try_pop(e->done)))
         job_complete(e, j);
+    engine_run_posted(e); /* sends that done() completed on other threads */
     engine_complete_noop_dumps(e, 0);
     return G_SOURCE_CONTINUE;
 }

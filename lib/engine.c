@@ -34,8 +34,9 @@
  *   their queues (a committed store gets its real result), the stores still
  *   waiting are written and the deliveries acknowledged are deleted,
  *   synchronously; claimed messages not sent are released unchanged; dumps
- *   still waiting complete with MSILO_ECANCELLED; sends in flight keep a
- *   context that only frees itself when the transport calls back.
+ *   still waiting complete with MSILO_ECANCELLED; completions posted from
+ *   other threads are completed; sends in flight keep a context (and the
+ *   post box) that only frees itself when the transport calls back.
  */
 #include "engine-private.h"
 
@@ -129,7 +130,6 @@ int msilo_engine_new(msilo_engine_t **ret, const msilo_config_t *cfg, msilo_stor
     g_queue_init(&e->noop_dumps);
     g_queue_init(&e->finished_dumps);
     g_queue_init(&e->blocked);
-    g_queue_init(&e->sends);
     e->acks = (coalescer_t){ .wait = g_array_new(FALSE, FALSE, sizeof(int64_t)),
                              .kind = JOB_REMOVE };
     e->releases = (coalescer_t){ .wait = g_array_new(FALSE, FALSE, sizeof(msilo_store_release_t)),
@@ -141,6 +141,7 @@ int msilo_engine_new(msilo_engine_t **ret, const msilo_config_t *cfg, msilo_stor
     e->put_owners = engine_put_owners_new();
 
     engine_dispatch_attach(e);
+    engine_postbox_new(e);
     engine_timer_attach(e);
 
     int64_t now = now_of(e);
@@ -190,15 +191,12 @@ void msilo_engine_free(msilo_engine_t *e)
     g_source_destroy(e->timer);
     g_source_unref(e->timer);
     engine_workers_stop(e);
+    /* completions posted from other threads are completed; the sends still
+     * in flight only free themselves when the transport calls back */
+    engine_postbox_close(e);
     engine_schedule_put(e); /* runs synchronously now (freeing) until the queue is empty */
     engine_coalesce_schedule(e, &e->acks); /* delete what was delivered */
     engine_coalesce_schedule(e, &e->releases);
-    /* sends in flight: the transport calls back later; those contexts just free */
-    GList *l;
-    while ((l = g_queue_pop_head_link(&e->sends))) {
-        send_ctx *sc = l->data;
-        sc->e = NULL;
-    }
     engine_owners_free(e);
     engine_complete_noop_dumps(e, 0);
     engine_flush_finished_dumps(e, FALSE);
@@ -234,7 +232,7 @@ void msilo_engine_free(msilo_engine_t *e)
     g_string_free(e->body_buf, TRUE);
     while (e->sc_free) {
         send_ctx *sc = e->sc_free;
-        e->sc_free = sc->next_free;
+        e->sc_free = sc->next;
         g_free(sc);
     }
     msilo_config_free(e->cfg);
