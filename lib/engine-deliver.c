@@ -82,7 +82,7 @@ static int start_send(msilo_engine_t *e, send_ctx *sc, const msilo_outgoing_t *o
     if (rc == 0) {
         e->sends_out++;
         if (sc->kind != SEND_NOTIFY)
-            e->stats[MSILO_STAT_IN_FLIGHT]++;
+            stat_add(e, MSILO_STAT_IN_FLIGHT, 1);
     }
     return rc;
 }
@@ -237,7 +237,7 @@ void engine_send_notification(msilo_engine_t *e, store_op *op)
     sc->kind = SEND_NOTIFY;
     int rc = start_send(e, sc, &out);
     if (rc) {
-        e->stats[MSILO_STAT_NOTIFICATIONS_FAILED]++;
+        stat_add(e, MSILO_STAT_NOTIFICATIONS_FAILED, 1);
         send_ctx_release(e, sc);
     }
 }
@@ -249,7 +249,7 @@ static void unblock_owners(msilo_engine_t *e)
         return; /* the outer call goes on */
     e->unblocking = TRUE;
     owner_t *o;
-    while (!e->freeing && e->stats[MSILO_STAT_IN_FLIGHT] < (uint64_t)e->max_in_flight &&
+    while (!e->freeing && stat_get(e, MSILO_STAT_IN_FLIGHT) < (uint64_t)e->max_in_flight &&
            (o = g_queue_pop_head(&e->blocked))) {
         o->blocked = FALSE;
         engine_owner_pump(e, o); /* may block it again, or end its round */
@@ -298,8 +298,8 @@ static void send_complete(msilo_engine_t *e, send_ctx *sc, int status, gint64 an
     e->sends_out--;
     if (sc->kind != SEND_NOTIFY) {
         gauge_add(e, MSILO_STAT_IN_FLIGHT, -1);
-        e->stats[MSILO_STAT_DELIVERY_LATENCY_US] += (uint64_t)(answered - sc->started);
-        e->stats[MSILO_STAT_DELIVERIES_TIMED]++;
+        stat_add(e, MSILO_STAT_DELIVERY_LATENCY_US, (uint64_t)(answered - sc->started));
+        stat_add(e, MSILO_STAT_DELIVERIES_TIMED, 1);
     }
     delivery_finished(e, sc, status);
 }
@@ -406,7 +406,7 @@ static void delivery_finished(msilo_engine_t *e, send_ctx *sc, int status)
 {
     gboolean ok = status >= 200 && status < 300;
     if (sc->kind == SEND_NOTIFY) {
-        e->stats[ok ? MSILO_STAT_NOTIFICATIONS_SENT : MSILO_STAT_NOTIFICATIONS_FAILED]++;
+        stat_add(e, ok ? MSILO_STAT_NOTIFICATIONS_SENT : MSILO_STAT_NOTIFICATIONS_FAILED, 1);
         send_ctx_release(e, sc);
         return;
     }
@@ -415,8 +415,8 @@ static void delivery_finished(msilo_engine_t *e, send_ctx *sc, int status)
     if (ok) {
         g_array_append_val(e->acks.wait, m->id);
         gauge_add(e, MSILO_STAT_QUEUED, -1);
-        e->stats[sc->kind == SEND_REMINDER ? MSILO_STAT_DUMPED_REMINDERS
-                                           : MSILO_STAT_DUMPED_MESSAGES]++;
+        stat_add(e, sc->kind == SEND_REMINDER ? MSILO_STAT_DUMPED_REMINDERS
+                                              : MSILO_STAT_DUMPED_MESSAGES, 1);
         engine_coalesce_schedule(e, &e->acks);
     } else {
         int64_t now = now_of(e);
@@ -427,11 +427,11 @@ static void delivery_finished(msilo_engine_t *e, send_ctx *sc, int status)
              * becomes an offline message */
             r.flags = MSILO_RELEASE_CLEAR_SND_TIME;
             r.next_try = 0;
-            e->stats[MSILO_STAT_FAILED_REMINDERS]++;
+            stat_add(e, MSILO_STAT_FAILED_REMINDERS, 1);
         } else {
             r.next_try = r.attempts >= (uint32_t)e->max_attempts ? INT64_MAX
                                                                  : now + backoff(e, r.attempts);
-            e->stats[MSILO_STAT_FAILED_MESSAGES]++;
+            stat_add(e, MSILO_STAT_FAILED_MESSAGES, 1);
             if (o && r.next_try != INT64_MAX && o->reg_until > r.next_try &&
                 (o->retry_at == 0 || o->retry_at > r.next_try))
                 o->retry_at = r.next_try;

@@ -237,7 +237,10 @@ struct msilo_engine {
     void *clock_data;
     msilo_log_fn log;
     void *log_data;
-    uint64_t stats[MSILO_STAT_COUNT_];
+    /* written on the loop thread only, read from any (msilo_engine_stat()):
+     * relaxed atomics, plain loads and stores on the usual targets; through
+     * stat_get(), stat_add(), stat_set(), gauge_add() */
+    _Atomic uint64_t stats[MSILO_STAT_COUNT_];
     gboolean freeing; /* in msilo_engine_free(): no loop to come back to */
 
     /* jobs (engine-jobs.c) */
@@ -297,14 +300,51 @@ static inline int64_t now_of(const msilo_engine_t *e)
     return e->clock(e->clock_data);
 }
 
+/* Statistics: one writer (the loop thread), so a load and a store make an
+ * increment; readers on other threads see a whole value. */
+static inline uint64_t stat_get(const msilo_engine_t *e, msilo_stat_t s)
+{
+    return atomic_load_explicit((_Atomic uint64_t *)&e->stats[s], memory_order_relaxed);
+}
+
+static inline void stat_set(msilo_engine_t *e, msilo_stat_t s, uint64_t v)
+{
+    atomic_store_explicit(&e->stats[s], v, memory_order_relaxed);
+}
+
+static inline void stat_add(msilo_engine_t *e, msilo_stat_t s, uint64_t d)
+{
+    stat_set(e, s, stat_get(e, s) + d);
+}
+
 /* Adds @d to a gauge statistic, which never goes below 0. */
 static inline void gauge_add(msilo_engine_t *e, msilo_stat_t s, int64_t d)
 {
-    if (d < 0 && e->stats[s] < (uint64_t)-d)
-        e->stats[s] = 0;
-    else
-        e->stats[s] += (uint64_t)d;
+    uint64_t v = stat_get(e, s);
+    stat_set(e, s, d < 0 && v < (uint64_t)-d ? 0 : v + (uint64_t)d);
 }
+
+/* ---- threads ---------------------------------------------------------------- */
+
+/* Every public engine function but msilo_engine_stat() starts with this: the
+ * engine runs on the calling thread for the call, which must own e->ctx
+ * (inside a callback or a source of that context, or after
+ * g_main_context_acquire()) or be able to take it now, when no other thread
+ * runs it. FALSE: another thread runs the engine; return engine_ethread().
+ * TRUE is paired with engine_leave(). Ownership is recursive, so a callback
+ * that calls the engine again is fine. */
+static inline gboolean engine_enter(msilo_engine_t *e)
+{
+    return g_main_context_acquire(e->ctx);
+}
+
+static inline void engine_leave(msilo_engine_t *e)
+{
+    g_main_context_release(e->ctx);
+}
+
+/* MSILO_ETHREAD, with a detail naming @fn. */
+int engine_ethread(const char *fn);
 
 /* ---- life cycle and statistics (engine.c) ------------------------------- */
 
