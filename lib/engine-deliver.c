@@ -293,7 +293,7 @@ static void orphan_free(send_ctx *sc)
 
 /* On the loop thread: the send's transaction is over (@answered: when done()
  * was called, monotonic). */
-static void send_complete(msilo_engine_t *e, send_ctx *sc, int status, gint64 answered)
+static inline void send_complete(msilo_engine_t *e, send_ctx *sc, int status, gint64 answered)
 {
     e->sends_out--;
     if (sc->kind != SEND_NOTIFY) {
