@@ -6,8 +6,10 @@
  * it with a backoff (anything else); the deletes and releases go to the
  * store through two coalescers.
  *
- * Owns: the send contexts (e->sends, the free list e->sc_free), the
- * delivery buffers (e->hdr_buf, e->body_buf) and the time strings cache,
+ * Owns: the send contexts (e->sends_out of them in flight, the free list
+ * e->sc_free), the post box of completions reported from other threads
+ * (e->box), the delivery buffers (e->hdr_buf, e->body_buf) and the time
+ * strings cache,
  * the global in-flight count (MSILO_STAT_IN_FLIGHT against max_in_flight)
  * and the owners waiting for a slot of it (e->blocked, in turn), and the
  * coalescers e->acks and e->releases.
@@ -17,6 +19,13 @@
  *   callback; handled here as a failed delivery, the same path) or runs its
  *   callback exactly once, later. A context whose engine was freed only
  *   frees itself (the message keeps its lease in the store).
+ * - done() may come from any thread. On a thread that owns the engine's
+ *   context it completes the send at once (the common case: the transport's
+ *   own sources run on that context); on any other thread it only posts the
+ *   send context to e->box, lock-free, and wakes the dispatch source, which
+ *   completes it on the loop thread. No engine state is touched outside the
+ *   thread that owns the context, and the engine never runs a callback or
+ *   calls send() on a transport's thread.
  * - The transport borrows the buffers only during send(): they are reused
  *   for the next message, and a body buffer grown past
  *   DELIVERY_BODY_KEEP_MAX is given back.
@@ -63,14 +72,17 @@ static void delivery_finished(msilo_engine_t *e, send_ctx *sc, int status);
 
 static int start_send(msilo_engine_t *e, send_ctx *sc, const msilo_outgoing_t *out)
 {
-    sc->e = e;
-    sc->link.data = sc;
+    if (G_UNLIKELY(!e->box))
+        return MSILO_ECANCELLED; /* closed: nothing may start after it (never happens) */
+    sc->box = e->box;
     sc->started = g_get_monotonic_time();
+    /* from here until its done() the context is the transport's: done() may
+     * run on another thread before send() has even returned */
     int rc = msilo_transport_send(e->transport, out, send_done, sc);
     if (rc == 0) {
-        g_queue_push_tail_link(&e->sends, &sc->link);
+        e->sends_out++;
         if (sc->kind != SEND_NOTIFY)
-            e->stats[MSILO_STAT_IN_FLIGHT]++;
+            stat_add(e, MSILO_STAT_IN_FLIGHT, 1);
     }
     return rc;
 }
@@ -126,7 +138,7 @@ static send_ctx *send_ctx_new(msilo_engine_t *e)
 {
     send_ctx *sc = e->sc_free;
     if (sc)
-        e->sc_free = sc->next_free;
+        e->sc_free = sc->next;
     else
         sc = g_new(send_ctx, 1);
     memset(sc, 0, sizeof *sc);
@@ -135,7 +147,7 @@ static send_ctx *send_ctx_new(msilo_engine_t *e)
 
 static void send_ctx_release(msilo_engine_t *e, send_ctx *sc)
 {
-    sc->next_free = e->sc_free;
+    sc->next = e->sc_free;
     e->sc_free = sc;
 }
 
@@ -225,7 +237,7 @@ void engine_send_notification(msilo_engine_t *e, store_op *op)
     sc->kind = SEND_NOTIFY;
     int rc = start_send(e, sc, &out);
     if (rc) {
-        e->stats[MSILO_STAT_NOTIFICATIONS_FAILED]++;
+        stat_add(e, MSILO_STAT_NOTIFICATIONS_FAILED, 1);
         send_ctx_release(e, sc);
     }
 }
@@ -237,7 +249,7 @@ static void unblock_owners(msilo_engine_t *e)
         return; /* the outer call goes on */
     e->unblocking = TRUE;
     owner_t *o;
-    while (!e->freeing && e->stats[MSILO_STAT_IN_FLIGHT] < (uint64_t)e->max_in_flight &&
+    while (!e->freeing && stat_get(e, MSILO_STAT_IN_FLIGHT) < (uint64_t)e->max_in_flight &&
            (o = g_queue_pop_head(&e->blocked))) {
         o->blocked = FALSE;
         engine_owner_pump(e, o); /* may block it again, or end its round */
@@ -245,22 +257,141 @@ static void unblock_owners(msilo_engine_t *e)
     e->unblocking = FALSE;
 }
 
+/* ---- completions, and the post box ------------------------------------------ */
+
+/* head of a closed post box: the engine is gone */
+#define POSTBOX_CLOSED ((send_ctx *)(uintptr_t)1)
+
+void engine_postbox_new(msilo_engine_t *e)
+{
+    postbox_t *b = g_new0(postbox_t, 1);
+    atomic_init(&b->head, NULL);
+    atomic_init(&b->refs, 1);
+    b->e = e;
+    b->ctx = g_main_context_ref(e->ctx);
+    b->dispatch = g_source_ref(e->dispatch);
+    e->box = b;
+}
+
+static void postbox_unref(postbox_t *b)
+{
+    if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    g_source_unref(b->dispatch);
+    g_main_context_unref(b->ctx);
+    g_free(b);
+}
+
+/* A send whose engine is gone: the message keeps its lease in the store. */
+static void orphan_free(send_ctx *sc)
+{
+    postbox_t *b = sc->box;
+    msilo_message_free(sc->msg);
+    g_free(sc);
+    postbox_unref(b); /* the reference the send held since its engine was freed */
+}
+
+/* On the loop thread: the send's transaction is over (@answered: when done()
+ * was called, monotonic). */
+static inline void send_complete(msilo_engine_t *e, send_ctx *sc, int status, gint64 answered)
+{
+    e->sends_out--;
+    if (sc->kind != SEND_NOTIFY) {
+        gauge_add(e, MSILO_STAT_IN_FLIGHT, -1);
+        stat_add(e, MSILO_STAT_DELIVERY_LATENCY_US, (uint64_t)(answered - sc->started));
+        stat_add(e, MSILO_STAT_DELIVERIES_TIMED, 1);
+    }
+    delivery_finished(e, sc, status);
+}
+
+/* done() on a thread that does not own the engine's context: hand the send
+ * to the loop thread. Lock-free (a Treiber stack): a SIP stack's thread never
+ * waits for the engine. Only the push that finds the box empty wakes the
+ * dispatch source, which takes everything posted at once. */
+static void send_post(postbox_t *b, send_ctx *sc, int status)
+{
+    /* the box lives while this send is in flight (the engine's reference, or
+     * the one the send got when the engine was freed); this one keeps it
+     * alive until the wake-up below even if the engine completes the send
+     * and is freed meanwhile */
+    atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+    sc->status = status;
+    sc->answered = g_get_monotonic_time();
+    send_ctx *head = atomic_load_explicit(&b->head, memory_order_acquire);
+    do {
+        if (head == POSTBOX_CLOSED) {
+            orphan_free(sc);
+            postbox_unref(b);
+            return;
+        }
+        sc->next = head;
+    } while (!atomic_compare_exchange_weak_explicit(&b->head, &head, sc, memory_order_acq_rel,
+                                                    memory_order_acquire));
+    if (!head)
+        g_source_set_ready_time(b->dispatch, 0); /* thread-safe; harmless once destroyed */
+    postbox_unref(b);
+}
+
+/* Takes what was posted, in the order done() was called. */
+static send_ctx *postbox_take(postbox_t *b, send_ctx *with)
+{
+    send_ctx *l = atomic_exchange_explicit(&b->head, with, memory_order_acq_rel), *fifo = NULL;
+    g_assert(l != POSTBOX_CLOSED);
+    while (l) {
+        send_ctx *next = l->next;
+        l->next = fifo;
+        fifo = l;
+        l = next;
+    }
+    return fifo;
+}
+
+void engine_run_posted(msilo_engine_t *e)
+{
+    if (G_LIKELY(!atomic_load_explicit(&e->box->head, memory_order_relaxed)))
+        return;
+    send_ctx *sc = postbox_take(e->box, NULL);
+    while (sc) {
+        send_ctx *next = sc->next;
+        send_complete(e, sc, sc->status, sc->answered);
+        sc = next;
+    }
+}
+
+void engine_postbox_close(msilo_engine_t *e)
+{
+    postbox_t *b = e->box;
+    /* every send still in flight holds the box from now on; those posted
+     * already are completed here and give theirs back */
+    atomic_fetch_add_explicit(&b->refs, e->sends_out, memory_order_relaxed);
+    send_ctx *sc = postbox_take(b, POSTBOX_CLOSED);
+    e->box = NULL; /* no send starts after this (start_send) */
+    while (sc) {
+        send_ctx *next = sc->next;
+        send_complete(e, sc, sc->status, sc->answered);
+        atomic_fetch_sub_explicit(&b->refs, 1, memory_order_relaxed); /* the engine holds 1 */
+        sc = next;
+    }
+    b->e = NULL;
+    postbox_unref(b);
+}
+
+/* The transport's done(): on any thread (include/msilo/sys/transport.h). */
 static void send_done(int status, void *data)
 {
     send_ctx *sc = data;
-    msilo_engine_t *e = sc->e;
-    if (!e) { /* engine gone; the message keeps its lease in the store */
-        msilo_message_free(sc->msg);
-        g_free(sc);
+    postbox_t *b = sc->box;
+    if (G_UNLIKELY(!g_main_context_is_owner(b->ctx))) {
+        send_post(b, sc, status);
         return;
     }
-    g_queue_unlink(&e->sends, &sc->link);
-    if (sc->kind != SEND_NOTIFY) {
-        gauge_add(e, MSILO_STAT_IN_FLIGHT, -1);
-        e->stats[MSILO_STAT_DELIVERY_LATENCY_US] += (uint64_t)(g_get_monotonic_time() - sc->started);
-        e->stats[MSILO_STAT_DELIVERIES_TIMED]++;
+    /* The loop thread, or one that acquired the context: the engine cannot
+     * run anywhere else meanwhile, so the send completes now. */
+    if (G_UNLIKELY(atomic_load_explicit(&b->head, memory_order_acquire) == POSTBOX_CLOSED)) {
+        orphan_free(sc);
+        return;
     }
-    delivery_finished(e, sc, status);
+    send_complete(b->e, sc, status, g_get_monotonic_time());
 }
 
 static int64_t backoff(const msilo_engine_t *e, uint32_t attempts)
@@ -275,7 +406,7 @@ static void delivery_finished(msilo_engine_t *e, send_ctx *sc, int status)
 {
     gboolean ok = status >= 200 && status < 300;
     if (sc->kind == SEND_NOTIFY) {
-        e->stats[ok ? MSILO_STAT_NOTIFICATIONS_SENT : MSILO_STAT_NOTIFICATIONS_FAILED]++;
+        stat_add(e, ok ? MSILO_STAT_NOTIFICATIONS_SENT : MSILO_STAT_NOTIFICATIONS_FAILED, 1);
         send_ctx_release(e, sc);
         return;
     }
@@ -284,8 +415,8 @@ static void delivery_finished(msilo_engine_t *e, send_ctx *sc, int status)
     if (ok) {
         g_array_append_val(e->acks.wait, m->id);
         gauge_add(e, MSILO_STAT_QUEUED, -1);
-        e->stats[sc->kind == SEND_REMINDER ? MSILO_STAT_DUMPED_REMINDERS
-                                           : MSILO_STAT_DUMPED_MESSAGES]++;
+        stat_add(e, sc->kind == SEND_REMINDER ? MSILO_STAT_DUMPED_REMINDERS
+                                              : MSILO_STAT_DUMPED_MESSAGES, 1);
         engine_coalesce_schedule(e, &e->acks);
     } else {
         int64_t now = now_of(e);
@@ -296,11 +427,11 @@ static void delivery_finished(msilo_engine_t *e, send_ctx *sc, int status)
              * becomes an offline message */
             r.flags = MSILO_RELEASE_CLEAR_SND_TIME;
             r.next_try = 0;
-            e->stats[MSILO_STAT_FAILED_REMINDERS]++;
+            stat_add(e, MSILO_STAT_FAILED_REMINDERS, 1);
         } else {
             r.next_try = r.attempts >= (uint32_t)e->max_attempts ? INT64_MAX
                                                                  : now + backoff(e, r.attempts);
-            e->stats[MSILO_STAT_FAILED_MESSAGES]++;
+            stat_add(e, MSILO_STAT_FAILED_MESSAGES, 1);
             if (o && r.next_try != INT64_MAX && o->reg_until > r.next_try &&
                 (o->retry_at == 0 || o->retry_at > r.next_try))
                 o->retry_at = r.next_try;

@@ -154,7 +154,7 @@ void engine_owner_pump(msilo_engine_t *e, owner_t *o)
         return;
     o->pumping = TRUE;
     while (!e->freeing && o->in_flight < (size_t)e->dump_window && ready_len(o)) {
-        if (e->stats[MSILO_STAT_IN_FLIGHT] >= (uint64_t)e->max_in_flight) {
+        if (stat_get(e, MSILO_STAT_IN_FLIGHT) >= (uint64_t)e->max_in_flight) {
             /* wait for a slot; a finished delivery pumps it again, in turn */
             if (!o->blocked) {
                 o->blocked = TRUE;
@@ -274,11 +274,24 @@ static gboolean contact_accepts_message(const msilo_request_t *reg)
     return TRUE;
 }
 
+static int engine_dump(msilo_engine_t *e, const msilo_request_t *reg, const char *owner,
+                       size_t max, msilo_dump_cb cb, void *data);
+
 int msilo_engine_dump(msilo_engine_t *e, const msilo_request_t *reg, const char *owner,
                       size_t max, msilo_dump_cb cb, void *data)
 {
     if (!e || !reg)
         return msilo_fail(MSILO_EINVAL, "msilo_engine_dump: engine or request is NULL");
+    if (!engine_enter(e))
+        return engine_ethread("msilo_engine_dump");
+    int rc = engine_dump(e, reg, owner, max, cb, data);
+    engine_leave(e);
+    return rc;
+}
+
+static int engine_dump(msilo_engine_t *e, const msilo_request_t *reg, const char *owner,
+                       size_t max, msilo_dump_cb cb, void *data)
+{
     if (reg->version < 1 || reg->version > MSILO_REQUEST_VERSION)
         return msilo_fail(MSILO_EVERSION, "request view version %u not supported", reg->version);
     if (e->freeing)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Jobs, the worker threads that execute them, and the dispatch source that
- * completes them.
+ * completes them (and the sends posted from other threads, engine-deliver.c).
  *
  * Owns: e->worker (the main worker, on e->store, started at the first job
  * that needs it), the peer workers' threads (each on a store handle of its
@@ -27,8 +27,25 @@
  * - e->jobs_pending counts the jobs submitted and not yet completed.
  */
 #include "engine-private.h"
+#include "tsan.h"
 
 static void job_complete(msilo_engine_t *e, job_t *j);
+
+/* A job changes threads only through these: the queue hands it over, and
+ * lib/tsan.h tells ThreadSanitizer so (GAsyncQueue is GLib's, unseen). */
+static void job_push(GAsyncQueue *q, job_t *j)
+{
+    msilo_tsan_release(j);
+    g_async_queue_push(q, j);
+}
+
+static job_t *job_pop(GAsyncQueue *q, gboolean wait)
+{
+    job_t *j = wait ? g_async_queue_pop(q) : g_async_queue_try_pop(q);
+    if (j)
+        msilo_tsan_acquire(j);
+    return j;
+}
 
 /* Runs the job's store call, on the store handle of the worker it names. */
 static void job_execute(msilo_engine_t *e, job_t *j)
@@ -72,13 +89,13 @@ static void job_execute(msilo_engine_t *e, job_t *j)
 static void worker_loop(msilo_engine_t *e, GAsyncQueue *todo)
 {
     for (;;) {
-        job_t *j = g_async_queue_pop(todo);
+        job_t *j = job_pop(todo, TRUE);
         if (j->kind == JOB_STOP) {
             g_free(j);
             return;
         }
         job_execute(e, j);
-        g_async_queue_push(e->done, j);
+        job_push(e->done, j);
         g_source_set_ready_time(e->dispatch, 0); /* thread-safe wake-up */
     }
 }
@@ -110,7 +127,7 @@ peer_worker_t *engine_peer_worker_new(msilo_engine_t *e, msilo_store_t *store, c
 /* Lets the thread finish what it was given, then joins it. */
 static void peer_worker_stop(peer_worker_t *pw)
 {
-    g_async_queue_push(pw->todo, job_new(JOB_STOP));
+    job_push(pw->todo, job_new(JOB_STOP));
     g_thread_join(pw->thread);
     pw->thread = NULL;
 }
@@ -139,12 +156,12 @@ void engine_job_submit(msilo_engine_t *e, job_t *j)
         return;
     }
     if (j->worker) {
-        g_async_queue_push(j->worker->todo, j);
+        job_push(j->worker->todo, j);
         return;
     }
     if (!e->worker)
         e->worker = g_thread_new("msilo-store", worker_main, e);
-    g_async_queue_push(e->todo, j);
+    job_push(e->todo, j);
 }
 
 static gboolean dispatch_source_dispatch(GSource *src, GSourceFunc cb, gpointer data)
@@ -160,8 +177,9 @@ static gboolean dispatch_source_dispatch(GSource *src, GSourceFunc cb, gpointer 
         job_execute(e, j);
         job_complete(e, j);
     }
-    while ((j = g_async_queue_try_pop(e->done)))
+    while ((j = job_pop(e->done, FALSE)))
         job_complete(e, j);
+    engine_run_posted(e); /* sends that done() completed on other threads */
     engine_complete_noop_dumps(e, 0);
     return G_SOURCE_CONTINUE;
 }
@@ -183,7 +201,7 @@ void engine_workers_stop(msilo_engine_t *e)
     /* let the workers finish what they were given (committed stores get
      * their real result), then run the rest here */
     if (e->worker) {
-        g_async_queue_push(e->todo, job_new(JOB_STOP));
+        job_push(e->todo, job_new(JOB_STOP));
         g_thread_join(e->worker);
     }
     for (guint i = 0; i < e->put_workers->len; i++)
@@ -195,7 +213,7 @@ void engine_workers_stop(msilo_engine_t *e)
         job_execute(e, j);
         job_complete(e, j);
     }
-    while ((j = g_async_queue_try_pop(e->done)))
+    while ((j = job_pop(e->done, FALSE)))
         job_complete(e, j);
 }
 

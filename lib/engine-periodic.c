@@ -51,14 +51,26 @@ void engine_complete_expire(msilo_engine_t *e, job_t *j)
         engine_log(e, MSILO_LOG_WARNING, "expiry failed: %s", msilo_strerror(j->rc));
         return;
     }
-    e->stats[MSILO_STAT_EXPIRED_MESSAGES] += j->expire.deleted;
-    e->stats[MSILO_STAT_QUEUED] = (uint64_t)MAX(j->expire.count, 0);
+    stat_add(e, MSILO_STAT_EXPIRED_MESSAGES, j->expire.deleted);
+    stat_set(e, MSILO_STAT_QUEUED, (uint64_t)MAX(j->expire.count, 0));
 }
 
-void msilo_engine_tick(msilo_engine_t *e)
+static void tick(msilo_engine_t *e);
+
+int msilo_engine_tick(msilo_engine_t *e)
 {
-    if (!e || e->freeing)
-        return;
+    if (!e)
+        return msilo_fail(MSILO_EINVAL, "msilo_engine_tick: engine is NULL");
+    if (!engine_enter(e))
+        return engine_ethread("msilo_engine_tick");
+    if (!e->freeing)
+        tick(e);
+    engine_leave(e);
+    return 0;
+}
+
+static void tick(msilo_engine_t *e)
+{
     int64_t now = now_of(e);
     if (now >= e->next_check) {
         e->next_check = now + e->check_time;

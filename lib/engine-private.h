@@ -14,14 +14,18 @@
  * Threads: everything in struct msilo_engine belongs to the thread that runs
  * the engine's GMainContext ("the loop thread"), except the job queues
  * (todo, done: GAsyncQueue) and the dispatch source's ready time, which the
- * worker threads use too. A job belongs to whoever holds it: the loop thread
- * until it is submitted, then one worker until it is pushed on e->done.
+ * worker threads use too, and the post box (e->box), where transports post
+ * the completions they report from other threads. A job belongs to whoever
+ * holds it: the loop thread until it is submitted, then one worker until it
+ * is pushed on e->done. A send context belongs to the transport from send()
+ * until its done(), then to the loop thread again.
  */
 #ifndef MSILO_ENGINE_PRIVATE_H
 #define MSILO_ENGINE_PRIVATE_H
 
 #include "internal.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 #pragma GCC visibility push(hidden)
@@ -178,16 +182,35 @@ struct peer_worker {
 
 typedef enum { SEND_OFFLINE, SEND_REMINDER, SEND_NOTIFY } send_kind;
 
+typedef struct postbox postbox_t;
+
 /* A send handed to the transport, until its completion has run. */
 typedef struct send_ctx {
-    struct send_ctx *next_free; /* in e->sc_free while unused */
-    msilo_engine_t *e; /* NULL once the engine is freed: the callback only frees */
+    struct send_ctx *next; /* in e->sc_free while unused; in the post box while posted */
+    postbox_t *box; /* its engine's; outlives the engine while this send is in flight */
     send_kind kind;
+    int status;     /* posted from another thread: the status done() reported */
     gint64 started; /* monotonic, for the latency statistic */
+    gint64 answered;/* posted from another thread: when done() was called */
     owner_t *owner;
     msilo_message_t *msg;
-    GList link; /* in e->sends */
 } send_ctx;
+
+/* The completions that transports report from threads that do not own the
+ * engine's context (engine-deliver.c): done() pushes the send context on a
+ * lock-free stack and wakes the dispatch source, which completes it on the
+ * loop thread. Refcounted, because a send may outlive its engine: once the
+ * engine is freed, head is POSTBOX_CLOSED and a done() only frees what the
+ * send held. */
+struct postbox {
+    _Atomic(send_ctx *) head; /* LIFO through send_ctx.next, or POSTBOX_CLOSED */
+    /* the engine's 1; after msilo_engine_free() + 1 per send still in flight;
+     * + 1 during each done() on another thread */
+    atomic_size_t refs;
+    msilo_engine_t *e;      /* valid while head is not POSTBOX_CLOSED */
+    GMainContext *ctx;      /* a reference: done() asks whether it runs there */
+    GSource *dispatch;      /* a reference: woken from other threads */
+};
 
 typedef struct time_slot {
     int64_t t;
@@ -214,7 +237,10 @@ struct msilo_engine {
     void *clock_data;
     msilo_log_fn log;
     void *log_data;
-    uint64_t stats[MSILO_STAT_COUNT_];
+    /* written on the loop thread only, read from any (msilo_engine_stat()):
+     * relaxed atomics, plain loads and stores on the usual targets; through
+     * stat_get(), stat_add(), stat_set(), gauge_add() */
+    _Atomic uint64_t stats[MSILO_STAT_COUNT_];
     gboolean freeing; /* in msilo_engine_free(): no loop to come back to */
 
     /* jobs (engine-jobs.c) */
@@ -248,7 +274,8 @@ struct msilo_engine {
      * them only during send()) */
     GString *hdr_buf, *body_buf;
     send_ctx *sc_free;  /* unused send contexts, reused */
-    GQueue sends;       /* send_ctx links */
+    size_t sends_out;   /* sends handed to the transport, not completed yet */
+    postbox_t *box;     /* completions posted from other threads */
     /* owner_t* with messages ready but no global slot (max_in_flight), in
      * turn; the pump (engine-dump.c) queues them */
     GQueue blocked;
@@ -273,14 +300,51 @@ static inline int64_t now_of(const msilo_engine_t *e)
     return e->clock(e->clock_data);
 }
 
+/* Statistics: one writer (the loop thread), so a load and a store make an
+ * increment; readers on other threads see a whole value. */
+static inline uint64_t stat_get(const msilo_engine_t *e, msilo_stat_t s)
+{
+    return atomic_load_explicit((_Atomic uint64_t *)&e->stats[s], memory_order_relaxed);
+}
+
+static inline void stat_set(msilo_engine_t *e, msilo_stat_t s, uint64_t v)
+{
+    atomic_store_explicit(&e->stats[s], v, memory_order_relaxed);
+}
+
+static inline void stat_add(msilo_engine_t *e, msilo_stat_t s, uint64_t d)
+{
+    stat_set(e, s, stat_get(e, s) + d);
+}
+
 /* Adds @d to a gauge statistic, which never goes below 0. */
 static inline void gauge_add(msilo_engine_t *e, msilo_stat_t s, int64_t d)
 {
-    if (d < 0 && e->stats[s] < (uint64_t)-d)
-        e->stats[s] = 0;
-    else
-        e->stats[s] += (uint64_t)d;
+    uint64_t v = stat_get(e, s);
+    stat_set(e, s, d < 0 && v < (uint64_t)-d ? 0 : v + (uint64_t)d);
 }
+
+/* ---- threads ---------------------------------------------------------------- */
+
+/* Every public engine function but msilo_engine_stat() starts with this: the
+ * engine runs on the calling thread for the call, which must own e->ctx
+ * (inside a callback or a source of that context, or after
+ * g_main_context_acquire()) or be able to take it now, when no other thread
+ * runs it. FALSE: another thread runs the engine; return engine_ethread().
+ * TRUE is paired with engine_leave(). Ownership is recursive, so a callback
+ * that calls the engine again is fine. */
+static inline gboolean engine_enter(msilo_engine_t *e)
+{
+    return g_main_context_acquire(e->ctx);
+}
+
+static inline void engine_leave(msilo_engine_t *e)
+{
+    g_main_context_release(e->ctx);
+}
+
+/* MSILO_ETHREAD, with a detail naming @fn. */
+int engine_ethread(const char *fn);
 
 /* ---- life cycle and statistics (engine.c) ------------------------------- */
 
@@ -382,6 +446,13 @@ static inline void append_header_lines(GString *s, const char *lines)
 void engine_deliver(msilo_engine_t *e, send_kind kind, owner_t *o, msilo_message_t *m);
 /* Sends the offline notification prepared in @op (it stays @op's). */
 void engine_send_notification(msilo_engine_t *e, store_op *op);
+/* Creates e->box (after e->dispatch). */
+void engine_postbox_new(msilo_engine_t *e);
+/* The dispatch source's part: completes the sends posted from other threads. */
+void engine_run_posted(msilo_engine_t *e);
+/* While freeing: completes what was posted, closes the post box (a later
+ * done() only frees its send) and drops the engine's reference to it. */
+void engine_postbox_close(msilo_engine_t *e);
 /* Hands what waits in @c to the store as one job, unless one is running. */
 void engine_coalesce_schedule(msilo_engine_t *e, coalescer_t *c);
 

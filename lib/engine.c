@@ -34,8 +34,9 @@
  *   their queues (a committed store gets its real result), the stores still
  *   waiting are written and the deliveries acknowledged are deleted,
  *   synchronously; claimed messages not sent are released unchanged; dumps
- *   still waiting complete with MSILO_ECANCELLED; sends in flight keep a
- *   context that only frees itself when the transport calls back.
+ *   still waiting complete with MSILO_ECANCELLED; completions posted from
+ *   other threads are completed; sends in flight keep a context (and the
+ *   post box) that only frees itself when the transport calls back.
  */
 #include "engine-private.h"
 
@@ -62,11 +63,34 @@ static int compile_opt(const msilo_config_t *cfg, const char *key, msilo_templat
     return t ? msilo_template_compile(key, t, ret) : 0;
 }
 
+int engine_ethread(const char *fn)
+{
+    return msilo_fail(MSILO_ETHREAD, "%s: another thread runs the engine's main context; "
+                      "call it from that thread (g_main_context_invoke())", fn);
+}
+
+static int engine_new(msilo_engine_t **ret, const msilo_config_t *cfg, msilo_store_t *store,
+                      msilo_transport_t *transport, GMainContext *ctx);
+
 int msilo_engine_new(msilo_engine_t **ret, const msilo_config_t *cfg, msilo_store_t *store,
                      msilo_transport_t *transport, GMainContext *ctx)
 {
     if (!ret || !store)
         return msilo_fail(MSILO_EINVAL, "msilo_engine_new: ret or store is NULL");
+    if (!ctx)
+        ctx = g_main_context_default();
+    /* its sources are attached and its first job submitted before it is
+     * complete: no other thread may dispatch them meanwhile */
+    if (!g_main_context_acquire(ctx))
+        return engine_ethread("msilo_engine_new");
+    int rc = engine_new(ret, cfg, store, transport, ctx);
+    g_main_context_release(ctx);
+    return rc;
+}
+
+static int engine_new(msilo_engine_t **ret, const msilo_config_t *cfg, msilo_store_t *store,
+                      msilo_transport_t *transport, GMainContext *ctx)
+{
     int rc = msilo_store_check(store);
     if (rc)
         return rc;
@@ -84,7 +108,7 @@ int msilo_engine_new(msilo_engine_t **ret, const msilo_config_t *cfg, msilo_stor
     e->cfg = own;
     e->store = store;
     e->transport = transport;
-    e->ctx = g_main_context_ref(ctx ? ctx : g_main_context_default());
+    e->ctx = g_main_context_ref(ctx);
     e->inline_store = (store->flags & MSILO_STORE_NONBLOCKING) != 0;
     e->clock = real_clock;
 
@@ -129,7 +153,6 @@ int msilo_engine_new(msilo_engine_t **ret, const msilo_config_t *cfg, msilo_stor
     g_queue_init(&e->noop_dumps);
     g_queue_init(&e->finished_dumps);
     g_queue_init(&e->blocked);
-    g_queue_init(&e->sends);
     e->acks = (coalescer_t){ .wait = g_array_new(FALSE, FALSE, sizeof(int64_t)),
                              .kind = JOB_REMOVE };
     e->releases = (coalescer_t){ .wait = g_array_new(FALSE, FALSE, sizeof(msilo_store_release_t)),
@@ -141,6 +164,7 @@ int msilo_engine_new(msilo_engine_t **ret, const msilo_config_t *cfg, msilo_stor
     e->put_owners = engine_put_owners_new();
 
     engine_dispatch_attach(e);
+    engine_postbox_new(e);
     engine_timer_attach(e);
 
     int64_t now = now_of(e);
@@ -162,43 +186,57 @@ void engine_complete_reset_leases(msilo_engine_t *e, job_t *j)
                    j->reset.taken, e->instance_id);
 }
 
-void msilo_engine_set_clock(msilo_engine_t *e, msilo_clock_fn fn, void *data)
+int msilo_engine_set_clock(msilo_engine_t *e, msilo_clock_fn fn, void *data)
 {
     if (!e)
-        return;
+        return msilo_fail(MSILO_EINVAL, "msilo_engine_set_clock: engine is NULL");
+    if (!engine_enter(e))
+        return engine_ethread("msilo_engine_set_clock");
     e->clock = fn ? fn : real_clock;
     e->clock_data = fn ? data : NULL;
     int64_t now = now_of(e);
     e->next_check = now + e->check_time;
     e->next_clean = now;
     e->next_reminder = now;
+    engine_leave(e);
+    return 0;
 }
 
-void msilo_engine_set_log(msilo_engine_t *e, msilo_log_fn fn, void *data)
+int msilo_engine_set_log(msilo_engine_t *e, msilo_log_fn fn, void *data)
 {
     if (!e)
-        return;
+        return msilo_fail(MSILO_EINVAL, "msilo_engine_set_log: engine is NULL");
+    if (!engine_enter(e))
+        return engine_ethread("msilo_engine_set_log");
     e->log = fn;
     e->log_data = data;
+    engine_leave(e);
+    return 0;
 }
 
 void msilo_engine_free(msilo_engine_t *e)
 {
     if (!e)
         return;
+    if (!engine_enter(e)) {
+        /* freeing it under the thread that runs it would corrupt memory:
+         * keep it (a leak) and say so through GLib's channel for programming
+         * errors (not the log hook: that is the other thread's) */
+        g_critical("msilo_engine_free: called from a thread that does not own the engine's "
+                   "main context; the engine is not freed");
+        return;
+    }
+    GMainContext *ctx = e->ctx; /* released after the last use of e */
     e->freeing = TRUE;
     g_source_destroy(e->timer);
     g_source_unref(e->timer);
     engine_workers_stop(e);
+    /* completions posted from other threads are completed; the sends still
+     * in flight only free themselves when the transport calls back */
+    engine_postbox_close(e);
     engine_schedule_put(e); /* runs synchronously now (freeing) until the queue is empty */
     engine_coalesce_schedule(e, &e->acks); /* delete what was delivered */
     engine_coalesce_schedule(e, &e->releases);
-    /* sends in flight: the transport calls back later; those contexts just free */
-    GList *l;
-    while ((l = g_queue_pop_head_link(&e->sends))) {
-        send_ctx *sc = l->data;
-        sc->e = NULL;
-    }
     engine_owners_free(e);
     engine_complete_noop_dumps(e, 0);
     engine_flush_finished_dumps(e, FALSE);
@@ -234,12 +272,13 @@ void msilo_engine_free(msilo_engine_t *e)
     g_string_free(e->body_buf, TRUE);
     while (e->sc_free) {
         send_ctx *sc = e->sc_free;
-        e->sc_free = sc->next_free;
+        e->sc_free = sc->next;
         g_free(sc);
     }
     msilo_config_free(e->cfg);
-    g_main_context_unref(e->ctx);
     g_free(e);
+    g_main_context_release(ctx);
+    g_main_context_unref(ctx);
 }
 
 /* ---- statistics and the log hook ---------------------------------------------- */
@@ -263,15 +302,22 @@ uint64_t msilo_engine_stat(const msilo_engine_t *e, msilo_stat_t stat)
 {
     if (!e || (int)stat < 0 || stat >= MSILO_STAT_COUNT_)
         return 0;
-    return e->stats[stat];
+    return stat_get(e, stat);
 }
 
 size_t msilo_engine_pending(const msilo_engine_t *e)
 {
     if (!e)
         return 0;
-    return e->jobs_pending + e->put_wait.length + e->acks.wait->len + e->releases.wait->len +
-           e->noop_dumps.length + e->finished_dumps.length;
+    msilo_engine_t *me = (msilo_engine_t *)e; /* engine_enter() takes the context, not e */
+    if (!engine_enter(me)) {
+        engine_ethread("msilo_engine_pending");
+        return SIZE_MAX; /* never "idle" */
+    }
+    size_t n = e->jobs_pending + e->put_wait.length + e->acks.wait->len + e->releases.wait->len +
+               e->noop_dumps.length + e->finished_dumps.length;
+    engine_leave(me);
+    return n;
 }
 
 void engine_log(msilo_engine_t *e, msilo_log_level_t lvl, const char *fmt, ...)

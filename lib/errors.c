@@ -27,7 +27,7 @@ static const struct {
     { MSILO_ECONFIG, "MSILO_ECONFIG", "invalid configuration" },
     { MSILO_EVERSION, "MSILO_EVERSION", "unsupported interface version" },
     { MSILO_ENOTSUP, "MSILO_ENOTSUP", "operation not supported" },
-    { MSILO_ETHREAD, "MSILO_ETHREAD", "called from a thread that cannot run the engine's context" },
+    { MSILO_ETHREAD, "MSILO_ETHREAD", "called from a thread that does not own the engine's main context" },
     { MSILO_ENOTFOUND, "MSILO_ENOTFOUND", "no such message" },
     { MSILO_ECANCELLED, "MSILO_ECANCELLED", "operation cancelled" },
     { MSILO_EMETHOD, "MSILO_EMETHOD", "request method is not MESSAGE" },

@@ -100,7 +100,13 @@ void fake_transport_answer(fake_transport_t *t, guint i, int status)
     g_assert(!s->answered);
     s->answered = TRUE;
     t->answered++;
+    /* as a transport whose answers come from its context: done() on a thread
+     * that owns it completes the send at once; on any other it would only
+     * post it (include/msilo/sys/transport.h) */
+    gboolean own = g_main_context_acquire(t->ctx);
     s->done(status, s->data);
+    if (own)
+        g_main_context_release(t->ctx);
 }
 
 guint fake_transport_answer_all(fake_transport_t *t, int status)

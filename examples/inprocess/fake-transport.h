@@ -41,7 +41,9 @@ typedef struct fake_transport {
 /* A transport answering from @ctx (NULL: the global default context); free
  * it with msilo_transport_free(&t->base). */
 fake_transport_t *fake_transport_new(GMainContext *ctx);
-/* Answers send number @i (0-based) with @status (calls done now). */
+/* Answers send number @i (0-based) with @status: calls done now, holding
+ * t->ctx (acquired if no other thread runs it), so that the engine completes
+ * the send inside this call, as from one of the context's sources. */
 void fake_transport_answer(fake_transport_t *t, guint i, int status);
 /* Answers every unanswered send with @status. Returns how many. */
 guint fake_transport_answer_all(fake_transport_t *t, int status);

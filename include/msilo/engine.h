@@ -8,9 +8,17 @@
  * them through a transport (include/msilo/sys/transport.h).
  *
  * Threading: an engine belongs to one GMainContext (the one passed to
- * msilo_engine_new(), or the global default). Every engine function must be
- * called from the thread that runs (or may run) that context; callbacks run
- * there too. A blocking store is called from the engine's own worker thread.
+ * msilo_engine_new(), or the global default), and runs on the thread that
+ * owns it (GLib's g_main_context_acquire() ownership: the thread iterating
+ * it, from inside any of its sources, or one that acquired it). Every engine
+ * function (but msilo_engine_stat(), which may be called from any thread)
+ * checks this: called from a thread that owns the context, or from one that
+ * can acquire it at that moment because no other thread runs it, it runs;
+ * called while another thread runs the context it returns MSILO_ETHREAD and
+ * does nothing (use g_main_context_invoke() to run code on the context's
+ * thread). Callbacks run on the context's thread. A transport may report a
+ * send's outcome from any thread (include/msilo/sys/transport.h). A
+ * blocking store is called from the engine's own worker threads.
  *
  * Async contract: a function that takes a callback either returns a negative
  * error (and the callback never runs) or returns 0 and the callback runs
@@ -87,7 +95,8 @@ typedef void (*msilo_log_fn)(msilo_log_level_t level, const char *message, void 
  * @param ctx        main context for callbacks and timers (NULL = the global
  *                   default context). The engine adds its timer sources there.
  * @return 0; MSILO_EINVAL (ret/store NULL), MSILO_EVERSION / MSILO_EINVAL for a
- *         bad vtable (msilo_store_check()), MSILO_ECONFIG for a bad configuration.
+ *         bad vtable (msilo_store_check()), MSILO_ECONFIG for a bad configuration,
+ *         MSILO_ETHREAD when another thread runs @p ctx (create the engine there).
  */
 MSILO_API int msilo_engine_new(msilo_engine_t **ret, const msilo_config_t *cfg,
                                msilo_store_t *store, msilo_transport_t *transport,
@@ -99,15 +108,19 @@ MSILO_API int msilo_engine_new(msilo_engine_t **ret, const msilo_config_t *cfg,
  * callbacks run with MSILO_ECANCELLED. Messages still in flight keep their
  * lease in the store and become deliverable when it runs out (or at once after
  * a restart with the same instance_id). Must not be called from an engine
- * callback. NULL is a no-op.
+ * callback. NULL is a no-op. Called while another thread runs the engine's
+ * context it frees nothing (that would corrupt the engine under that
+ * thread) and reports the programming error with g_critical().
  */
 MSILO_API void msilo_engine_free(msilo_engine_t *e);
 
-/** Replaces the clock (default: g_get_real_time()/1e6). */
-MSILO_API void msilo_engine_set_clock(msilo_engine_t *e, msilo_clock_fn fn, void *data);
+/** Replaces the clock (default: g_get_real_time()/1e6).
+ *  @return 0, MSILO_EINVAL (@p e NULL) or MSILO_ETHREAD. */
+MSILO_API int msilo_engine_set_clock(msilo_engine_t *e, msilo_clock_fn fn, void *data);
 
-/** Sets the log hook (default: none). */
-MSILO_API void msilo_engine_set_log(msilo_engine_t *e, msilo_log_fn fn, void *data);
+/** Sets the log hook (default: none); it is called on the context's thread.
+ *  @return 0, MSILO_EINVAL (@p e NULL) or MSILO_ETHREAD. */
+MSILO_API int msilo_engine_set_log(msilo_engine_t *e, msilo_log_fn fn, void *data);
 
 /** Result of a store. @p id is the stored message's id (0 on failure). */
 typedef void (*msilo_store_cb)(msilo_engine_t *e, int result, int64_t id, void *data);
@@ -123,7 +136,7 @@ typedef void (*msilo_store_cb)(msilo_engine_t *e, int result, int64_t id, void *
  * configured (from_address + offline_message) and not skipped by flag.
  *
  * Errors returned at once (callback never runs): MSILO_EINVAL (e/req NULL),
- * MSILO_EMETHOD (method not MESSAGE), MSILO_EMISSING (no From or To), MSILO_EURI
+ * MSILO_ETHREAD (another thread runs the engine's context), MSILO_EMETHOD (method not MESSAGE), MSILO_EMISSING (no From or To), MSILO_EURI
  * (owner/To/From/R-URI malformed), MSILO_ETOOBIG (body over max_body_size),
  * MSILO_ETIME (bad snd_time), MSILO_ENOTSUP (snd_time while reminders are
  * disabled). Results through the callback: 0, MSILO_EFULL (max_messages),
@@ -167,7 +180,8 @@ typedef void (*msilo_dump_cb)(msilo_engine_t *e, int result, const msilo_dump_re
  * for the next dump. A dump for an owner whose dump is still running adds the
  * contact for later rounds and sends nothing twice.
  *
- * @return 0 or MSILO_EINVAL, MSILO_EURI, MSILO_EMISSING, MSILO_ENOTSUP (no transport).
+ * @return 0 or MSILO_EINVAL, MSILO_EURI, MSILO_EMISSING, MSILO_ENOTSUP (no transport),
+ *         MSILO_ETHREAD (another thread runs the engine's context).
  */
 MSILO_API int msilo_engine_dump(msilo_engine_t *e, const msilo_request_t *reg,
                                 const char *owner, size_t max, msilo_dump_cb cb, void *data);
@@ -175,6 +189,8 @@ MSILO_API int msilo_engine_dump(msilo_engine_t *e, const msilo_request_t *reg,
 /**
  * Blocking msilo_engine_store(): iterates the engine's context until the store
  * completes. For embedders without a loop (worker processes) and tests.
+ * It holds the context while it waits: the calling thread must be able to
+ * acquire it (the same rule as every engine function).
  * @return the store result; *ret_id (may be NULL) gets the id on success.
  *         MSILO_ETHREAD when another thread owns the context (it would deadlock).
  */
@@ -191,14 +207,19 @@ MSILO_API int msilo_engine_dump_sync(msilo_engine_t *e, const msilo_request_t *r
  * check_time), expiry (every clean_period x check_time), reminders (every
  * send_time). The engine's own timer source calls this once a second; tests
  * with a fake clock call it after moving the clock.
+ * @return 0, MSILO_EINVAL (@p e NULL) or MSILO_ETHREAD.
  */
-MSILO_API void msilo_engine_tick(msilo_engine_t *e);
+MSILO_API int msilo_engine_tick(msilo_engine_t *e);
 
-/** Reads a statistic; 0 for an unknown one. */
+/** Reads a statistic; 0 for an unknown one. Thread-safe: may be called from
+ *  any thread (a metrics exporter's), and reads a value the engine's thread
+ *  wrote lately, not necessarily the latest. */
 MSILO_API uint64_t msilo_engine_stat(const msilo_engine_t *e, msilo_stat_t stat);
 
 /** Jobs (store batches, claims, deletes) not yet completed; 0 when idle. Tests
- *  iterate the context until this and MSILO_STAT_IN_FLIGHT are 0. */
+ *  iterate the context until this and MSILO_STAT_IN_FLIGHT are 0. Called while
+ *  another thread runs the engine's context: SIZE_MAX (never idle), with
+ *  the MSILO_ETHREAD detail in msilo_error_detail(). */
 MSILO_API size_t msilo_engine_pending(const msilo_engine_t *e);
 
 /**

@@ -34,8 +34,8 @@ typedef enum msilo_error {
     MSILO_EVERSION = -11,  /**< a vtable/struct version this library does not know */
     MSILO_ENOTSUP = -12,   /**< operation not supported by this backend or disabled
                                 by configuration (e.g. reminders with no `reminder`) */
-    MSILO_ETHREAD = -13,   /**< blocking call from a thread that cannot run the
-                                engine's main context */
+    MSILO_ETHREAD = -13,   /**< called from a thread that does not own the engine's
+                                main context while another thread runs it */
     MSILO_ENOTFOUND = -14, /**< no such message */
     MSILO_ECANCELLED = -15,/**< the engine or transport was freed before completion */
     MSILO_EMETHOD = -16,   /**< m_store of a request that is not a MESSAGE */
@@ -60,7 +60,8 @@ MSILO_API const char *msilo_error_detail(void);
  * SIP final status an embedder should answer a MESSAGE with when
  * msilo_engine_store() reported @p code: 202 for MSILO_OK, 400 for malformed
  * input (EINVAL, EURI, EMISSING, ETIME), 413 for ETOOBIG, 486 for EFULL,
- * 405 for EMETHOD, 503 for store/transport/internal failures.
+ * 405 for EMETHOD, 503 for store/transport/internal failures (ETHREAD
+ * included: the embedder's mistake, not the sender's).
  */
 MSILO_API int msilo_error_sip_status(int code);
 

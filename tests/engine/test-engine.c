@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "fake.h"
+#include "../../lib/tsan.h"
 
 #define T0 1800000000 /* 2027-01-15T08:00:00Z */
 
@@ -1462,10 +1463,23 @@ typedef struct {
     gboolean heap;
 } peer_store;
 
+/* The hub's lock, as ThreadSanitizer should see it (lib/tsan.h). */
+static void hub_lock(peer_hub *h)
+{
+    g_mutex_lock(&h->lock);
+    msilo_tsan_acquire(&h->lock);
+}
+
+static void hub_unlock(peer_hub *h)
+{
+    msilo_tsan_release(&h->lock);
+    g_mutex_unlock(&h->lock);
+}
+
 static int ps_put(msilo_store_t *s, msilo_message_t *const *m, size_t n, int64_t max, int *res)
 {
     peer_hub *h = ((peer_store *)s)->hub;
-    g_mutex_lock(&h->lock);
+    hub_lock(h);
     h->puts++;
     h->in_put++;
     h->max_in_put = MAX(h->max_in_put, h->in_put);
@@ -1473,20 +1487,24 @@ static int ps_put(msilo_store_t *s, msilo_message_t *const *m, size_t n, int64_t
     /* like a commit in flight: wait (a little, bounded) for another put to
      * start, which it can only do on another handle */
     gint64 until = g_get_monotonic_time() + 20 * G_TIME_SPAN_MILLISECOND;
-    while (h->in_put < 2 && g_cond_wait_until(&h->put_started, &h->lock, until))
-        ;
+    gboolean signalled = TRUE;
+    while (h->in_put < 2 && signalled) {
+        msilo_tsan_release(&h->lock); /* the wait unlocks and locks again */
+        signalled = g_cond_wait_until(&h->put_started, &h->lock, until);
+        msilo_tsan_acquire(&h->lock);
+    }
     int rc = h->inner->put(h->inner, m, n, max, res);
     h->in_put--;
-    g_mutex_unlock(&h->lock);
+    hub_unlock(h);
     return rc;
 }
 #define PS_FWD(name, sig, args)                                                                \
     static int ps_##name sig                                                                   \
     {                                                                                          \
         peer_hub *h = ((peer_store *)s)->hub;                                                  \
-        g_mutex_lock(&h->lock);                                                                \
+        hub_lock(h);                                                                           \
         int rc = h->inner->name args;                                                          \
-        g_mutex_unlock(&h->lock);                                                              \
+        hub_unlock(h);                                                                         \
         return rc;                                                                             \
     }
 PS_FWD(claim, (msilo_store_t * s, const msilo_store_claim_t *cl, msilo_message_t ***r, size_t *n),
@@ -1498,13 +1516,13 @@ static int ps_expire(msilo_store_t *s, int64_t now, size_t *d)
 {
     peer_store *p = (peer_store *)s;
     peer_hub *h = p->hub;
-    g_mutex_lock(&h->lock);
+    hub_lock(h);
     if (p->heap)
         h->expires_on_peer++;
     else
         h->expires_on_base++;
     int rc = h->inner->expire(h->inner, now, d);
-    g_mutex_unlock(&h->lock);
+    hub_unlock(h);
     return rc;
 }
 #undef PS_FWD
@@ -1520,9 +1538,9 @@ static int ps_open_peer(msilo_store_t *s, msilo_store_t **ret)
     peer_store *p = g_new0(peer_store, 1);
     peer_init(p, h);
     p->heap = TRUE;
-    g_mutex_lock(&h->lock);
+    hub_lock(h);
     h->opened++;
-    g_mutex_unlock(&h->lock);
+    hub_unlock(h);
     *ret = &p->base;
     return 0;
 }

@@ -13,6 +13,20 @@
  *   inside send()), with the final status; or it returns a negative MSILO_E*
  *   code and never calls @p done. A transaction that cannot be started is
  *   therefore either an error return or a done() call - never silence.
+ * - done() may be called from any thread. From a thread that owns the
+ *   engine's GMainContext (g_main_context_is_owner(): one of the context's
+ *   sources, e.g. a SIP stack run as a GSource there) the engine completes
+ *   the send inside done(), and may call send() again from it. From any
+ *   other thread (a SIP stack's own thread) done() only hands the outcome
+ *   to the context, without locks or waiting, and returns; the engine
+ *   completes it there at its next iteration. Either way the engine's state
+ *   and callbacks stay on the context's thread. done() may also run while
+ *   send() has not returned yet on the engine's thread (the transaction was
+ *   handed to another thread that answered at once): the engine expects it.
+ *   done() may even come after msilo_engine_free(): it then only frees what
+ *   the send held. A transport that hands sends to another thread does so
+ *   through something that synchronises (a mutex, a queue): what the engine
+ *   wrote before send() must be visible to the thread that calls done().
  * - status passed to done(): a SIP final status 200..699 from the peer, or a
  *   negative code for a local outcome: MSILO_ETIMEDOUT (no final response),
  *   MSILO_ETRANSPORT (ICMP unreachable, refused/broken connection).
