@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <pthread.h>
 #include <cmocka.h>
 
@@ -52,8 +53,9 @@ typedef struct threaded_transport {
     guint *sent_per_msg;
     size_t n_msgs;
     size_t sent;
-    /* under lock */
+    /* under lock: done() calls that have returned, and their signal */
     size_t answered;
+    pthread_cond_t answered_cond;
 } threaded_transport;
 
 /* No cmocka assertions here: they longjmp, which only works on the main thread. */
@@ -70,12 +72,14 @@ static gpointer worker_main(gpointer data)
         t->head = j->next;
         if (!t->head)
             t->tail = NULL;
-        t->answered++;
         int status = t->status;
         pthread_mutex_unlock(&t->lock);
         j->done(status, j->data); /* on this thread: the engine posts it */
         g_free(j);
         pthread_mutex_lock(&t->lock);
+        /* counted once done() has returned: the completion is posted */
+        t->answered++;
+        pthread_cond_broadcast(&t->answered_cond);
     }
     pthread_mutex_unlock(&t->lock);
     return NULL;
@@ -120,6 +124,7 @@ static void tt_free(msilo_transport_t *base)
     for (int i = 0; i < WORKERS; i++)
         g_thread_join(t->workers[i]);
     pthread_cond_destroy(&t->cond);
+    pthread_cond_destroy(&t->answered_cond);
     pthread_mutex_destroy(&t->lock);
     g_free(t->sent_per_msg);
     g_free(t);
@@ -135,6 +140,7 @@ static threaded_transport *tt_new(int status, size_t n_msgs)
     t->status = status;
     pthread_mutex_init(&t->lock, NULL);
     pthread_cond_init(&t->cond, NULL);
+    pthread_cond_init(&t->answered_cond, NULL);
     if (n_msgs) {
         t->n_msgs = n_msgs;
         t->sent_per_msg = g_new0(guint, n_msgs);
@@ -150,6 +156,19 @@ static size_t tt_answered(threaded_transport *t)
     size_t n = t->answered;
     pthread_mutex_unlock(&t->lock);
     return n;
+}
+
+/* Waits (without iterating the engine's context) until @n done() calls have
+ * returned, at most 30 s. */
+static void tt_wait_answered(threaded_transport *t, size_t n)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 30;
+    pthread_mutex_lock(&t->lock);
+    while (t->answered < n && pthread_cond_timedwait(&t->answered_cond, &t->lock, &until) == 0)
+        ;
+    pthread_mutex_unlock(&t->lock);
 }
 
 static void tt_hold(threaded_transport *t, gboolean hold)
@@ -341,11 +360,6 @@ static void test_failures_from_transport_threads(void **state)
     assert_int_equal(count_all(f), 100); /* released, not lost */
 }
 
-static gboolean all_answered(fixture *f)
-{
-    return tt_answered(f->tr) >= want;
-}
-
 /* Completions posted but not yet run when the engine is freed are completed
  * by msilo_engine_free(): the messages answered 2xx are deleted. */
 static void test_free_completes_posted(void **state)
@@ -360,9 +374,7 @@ static void test_free_completes_posted(void **state)
         g_main_context_iteration(f->ctx, TRUE);
     tt_hold(f->tr, FALSE);
     /* wait for the answers without iterating: they stay posted */
-    gint64 deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
-    while (!all_answered(f) && g_get_monotonic_time() < deadline)
-        g_usleep(1000);
+    tt_wait_answered(f->tr, want);
     assert_int_equal(tt_answered(f->tr), 16);
     assert_int_equal(msilo_engine_stat(f->e, MSILO_STAT_DUMPED_MESSAGES), 0);
     msilo_engine_free(f->e);
@@ -385,9 +397,7 @@ static void test_done_after_free(void **state)
     f->e = NULL;
     tt_hold(f->tr, FALSE);
     want = 8;
-    gint64 deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
-    while (!all_answered(f) && g_get_monotonic_time() < deadline)
-        g_usleep(1000);
+    tt_wait_answered(f->tr, want);
     assert_int_equal(tt_answered(f->tr), 8);
     assert_int_equal(count_all(f), 10); /* leased, not deleted: redelivered later */
 }
