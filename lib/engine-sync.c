@@ -18,12 +18,18 @@
  *   and the late callback logs the outcome and frees it; until then the
  *   wrapper frees it itself. Either way exactly one of them frees it.
  * - A dump that times out is cancelled (engine_dump_cancel(): its claimed
- *   messages not sent are released at once) and returns the counts it had.
+ *   messages not sent are released at once, the context turned a few times
+ *   without waiting so that the release reaches a store that runs on the
+ *   loop) and returns the counts it had when the time ran out.
  *   A store that times out cannot be taken back: it may still commit.
  * - No sleeping and no polling: the wait is g_main_context_iteration(TRUE),
  *   woken by the engine's sources or the deadline's timeout source.
  */
 #include "engine-private.h"
+
+/* Rounds of the context a timed-out dump runs, without waiting, after its
+ * cancel. */
+#define SYNC_DRAIN_ROUNDS 16
 
 typedef struct {
     gboolean done, abandoned, timed_out;
@@ -149,8 +155,13 @@ int msilo_engine_dump_sync_timeout(msilo_engine_t *e, const msilo_request_t *reg
          * later (never inside engine_dump_cancel()), and frees st then. */
         if (ret_res)
             *ret_res = d->res;
-        engine_dump_cancel(e, d);
         st->abandoned = TRUE;
+        engine_dump_cancel(e, d);
+        /* one bounded pass, without waiting: the releases reach a store that
+         * runs on the loop (a worker's store has them already), and the
+         * cancelled callback may run, freeing st */
+        for (int i = 0; i < SYNC_DRAIN_ROUNDS && g_main_context_iteration(e->ctx, FALSE); i++)
+            ;
         rc = msilo_fail(MSILO_ETIMEDOUT, "the dump did not complete within %d ms; cancelled",
                         timeout_ms);
     }
