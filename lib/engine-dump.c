@@ -24,8 +24,16 @@
  *   with the claim's error when a claim fails; with MSILO_ECANCELLED when
  *   the engine is freed first; from the dispatch source when there was
  *   nothing to do.
- * - Claimed messages that will not be sent (the engine is being freed) are
- *   released unchanged (give_back), not left to their leases.
+ * - Claimed messages that will not be sent (the engine is being freed, or
+ *   the owner's round was cancelled) are released unchanged (give_back),
+ *   not left to their leases.
+ * - Cancel (msilo_engine_cancel(), a dump with expires 0 or contact "*", a
+ *   blocking dump that timed out): the owner's dumps complete with
+ *   MSILO_ECANCELLED and the counts they had, from the loop; what was
+ *   claimed and not sent is released at once, and so is what a claim in
+ *   flight brings back; the retries of the registration end (reg_until 0);
+ *   sends in flight finish normally (a 2xx still deletes). A later dump
+ *   starts a new round as for an owner never seen.
  */
 #include "engine-private.h"
 
@@ -178,8 +186,10 @@ void engine_owner_pump(msilo_engine_t *e, owner_t *o)
     /* round over: tell the dumps waiting on it */
     GPtrArray *dumps = o->dumps;
     if (dumps->len && !o->again) {
-        for (guint i = 0; i < dumps->len; i++)
+        for (guint i = 0; i < dumps->len; i++) {
+            ((dump_op *)dumps->pdata[i])->owner = NULL;
             g_queue_push_tail(&e->finished_dumps, dumps->pdata[i]);
+        }
         g_ptr_array_set_size(dumps, 0);
         engine_flush_finished_dumps(e, FALSE);
     }
@@ -207,6 +217,8 @@ void engine_complete_claim(msilo_engine_t *e, job_t *j)
 {
     owner_t *o = j->claim.owner;
     o->claiming = FALSE;
+    gboolean cancelled = o->claim_cancelled;
+    o->claim_cancelled = FALSE;
     if (j->rc) {
         engine_log(e, MSILO_LOG_WARNING, "claiming messages of %s failed: %s", o->key,
                    msilo_strerror(j->rc));
@@ -224,7 +236,7 @@ void engine_complete_claim(msilo_engine_t *e, job_t *j)
         engine_owner_pump(e, o);
         return;
     }
-    if (e->freeing) {
+    if (e->freeing || cancelled) {
         engine_give_back(e, j->claim.out, j->claim.out_n);
         engine_owner_pump(e, o);
         return;
@@ -274,8 +286,140 @@ static gboolean contact_accepts_message(const msilo_request_t *reg)
     return TRUE;
 }
 
-static int engine_dump(msilo_engine_t *e, const msilo_request_t *reg, const char *owner,
-                       size_t max, msilo_dump_cb cb, void *data);
+/* Parses the owner @src (@what names it in errors) as the engine keys
+ * owners: 0 and @ou filled (msilo_uri_clear() it, g_free(*dflt_host)). */
+static int owner_parse(msilo_engine_t *e, const char *src, const char *what, msilo_uri_t *ou,
+                       char **dflt_host)
+{
+    int rc = msilo_uri_parse(src, what, ou);
+    if (rc)
+        return rc;
+    *dflt_host = NULL; /* a tel: owner without phone-context */
+    if (ou->scheme == MSILO_SCHEME_TEL && !ou->host && e->default_domain)
+        ou->host = *dflt_host = g_ascii_strdown(e->default_domain, -1);
+    if (!msilo_uri_is_aor(ou)) {
+        g_free(*dflt_host);
+        msilo_uri_clear(ou);
+        return msilo_fail(MSILO_EURI, "owner '%.64s' is not an address of record", src);
+    }
+    return 0;
+}
+
+/* A Contact value names "*" (every contact)? */
+static gboolean contact_is_star(const char *c)
+{
+    while (*c == ' ')
+        c++;
+    return *c == '*';
+}
+
+static owner_t *owner_find(msilo_engine_t *e, const char *user, const char *domain)
+{
+    char *key = g_strconcat(user, "@", domain, NULL);
+    owner_t *o = g_hash_table_lookup(e->owners, key);
+    g_free(key);
+    return o;
+}
+
+/* Completes the dumps waiting on @o with MSILO_ECANCELLED and their counts,
+ * from the loop (after the deletes in progress, which may be theirs). */
+static void owner_cancel_dumps(msilo_engine_t *e, owner_t *o)
+{
+    gboolean deleting = e->acks.running || e->acks.wait->len;
+    for (guint i = 0; i < o->dumps->len; i++) {
+        dump_op *d = o->dumps->pdata[i];
+        d->owner = NULL;
+        d->result = MSILO_ECANCELLED;
+        g_queue_push_tail(deleting ? &e->finished_dumps : &e->noop_dumps, d);
+    }
+    if (o->dumps->len && !deleting)
+        g_source_set_ready_time(e->dispatch, 0);
+    g_ptr_array_set_size(o->dumps, 0);
+}
+
+/* Cancels @o's round and retries (the invariant at the top). The owner is
+ * not freed here (this may run from a callback of its own pump): its last
+ * delivery in flight forgets it, or else the next check. */
+static void owner_cancel(msilo_engine_t *e, owner_t *o)
+{
+    size_t n = ready_len(o);
+    if (n) {
+        msilo_message_t **unsent = g_new(msilo_message_t *, n);
+        for (size_t i = 0; i < n; i++)
+            unsent[i] = ready_pop(o);
+        engine_give_back(e, unsent, n);
+    }
+    if (o->claiming)
+        o->claim_cancelled = TRUE;
+    o->more = FALSE;
+    o->again = FALSE;
+    o->reg_until = 0;
+    o->retry_at = now_of(e); /* due: the next check forgets it when idle */
+    owner_cancel_dumps(e, o);
+    engine_log(e, MSILO_LOG_DEBUG, "dumps and retries of %s cancelled (%zu released)", o->key, n);
+}
+
+/* Cancels the rounds of owner @ou to @contact (NULL: any contact; "" the
+ * AoR, a dump without Contact). */
+static void cancel_matching(msilo_engine_t *e, const msilo_uri_t *ou, const char *contact)
+{
+    owner_t *o = owner_find(e, ou->user, ou->host);
+    if (!o)
+        return;
+    if (contact && (*contact ? !o->contact || g_ascii_strcasecmp(o->contact, contact) != 0
+                             : o->contact != NULL))
+        return; /* its retries go to another contact: they stay */
+    owner_cancel(e, o);
+}
+
+/* An un-REGISTER (expires 0 or Contact "*"): ends the retries to its contact. */
+static void unregister(msilo_engine_t *e, const msilo_request_t *reg, const msilo_uri_t *ou)
+{
+    if (!reg->contact) {
+        cancel_matching(e, ou, "");
+        return;
+    }
+    if (contact_is_star(reg->contact)) {
+        cancel_matching(e, ou, NULL);
+        return;
+    }
+    msilo_uri_t cu;
+    if (msilo_uri_parse(reg->contact, "Contact", &cu) == 0) {
+        cancel_matching(e, ou, cu.uri);
+        msilo_uri_clear(&cu);
+    }
+}
+
+int msilo_engine_cancel(msilo_engine_t *e, const char *owner, const char *contact)
+{
+    if (!e || !owner)
+        return msilo_fail(MSILO_EINVAL, "msilo_engine_cancel: engine or owner is NULL");
+    if (!engine_enter(e))
+        return engine_ethread("msilo_engine_cancel");
+    msilo_uri_t ou, cu;
+    char *dflt_host = NULL;
+    int rc = owner_parse(e, owner, "owner", &ou, &dflt_host);
+    if (rc == 0) {
+        if (!contact || contact_is_star(contact)) {
+            cancel_matching(e, &ou, NULL);
+        } else if ((rc = msilo_uri_parse(contact, "Contact", &cu)) == 0) {
+            cancel_matching(e, &ou, cu.uri);
+            msilo_uri_clear(&cu);
+        }
+        msilo_uri_clear(&ou);
+        g_free(dflt_host);
+    }
+    if (rc == 0)
+        msilo_error_clear();
+    engine_leave(e);
+    return rc;
+}
+
+void engine_dump_cancel(msilo_engine_t *e, dump_op *d)
+{
+    if (d->owner)
+        owner_cancel(e, d->owner);
+}
 
 int msilo_engine_dump(msilo_engine_t *e, const msilo_request_t *reg, const char *owner,
                       size_t max, msilo_dump_cb cb, void *data)
@@ -284,13 +428,13 @@ int msilo_engine_dump(msilo_engine_t *e, const msilo_request_t *reg, const char 
         return msilo_fail(MSILO_EINVAL, "msilo_engine_dump: engine or request is NULL");
     if (!engine_enter(e))
         return engine_ethread("msilo_engine_dump");
-    int rc = engine_dump(e, reg, owner, max, cb, data);
+    int rc = engine_dump_start(e, reg, owner, max, cb, data, NULL);
     engine_leave(e);
     return rc;
 }
 
-static int engine_dump(msilo_engine_t *e, const msilo_request_t *reg, const char *owner,
-                       size_t max, msilo_dump_cb cb, void *data)
+int engine_dump_start(msilo_engine_t *e, const msilo_request_t *reg, const char *owner,
+                      size_t max, msilo_dump_cb cb, void *data, dump_op **ret_op)
 {
     if (reg->version < 1 || reg->version > MSILO_REQUEST_VERSION)
         return msilo_fail(MSILO_EVERSION, "request view version %u not supported", reg->version);
@@ -302,24 +446,16 @@ static int engine_dump(msilo_engine_t *e, const msilo_request_t *reg, const char
     if (!src || !*src)
         return msilo_fail(MSILO_EMISSING, "REGISTER has no To and no owner was given");
     msilo_uri_t ou;
-    int rc = msilo_uri_parse(src, owner ? "owner" : "To", &ou);
+    char *dflt_host;
+    int rc = owner_parse(e, src, owner ? "owner" : "To", &ou, &dflt_host);
     if (rc)
         return rc;
-    char *dflt_host = NULL; /* a tel: owner without phone-context */
-    if (ou.scheme == MSILO_SCHEME_TEL && !ou.host && e->default_domain)
-        ou.host = dflt_host = g_ascii_strdown(e->default_domain, -1);
-    if (!msilo_uri_is_aor(&ou)) {
-        g_free(dflt_host);
-        msilo_uri_clear(&ou);
-        return msilo_fail(MSILO_EURI, "owner '%.64s' is not an address of record", src);
-    }
     char *contact = NULL;
     gboolean skip = reg->expires == 0;
+    if (skip || (reg->contact && contact_is_star(reg->contact)))
+        unregister(e, reg, &ou);
     if (reg->contact && !skip) {
-        const char *c = reg->contact;
-        while (*c == ' ')
-            c++;
-        if (*c == '*') {
+        if (contact_is_star(reg->contact)) {
             skip = TRUE;
         } else {
             msilo_uri_t cu;
@@ -339,6 +475,8 @@ static int engine_dump(msilo_engine_t *e, const msilo_request_t *reg, const char
     dump_op *d = g_new0(dump_op, 1);
     d->cb = cb;
     d->data = data;
+    if (ret_op)
+        *ret_op = d;
     if (skip) {
         /* nothing to send; the callback still never runs inside this call */
         g_queue_push_tail(&e->noop_dumps, d);
@@ -357,6 +495,7 @@ static int engine_dump(msilo_engine_t *e, const msilo_request_t *reg, const char
     int64_t now = now_of(e);
     o->reg_until = reg->expires > 0 ? now + reg->expires : now + REGISTRATION_DEFAULT_TIME;
     g_ptr_array_add(o->dumps, d);
+    d->owner = o;
     if (owner_busy(o)) {
         /* the running round sends nothing twice (leases); another round follows */
         o->next_limit = o->again ? MAX(o->next_limit, max ? max : SIZE_MAX) : (max ? max : SIZE_MAX);
@@ -374,7 +513,7 @@ void engine_complete_noop_dumps(msilo_engine_t *e, int result)
     dump_op *d;
     while ((d = g_queue_pop_head(&e->noop_dumps))) {
         if (d->cb)
-            d->cb(e, result, &d->res, d->data);
+            d->cb(e, d->result ? d->result : result, &d->res, d->data);
         g_free(d);
     }
 }
@@ -386,7 +525,7 @@ void engine_flush_finished_dumps(msilo_engine_t *e, gboolean force)
     dump_op *d;
     while ((d = g_queue_pop_head(&e->finished_dumps))) {
         if (d->cb)
-            d->cb(e, e->freeing ? MSILO_ECANCELLED : 0, &d->res, d->data);
+            d->cb(e, d->result ? d->result : e->freeing ? MSILO_ECANCELLED : 0, &d->res, d->data);
         g_free(d);
     }
 }

@@ -24,11 +24,18 @@
  *   worker.
  * - Reminders are not "the user is offline": no notification is sent for
  *   them, and a failed one becomes an offline message (engine-deliver.c).
+ * - msilo_engine_iterate() is the loop of a host that runs none: it ticks
+ *   by the engine's clock itself (a host's timer need not line up with the
+ *   engine's), then dispatches what is ready on the context, a bounded
+ *   number of rounds, so that a stream of completions cannot keep the
+ *   host's timer callback from returning.
  */
 #include "engine-private.h"
 
 /* The period of the timer that calls msilo_engine_tick(), in seconds. */
 #define TICK_INTERVAL 1
+/* At most this many rounds of the context per msilo_engine_iterate(). */
+#define ITERATE_ROUNDS_MAX 256
 
 void engine_complete_reminders(msilo_engine_t *e, job_t *j)
 {
@@ -113,4 +120,43 @@ void engine_timer_attach(msilo_engine_t *e)
     g_source_set_callback(e->timer, timer_cb, e, NULL);
     g_source_set_name(e->timer, "msilo-timer");
     g_source_attach(e->timer, e->ctx);
+}
+
+static gboolean iterate_deadline_cb(gpointer data)
+{
+    *(gboolean *)data = TRUE;
+    return G_SOURCE_REMOVE;
+}
+
+int msilo_engine_iterate(msilo_engine_t *e, int timeout_ms)
+{
+    if (!e)
+        return msilo_fail(MSILO_EINVAL, "msilo_engine_iterate: engine is NULL");
+    if (!engine_enter(e))
+        return engine_ethread("msilo_engine_iterate");
+    if (timeout_ms != 0 && !g_main_context_pending(e->ctx)) {
+        /* wait for the first source to be ready: a worker's or a
+         * transport's completion, the engine's timer, or the deadline */
+        gboolean expired = FALSE;
+        GSource *deadline = NULL;
+        if (timeout_ms > 0) {
+            deadline = g_timeout_source_new((guint)timeout_ms);
+            g_source_set_callback(deadline, iterate_deadline_cb, &expired, NULL);
+            g_source_set_name(deadline, "msilo-iterate-deadline");
+            g_source_attach(deadline, e->ctx);
+        }
+        g_main_context_iteration(e->ctx, TRUE);
+        if (deadline) {
+            g_source_destroy(deadline);
+            g_source_unref(deadline);
+        }
+    }
+    if (!e->freeing)
+        tick(e);
+    /* what is ready, and what its completions make ready (a non-blocking
+     * store's jobs run from the dispatch source), in bounded rounds */
+    for (int i = 0; i < ITERATE_ROUNDS_MAX && g_main_context_iteration(e->ctx, FALSE); i++)
+        ;
+    engine_leave(e);
+    return 0;
 }

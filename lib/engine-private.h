@@ -145,6 +145,10 @@ typedef struct dump_op {
     msilo_dump_cb cb;
     void *data;
     msilo_dump_result_t res;
+    /* cancel (engine-dump.c): the owner it waits on (NULL once it no longer
+     * waits on one), and the result it completes with when not 0 */
+    owner_t *owner;
+    int result;
 } dump_op;
 
 /* Per-owner delivery state; exists while the owner has work or retries due. */
@@ -167,6 +171,9 @@ struct owner {
     gboolean pumping;    /* in engine_owner_pump's send loop (a refused send re-enters it) */
     gboolean blocked;    /* in e->blocked: waits for a global in-flight slot */
     GPtrArray *dumps;    /* dump_op* waiting for this owner to go idle */
+    /* cancel (engine-dump.c): the claim in flight was cancelled; its
+     * messages are released unchanged when it completes */
+    gboolean claim_cancelled;
 };
 
 /* A thread with a store handle of its own (msilo_store_open_peer): a put
@@ -476,6 +483,13 @@ void engine_owners_retry(msilo_engine_t *e, int64_t now);
 /* While freeing: gives back what was claimed and not sent, completes the
  * dumps waiting on an owner with MSILO_ECANCELLED, frees the owners. */
 void engine_owners_free(msilo_engine_t *e);
+/* msilo_engine_dump() that also hands back the dump's op (valid until its
+ * callback has run), for the blocking wrappers (engine-sync.c). */
+int engine_dump_start(msilo_engine_t *e, const msilo_request_t *reg, const char *owner,
+                      size_t max, msilo_dump_cb cb, void *data, dump_op **ret_op);
+/* Cancels the round @d waits on, as msilo_engine_cancel(owner, NULL) does;
+ * @d completes with MSILO_ECANCELLED (never inside this call). */
+void engine_dump_cancel(msilo_engine_t *e, dump_op *d);
 
 /* ---- periodic jobs (engine-periodic.c) ---------------------------------------- */
 

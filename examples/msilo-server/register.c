@@ -3,6 +3,9 @@
  * msilo-server's REGISTER: the bindings go to the registrar (registrar.c),
  * the answer lists them, and the AoR's stored messages are dumped to the
  * registering contact (m_dump()). A Contact that is this server is refused.
+ * A binding that goes away (Expires: 0, "Contact: *", or expired in the
+ * registrar) cancels the engine's deliveries and retries to it
+ * (msilo_engine_cancel()): no MESSAGE goes to a contact after its UA left.
  */
 #include <string.h>
 
@@ -30,6 +33,24 @@ static void dump_done(msilo_engine_t *e, int result, const msilo_dump_result_t *
     g_free(aor);
 }
 
+/* The registrar's removed hook: the engine stops delivering to the contact. */
+static void binding_removed(const char *aor, const char *uri, void *data)
+{
+    server_t *s = data;
+    if (!s->engine)
+        return;
+    /* the owner as the engine keys it (user@domain), the contact as a
+     * name-addr so that its URI parameters stay the URI's */
+    g_autofree char *owner = g_strconcat("sip:", aor, NULL);
+    g_autofree char *contact = g_strdup_printf("<%s>", uri);
+    int r = msilo_engine_cancel(s->engine, owner, contact);
+    if (r < 0)
+        g_warning("cancelling deliveries of %s to %s: %s (%s)", aor, uri, msilo_strerror(r),
+                  msilo_error_detail());
+    else
+        REQ_LOG("REGISTER %s: %s gone: no more deliveries to it", aor, uri);
+}
+
 int server_handle_register(server_t *s, nta_incoming_t *irq, sip_t const *sip)
 {
     su_home_t home[1] = { SU_HOME_INIT(home) };
@@ -41,6 +62,8 @@ int server_handle_register(server_t *s, nta_incoming_t *irq, sip_t const *sip)
     GString *contacts;
 
     s->n_register++;
+    /* set here, where the bindings are made: the registrar knows no engine */
+    registrar_set_removed(s->registrar, binding_removed, s);
     if (!sip->sip_to || !(aor = server_aor_of_url(sip->sip_to->a_url))) {
         server_reply(irq, 400, SIPTAG_WARNING_STR("399 msilo \"Bad To\""), TAG_END());
         return 0;

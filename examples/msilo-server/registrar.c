@@ -1,11 +1,28 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* In-memory location service: AoR -> contacts with expiry (usrloc db_mode 0). */
+/* In-memory location service: AoR -> contacts with expiry (usrloc db_mode 0).
+ * Every binding that goes away (removed by its UA, all removed with
+ * "Contact: *", or expired) is reported to the removed hook, so that the
+ * engine stops retrying deliveries to it (register.c). */
 #include "server.h"
 
 struct registrar {
     GHashTable *aors; /* char *aor -> GPtrArray of binding_t* */
     int64_t seq;
+    registrar_removed_fn removed;
+    void *removed_data;
 };
+
+void registrar_set_removed(registrar_t *r, registrar_removed_fn fn, void *data)
+{
+    r->removed = fn;
+    r->removed_data = data;
+}
+
+static void report_removed(registrar_t *r, const char *aor, const binding_t *b)
+{
+    if (r->removed)
+        r->removed(aor, b->uri, r->removed_data);
+}
 
 static void binding_free(gpointer p)
 {
@@ -31,12 +48,14 @@ void registrar_free(registrar_t *r)
     g_free(r);
 }
 
-static void drop_expired(GPtrArray *a, int64_t now)
+static void drop_expired(registrar_t *r, const char *aor, GPtrArray *a, int64_t now)
 {
     for (guint i = a->len; i-- > 0;) {
         binding_t *b = a->pdata[i];
-        if (b->expires <= now)
+        if (b->expires <= now) {
+            report_removed(r, aor, b);
             g_ptr_array_remove_index(a, i);
+        }
     }
 }
 
@@ -53,7 +72,7 @@ GPtrArray *registrar_lookup(registrar_t *r, const char *aor, int64_t now)
     GPtrArray *a = g_hash_table_lookup(r->aors, aor);
     if (!a)
         return NULL;
-    drop_expired(a, now);
+    drop_expired(r, aor, a, now);
     if (a->len == 0) {
         g_hash_table_remove(r->aors, aor);
         return NULL;
@@ -73,6 +92,7 @@ void registrar_update(registrar_t *r, const char *aor, const char *uri, const ch
             binding_t *x = a->pdata[i];
             if (g_ascii_strcasecmp(x->uri, uri) == 0) {
                 if (expires <= 0) {
+                    report_removed(r, aor, x);
                     g_ptr_array_remove_index(a, i);
                     if (a->len == 0)
                         g_hash_table_remove(r->aors, aor);
@@ -103,6 +123,9 @@ void registrar_update(registrar_t *r, const char *aor, const char *uri, const ch
 
 void registrar_remove_all(registrar_t *r, const char *aor)
 {
+    GPtrArray *a = g_hash_table_lookup(r->aors, aor);
+    for (guint i = 0; a && i < a->len; i++)
+        report_removed(r, aor, a->pdata[i]);
     g_hash_table_remove(r->aors, aor);
 }
 
@@ -116,7 +139,7 @@ size_t registrar_expire(registrar_t *r, int64_t now)
     while (g_hash_table_iter_next(&it, &key, &value)) {
         GPtrArray *a = value;
         guint before = a->len;
-        drop_expired(a, now);
+        drop_expired(r, key, a, now);
         n += before - a->len;
         if (a->len == 0)
             g_hash_table_iter_remove(&it);

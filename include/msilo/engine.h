@@ -24,6 +24,13 @@
  * error (and the callback never runs) or returns 0 and the callback runs
  * exactly once, from the main context, never from inside the call itself.
  * msilo_engine_free() completes pending callbacks (see there).
+ *
+ * Loops: the engine's work (store completions, transport answers, retries,
+ * expiry, reminders) runs when something iterates its context: the host's
+ * GLib loop, the blocking calls while they wait, or msilo_engine_iterate()
+ * for a host without a GLib loop. The blocking calls have _timeout forms.
+ * Cancel: msilo_engine_cancel(), or an un-REGISTER passed to
+ * msilo_engine_dump(), stops an owner's dumps and retries.
  */
 #ifndef MSILO_ENGINE_H
 #define MSILO_ENGINE_H
@@ -167,7 +174,11 @@ typedef void (*msilo_dump_cb)(msilo_engine_t *e, int result, const msilo_dump_re
  *                 does not support MESSAGE (reg->allow present without MESSAGE,
  *                 or a `methods` contact parameter without MESSAGE), or the
  *                 contact is "*". With reg->contact NULL messages go to the AoR
- *                 (via outbound_proxy).
+ *                 (via outbound_proxy). An un-REGISTER (reg->expires == 0, or
+ *                 the contact "*") also cancels, as msilo_engine_cancel() does,
+ *                 the owner's dumps and retries to that contact ("*": to any;
+ *                 no contact: to the AoR): pass every REGISTER the registrar
+ *                 accepted, removals too, and the retries stop with the binding.
  * @param owner    overrides the owner (NULL = To of @p reg).
  * @param max      deliver at most this many (0 = all), like OpenSIPS m_dump(owner, maxmsg).
  * @param cb       called once every claimed message has a final outcome (may be NULL).
@@ -187,8 +198,38 @@ MSILO_API int msilo_engine_dump(msilo_engine_t *e, const msilo_request_t *reg,
                                 const char *owner, size_t max, msilo_dump_cb cb, void *data);
 
 /**
- * Blocking msilo_engine_store(): iterates the engine's context until the store
- * completes. For embedders without a loop (worker processes) and tests.
+ * Cancels the dumps and retries of an owner: what an un-REGISTER does (a
+ * dump with reg->expires == 0), for a registrar that learns of a removed or
+ * expired binding in another way, or a host that gives up on a dump.
+ *
+ * @param e        the engine.
+ * @param owner    the owner (URI or name-addr, as for msilo_engine_dump()).
+ * @param contact  cancel only when the owner's deliveries go to this contact
+ *                 (URI or Contact value; compared as parsed URIs); NULL or "*"
+ *                 = whatever contact.
+ *
+ * Then: the owner's dumps in progress complete with MSILO_ECANCELLED and the
+ * counts they had, from the loop (never inside this call); the messages
+ * claimed and not sent yet are released at once, unchanged (attempts and
+ * next_try as they were, lease ended), so another dump may claim them
+ * immediately rather than after lease_time; a claim still in flight releases
+ * what it brings back the same way; no more retries go out for the
+ * registration. Sends already handed to the transport finish normally: a
+ * 2xx still deletes its message, a failure releases it as usual (but it is
+ * not retried until the next dump). The next msilo_engine_dump() for the
+ * owner starts afresh. Nothing to cancel is not an error.
+ *
+ * @return 0; MSILO_EINVAL (@p e or @p owner NULL), MSILO_EURI (owner or
+ *         contact malformed), MSILO_ETHREAD (another thread runs the context).
+ */
+MSILO_API int msilo_engine_cancel(msilo_engine_t *e, const char *owner, const char *contact);
+
+/**
+ * Blocking msilo_engine_store() without a timeout: iterates the engine's
+ * context until the store completes, however long that takes (a database
+ * that hangs hangs the caller). For tests and tools; a worker process of a
+ * SIP server wants msilo_engine_store_sync_timeout(). It is that function
+ * with @p timeout_ms -1.
  * It holds the context while it waits: the calling thread must be able to
  * acquire it (the same rule as every engine function).
  * @return the store result; *ret_id (may be NULL) gets the id on success.
@@ -197,10 +238,47 @@ MSILO_API int msilo_engine_dump(msilo_engine_t *e, const msilo_request_t *reg,
 MSILO_API int msilo_engine_store_sync(msilo_engine_t *e, const msilo_request_t *req,
                                       const char *owner, int64_t *ret_id);
 
-/** Blocking msilo_engine_dump(); same rules as msilo_engine_store_sync(). */
+/** Blocking msilo_engine_dump() without a timeout: the delivery of every
+ *  claimed message must end first, which with a SIP transport may take up to
+ *  Timer F (32 s) per window of messages. msilo_engine_dump_sync_timeout()
+ *  with @p timeout_ms -1; same rules as msilo_engine_store_sync(). */
 MSILO_API int msilo_engine_dump_sync(msilo_engine_t *e, const msilo_request_t *reg,
                                      const char *owner, size_t max,
                                      msilo_dump_result_t *ret_res);
+
+/**
+ * msilo_engine_store_sync() that waits at most @p timeout_ms milliseconds
+ * (< 0: no limit; 0: only what completes in one pass, which a store never
+ * does, since its callback never runs inside the call: use at least the
+ * store's usual commit time).
+ *
+ * On MSILO_ETIMEDOUT the outcome is unknown to the caller: the store was
+ * accepted and may still commit (the message is then delivered as any
+ * other) or fail. Its callback runs later, when something iterates the
+ * context again (the next blocking call, msilo_engine_iterate(), or
+ * msilo_engine_free()), and only logs the outcome through the log hook
+ * (MSILO_LOG_WARNING). A SIP server answers such a MESSAGE 5xx (the sender
+ * may retry, and may see it twice) or 202 (it may be lost): its choice.
+ * @return as msilo_engine_store_sync(), or MSILO_ETIMEDOUT.
+ */
+MSILO_API int msilo_engine_store_sync_timeout(msilo_engine_t *e, const msilo_request_t *req,
+                                              const char *owner, int timeout_ms,
+                                              int64_t *ret_id);
+
+/**
+ * msilo_engine_dump_sync() that waits at most @p timeout_ms milliseconds
+ * (< 0: no limit).
+ *
+ * On MSILO_ETIMEDOUT the dump is cancelled as by msilo_engine_cancel() for
+ * its owner (any contact): its messages claimed and not sent are released at
+ * once, its owner's retries end, and sends in flight finish normally later
+ * (a 2xx still deletes) when something iterates the context. *ret_res gets
+ * the counts so far (what was claimed, delivered and failed by then).
+ * @return as msilo_engine_dump_sync(), or MSILO_ETIMEDOUT.
+ */
+MSILO_API int msilo_engine_dump_sync_timeout(msilo_engine_t *e, const msilo_request_t *reg,
+                                             const char *owner, size_t max, int timeout_ms,
+                                             msilo_dump_result_t *ret_res);
 
 /**
  * Runs the periodic jobs that are due by the engine's clock: retries (every
@@ -210,6 +288,29 @@ MSILO_API int msilo_engine_dump_sync(msilo_engine_t *e, const msilo_request_t *r
  * @return 0, MSILO_EINVAL (@p e NULL) or MSILO_ETHREAD.
  */
 MSILO_API int msilo_engine_tick(msilo_engine_t *e);
+
+/**
+ * Runs the engine for a host without a GLib loop: waits at most
+ * @p timeout_ms milliseconds for something to be ready on the engine's
+ * context (0: no waiting; < 0: until something is), then runs the periodic
+ * jobs that are due (msilo_engine_tick()) and dispatches what is ready: the
+ * completions of the store's jobs and the transport's answers, the engine's
+ * timer, and what those make ready in turn, in a bounded number of rounds.
+ *
+ * A worker process that never runs a loop (Kamailio's, OpenSIPS's timer
+ * process) calls it every second with 0, and retries, expiry, reminders and
+ * late completions happen there. It dispatches every source of the context,
+ * not only the engine's: give the engine a context of its own
+ * (g_main_context_new()) unless the host's sources belong there too. A host
+ * with its own poll()/epoll loop may instead poll the context's file
+ * descriptors (g_main_context_prepare(), _query(), _check(), _dispatch(); see
+ * examples/poll-loop/ and doc/embedding.md), or poll nothing of GLib's and
+ * call this with 0 from its own timer and when its transport's socket is
+ * readable.
+ * @return 0, MSILO_EINVAL (@p e NULL) or MSILO_ETHREAD (another thread runs
+ *         the context).
+ */
+MSILO_API int msilo_engine_iterate(msilo_engine_t *e, int timeout_ms);
 
 /** Reads a statistic; 0 for an unknown one. Thread-safe: may be called from
  *  any thread (a metrics exporter's), and reads a value the engine's thread
