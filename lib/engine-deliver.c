@@ -489,8 +489,8 @@ void engine_complete_remove(msilo_engine_t *e, job_t *j)
     guint n = j->batch.items->len;
     int rc = coalesce_done(&e->acks, j);
     if (rc) {
-        engine_log(e, MSILO_LOG_WARNING, "deleting %u delivered messages failed: %s; will retry", n,
-                   msilo_strerror(rc));
+        engine_log(e, MSILO_LOG_WARNING, "deleting %u delivered messages failed: %s: %s; will retry",
+                   n, msilo_strerror(rc), job_detail(j));
         /* the dumps waiting on it still complete: their messages are delivered */
         engine_flush_finished_dumps(e, TRUE);
         return;
@@ -501,7 +501,11 @@ void engine_complete_remove(msilo_engine_t *e, job_t *j)
 
 void engine_complete_release(msilo_engine_t *e, job_t *j)
 {
-    if (coalesce_done(&e->releases, j) == 0)
+    guint n = j->batch.items->len;
+    int rc = coalesce_done(&e->releases, j);
+    if (rc == 0)
         engine_coalesce_schedule(e, &e->releases);
-    /* else: the leases run out by themselves; the retry keeps the attempt counts */
+    else /* the leases run out by themselves; the retry keeps the attempt counts */
+        engine_log(e, MSILO_LOG_WARNING, "releasing %u messages failed: %s: %s; will retry", n,
+                   msilo_strerror(rc), job_detail(j));
 }

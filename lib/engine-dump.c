@@ -208,10 +208,11 @@ void engine_complete_claim(msilo_engine_t *e, job_t *j)
     owner_t *o = j->claim.owner;
     o->claiming = FALSE;
     if (j->rc) {
-        engine_log(e, MSILO_LOG_WARNING, "claiming messages of %s failed: %s", o->key,
-                   msilo_strerror(j->rc));
+        engine_log(e, MSILO_LOG_WARNING, "claiming messages of %s failed: %s: %s", o->key,
+                   msilo_strerror(j->rc), job_detail(j));
         for (guint i = 0; i < o->dumps->len; i++) {
             dump_op *d = o->dumps->pdata[i];
+            job_detail_set(j); /* msilo_error_detail() in the callback */
             if (d->cb)
                 d->cb(e, j->rc, &d->res, d->data);
             g_free(d);

@@ -33,6 +33,9 @@
 void engine_complete_reminders(msilo_engine_t *e, job_t *j)
 {
     e->reminders_running = FALSE;
+    if (j->rc)
+        engine_log(e, MSILO_LOG_WARNING, "claiming due reminders failed: %s: %s",
+                   msilo_strerror(j->rc), job_detail(j));
     if (j->rc == 0 && e->freeing) {
         engine_give_back(e, j->claim.out, j->claim.out_n);
     } else if (j->rc == 0) {
@@ -48,7 +51,8 @@ void engine_complete_expire(msilo_engine_t *e, job_t *j)
 {
     e->clean_running = FALSE;
     if (j->rc) {
-        engine_log(e, MSILO_LOG_WARNING, "expiry failed: %s", msilo_strerror(j->rc));
+        engine_log(e, MSILO_LOG_WARNING, "expiry failed: %s: %s", msilo_strerror(j->rc),
+                   job_detail(j));
         return;
     }
     stat_add(e, MSILO_STAT_EXPIRED_MESSAGES, j->expire.deleted);

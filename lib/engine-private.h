@@ -89,6 +89,9 @@ typedef struct op_queue {
 struct job {
     job_kind kind;
     int rc;            /* the store call's result */
+    /* the store's msilo_error_detail() when rc != 0 (g_malloc'd; NULL on
+     * success, so a job that succeeds allocates nothing for it) */
+    char *detail;
     peer_worker_t *worker; /* the thread and store handle it runs on; NULL: the main worker */
     union {
         struct {
@@ -122,12 +125,27 @@ struct job {
     };
 };
 
-/* A zeroed job of @kind; whoever completes it frees it with g_free(). */
+/* A zeroed job of @kind; job_complete() frees it (and its detail). */
 static inline job_t *job_new(job_kind kind)
 {
     job_t *j = g_new0(job_t, 1);
     j->kind = kind;
     return j;
+}
+
+/* The failed job's store detail for a log line ("" when none). */
+static inline const char *job_detail(const job_t *j)
+{
+    return j->detail ? j->detail : "";
+}
+
+/* Makes the failed job's store detail the calling (loop) thread's, so that
+ * msilo_error_detail() inside the callback that reports it returns it; set
+ * again before each callback (one may call the engine, which clears it). */
+static inline void job_detail_set(const job_t *j)
+{
+    if (j->detail)
+        msilo_fail(j->rc, "%s", j->detail);
 }
 
 /* Deletes and releases wait here while one of their kind runs, then go to the

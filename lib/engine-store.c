@@ -199,8 +199,9 @@ void engine_complete_open_peer(msilo_engine_t *e, job_t *j)
     else
         e->puts_opening--;
     if (j->rc) {
-        engine_log(e, MSILO_LOG_WARNING, "another store handle (%s): %s",
-                   j->open_peer.for_expiry ? "expiry" : "store_threads", msilo_strerror(j->rc));
+        engine_log(e, MSILO_LOG_WARNING, "another store handle (%s): %s: %s",
+                   j->open_peer.for_expiry ? "expiry" : "store_threads", msilo_strerror(j->rc),
+                   job_detail(j));
     } else if (e->freeing) {
         msilo_store_free(j->open_peer.handle);
     } else if (j->open_peer.for_expiry) {
@@ -335,9 +336,15 @@ void engine_complete_put(msilo_engine_t *e, job_t *j)
         } else {
             stat_add(e, MSILO_STAT_STORE_ERRORS, 1);
         }
-        if (rc && rc != MSILO_EFULL)
-            engine_log(e, MSILO_LOG_WARNING, "store for %s@%s failed: %s", op->msg->user,
-                       op->msg->domain, msilo_strerror(rc));
+        if (rc && rc != MSILO_EFULL) {
+            engine_log(e, MSILO_LOG_WARNING, "store for %s@%s failed: %s: %s", op->msg->user,
+                       op->msg->domain, msilo_strerror(rc),
+                       job_detail(j));
+            job_detail_set(j); /* msilo_error_detail() in the callback */
+        } else if (rc == MSILO_EFULL) {
+            msilo_fail(rc, "the mailbox of %s@%s holds max_messages (%lld) already",
+                       op->msg->user, op->msg->domain, (long long)e->max_messages);
+        }
         if (op->cb)
             op->cb(e, rc, rc == 0 ? op->msg->id : 0, op->data);
         store_op_free(e, op);

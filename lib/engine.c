@@ -184,6 +184,9 @@ void engine_complete_reset_leases(msilo_engine_t *e, job_t *j)
     if (j->rc == 0 && j->reset.taken)
         engine_log(e, MSILO_LOG_INFO, "took back %zu messages leased by %s before a restart",
                    j->reset.taken, e->instance_id);
+    else if (j->rc && j->rc != MSILO_ENOTSUP)
+        engine_log(e, MSILO_LOG_WARNING, "taking back the leases of %s failed: %s: %s",
+                   e->instance_id, msilo_strerror(j->rc), job_detail(j));
 }
 
 int msilo_engine_set_clock(msilo_engine_t *e, msilo_clock_fn fn, void *data)

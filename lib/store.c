@@ -173,6 +173,10 @@ int msilo_store_fail(int code, const char *fmt, ...)
     va_start(ap, fmt);
     char *d = g_strdup_vprintf(fmt, ap);
     va_end(ap);
+    /* a detail is one line: database messages span several ("...\n\tThis
+     * probably means..." from libpq) */
+    g_strchomp(d);
+    g_strdelimit(d, "\r\n\t", ' ');
     msilo_fail(code, "%s", d);
     g_free(d);
     return code;

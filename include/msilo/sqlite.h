@@ -29,8 +29,11 @@
  * methods block on disk I/O, so it does not set MSILO_STORE_NONBLOCKING: the
  * engine calls it from its worker thread.
  *
- * Errors: every function returns 0 or a negative MSILO_E* code; the detail is
- * in msilo_error_detail() on the calling thread.
+ * Errors: every function returns 0 or a negative MSILO_E* code; the detail
+ * (SQLite's message included) is msilo_error_detail() on the calling thread,
+ * as for every store: the backend reports it with msilo_store_fail().
+ * Inside an engine, the engine hands a failed store call's detail to the
+ * callback that reports it and to its log lines.
  */
 #ifndef MSILO_SQLITE_H
 #define MSILO_SQLITE_H

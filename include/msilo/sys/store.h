@@ -224,6 +224,12 @@ MSILO_API void msilo_store_free(msilo_store_t *s);
  * For backends: records a human-readable detail for msilo_error_detail() on
  * the calling thread and returns @p code, e.g.
  * `return msilo_store_fail(MSILO_ESTORE, "connection lost: %s", PQerrorMessage(c));`
+ * The one way every backend (a library of its own included: it links
+ * libmsilo) reports a detail. Line breaks and tabs become spaces and
+ * trailing white space goes, so a database's multi-line message makes one
+ * log line. The engine runs store calls on worker threads: it copies the
+ * detail of a failed call and sets it on the loop thread for the callback
+ * that reports the failure (msilo_error_detail() there) and its log lines.
  */
 MSILO_API int msilo_store_fail(int code, const char *fmt, ...)
 #ifdef __GNUC__
