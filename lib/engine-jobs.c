@@ -180,6 +180,7 @@ static gboolean dispatch_source_dispatch(GSource *src, GSourceFunc cb, gpointer 
     (void)cb;
     msilo_engine_t *e = data;
     g_source_set_ready_time(src, -1);
+    e->in_callback++; /* the callbacks below run with e used after them */
     job_t *j;
     /* jobs queued by what completes here wait for the next dispatch, so a
      * stream of work cannot starve the rest of the loop */
@@ -192,6 +193,7 @@ static gboolean dispatch_source_dispatch(GSource *src, GSourceFunc cb, gpointer 
         job_complete(e, j);
     engine_run_posted(e); /* sends that done() completed on other threads */
     engine_complete_noop_dumps(e, 0);
+    e->in_callback--;
     return G_SOURCE_CONTINUE;
 }
 

@@ -310,7 +310,24 @@ struct msilo_engine {
     GSource *timer;
     gboolean reminders_running, clean_running;
     int64_t next_check, next_clean, next_reminder;
+
+    /* shutdown (engine.c): msilo_engine_shutdown() and the callbacks in progress */
+    gboolean stopping;         /* shutdown called: no new work, no claims, no timer */
+    gboolean stop_timed_out;   /* its deadline passed: the store handles are interrupted */
+    GSource *stop_source;      /* runs the shutdown callback; NULL once it ran */
+    msilo_shutdown_cb stop_cb;
+    void *stop_data;
+    /* > 0 while engine code that uses e after it returns runs an embedder's
+     * callback (store, dump, log): msilo_engine_free() refuses then */
+    unsigned in_callback;
 };
+
+/* TRUE once msilo_engine_shutdown() or msilo_engine_free() has started:
+ * nothing new is claimed, sent or notified, claimed messages are given back. */
+static inline gboolean engine_stopping(const msilo_engine_t *e)
+{
+    return e->stopping || e->freeing;
+}
 
 /* Now, by the engine's (injectable) clock, in seconds. */
 static inline int64_t now_of(const msilo_engine_t *e)
@@ -494,6 +511,10 @@ void engine_owners_retry(msilo_engine_t *e, int64_t now);
 /* While freeing: gives back what was claimed and not sent, completes the
  * dumps waiting on an owner with MSILO_ECANCELLED, frees the owners. */
 void engine_owners_free(msilo_engine_t *e);
+/* At msilo_engine_shutdown(): gives back what was claimed and not sent and
+ * ends the rounds that have nothing out (their dumps complete once their
+ * deletes have committed); the others end when their claim or sends do. */
+void engine_owners_stop(msilo_engine_t *e);
 
 /* ---- periodic jobs (engine-periodic.c) ---------------------------------------- */
 

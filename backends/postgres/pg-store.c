@@ -13,7 +13,9 @@
 #include "sql-rows.h"
 
 #include <poll.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <sys/socket.h>
 
 /* Back-off between failed reconnects. */
 #define BACKOFF_MIN_US (100 * G_TIME_SPAN_MILLISECOND)
@@ -23,6 +25,11 @@ typedef struct pg_store {
     msilo_store_t base;
     msilo_pg_options_t *opts;
     PGconn *conn;
+    /* pg_interrupt() may come from any thread: conn is replaced and closed
+     * only under this lock, so the socket it shuts down is never one that
+     * was closed (and its number reused) meanwhile */
+    GMutex conn_lock;
+    atomic_bool interrupted; /* every later call fails at once */
     guint32 prepared;     /* bit q: Q_* prepared on this connection */
     gint64 reconnect_at;  /* monotonic µs before which we do not retry */
     gint64 backoff;       /* µs; 0 until a reconnect failed */
@@ -40,9 +47,11 @@ enum { R_ID, R_USER, R_HOST, R_FROM, R_TO, R_CTYPE, R_BODY, R_HDRS, R_CALLID, R_
 
 static void drop_conn(pg_store *s)
 {
+    g_mutex_lock(&s->conn_lock);
     if (s->conn)
         PQfinish(s->conn);
     s->conn = NULL;
+    g_mutex_unlock(&s->conn_lock);
     s->prepared = 0;
 }
 
@@ -86,6 +95,9 @@ static gboolean conn_suspect(PGconn *conn)
 
 static int ensure_conn(pg_store *s)
 {
+    if (G_UNLIKELY(atomic_load_explicit(&s->interrupted, memory_order_relaxed)))
+        return pg_fail(MSILO_ESTORE, "the PostgreSQL store was interrupted "
+                       "(msilo_store_interrupt()): it takes no more calls");
     if (s->conn && PQstatus(s->conn) == CONNECTION_OK && !conn_suspect(s->conn))
         return 0;
     drop_conn(s);
@@ -94,7 +106,17 @@ static int ensure_conn(pg_store *s)
         return pg_fail(MSILO_ESTORE, "PostgreSQL unreachable; next reconnect in %" G_GINT64_FORMAT
                        " ms", (s->reconnect_at - now) / 1000);
     int err;
-    s->conn = pg_connect(s->opts->url, &err);
+    PGconn *conn = pg_connect(s->opts->url, &err);
+    g_mutex_lock(&s->conn_lock);
+    if (conn && atomic_load_explicit(&s->interrupted, memory_order_relaxed)) {
+        /* interrupted while connecting (that cannot be cut short) */
+        PQfinish(conn);
+        conn = NULL;
+        err = pg_fail(MSILO_ESTORE, "the PostgreSQL store was interrupted "
+                      "(msilo_store_interrupt()): it takes no more calls");
+    }
+    s->conn = conn;
+    g_mutex_unlock(&s->conn_lock);
     if (!s->conn) {
         /* The first reconnect after a lost connection is immediate; only
          * repeated failures wait, doubling. */
@@ -592,12 +614,27 @@ static int pg_reset_leases(msilo_store_t *base, const char *lease_owner, size_t 
     return 0;
 }
 
+/* Any thread. Shutting the socket down (not closing it: the call blocked on
+ * it still owns the PGconn) makes that call's read or write fail at once,
+ * libpq reports the connection lost, and the call returns MSILO_ESTORE. */
+static void pg_interrupt(msilo_store_t *base)
+{
+    pg_store *s = (pg_store *)base;
+    g_mutex_lock(&s->conn_lock);
+    atomic_store_explicit(&s->interrupted, 1, memory_order_relaxed);
+    int fd = s->conn ? PQsocket(s->conn) : -1;
+    if (fd >= 0)
+        shutdown(fd, SHUT_RDWR);
+    g_mutex_unlock(&s->conn_lock);
+}
+
 static void pg_free(msilo_store_t *base)
 {
     pg_store *s = (pg_store *)base;
     if (!s)
         return;
     drop_conn(s);
+    g_mutex_clear(&s->conn_lock);
     for (int i = 0; i < Q_N; i++)
         g_free(s->sql[i]);
     g_free(s->table_name);
@@ -679,6 +716,8 @@ int msilo_pg_store_new(msilo_store_t **ret, const msilo_pg_options_t *opts)
     s->base.purge = pg_purge;
     s->base.reset_leases = pg_reset_leases;
     s->base.open_peer = pg_open_peer;
+    s->base.interrupt = pg_interrupt;
+    g_mutex_init(&s->conn_lock);
     s->opts = pg_options_copy(opts);
     s->table_name = g_strdup(pg_options_table(opts));
 
