@@ -69,7 +69,37 @@ static int step(sq_store *s, sqlite3_stmt *st)
     if (G_UNLIKELY(atomic_load_explicit(&s->interrupted, memory_order_relaxed)) &&
         st != s->st[Q_ROLLBACK])
         return SQLITE_INTERRUPT;
-    return sqlite3_step(st);
+    int rc = sqlite3_step(st);
+    if (G_UNLIKELY(rc != SQLITE_ROW && rc != SQLITE_DONE &&
+                   atomic_load_explicit(&s->interrupted, memory_order_relaxed)))
+        return SQLITE_INTERRUPT; /* a busy wait given up, say why */
+    return rc;
+}
+
+/* The busy handler: SQLite's default steps (1 ms growing to 100 ms) up to
+ * SQ_BUSY_TIMEOUT_MS, but it gives up as soon as the store is interrupted
+ * (sqlite3_interrupt() does not end a busy wait). */
+static int busy_wait(void *data, int count)
+{
+    static const int delays[] = { 1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100 };
+    enum { N = G_N_ELEMENTS(delays), TOTAL_N = 328 }; /* TOTAL_N: the sum of delays */
+    sq_store *s = data;
+    if (atomic_load_explicit(&s->interrupted, memory_order_relaxed))
+        return 0;
+    int delay, prior;
+    if (count < N) {
+        delay = delays[count];
+        prior = 0;
+        for (int i = 0; i < count; i++)
+            prior += delays[i];
+    } else {
+        delay = delays[N - 1];
+        prior = TOTAL_N + (count - N) * delay;
+    }
+    if (prior >= SQ_BUSY_TIMEOUT_MS)
+        return 0;
+    sqlite3_sleep(MIN(delay, SQ_BUSY_TIMEOUT_MS - prior));
+    return 1;
 }
 
 static int prepare_all(sq_store *s, const char *t)
@@ -585,6 +615,8 @@ int msilo_sqlite_store_new_table(msilo_store_t **ret, const char *path_or_url, c
     g_mutex_init(&s->lock);
 
     int e = sq_open(path_or_url, &s->db);
+    if (!e)
+        sqlite3_busy_handler(s->db, busy_wait, s); /* instead of sq_open's busy timeout */
     if (!e)
         e = sq_migrate(s->db, table, NULL, &s->schema);
     if (!e) {
