@@ -23,7 +23,8 @@
  * Async contract: a function that takes a callback either returns a negative
  * error (and the callback never runs) or returns 0 and the callback runs
  * exactly once, from the main context, never from inside the call itself.
- * msilo_engine_free() completes pending callbacks (see there).
+ * msilo_engine_free() completes pending callbacks (see there);
+ * msilo_engine_shutdown() stops the engine within a bound, without blocking.
  */
 #ifndef MSILO_ENGINE_H
 #define MSILO_ENGINE_H

@@ -51,6 +51,16 @@
  * MSILO_ESTORE and drops the connection; the next call reconnects. Repeated
  * failed reconnects back off (100 ms doubling up to 5 s): during the back-off
  * calls fail at once with MSILO_ESTORE instead of waiting for a connect timeout.
+ *
+ * Interrupt (msilo_store_interrupt(), what msilo_engine_shutdown() does at
+ * its deadline): the store shuts its connection's socket down, so a query
+ * waiting for a frozen server fails at once ("server closed the connection
+ * unexpectedly"), and every later call fails with MSILO_ESTORE. A connect in
+ * progress cannot be cut short: it ends within connect_timeout (10 s unless
+ * the URL says otherwise), then fails too. A query already sent may still
+ * be executed by the server when it resumes, although the call reported
+ * MSILO_ESTORE (a store may then be stored once more by the sender's retry:
+ * duplicated, never lost).
  */
 #ifndef MSILO_POSTGRES_H
 #define MSILO_POSTGRES_H

@@ -22,7 +22,9 @@
  * write runs in a BEGIN IMMEDIATE transaction, so a claim reads and leases
  * its rows under the database's write lock and two claimers never get the
  * same message. A writer waits up to 10 s for the lock (busy timeout), then
- * fails with MSILO_ESTORE.
+ * fails with MSILO_ESTORE. msilo_store_interrupt() (msilo_engine_shutdown()
+ * at its deadline) ends a running statement or that wait at once, and
+ * later calls fail with MSILO_ESTORE.
  *
  * Thread-safety: a store holds one connection behind a mutex and sets
  * MSILO_STORE_THREADSAFE (calls from several threads are serialised). Its
