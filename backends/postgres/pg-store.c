@@ -11,11 +11,14 @@
  */
 #include "pg-internal.h"
 #include "sql-rows.h"
+#include "../../lib/tsan.h"
 
 #include <poll.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 /* Back-off between failed reconnects. */
 #define BACKOFF_MIN_US (100 * G_TIME_SPAN_MILLISECOND)
@@ -29,6 +32,10 @@ typedef struct pg_store {
      * only under this lock, so the socket it shuts down is never one that
      * was closed (and its number reused) meanwhile */
     GMutex conn_lock;
+    /* a duplicate of conn's socket, for pg_interrupt(): libpq closes its own
+     * descriptor when it sees the connection lost, on the worker thread; the
+     * duplicate keeps the socket (and its number) until drop_conn() */
+    int sock;
     atomic_bool interrupted; /* every later call fails at once */
     guint32 prepared;     /* bit q: Q_* prepared on this connection */
     gint64 reconnect_at;  /* monotonic µs before which we do not retry */
@@ -45,13 +52,35 @@ enum { R_ID, R_USER, R_HOST, R_FROM, R_TO, R_CTYPE, R_BODY, R_HDRS, R_CALLID, R_
 
 /* ---- connection management ---- */
 
-static void drop_conn(pg_store *s)
+/* s->conn_lock; lib/tsan.h: ThreadSanitizer does not see GMutex */
+static void conn_lock(pg_store *s)
 {
     g_mutex_lock(&s->conn_lock);
+    msilo_tsan_acquire(&s->conn_lock);
+}
+
+static void conn_unlock(pg_store *s)
+{
+    msilo_tsan_release(&s->conn_lock);
+    g_mutex_unlock(&s->conn_lock);
+}
+
+/* Makes @conn (may be NULL) the store's connection, under the lock. */
+static void set_conn(pg_store *s, PGconn *conn)
+{
+    conn_lock(s);
     if (s->conn)
         PQfinish(s->conn);
-    s->conn = NULL;
-    g_mutex_unlock(&s->conn_lock);
+    if (s->sock >= 0)
+        close(s->sock);
+    s->conn = conn;
+    s->sock = conn && PQsocket(conn) >= 0 ? fcntl(PQsocket(conn), F_DUPFD_CLOEXEC, 0) : -1;
+    conn_unlock(s);
+}
+
+static void drop_conn(pg_store *s)
+{
+    set_conn(s, NULL);
     s->prepared = 0;
 }
 
@@ -107,7 +136,6 @@ static int ensure_conn(pg_store *s)
                        " ms", (s->reconnect_at - now) / 1000);
     int err;
     PGconn *conn = pg_connect(s->opts->url, &err);
-    g_mutex_lock(&s->conn_lock);
     if (conn && atomic_load_explicit(&s->interrupted, memory_order_relaxed)) {
         /* interrupted while connecting (that cannot be cut short) */
         PQfinish(conn);
@@ -115,8 +143,13 @@ static int ensure_conn(pg_store *s)
         err = pg_fail(MSILO_ESTORE, "the PostgreSQL store was interrupted "
                       "(msilo_store_interrupt()): it takes no more calls");
     }
-    s->conn = conn;
-    g_mutex_unlock(&s->conn_lock);
+    set_conn(s, conn);
+    /* an interrupt between the check above and set_conn() found no socket */
+    if (conn && atomic_load_explicit(&s->interrupted, memory_order_relaxed)) {
+        drop_conn(s);
+        err = pg_fail(MSILO_ESTORE, "the PostgreSQL store was interrupted "
+                      "(msilo_store_interrupt()): it takes no more calls");
+    }
     if (!s->conn) {
         /* The first reconnect after a lost connection is immediate; only
          * repeated failures wait, doubling. */
@@ -620,12 +653,11 @@ static int pg_reset_leases(msilo_store_t *base, const char *lease_owner, size_t 
 static void pg_interrupt(msilo_store_t *base)
 {
     pg_store *s = (pg_store *)base;
-    g_mutex_lock(&s->conn_lock);
+    conn_lock(s);
     atomic_store_explicit(&s->interrupted, 1, memory_order_relaxed);
-    int fd = s->conn ? PQsocket(s->conn) : -1;
-    if (fd >= 0)
-        shutdown(fd, SHUT_RDWR);
-    g_mutex_unlock(&s->conn_lock);
+    if (s->sock >= 0)
+        shutdown(s->sock, SHUT_RDWR); /* the socket, whichever descriptor */
+    conn_unlock(s);
 }
 
 static void pg_free(msilo_store_t *base)
@@ -718,11 +750,12 @@ int msilo_pg_store_new(msilo_store_t **ret, const msilo_pg_options_t *opts)
     s->base.open_peer = pg_open_peer;
     s->base.interrupt = pg_interrupt;
     g_mutex_init(&s->conn_lock);
+    s->sock = -1;
     s->opts = pg_options_copy(opts);
     s->table_name = g_strdup(pg_options_table(opts));
 
     int e;
-    s->conn = pg_connect(s->opts->url, &e);
+    set_conn(s, pg_connect(s->opts->url, &e));
     if (!s->conn) {
         pg_free(&s->base);
         return e;

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "fake.h"
+#include "../../lib/tsan.h"
 
 #define T0 1800000000 /* 2027-01-15T08:00:00Z */
 #define WAIT_MAX (10 * G_USEC_PER_SEC)
@@ -36,6 +37,28 @@ typedef struct gate_store {
     const char *fail_put; /* put fails with this detail */
 } gate_store;
 
+/* g->lock; lib/tsan.h: ThreadSanitizer does not see GMutex and GCond */
+static void gate_lock(gate_store *g)
+{
+    g_mutex_lock(&g->lock);
+    msilo_tsan_acquire(g);
+}
+
+static void gate_unlock(gate_store *g)
+{
+    msilo_tsan_release(g);
+    g_mutex_unlock(&g->lock);
+}
+
+static gboolean gate_wait(gate_store *g, gint64 until)
+{
+    msilo_tsan_release(g);
+    gboolean ok = until ? g_cond_wait_until(&g->cond, &g->lock, until)
+                        : (g_cond_wait(&g->cond, &g->lock), TRUE);
+    msilo_tsan_acquire(g);
+    return ok;
+}
+
 static int gate_check(gate_store *g)
 {
     /* under g->lock */
@@ -48,15 +71,15 @@ static int gate_put(msilo_store_t *base, msilo_message_t *const *msgs, size_t n,
                     int *results)
 {
     gate_store *g = (gate_store *)base;
-    g_mutex_lock(&g->lock);
+    gate_lock(g);
     g->waiting++;
     g_cond_broadcast(&g->cond);
     while (g->closed && !g->interrupted)
-        g_cond_wait(&g->cond, &g->lock);
+        gate_wait(g, 0);
     g->waiting--;
     int rc = gate_check(g);
     const char *fail = g->fail_put;
-    g_mutex_unlock(&g->lock);
+    gate_unlock(g);
     if (rc)
         return rc;
     if (fail)
@@ -66,9 +89,9 @@ static int gate_put(msilo_store_t *base, msilo_message_t *const *msgs, size_t n,
 
 #define GATE_FORWARD(call)                                                                     \
     gate_store *g = (gate_store *)base;                                                        \
-    g_mutex_lock(&g->lock);                                                                    \
+    gate_lock(g);                                                                              \
     int rc = gate_check(g);                                                                    \
-    g_mutex_unlock(&g->lock);                                                                  \
+    gate_unlock(g);                                                                            \
     return rc ? rc : (call)
 
 static int gate_claim(msilo_store_t *base, const msilo_store_claim_t *c, msilo_message_t ***ret,
@@ -105,10 +128,10 @@ static int gate_reset(msilo_store_t *base, const char *lease_owner, size_t *ret_
 static void gate_interrupt(msilo_store_t *base)
 {
     gate_store *g = (gate_store *)base;
-    g_mutex_lock(&g->lock);
+    gate_lock(g);
     g->interrupted = TRUE;
     g_cond_broadcast(&g->cond);
-    g_mutex_unlock(&g->lock);
+    gate_unlock(g);
 }
 
 static void gate_free(msilo_store_t *base)
@@ -143,22 +166,22 @@ static gate_store *gate_new(void)
 
 static void gate_set(gate_store *g, gboolean closed)
 {
-    g_mutex_lock(&g->lock);
+    gate_lock(g);
     g->closed = closed;
     g_cond_broadcast(&g->cond);
-    g_mutex_unlock(&g->lock);
+    gate_unlock(g);
 }
 
 /* Waits (on the condition, bounded) until a put waits at the gate. */
 static void gate_wait_blocked(gate_store *g)
 {
     gint64 until = g_get_monotonic_time() + WAIT_MAX;
-    g_mutex_lock(&g->lock);
+    gate_lock(g);
     while (g->waiting == 0)
-        if (!g_cond_wait_until(&g->cond, &g->lock, until))
+        if (!gate_wait(g, until))
             break;
     guint w = g->waiting;
-    g_mutex_unlock(&g->lock);
+    gate_unlock(g);
     assert_true(w > 0);
 }
 

@@ -22,6 +22,8 @@
 
 #include <cmocka.h>
 
+#include "../../lib/tsan.h"
+
 static msilo_message_t *mk(const char *body)
 {
     msilo_message_t *m = msilo_message_new();
@@ -54,6 +56,7 @@ static gpointer put_thread(gpointer data)
     g_mutex_lock(&p->lock);
     p->started = TRUE;
     g_cond_broadcast(&p->cond);
+    msilo_tsan_release(p); /* lib/tsan.h: TSan does not see GMutex */
     g_mutex_unlock(&p->lock);
     p->rc = msilo_store_put(p->s, &m, 1, 0, &res);
     p->detail = g_strdup(msilo_error_detail());
@@ -82,8 +85,11 @@ static void test_interrupt_busy_put(void **state)
     g_cond_init(&p.cond);
     GThread *t = g_thread_new("put", put_thread, &p);
     g_mutex_lock(&p.lock);
-    while (!p.started)
+    msilo_tsan_acquire(&p);
+    while (!p.started) {
         g_cond_wait(&p.cond, &p.lock);
+        msilo_tsan_acquire(&p);
+    }
     g_mutex_unlock(&p.lock);
     /* before or during its busy wait: either way it returns promptly */
     gint64 t0 = g_get_monotonic_time();
