@@ -578,6 +578,37 @@ static void test_free_in_stop_cb_after_timeout(void **state)
     assert_int_equal(f->last_store_rc, MSILO_ESTORE);
 }
 
+/* A non-blocking store (memory: jobs run from the dispatch source): stores
+ * accepted before the shutdown commit, then the callback runs with 0. */
+static void test_memory_store(void **state)
+{
+    (void)state;
+    GMainContext *ctx = g_main_context_new();
+    msilo_store_t *mem = NULL;
+    assert_int_equal(msilo_memory_store_new(&mem), 0);
+    msilo_engine_t *e = NULL;
+    assert_int_equal(msilo_engine_new(&e, NULL, mem, NULL, ctx), 0);
+    fixture f = { .ctx = ctx, .e = e };
+    msilo_request_t r = message("sip:alice@example.org", "x");
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(msilo_engine_store(e, &r, NULL, store_cb, &f), 0);
+    f.free_in_stop_cb = TRUE;
+    assert_int_equal(msilo_engine_shutdown(e, 1000, stop_cb, &f), 0);
+    run_until_stopped(&f);
+    assert_int_equal(f.stop_result, 0);
+    assert_int_equal(f.stores_done_at_stop, 3);
+    assert_int_equal(f.stores_ok, 3);
+    assert_null(f.e);
+    int64_t n = -1;
+    assert_int_equal(msilo_store_count(mem, NULL, NULL, &n), 0);
+    assert_int_equal(n, 3);
+    msilo_store_free(mem);
+    g_free(f.last_detail);
+    while (g_main_context_iteration(ctx, FALSE))
+        ;
+    g_main_context_unref(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -590,6 +621,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_free_from_log_hook, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_during_shutdown, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_in_stop_cb_after_timeout, setup, teardown),
+        cmocka_unit_test(test_memory_store),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
