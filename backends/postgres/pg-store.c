@@ -122,11 +122,16 @@ static gboolean conn_suspect(PGconn *conn)
     return r != 0; /* readable, hung up, or poll failed */
 }
 
+static int fail_interrupted(void)
+{
+    return pg_fail(MSILO_ESTORE, "the PostgreSQL store was interrupted (msilo_store_interrupt()): "
+                                 "it takes no more calls");
+}
+
 static int ensure_conn(pg_store *s)
 {
     if (G_UNLIKELY(atomic_load_explicit(&s->interrupted, memory_order_relaxed)))
-        return pg_fail(MSILO_ESTORE, "the PostgreSQL store was interrupted "
-                       "(msilo_store_interrupt()): it takes no more calls");
+        return fail_interrupted();
     if (s->conn && PQstatus(s->conn) == CONNECTION_OK && !conn_suspect(s->conn))
         return 0;
     drop_conn(s);
@@ -136,19 +141,12 @@ static int ensure_conn(pg_store *s)
                        " ms", (s->reconnect_at - now) / 1000);
     int err;
     PGconn *conn = pg_connect(s->opts->url, &err);
-    if (conn && atomic_load_explicit(&s->interrupted, memory_order_relaxed)) {
-        /* interrupted while connecting (that cannot be cut short) */
-        PQfinish(conn);
-        conn = NULL;
-        err = pg_fail(MSILO_ESTORE, "the PostgreSQL store was interrupted "
-                      "(msilo_store_interrupt()): it takes no more calls");
-    }
     set_conn(s, conn);
-    /* an interrupt between the check above and set_conn() found no socket */
+    /* interrupted while connecting (which cannot be cut short): the
+     * interrupt found no socket; one after set_conn() shuts this one down */
     if (conn && atomic_load_explicit(&s->interrupted, memory_order_relaxed)) {
         drop_conn(s);
-        err = pg_fail(MSILO_ESTORE, "the PostgreSQL store was interrupted "
-                      "(msilo_store_interrupt()): it takes no more calls");
+        err = fail_interrupted();
     }
     if (!s->conn) {
         /* The first reconnect after a lost connection is immediate; only
