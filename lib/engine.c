@@ -252,9 +252,14 @@ static gboolean stop_finished(const msilo_engine_t *e)
  * whenever something is added): its retry would wait for the periodic jobs,
  * which have stopped, so the items are dropped; their messages keep their
  * leases (a delivered one is delivered again after it, never lost). */
+static gboolean coalescer_failed(const coalescer_t *c)
+{
+    return !c->running && c->wait->len > 0;
+}
+
 static void stop_drop_failed(msilo_engine_t *e, coalescer_t *c, const char *what)
 {
-    if (c->running || c->wait->len == 0)
+    if (!coalescer_failed(c))
         return;
     engine_log(e, MSILO_LOG_WARNING,
                "shutdown: %u %s not written (the store failed); those messages keep their "
@@ -265,14 +270,18 @@ static void stop_drop_failed(msilo_engine_t *e, coalescer_t *c, const char *what
         engine_flush_finished_dumps(e, FALSE);
 }
 
+static gboolean stop_deadline_passed(const stop_source *ss, gint64 now)
+{
+    return ss->deadline >= 0 && now >= ss->deadline;
+}
+
+/* Something for stop_dispatch() to do: start, drop failed items, end. Only
+ * looks (prepare and check must not run callbacks that could free e). */
 static gboolean stop_ready(stop_source *ss, gint64 now, gint *timeout)
 {
-    msilo_engine_t *e = ss->e;
-    if (!ss->started)
-        return TRUE;
-    stop_drop_failed(e, &e->acks, "deletes of delivered messages");
-    stop_drop_failed(e, &e->releases, "releases");
-    if (stop_finished(e) || (ss->deadline >= 0 && now >= ss->deadline))
+    const msilo_engine_t *e = ss->e;
+    if (!ss->started || coalescer_failed(&e->acks) || coalescer_failed(&e->releases) ||
+        stop_finished(e) || stop_deadline_passed(ss, now))
         return TRUE;
     if (timeout)
         *timeout = ss->deadline < 0 ? -1
@@ -319,14 +328,22 @@ static gboolean stop_dispatch(GSource *src, GSourceFunc unused, gpointer unused_
         e->in_callback--;
         return G_SOURCE_CONTINUE;
     }
+    e->in_callback++; /* the log hook and dumps may run here */
+    stop_drop_failed(e, &e->acks, "deletes of delivered messages");
+    stop_drop_failed(e, &e->releases, "releases");
+    e->in_callback--;
+    if (!stop_finished(e) && !stop_deadline_passed(ss, g_get_monotonic_time()))
+        return G_SOURCE_CONTINUE;
     int result = 0;
     if (!stop_finished(e)) {
         result = MSILO_ETIMEDOUT;
+        e->in_callback++; /* the log hook */
         engine_log(e, MSILO_LOG_WARNING,
                    "shutdown: deadline passed with %zu store jobs and %zu sends unfinished; "
                    "interrupting the store (claimed messages keep their leases)",
                    e->jobs_pending, e->sends_out);
         stop_interrupt(e);
+        e->in_callback--;
     }
     msilo_shutdown_cb cb = e->stop_cb;
     void *data = e->stop_data;

@@ -35,6 +35,7 @@ typedef struct gate_store {
     gboolean interrupted; /* gate_interrupt(): every call fails at once */
     guint waiting;        /* puts waiting at the gate */
     const char *fail_put; /* put fails with this detail */
+    gboolean fail_remove; /* remove fails */
 } gate_store;
 
 /* g->lock; lib/tsan.h: ThreadSanitizer does not see GMutex and GCond */
@@ -102,6 +103,8 @@ static int gate_claim(msilo_store_t *base, const msilo_store_claim_t *c, msilo_m
 
 static int gate_remove(msilo_store_t *base, const int64_t *ids, size_t n, size_t *ret_deleted)
 {
+    if (((gate_store *)base)->fail_remove) /* set before the engine's threads run */
+        return msilo_store_fail(MSILO_ESTORE, "gate store: remove refused");
     GATE_FORWARD(msilo_store_remove(g->inner, ids, n, ret_deleted));
 }
 
@@ -484,6 +487,32 @@ static void test_gives_back_claimed(void **state)
     msilo_message_array_free(got, n);
 }
 
+/* A delete that fails during the shutdown is not retried (the retry tick has
+ * stopped): dropped with a log line, the message keeps its lease (delivered
+ * again later, not lost), and the shutdown completes. */
+static void test_failed_delete_dropped(void **state)
+{
+    fixture *f = *state;
+    f->store->fail_remove = TRUE;
+    store_async(f, "sip:alice@example.org", "m");
+    run_until(f, &f->stores_ok, 1);
+    dumps_done = 0;
+    msilo_request_t reg = register_req("sip:alice@example.org", "<sip:alice@192.0.2.1>");
+    assert_int_equal(msilo_engine_dump(f->e, &reg, NULL, 0, dump_cb, f), 0);
+    gint64 until = g_get_monotonic_time() + WAIT_MAX;
+    while (f->tr->sent->len < 1 && g_get_monotonic_time() < until)
+        g_main_context_iteration(f->ctx, TRUE);
+    assert_int_equal(f->tr->sent->len, 1);
+    assert_int_equal(msilo_engine_shutdown(f->e, 10000, stop_cb, f), 0);
+    fake_transport_answer(f->tr, 0, 200);
+    run_until_stopped(f);
+    assert_int_equal(f->stop_result, 0);
+    assert_true(log_has(f, "deleting 1 delivered messages failed", "remove refused"));
+    assert_true(log_has(f, "shutdown: 1 deletes", "keep their leases"));
+    assert_int_equal(dumps_done, 1);
+    assert_int_equal(inner_count(f), 1); /* still there, leased */
+}
+
 /* msilo_engine_free() from a store callback or the log hook: a g_critical
  * naming the function, nothing freed, no abort. */
 static int criticals;
@@ -617,6 +646,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_deadline_interrupts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_error_detail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gives_back_claimed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_delete_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_from_store_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_from_log_hook, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_during_shutdown, setup, teardown),
