@@ -54,6 +54,7 @@ static gpointer put_thread(gpointer data)
     msilo_message_t *m = mk("blocked");
     int res = 1;
     g_mutex_lock(&p->lock);
+    msilo_tsan_acquire(p);
     p->started = TRUE;
     g_cond_broadcast(&p->cond);
     msilo_tsan_release(p); /* lib/tsan.h: TSan does not see GMutex */
@@ -87,9 +88,11 @@ static void test_interrupt_busy_put(void **state)
     g_mutex_lock(&p.lock);
     msilo_tsan_acquire(&p);
     while (!p.started) {
+        msilo_tsan_release(&p);
         g_cond_wait(&p.cond, &p.lock);
         msilo_tsan_acquire(&p);
     }
+    msilo_tsan_release(&p);
     g_mutex_unlock(&p.lock);
     /* before or during its busy wait: either way it returns promptly */
     gint64 t0 = g_get_monotonic_time();
