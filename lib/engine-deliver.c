@@ -249,7 +249,7 @@ static void unblock_owners(msilo_engine_t *e)
         return; /* the outer call goes on */
     e->unblocking = TRUE;
     owner_t *o;
-    while (!e->freeing && stat_get(e, MSILO_STAT_IN_FLIGHT) < (uint64_t)e->max_in_flight &&
+    while (!engine_stopping(e) && stat_get(e, MSILO_STAT_IN_FLIGHT) < (uint64_t)e->max_in_flight &&
            (o = g_queue_pop_head(&e->blocked))) {
         o->blocked = FALSE;
         engine_owner_pump(e, o); /* may block it again, or end its round */
@@ -391,7 +391,10 @@ static void send_done(int status, void *data)
         orphan_free(sc);
         return;
     }
-    send_complete(b->e, sc, status, g_get_monotonic_time());
+    msilo_engine_t *e = b->e;
+    e->in_callback++; /* a dump's callback may run in it, with e used after */
+    send_complete(e, sc, status, g_get_monotonic_time());
+    e->in_callback--;
 }
 
 static int64_t backoff(const msilo_engine_t *e, uint32_t attempts)
@@ -489,8 +492,8 @@ void engine_complete_remove(msilo_engine_t *e, job_t *j)
     guint n = j->batch.items->len;
     int rc = coalesce_done(&e->acks, j);
     if (rc) {
-        engine_log(e, MSILO_LOG_WARNING, "deleting %u delivered messages failed: %s; will retry", n,
-                   msilo_strerror(rc));
+        engine_log(e, MSILO_LOG_WARNING, "deleting %u delivered messages failed: %s: %s; will retry",
+                   n, msilo_strerror(rc), job_detail(j));
         /* the dumps waiting on it still complete: their messages are delivered */
         engine_flush_finished_dumps(e, TRUE);
         return;
@@ -501,7 +504,11 @@ void engine_complete_remove(msilo_engine_t *e, job_t *j)
 
 void engine_complete_release(msilo_engine_t *e, job_t *j)
 {
-    if (coalesce_done(&e->releases, j) == 0)
+    guint n = j->batch.items->len;
+    int rc = coalesce_done(&e->releases, j);
+    if (rc == 0)
         engine_coalesce_schedule(e, &e->releases);
-    /* else: the leases run out by themselves; the retry keeps the attempt counts */
+    else /* the leases run out by themselves; the retry keeps the attempt counts */
+        engine_log(e, MSILO_LOG_WARNING, "releasing %u messages failed: %s: %s; will retry", n,
+                   msilo_strerror(rc), job_detail(j));
 }

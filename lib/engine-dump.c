@@ -144,7 +144,7 @@ static void owner_maybe_forget(msilo_engine_t *e, owner_t *o)
 {
     if (owner_busy(o) || o->again || o->dumps->len)
         return;
-    if (o->retry_at && o->reg_until > now_of(e) && !e->freeing)
+    if (o->retry_at && o->reg_until > now_of(e) && !engine_stopping(e))
         return; /* keep: a retry is due while registered */
     if (o->blocked) /* it got its slots another way meanwhile */
         g_queue_remove(&e->blocked, o);
@@ -161,7 +161,7 @@ void engine_owner_pump(msilo_engine_t *e, owner_t *o)
     if (o->pumping)
         return;
     o->pumping = TRUE;
-    while (!e->freeing && o->in_flight < (size_t)e->dump_window && ready_len(o)) {
+    while (!engine_stopping(e) && o->in_flight < (size_t)e->dump_window && ready_len(o)) {
         if (stat_get(e, MSILO_STAT_IN_FLIGHT) >= (uint64_t)e->max_in_flight) {
             /* wait for a slot; a finished delivery pumps it again, in turn */
             if (!o->blocked) {
@@ -175,7 +175,7 @@ void engine_owner_pump(msilo_engine_t *e, owner_t *o)
     o->pumping = FALSE;
     if (o->claiming || ready_len(o))
         return;
-    if (o->more && !e->freeing) {
+    if (o->more && !engine_stopping(e)) {
         /* follow-up claims of this round skip what failed during it */
         o->max_next_try = MIN(o->max_next_try, now_of(e));
         owner_claim(e, o);
@@ -193,7 +193,7 @@ void engine_owner_pump(msilo_engine_t *e, owner_t *o)
         g_ptr_array_set_size(dumps, 0);
         engine_flush_finished_dumps(e, FALSE);
     }
-    if (o->again && !e->freeing) {
+    if (o->again && !engine_stopping(e)) {
         owner_start_round(e, o, INT64_MAX, o->next_limit == SIZE_MAX ? 0 : o->next_limit);
         return;
     }
@@ -220,10 +220,11 @@ void engine_complete_claim(msilo_engine_t *e, job_t *j)
     gboolean cancelled = o->claim_cancelled;
     o->claim_cancelled = FALSE;
     if (j->rc) {
-        engine_log(e, MSILO_LOG_WARNING, "claiming messages of %s failed: %s", o->key,
-                   msilo_strerror(j->rc));
+        engine_log(e, MSILO_LOG_WARNING, "claiming messages of %s failed: %s: %s", o->key,
+                   msilo_strerror(j->rc), job_detail(j));
         for (guint i = 0; i < o->dumps->len; i++) {
             dump_op *d = o->dumps->pdata[i];
+            job_detail_set(j); /* msilo_error_detail() in the callback */
             if (d->cb)
                 d->cb(e, j->rc, &d->res, d->data);
             g_free(d);
@@ -236,7 +237,7 @@ void engine_complete_claim(msilo_engine_t *e, job_t *j)
         engine_owner_pump(e, o);
         return;
     }
-    if (e->freeing || cancelled) {
+    if (engine_stopping(e) || cancelled) {
         engine_give_back(e, j->claim.out, j->claim.out_n);
         engine_owner_pump(e, o);
         return;
@@ -440,6 +441,8 @@ int engine_dump_start(msilo_engine_t *e, const msilo_request_t *reg, const char 
         return msilo_fail(MSILO_EVERSION, "request view version %u not supported", reg->version);
     if (e->freeing)
         return msilo_fail(MSILO_ECANCELLED, "engine is being freed");
+    if (e->stopping)
+        return msilo_fail(MSILO_ESHUTDOWN, "msilo_engine_dump: the engine is shutting down");
     if (!e->transport)
         return msilo_fail(MSILO_ENOTSUP, "engine has no transport");
     const char *src = owner ? owner : reg->to;
@@ -525,7 +528,9 @@ void engine_flush_finished_dumps(msilo_engine_t *e, gboolean force)
     dump_op *d;
     while ((d = g_queue_pop_head(&e->finished_dumps))) {
         if (d->cb)
-            d->cb(e, d->result ? d->result : e->freeing ? MSILO_ECANCELLED : 0, &d->res, d->data);
+            d->cb(e, d->result ? d->result : e->freeing ? MSILO_ECANCELLED
+                                             : e->stopping ? MSILO_ESHUTDOWN : 0,
+                  &d->res, d->data);
         g_free(d);
     }
 }
@@ -582,4 +587,32 @@ void engine_owners_free(msilo_engine_t *e)
     while (g_hash_table_iter_next(&it, NULL, &v))
         owner_free(v);
     g_hash_table_unref(e->owners);
+}
+
+void engine_owners_stop(msilo_engine_t *e)
+{
+    /* collected first: a round that ends forgets its owner */
+    GPtrArray *all = g_ptr_array_new();
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, e->owners);
+    while (g_hash_table_iter_next(&it, NULL, &v))
+        g_ptr_array_add(all, v);
+    for (guint i = 0; i < all->len; i++) {
+        owner_t *o = all->pdata[i];
+        size_t n = ready_len(o);
+        if (n) {
+            msilo_message_t **unsent = g_new(msilo_message_t *, n);
+            for (size_t k = 0; k < n; k++)
+                unsent[k] = ready_pop(o);
+            engine_give_back(e, unsent, n);
+        }
+        if (o->blocked) {
+            g_queue_remove(&e->blocked, o);
+            o->blocked = FALSE;
+        }
+        o->more = o->again = FALSE;
+        engine_owner_pump(e, o); /* ends the round unless a claim or a send is out */
+    }
+    g_ptr_array_unref(all);
 }

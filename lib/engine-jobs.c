@@ -51,6 +51,10 @@ static job_t *job_pop(GAsyncQueue *q, gboolean wait)
 static void job_execute(msilo_engine_t *e, job_t *j)
 {
     msilo_store_t *s = j->worker ? j->worker->store : e->store;
+    /* a detail left by an earlier call must not pass for this job's (a
+     * thread-local read when there is none) */
+    if (G_UNLIKELY(*msilo_error_detail()))
+        msilo_error_clear();
     switch (j->kind) {
     case JOB_PUT:
         j->rc = msilo_store_put(s, j->put.msgs, j->put.ops->len, e->max_messages, j->put.results);
@@ -80,6 +84,13 @@ static void job_execute(msilo_engine_t *e, job_t *j)
         break;
     case JOB_STOP:
         break;
+    }
+    /* the detail is the worker's (thread-local): it travels with the job to
+     * the loop thread, where the callbacks that report the failure run */
+    if (G_UNLIKELY(j->rc)) {
+        const char *d = msilo_error_detail();
+        j->detail = g_strdup(*d ? d : msilo_strerror(j->rc));
+        msilo_error_clear();
     }
 }
 
@@ -169,6 +180,7 @@ static gboolean dispatch_source_dispatch(GSource *src, GSourceFunc cb, gpointer 
     (void)cb;
     msilo_engine_t *e = data;
     g_source_set_ready_time(src, -1);
+    e->in_callback++; /* the callbacks below run with e used after them */
     job_t *j;
     /* jobs queued by what completes here wait for the next dispatch, so a
      * stream of work cannot starve the rest of the loop */
@@ -181,6 +193,7 @@ static gboolean dispatch_source_dispatch(GSource *src, GSourceFunc cb, gpointer 
         job_complete(e, j);
     engine_run_posted(e); /* sends that done() completed on other threads */
     engine_complete_noop_dumps(e, 0);
+    e->in_callback--;
     return G_SOURCE_CONTINUE;
 }
 
@@ -222,6 +235,7 @@ void engine_workers_stop(msilo_engine_t *e)
 static void job_complete(msilo_engine_t *e, job_t *j)
 {
     e->jobs_pending--;
+    job_detail_set(j);
     switch (j->kind) {
     case JOB_PUT: engine_complete_put(e, j); break;
     case JOB_CLAIM: engine_complete_claim(e, j); break;
@@ -233,5 +247,6 @@ static void job_complete(msilo_engine_t *e, job_t *j)
     case JOB_OPEN_PEER: engine_complete_open_peer(e, j); break;
     case JOB_STOP: break;
     }
+    g_free(j->detail);
     g_free(j);
 }

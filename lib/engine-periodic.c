@@ -40,13 +40,16 @@
 void engine_complete_reminders(msilo_engine_t *e, job_t *j)
 {
     e->reminders_running = FALSE;
-    if (j->rc == 0 && e->freeing) {
+    if (j->rc)
+        engine_log(e, MSILO_LOG_WARNING, "claiming due reminders failed: %s: %s",
+                   msilo_strerror(j->rc), job_detail(j));
+    if (j->rc == 0 && engine_stopping(e)) {
         engine_give_back(e, j->claim.out, j->claim.out_n);
     } else if (j->rc == 0) {
         for (size_t i = 0; i < j->claim.out_n; i++)
             engine_deliver(e, SEND_REMINDER, NULL, j->claim.out[i]);
         g_free(j->claim.out);
-        if (j->claim.out_n == j->claim.args.max && !e->freeing)
+        if (j->claim.out_n == j->claim.args.max && !engine_stopping(e))
             e->next_reminder = now_of(e); /* more due: claim again at the next tick */
     }
 }
@@ -55,7 +58,8 @@ void engine_complete_expire(msilo_engine_t *e, job_t *j)
 {
     e->clean_running = FALSE;
     if (j->rc) {
-        engine_log(e, MSILO_LOG_WARNING, "expiry failed: %s", msilo_strerror(j->rc));
+        engine_log(e, MSILO_LOG_WARNING, "expiry failed: %s: %s", msilo_strerror(j->rc),
+                   job_detail(j));
         return;
     }
     stat_add(e, MSILO_STAT_EXPIRED_MESSAGES, j->expire.deleted);
@@ -70,7 +74,7 @@ int msilo_engine_tick(msilo_engine_t *e)
         return msilo_fail(MSILO_EINVAL, "msilo_engine_tick: engine is NULL");
     if (!engine_enter(e))
         return engine_ethread("msilo_engine_tick");
-    if (!e->freeing)
+    if (!engine_stopping(e))
         tick(e);
     engine_leave(e);
     return 0;

@@ -89,6 +89,9 @@ typedef struct op_queue {
 struct job {
     job_kind kind;
     int rc;            /* the store call's result */
+    /* the store's msilo_error_detail() when rc != 0 (g_malloc'd; NULL on
+     * success, so a job that succeeds allocates nothing for it) */
+    char *detail;
     peer_worker_t *worker; /* the thread and store handle it runs on; NULL: the main worker */
     union {
         struct {
@@ -122,12 +125,27 @@ struct job {
     };
 };
 
-/* A zeroed job of @kind; whoever completes it frees it with g_free(). */
+/* A zeroed job of @kind; job_complete() frees it (and its detail). */
 static inline job_t *job_new(job_kind kind)
 {
     job_t *j = g_new0(job_t, 1);
     j->kind = kind;
     return j;
+}
+
+/* The failed job's store detail for a log line ("" when none). */
+static inline const char *job_detail(const job_t *j)
+{
+    return j->detail ? j->detail : "";
+}
+
+/* Makes the failed job's store detail the calling (loop) thread's, so that
+ * msilo_error_detail() inside the callback that reports it returns it; set
+ * again before each callback (one may call the engine, which clears it). */
+static inline void job_detail_set(const job_t *j)
+{
+    if (j->detail)
+        msilo_fail(j->rc, "%s", j->detail);
 }
 
 /* Deletes and releases wait here while one of their kind runs, then go to the
@@ -299,7 +317,24 @@ struct msilo_engine {
     GSource *timer;
     gboolean reminders_running, clean_running;
     int64_t next_check, next_clean, next_reminder;
+
+    /* shutdown (engine.c): msilo_engine_shutdown() and the callbacks in progress */
+    gboolean stopping;         /* shutdown called: no new work, no claims, no timer */
+    gboolean stop_timed_out;   /* its deadline passed: the store handles are interrupted */
+    GSource *stop_source;      /* runs the shutdown callback; NULL once it ran */
+    msilo_shutdown_cb stop_cb;
+    void *stop_data;
+    /* > 0 while engine code that uses e after it returns runs an embedder's
+     * callback (store, dump, log): msilo_engine_free() refuses then */
+    unsigned in_callback;
 };
+
+/* TRUE once msilo_engine_shutdown() or msilo_engine_free() has started:
+ * nothing new is claimed, sent or notified, claimed messages are given back. */
+static inline gboolean engine_stopping(const msilo_engine_t *e)
+{
+    return e->stopping || e->freeing;
+}
 
 /* Now, by the engine's (injectable) clock, in seconds. */
 static inline int64_t now_of(const msilo_engine_t *e)
@@ -490,6 +525,10 @@ int engine_dump_start(msilo_engine_t *e, const msilo_request_t *reg, const char 
 /* Cancels the round @d waits on, as msilo_engine_cancel(owner, NULL) does;
  * @d completes with MSILO_ECANCELLED (never inside this call). */
 void engine_dump_cancel(msilo_engine_t *e, dump_op *d);
+/* At msilo_engine_shutdown(): gives back what was claimed and not sent and
+ * ends the rounds that have nothing out (their dumps complete once their
+ * deletes have committed); the others end when their claim or sends do. */
+void engine_owners_stop(msilo_engine_t *e);
 
 /* ---- periodic jobs (engine-periodic.c) ---------------------------------------- */
 

@@ -160,7 +160,8 @@ static void open_peer_job(msilo_engine_t *e, gboolean for_expiry)
 
 static gboolean can_open_peer(const msilo_engine_t *e)
 {
-    return !e->inline_store && !e->freeing && e->store->version >= 2 && e->store->open_peer;
+    return !e->inline_store && !engine_stopping(e) && e->store->version >= 2 &&
+           e->store->open_peer;
 }
 
 /* Opens store_threads more handles on the store, each with a thread that
@@ -199,9 +200,10 @@ void engine_complete_open_peer(msilo_engine_t *e, job_t *j)
     else
         e->puts_opening--;
     if (j->rc) {
-        engine_log(e, MSILO_LOG_WARNING, "another store handle (%s): %s",
-                   j->open_peer.for_expiry ? "expiry" : "store_threads", msilo_strerror(j->rc));
-    } else if (e->freeing) {
+        engine_log(e, MSILO_LOG_WARNING, "another store handle (%s): %s: %s",
+                   j->open_peer.for_expiry ? "expiry" : "store_threads", msilo_strerror(j->rc),
+                   job_detail(j));
+    } else if (engine_stopping(e)) {
         msilo_store_free(j->open_peer.handle);
     } else if (j->open_peer.for_expiry) {
         e->expiry_worker = engine_peer_worker_new(e, j->open_peer.handle, "msilo-slow");
@@ -328,16 +330,22 @@ void engine_complete_put(msilo_engine_t *e, job_t *j)
         if (rc == 0) {
             stat_add(e, MSILO_STAT_STORED_MESSAGES, 1);
             gauge_add(e, MSILO_STAT_QUEUED, 1);
-            if (op->n_ruri && !e->freeing)
+            if (op->n_ruri && !engine_stopping(e))
                 engine_send_notification(e, op);
         } else if (rc == MSILO_EFULL) {
             stat_add(e, MSILO_STAT_REJECTED_FULL, 1);
         } else {
             stat_add(e, MSILO_STAT_STORE_ERRORS, 1);
         }
-        if (rc && rc != MSILO_EFULL)
-            engine_log(e, MSILO_LOG_WARNING, "store for %s@%s failed: %s", op->msg->user,
-                       op->msg->domain, msilo_strerror(rc));
+        if (rc && rc != MSILO_EFULL) {
+            engine_log(e, MSILO_LOG_WARNING, "store for %s@%s failed: %s: %s", op->msg->user,
+                       op->msg->domain, msilo_strerror(rc),
+                       job_detail(j));
+            job_detail_set(j); /* msilo_error_detail() in the callback */
+        } else if (rc == MSILO_EFULL) {
+            msilo_fail(rc, "the mailbox of %s@%s holds max_messages (%lld) already",
+                       op->msg->user, op->msg->domain, (long long)e->max_messages);
+        }
         if (op->cb)
             op->cb(e, rc, rc == 0 ? op->msg->id : 0, op->data);
         store_op_free(e, op);
@@ -365,6 +373,8 @@ int msilo_engine_store(msilo_engine_t *e, const msilo_request_t *req, const char
         rc = msilo_fail(MSILO_EVERSION, "request view version %u not supported", req->version);
     else if (e->freeing)
         rc = msilo_fail(MSILO_ECANCELLED, "engine is being freed");
+    else if (e->stopping)
+        rc = msilo_fail(MSILO_ESHUTDOWN, "msilo_engine_store: the engine is shutting down");
     else
         rc = engine_store_request_parse(e, req, owner, &r);
     if (rc) {

@@ -37,6 +37,16 @@
  *   still waiting complete with MSILO_ECANCELLED; completions posted from
  *   other threads are completed; sends in flight keep a context (and the
  *   post box) that only frees itself when the transport calls back.
+ * - msilo_engine_shutdown() is the bounded way: the engine takes no new
+ *   work, stops its timer and its claims, gives back what was claimed and
+ *   not sent, and lets what it accepted finish, without blocking; a source
+ *   of its own (stop_source) runs the callback when nothing is left, or at
+ *   the deadline after interrupting every store handle, so that the
+ *   workers return and msilo_engine_free() after it does not block.
+ * - The engine never frees itself under its own feet: msilo_engine_free()
+ *   refuses (g_critical) while an embedder's callback runs from engine code
+ *   that still uses the engine afterwards (e->in_callback); the shutdown
+ *   callback is not such a callback, so freeing there is the natural use.
  */
 #include "engine-private.h"
 
@@ -184,6 +194,9 @@ void engine_complete_reset_leases(msilo_engine_t *e, job_t *j)
     if (j->rc == 0 && j->reset.taken)
         engine_log(e, MSILO_LOG_INFO, "took back %zu messages leased by %s before a restart",
                    j->reset.taken, e->instance_id);
+    else if (j->rc && j->rc != MSILO_ENOTSUP)
+        engine_log(e, MSILO_LOG_WARNING, "taking back the leases of %s failed: %s: %s",
+                   e->instance_id, msilo_strerror(j->rc), job_detail(j));
 }
 
 int msilo_engine_set_clock(msilo_engine_t *e, msilo_clock_fn fn, void *data)
@@ -214,6 +227,171 @@ int msilo_engine_set_log(msilo_engine_t *e, msilo_log_fn fn, void *data)
     return 0;
 }
 
+/* ---- shutdown ---------------------------------------------------------------- */
+
+/* Runs the shutdown: its first dispatch stops the owners (their callbacks
+ * do not run inside msilo_engine_shutdown()), the last runs the callback. */
+typedef struct stop_source {
+    GSource src;
+    msilo_engine_t *e;
+    gint64 deadline; /* monotonic µs; -1: none */
+    gboolean started;
+} stop_source;
+
+/* Nothing accepted is left: no job, no store waiting, no delete or release
+ * waiting or running, no send out, no dump or owner. */
+static gboolean stop_finished(const msilo_engine_t *e)
+{
+    return e->jobs_pending == 0 && e->put_wait.length == 0 && !e->acks.running &&
+           e->acks.wait->len == 0 && !e->releases.running && e->releases.wait->len == 0 &&
+           e->sends_out == 0 && e->noop_dumps.length == 0 &&
+           e->finished_dumps.length == 0 && g_hash_table_size(e->owners) == 0;
+}
+
+/* A coalescer that is not running but holds items failed (it is scheduled
+ * whenever something is added): its retry would wait for the periodic jobs,
+ * which have stopped, so the items are dropped; their messages keep their
+ * leases (a delivered one is delivered again after it, never lost). */
+static gboolean coalescer_failed(const coalescer_t *c)
+{
+    return !c->running && c->wait->len > 0;
+}
+
+static void stop_drop_failed(msilo_engine_t *e, coalescer_t *c, const char *what)
+{
+    if (!coalescer_failed(c))
+        return;
+    engine_log(e, MSILO_LOG_WARNING,
+               "shutdown: %u %s not written (the store failed); those messages keep their "
+               "leases and are delivered again when they run out",
+               c->wait->len, what);
+    g_array_set_size(c->wait, 0);
+    if (c == &e->acks)
+        engine_flush_finished_dumps(e, FALSE);
+}
+
+static gboolean stop_deadline_passed(const stop_source *ss, gint64 now)
+{
+    return ss->deadline >= 0 && now >= ss->deadline;
+}
+
+/* Something for stop_dispatch() to do: start, drop failed items, end. Only
+ * looks (prepare and check must not run callbacks that could free e). */
+static gboolean stop_ready(stop_source *ss, gint64 now, gint *timeout)
+{
+    const msilo_engine_t *e = ss->e;
+    if (!ss->started || coalescer_failed(&e->acks) || coalescer_failed(&e->releases) ||
+        stop_finished(e) || stop_deadline_passed(ss, now))
+        return TRUE;
+    if (timeout)
+        *timeout = ss->deadline < 0 ? -1
+                                    : (gint)MIN((ss->deadline - now + 999) / 1000, G_MAXINT);
+    return FALSE;
+}
+
+static gboolean stop_prepare(GSource *src, gint *timeout)
+{
+    *timeout = 0;
+    return stop_ready((stop_source *)src, g_source_get_time(src), timeout);
+}
+
+static gboolean stop_check(GSource *src)
+{
+    return stop_ready((stop_source *)src, g_get_monotonic_time(), NULL);
+}
+
+/* At the deadline: makes every store call return (blocked ones promptly,
+ * later ones at once), so that the workers can be joined. */
+static void stop_interrupt(msilo_engine_t *e)
+{
+    e->stop_timed_out = TRUE;
+    if (msilo_store_interrupt(e->store) == MSILO_ENOTSUP)
+        engine_log(e, MSILO_LOG_WARNING,
+                   "shutdown: store '%s' cannot be interrupted; msilo_engine_free() waits for "
+                   "the calls it is in", e->store->name);
+    if (e->expiry_worker)
+        msilo_store_interrupt(e->expiry_worker->store);
+    for (guint i = 0; i < e->put_workers->len; i++)
+        msilo_store_interrupt(((peer_worker_t *)e->put_workers->pdata[i])->store);
+}
+
+static gboolean stop_dispatch(GSource *src, GSourceFunc unused, gpointer unused_data)
+{
+    (void)unused;
+    (void)unused_data;
+    stop_source *ss = (stop_source *)src;
+    msilo_engine_t *e = ss->e;
+    if (!ss->started) {
+        ss->started = TRUE;
+        e->in_callback++; /* dumps may complete here */
+        engine_owners_stop(e);
+        e->in_callback--;
+        return G_SOURCE_CONTINUE;
+    }
+    e->in_callback++; /* the log hook and dumps may run here */
+    stop_drop_failed(e, &e->acks, "deletes of delivered messages");
+    stop_drop_failed(e, &e->releases, "releases");
+    e->in_callback--;
+    if (!stop_finished(e) && !stop_deadline_passed(ss, g_get_monotonic_time()))
+        return G_SOURCE_CONTINUE;
+    int result = 0;
+    if (!stop_finished(e)) {
+        result = MSILO_ETIMEDOUT;
+        e->in_callback++; /* the log hook */
+        engine_log(e, MSILO_LOG_WARNING,
+                   "shutdown: deadline passed with %zu store jobs and %zu sends unfinished; "
+                   "interrupting the store (claimed messages keep their leases)",
+                   e->jobs_pending, e->sends_out);
+        stop_interrupt(e);
+        e->in_callback--;
+    }
+    msilo_shutdown_cb cb = e->stop_cb;
+    void *data = e->stop_data;
+    /* GLib holds the source while it dispatches; the callback may free e */
+    g_source_unref(e->stop_source);
+    e->stop_source = NULL;
+    if (cb)
+        cb(e, result, data);
+    return G_SOURCE_REMOVE;
+}
+
+static GSourceFuncs stop_funcs = {
+    .prepare = stop_prepare,
+    .check = stop_check,
+    .dispatch = stop_dispatch,
+};
+
+int msilo_engine_shutdown(msilo_engine_t *e, int64_t timeout_ms, msilo_shutdown_cb cb, void *data)
+{
+    if (!e)
+        return msilo_fail(MSILO_EINVAL, "msilo_engine_shutdown: engine is NULL");
+    if (!engine_enter(e))
+        return engine_ethread("msilo_engine_shutdown");
+    if (e->stopping || e->freeing) {
+        engine_leave(e);
+        return msilo_fail(MSILO_ESHUTDOWN, "msilo_engine_shutdown: a shutdown was started already");
+    }
+    e->stopping = TRUE;
+    e->stop_cb = cb;
+    e->stop_data = data;
+    g_source_destroy(e->timer);
+    g_source_unref(e->timer);
+    e->timer = NULL;
+    stop_source *ss = (stop_source *)g_source_new(&stop_funcs, sizeof *ss);
+    ss->e = e;
+    /* a deadline beyond ~146 years is none */
+    ss->deadline = timeout_ms < 0 || timeout_ms > INT64_MAX / 2000
+                       ? -1
+                       : g_get_monotonic_time() + timeout_ms * G_TIME_SPAN_MILLISECOND;
+    e->stop_source = &ss->src;
+    g_source_set_name(e->stop_source, "msilo-shutdown");
+    g_source_attach(e->stop_source, e->ctx);
+    engine_log(e, MSILO_LOG_INFO, "shutting down (deadline: %lld ms)", (long long)timeout_ms);
+    msilo_error_clear();
+    engine_leave(e);
+    return 0;
+}
+
 void msilo_engine_free(msilo_engine_t *e)
 {
     if (!e)
@@ -226,10 +404,21 @@ void msilo_engine_free(msilo_engine_t *e)
                    "main context; the engine is not freed");
         return;
     }
+    if (e->in_callback || e->freeing) {
+        /* the engine code that runs the callback uses the engine after it */
+        g_critical("msilo_engine_free: called from an engine callback (store, dump or log "
+                   "callback); the engine is not freed. Call msilo_engine_shutdown() there "
+                   "and free the engine from its callback, or free it from an idle source "
+                   "(g_idle_add())");
+        engine_leave(e);
+        return;
+    }
     GMainContext *ctx = e->ctx; /* released after the last use of e */
     e->freeing = TRUE;
-    g_source_destroy(e->timer);
-    g_source_unref(e->timer);
+    if (e->timer) {
+        g_source_destroy(e->timer);
+        g_source_unref(e->timer);
+    }
     engine_workers_stop(e);
     /* completions posted from other threads are completed; the sends still
      * in flight only free themselves when the transport calls back */
@@ -240,6 +429,14 @@ void msilo_engine_free(msilo_engine_t *e)
     engine_owners_free(e);
     engine_complete_noop_dumps(e, 0);
     engine_flush_finished_dumps(e, FALSE);
+    if (e->stop_source) {
+        /* freed during a shutdown: it ends here */
+        g_source_destroy(e->stop_source);
+        g_source_unref(e->stop_source);
+        e->stop_source = NULL;
+        if (e->stop_cb)
+            e->stop_cb(e, MSILO_ECANCELLED, e->stop_data);
+    }
     g_source_destroy(e->dispatch);
     g_source_unref(e->dispatch);
     g_async_queue_unref(e->todo);
@@ -328,6 +525,8 @@ void engine_log(msilo_engine_t *e, msilo_log_level_t lvl, const char *fmt, ...)
     va_start(ap, fmt);
     char *s = g_strdup_vprintf(fmt, ap);
     va_end(ap);
+    e->in_callback++;
     e->log(lvl, s, e->log_data);
+    e->in_callback--;
     g_free(s);
 }

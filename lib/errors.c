@@ -33,6 +33,7 @@ static const struct {
     { MSILO_EMETHOD, "MSILO_EMETHOD", "request method is not MESSAGE" },
     { MSILO_ETIMEDOUT, "MSILO_ETIMEDOUT", "timed out" },
     { MSILO_EBUSY, "MSILO_EBUSY", "resource busy" },
+    { MSILO_ESHUTDOWN, "MSILO_ESHUTDOWN", "the engine is shutting down" },
 };
 
 const char *msilo_strerror(int code)
@@ -67,6 +68,7 @@ int msilo_error_sip_status(int code)
         return 486;
     case MSILO_EMETHOD:
         return 405;
+    case MSILO_ESHUTDOWN: /* 503: try again, here later or at another instance */
     default:
         return 503;
     }

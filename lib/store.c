@@ -12,6 +12,7 @@
 static const size_t store_version_size[] = {
     [1] = MEMBER_END(msilo_store_t, reset_leases),
     [2] = MEMBER_END(msilo_store_t, open_peer),
+    [3] = MEMBER_END(msilo_store_t, interrupt),
 };
 /* A new version appends a row above. */
 G_STATIC_ASSERT(G_N_ELEMENTS(store_version_size) == MSILO_STORE_VERSION + 1);
@@ -167,12 +168,26 @@ int msilo_store_open_peer(msilo_store_t *s, msilo_store_t **ret)
     return rc;
 }
 
+int msilo_store_interrupt(msilo_store_t *s)
+{
+    if (!s)
+        return msilo_fail(MSILO_EINVAL, "msilo_store_interrupt: store is NULL");
+    if (s->version < 3 || !s->interrupt)
+        return msilo_fail(MSILO_ENOTSUP, "store '%s' cannot be interrupted", s->name);
+    s->interrupt(s);
+    return 0;
+}
+
 int msilo_store_fail(int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     char *d = g_strdup_vprintf(fmt, ap);
     va_end(ap);
+    /* a detail is one line: database messages span several ("...\n\tThis
+     * probably means..." from libpq) */
+    g_strchomp(d);
+    g_strdelimit(d, "\r\n\t", ' ');
     msilo_fail(code, "%s", d);
     g_free(d);
     return code;

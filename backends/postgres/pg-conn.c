@@ -5,28 +5,26 @@
 #include <stdarg.h>
 #include <string.h>
 
-/* ---- error detail: one buffer per thread, like libmsilo's own ---- */
+/* ---- error detail ---- */
 
-static GPrivate detail_key = G_PRIVATE_INIT(g_free);
-
+/* libmsilo-postgres links libmsilo (meson.build), so its details go where
+ * every backend's go: libmsilo's thread-local msilo_error_detail(), through
+ * msilo_store_fail() (which also makes libpq's multi-line messages one line). */
 int pg_fail(int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     char *s = g_strdup_vprintf(fmt, ap);
     va_end(ap);
-    /* libpq messages span lines ("...\n\tThis probably means..."); the
-     * detail is one line. */
-    g_strchomp(s);
-    g_strdelimit(s, "\n\t", ' ');
-    g_private_replace(&detail_key, s);
+    msilo_store_fail(code, "%s", s);
+    g_free(s);
     return code;
 }
 
+/* Deprecated (msilo/postgres.h): kept for the ABI. */
 const char *msilo_pg_error_detail(void)
 {
-    const char *d = g_private_get(&detail_key);
-    return d ? d : "";
+    return msilo_error_detail();
 }
 
 /* ---- connection strings for people: is there a password, and masked ---- */

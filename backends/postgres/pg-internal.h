@@ -52,7 +52,8 @@ const char *pg_options_col(const msilo_pg_options_t *o, int c);
 const char *pg_options_table(const msilo_pg_options_t *o);
 msilo_pg_options_t *pg_options_copy(const msilo_pg_options_t *o);
 
-/* Records the thread's detail (see msilo_pg_error_detail()) and returns code. */
+/* msilo_store_fail(): records the calling thread's msilo_error_detail() and
+ * returns @code. */
 int pg_fail(int code, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 
 /* Connects (URL, postgresql:// URI or key=value; client_encoding forced to

@@ -11,9 +11,14 @@
  */
 #include "pg-internal.h"
 #include "sql-rows.h"
+#include "../../lib/tsan.h"
 
 #include <poll.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 /* Back-off between failed reconnects. */
 #define BACKOFF_MIN_US (100 * G_TIME_SPAN_MILLISECOND)
@@ -23,6 +28,15 @@ typedef struct pg_store {
     msilo_store_t base;
     msilo_pg_options_t *opts;
     PGconn *conn;
+    /* pg_interrupt() may come from any thread: conn is replaced and closed
+     * only under this lock, so the socket it shuts down is never one that
+     * was closed (and its number reused) meanwhile */
+    GMutex conn_lock;
+    /* a duplicate of conn's socket, for pg_interrupt(): libpq closes its own
+     * descriptor when it sees the connection lost, on the worker thread; the
+     * duplicate keeps the socket (and its number) until drop_conn() */
+    int sock;
+    atomic_bool interrupted; /* every later call fails at once */
     guint32 prepared;     /* bit q: Q_* prepared on this connection */
     gint64 reconnect_at;  /* monotonic µs before which we do not retry */
     gint64 backoff;       /* µs; 0 until a reconnect failed */
@@ -38,11 +52,35 @@ enum { R_ID, R_USER, R_HOST, R_FROM, R_TO, R_CTYPE, R_BODY, R_HDRS, R_CALLID, R_
 
 /* ---- connection management ---- */
 
-static void drop_conn(pg_store *s)
+/* s->conn_lock; lib/tsan.h: ThreadSanitizer does not see GMutex */
+static void conn_lock(pg_store *s)
 {
+    g_mutex_lock(&s->conn_lock);
+    msilo_tsan_acquire(&s->conn_lock);
+}
+
+static void conn_unlock(pg_store *s)
+{
+    msilo_tsan_release(&s->conn_lock);
+    g_mutex_unlock(&s->conn_lock);
+}
+
+/* Makes @conn (may be NULL) the store's connection, under the lock. */
+static void set_conn(pg_store *s, PGconn *conn)
+{
+    conn_lock(s);
     if (s->conn)
         PQfinish(s->conn);
-    s->conn = NULL;
+    if (s->sock >= 0)
+        close(s->sock);
+    s->conn = conn;
+    s->sock = conn && PQsocket(conn) >= 0 ? fcntl(PQsocket(conn), F_DUPFD_CLOEXEC, 0) : -1;
+    conn_unlock(s);
+}
+
+static void drop_conn(pg_store *s)
+{
+    set_conn(s, NULL);
     s->prepared = 0;
 }
 
@@ -84,8 +122,16 @@ static gboolean conn_suspect(PGconn *conn)
     return r != 0; /* readable, hung up, or poll failed */
 }
 
+static int fail_interrupted(void)
+{
+    return pg_fail(MSILO_ESTORE, "the PostgreSQL store was interrupted (msilo_store_interrupt()): "
+                                 "it takes no more calls");
+}
+
 static int ensure_conn(pg_store *s)
 {
+    if (G_UNLIKELY(atomic_load_explicit(&s->interrupted, memory_order_relaxed)))
+        return fail_interrupted();
     if (s->conn && PQstatus(s->conn) == CONNECTION_OK && !conn_suspect(s->conn))
         return 0;
     drop_conn(s);
@@ -94,7 +140,14 @@ static int ensure_conn(pg_store *s)
         return pg_fail(MSILO_ESTORE, "PostgreSQL unreachable; next reconnect in %" G_GINT64_FORMAT
                        " ms", (s->reconnect_at - now) / 1000);
     int err;
-    s->conn = pg_connect(s->opts->url, &err);
+    PGconn *conn = pg_connect(s->opts->url, &err);
+    set_conn(s, conn);
+    /* interrupted while connecting (which cannot be cut short): the
+     * interrupt found no socket; one after set_conn() shuts this one down */
+    if (conn && atomic_load_explicit(&s->interrupted, memory_order_relaxed)) {
+        drop_conn(s);
+        err = fail_interrupted();
+    }
     if (!s->conn) {
         /* The first reconnect after a lost connection is immediate; only
          * repeated failures wait, doubling. */
@@ -592,12 +645,26 @@ static int pg_reset_leases(msilo_store_t *base, const char *lease_owner, size_t 
     return 0;
 }
 
+/* Any thread. Shutting the socket down (not closing it: the call blocked on
+ * it still owns the PGconn) makes that call's read or write fail at once,
+ * libpq reports the connection lost, and the call returns MSILO_ESTORE. */
+static void pg_interrupt(msilo_store_t *base)
+{
+    pg_store *s = (pg_store *)base;
+    conn_lock(s);
+    atomic_store_explicit(&s->interrupted, 1, memory_order_relaxed);
+    if (s->sock >= 0)
+        shutdown(s->sock, SHUT_RDWR); /* the socket, whichever descriptor */
+    conn_unlock(s);
+}
+
 static void pg_free(msilo_store_t *base)
 {
     pg_store *s = (pg_store *)base;
     if (!s)
         return;
     drop_conn(s);
+    g_mutex_clear(&s->conn_lock);
     for (int i = 0; i < Q_N; i++)
         g_free(s->sql[i]);
     g_free(s->table_name);
@@ -679,11 +746,14 @@ int msilo_pg_store_new(msilo_store_t **ret, const msilo_pg_options_t *opts)
     s->base.purge = pg_purge;
     s->base.reset_leases = pg_reset_leases;
     s->base.open_peer = pg_open_peer;
+    s->base.interrupt = pg_interrupt;
+    g_mutex_init(&s->conn_lock);
+    s->sock = -1;
     s->opts = pg_options_copy(opts);
     s->table_name = g_strdup(pg_options_table(opts));
 
     int e;
-    s->conn = pg_connect(s->opts->url, &e);
+    set_conn(s, pg_connect(s->opts->url, &e));
     if (!s->conn) {
         pg_free(&s->base);
         return e;

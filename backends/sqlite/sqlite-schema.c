@@ -27,6 +27,8 @@ int sq_fail(sqlite3 *db, int rc, const char *what)
         break;
     }
     const char *msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    if ((rc & 0xff) == SQLITE_INTERRUPT)
+        msg = "interrupted (msilo_store_interrupt(): the store takes no more calls)";
     return msilo_store_fail(code, "%s: %s", what, msg);
 }
 

@@ -16,6 +16,7 @@
 #include "sqlite-internal.h"
 #include "sql-rows.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 typedef enum {
@@ -44,6 +45,7 @@ typedef struct sq_store {
     sqlite3 *db;
     sqlite3_stmt *st[Q_N];
     sq_schema_t schema;
+    atomic_bool interrupted; /* sq_interrupt(): every later statement fails */
 } sq_store;
 
 /* Columns read into a message, in this order (see row_to_message). */
@@ -58,6 +60,47 @@ enum { R_ID, R_USER, R_HOST, R_FROM, R_TO, R_CTYPE, R_BODY, R_HDRS, R_CALLID, R_
 #define LOCKED(base)                                                                       \
     sq_store *s = (sq_store *)(base);                                                      \
     G_GNUC_UNUSED g_autoptr(GMutexLocker) locker_ = g_mutex_locker_new(&s->lock)
+
+/* sqlite3_step(), or SQLITE_INTERRUPT at once once the store was
+ * interrupted; a rollback still runs, so no transaction stays open (and
+ * holds the file's write lock) after an interrupt. */
+static int step(sq_store *s, sqlite3_stmt *st)
+{
+    if (G_UNLIKELY(atomic_load_explicit(&s->interrupted, memory_order_relaxed)) &&
+        st != s->st[Q_ROLLBACK])
+        return SQLITE_INTERRUPT;
+    int rc = sqlite3_step(st);
+    if (G_UNLIKELY(rc != SQLITE_ROW && rc != SQLITE_DONE &&
+                   atomic_load_explicit(&s->interrupted, memory_order_relaxed)))
+        return SQLITE_INTERRUPT; /* a busy wait given up, say why */
+    return rc;
+}
+
+/* The busy handler: SQLite's default steps (1 ms growing to 100 ms) up to
+ * SQ_BUSY_TIMEOUT_MS, but it gives up as soon as the store is interrupted
+ * (sqlite3_interrupt() does not end a busy wait). */
+static int busy_wait(void *data, int count)
+{
+    static const int delays[] = { 1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100 };
+    enum { N = G_N_ELEMENTS(delays), TOTAL_N = 328 }; /* TOTAL_N: the sum of delays */
+    sq_store *s = data;
+    if (atomic_load_explicit(&s->interrupted, memory_order_relaxed))
+        return 0;
+    int delay, prior;
+    if (count < N) {
+        delay = delays[count];
+        prior = 0;
+        for (int i = 0; i < count; i++)
+            prior += delays[i];
+    } else {
+        delay = delays[N - 1];
+        prior = TOTAL_N + (count - N) * delay;
+    }
+    if (prior >= SQ_BUSY_TIMEOUT_MS)
+        return 0;
+    sqlite3_sleep(MIN(delay, SQ_BUSY_TIMEOUT_MS - prior));
+    return 1;
+}
 
 static int prepare_all(sq_store *s, const char *t)
 {
@@ -136,7 +179,7 @@ static void done(sqlite3_stmt *st)
 static int run(sq_store *s, query_t q, const char *what, size_t *ret_changes)
 {
     sqlite3_stmt *st = s->st[q];
-    int rc = sqlite3_step(st);
+    int rc = step(s, st);
     int e = 0;
     if (rc == SQLITE_DONE || rc == SQLITE_ROW) {
         if (ret_changes)
@@ -231,7 +274,7 @@ static int collect(sq_store *s, query_t q, const char *what, msilo_message_t ***
     sqlite3_stmt *st = s->st[q];
     GPtrArray *got = g_ptr_array_new();
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+    while ((rc = step(s, st)) == SQLITE_ROW)
         g_ptr_array_add(got, row_to_message(s, st));
     int e = rc == SQLITE_DONE ? 0 : sq_fail(s->db, rc, what);
     done(st);
@@ -262,7 +305,7 @@ static int count_owner(sq_store *s, const char *user, const char *domain, int64_
     sqlite3_stmt *st = s->st[Q_COUNT_OWNER];
     sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, domain, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
+    int rc = step(s, st);
     int e = 0;
     if (rc == SQLITE_ROW)
         *ret = sqlite3_column_int64(st, 0);
@@ -289,11 +332,11 @@ static int insert(sq_store *s, const msilo_message_t *m, int64_t *ret_id)
     sqlite3_bind_int64(st, 11, m->snd_time);
     sqlite3_bind_int64(st, 12, (int64_t)m->attempts);
     sqlite3_bind_int64(st, 13, m->next_try);
-    int rc = sqlite3_step(st);
+    int rc = step(s, st);
     int e = 0;
     if (rc == SQLITE_ROW) {
         *ret_id = sqlite3_column_int64(st, 0);
-        rc = sqlite3_step(st); /* finishes the statement */
+        rc = step(s, st); /* finishes the statement */
         if (rc != SQLITE_DONE)
             e = sq_fail(s->db, rc, "storing a message");
     } else {
@@ -418,7 +461,7 @@ static int sq_count(msilo_store_t *base, const char *user, const char *domain,
     if (user)
         return count_owner(s, user, domain, ret_count);
     sqlite3_stmt *st = s->st[Q_COUNT_ALL];
-    int rc = sqlite3_step(st);
+    int rc = step(s, st);
     int e = 0;
     if (rc == SQLITE_ROW)
         *ret_count = sqlite3_column_int64(st, 0);
@@ -517,6 +560,16 @@ static int sq_reset_leases(msilo_store_t *base, const char *lease_owner, size_t 
     return e;
 }
 
+/* Any thread, without the store's lock (the call that holds it may be the
+ * one to cut short): the db handle lives until sq_free(), and
+ * sqlite3_interrupt() may be called from any thread while it is open. */
+static void sq_interrupt(msilo_store_t *base)
+{
+    sq_store *s = (sq_store *)base;
+    atomic_store_explicit(&s->interrupted, 1, memory_order_relaxed);
+    sqlite3_interrupt(s->db);
+}
+
 static void sq_free(msilo_store_t *base)
 {
     sq_store *s = (sq_store *)base;
@@ -558,9 +611,12 @@ int msilo_sqlite_store_new_table(msilo_store_t **ret, const char *path_or_url, c
     s->base.get = sq_get;
     s->base.purge = sq_purge;
     s->base.reset_leases = sq_reset_leases;
+    s->base.interrupt = sq_interrupt;
     g_mutex_init(&s->lock);
 
     int e = sq_open(path_or_url, &s->db);
+    if (!e)
+        sqlite3_busy_handler(s->db, busy_wait, s); /* instead of sq_open's busy timeout */
     if (!e)
         e = sq_migrate(s->db, table, NULL, &s->schema);
     if (!e) {

@@ -90,10 +90,10 @@ static int resolve(const char *url, const msilo_config_t *cfg, const char **ret_
 }
 
 #ifdef MSILO_STORES_HAVE_POSTGRES
-/* libmsilo-postgres's detail of failure @p e, as libmsilo's. */
+/* libmsilo-postgres reports its details through msilo_store_fail() already. */
 static int pg_result(int e)
 {
-    return e ? msilo_store_fail(e, "%s", msilo_pg_error_detail()) : 0;
+    return e;
 }
 
 static int pg_options(const char *url, const msilo_config_t *cfg, msilo_pg_options_t **ret)

@@ -54,7 +54,7 @@ static msilo_message_t *mk(gint64 i)
 
 static void die(const char *what, int e)
 {
-    fprintf(stderr, "%s: %s: %s\n", what, msilo_strerror(e), msilo_pg_error_detail());
+    fprintf(stderr, "%s: %s: %s\n", what, msilo_strerror(e), msilo_error_detail());
     exit(1);
 }
 

@@ -38,15 +38,9 @@ static int exit_for(int e)
 
 int db_fail(const db_t *db, int e, const char *what)
 {
-    const char *d = msilo_error_detail();
-#ifdef MSILO_ADMIN_HAVE_POSTGRES
-    /* the calls on an opened PostgreSQL store keep libmsilo-postgres's own
-     * detail (libmsilo's is not reachable from a backend library) */
-    if (db && db->kind && strcmp(db->kind, "postgres") == 0 && *msilo_pg_error_detail())
-        d = msilo_pg_error_detail();
-#else
+    /* every store reports through msilo_store_fail(): one place */
     (void)db;
-#endif
+    const char *d = msilo_error_detail();
     print_error("%s: %s%s%s", what, msilo_strerror(e), *d ? ": " : "", d);
     return exit_for(e);
 }

@@ -25,6 +25,15 @@
 #define MSILO_API
 #endif
 
+/** Marks a declaration as deprecated: GCC and clang warn where it is used
+ *  (-Wdeprecated-declarations); other compilers ignore it. The library's own
+ *  code never uses a deprecated function. */
+#if defined(__GNUC__) || defined(__clang__)
+#define MSILO_DEPRECATED __attribute__((deprecated))
+#else
+#define MSILO_DEPRECATED
+#endif
+
 #define MSILO_VERSION_MAJOR 0
 #define MSILO_VERSION_MINOR 1
 #define MSILO_VERSION_MICRO 0

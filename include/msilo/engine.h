@@ -23,7 +23,8 @@
  * Async contract: a function that takes a callback either returns a negative
  * error (and the callback never runs) or returns 0 and the callback runs
  * exactly once, from the main context, never from inside the call itself.
- * msilo_engine_free() completes pending callbacks (see there).
+ * msilo_engine_free() completes pending callbacks (see there);
+ * msilo_engine_shutdown() stops the engine within a bound, without blocking.
  *
  * Loops: the engine's work (store completions, transport answers, retries,
  * expiry, reminders) runs when something iterates its context: the host's
@@ -110,16 +111,73 @@ MSILO_API int msilo_engine_new(msilo_engine_t **ret, const msilo_config_t *cfg,
                                struct _GMainContext *ctx);
 
 /**
- * Frees the engine. Pending store callbacks run first, with the batch's real
- * result if the store committed it, else MSILO_ECANCELLED; pending dump
- * callbacks run with MSILO_ECANCELLED. Messages still in flight keep their
- * lease in the store and become deliverable when it runs out (or at once after
- * a restart with the same instance_id). Must not be called from an engine
- * callback. NULL is a no-op. Called while another thread runs the engine's
- * context it frees nothing (that would corrupt the engine under that
- * thread) and reports the programming error with g_critical().
+ * Frees the engine. Without a previous msilo_engine_shutdown() it completes
+ * everything first, synchronously: pending store callbacks run with the
+ * batch's real result if the store committed it, else MSILO_ECANCELLED;
+ * pending dump callbacks run with MSILO_ECANCELLED. That means it **may
+ * block as long as the store does** (a frozen database server: until its
+ * timeouts; a store that never returns: for ever). To stop within a bound,
+ * call msilo_engine_shutdown() first and free the engine from its callback
+ * or after it: free then returns promptly (the store handles were
+ * interrupted if the deadline passed; a store without an interrupt method
+ * is waited for). Messages still in flight keep their lease in the store and
+ * become deliverable when it runs out (or at once after a restart with the
+ * same instance_id). NULL is a no-op.
+ *
+ * Programming errors, reported with g_critical() and nothing freed: a call
+ * from an engine callback (store, dump or log callback: the engine still
+ * uses itself after the callback returns; call msilo_engine_shutdown() there
+ * and free the engine from the shutdown callback, or from an idle source),
+ * and a call while another thread runs the engine's context. Freeing from
+ * the shutdown callback is allowed. Freed while a shutdown is still in
+ * progress, the engine completes everything as above and runs the shutdown
+ * callback from inside this call with MSILO_ECANCELLED.
  */
 MSILO_API void msilo_engine_free(msilo_engine_t *e);
+
+/**
+ * Completion of msilo_engine_shutdown(): @p result is 0 (everything was
+ * done) or MSILO_ETIMEDOUT (the deadline passed first). The engine may be
+ * freed from here (msilo_engine_free()).
+ */
+typedef void (*msilo_shutdown_cb)(msilo_engine_t *e, int result, void *data);
+
+/**
+ * Stops the engine within a bound, without blocking. From this call on:
+ * msilo_engine_store() and msilo_engine_dump() return MSILO_ESHUTDOWN (an
+ * embedder answers 503), the periodic jobs stop (msilo_engine_tick() does
+ * nothing), nothing new is claimed, and the messages claimed but not sent
+ * yet are given back to the store (their leases end). What was accepted
+ * goes on: the stores already accepted are committed and their callbacks
+ * run with the real result, the deliveries in flight finish (and the dumps
+ * waiting on them complete, with MSILO_ESHUTDOWN), their deletes and
+ * releases go to the store.
+ *
+ * @p cb runs once, from the engine's context and never inside this call:
+ * with 0 when all of that is done, or with MSILO_ETIMEDOUT when
+ * @p timeout_ms passes first. At the deadline the engine interrupts its
+ * store handles (msilo_store_interrupt(): a call blocked on a frozen server
+ * returns, later calls fail at once) and what is unfinished stays safe: a
+ * claimed message whose delete or release did not reach the store keeps its
+ * lease and is delivered again after it (or at once by an engine started
+ * with the same instance_id); a store not committed gets its callback with
+ * an error (MSILO_ESTORE, or MSILO_ECANCELLED when freed first), so it was
+ * never answered 202 and is not lost. After @p cb, msilo_engine_free()
+ * returns promptly; the engine is good for nothing else.
+ *
+ * A delete or release that fails during a shutdown is not retried (the
+ * retries run with the periodic jobs): those messages keep their leases.
+ *
+ * @param e          the engine.
+ * @param timeout_ms the deadline from now, in milliseconds; negative: none
+ *                   (@p cb runs when everything is done, however long it takes).
+ * @param cb         completion (may be NULL).
+ * @param data       passed to @p cb.
+ * @return 0; MSILO_EINVAL (@p e NULL); MSILO_ETHREAD; MSILO_ESHUTDOWN (a
+ *         shutdown was already started: @p cb never runs).
+ */
+MSILO_API int msilo_engine_shutdown(msilo_engine_t *e, int64_t timeout_ms, msilo_shutdown_cb cb,
+                                    void *data);
 
 /** Replaces the clock (default: g_get_real_time()/1e6).
  *  @return 0, MSILO_EINVAL (@p e NULL) or MSILO_ETHREAD. */
@@ -146,9 +204,12 @@ typedef void (*msilo_store_cb)(msilo_engine_t *e, int result, int64_t id, void *
  * MSILO_ETHREAD (another thread runs the engine's context), MSILO_EMETHOD (method not MESSAGE), MSILO_EMISSING (no From or To), MSILO_EURI
  * (owner/To/From/R-URI malformed), MSILO_ETOOBIG (body over max_body_size),
  * MSILO_ETIME (bad snd_time), MSILO_ENOTSUP (snd_time while reminders are
- * disabled). Results through the callback: 0, MSILO_EFULL (max_messages),
- * MSILO_ESTORE (backend failed), MSILO_ECANCELLED (engine freed first).
- * A callback result of 0 means the message is committed in the store.
+ * disabled), MSILO_ESHUTDOWN (msilo_engine_shutdown() was called). Results
+ * through the callback: 0, MSILO_EFULL (max_messages), MSILO_ESTORE (backend
+ * failed), MSILO_ECANCELLED (engine freed first). A callback result of 0
+ * means the message is committed in the store. With an error result,
+ * msilo_error_detail() inside the callback is the store's own detail (e.g.
+ * libpq's message), which the engine's log line carries too.
  */
 MSILO_API int msilo_engine_store(msilo_engine_t *e, const msilo_request_t *req,
                                  const char *owner, msilo_store_cb cb, void *data);
@@ -191,8 +252,12 @@ typedef void (*msilo_dump_cb)(msilo_engine_t *e, int result, const msilo_dump_re
  * for the next dump. A dump for an owner whose dump is still running adds the
  * contact for later rounds and sends nothing twice.
  *
+ * When a claim fails, @p cb gets its error and msilo_error_detail() inside
+ * @p cb is the store's detail.
+ *
  * @return 0 or MSILO_EINVAL, MSILO_EURI, MSILO_EMISSING, MSILO_ENOTSUP (no transport),
- *         MSILO_ETHREAD (another thread runs the engine's context).
+ *         MSILO_ETHREAD (another thread runs the engine's context),
+ *         MSILO_ESHUTDOWN (msilo_engine_shutdown() was called).
  */
 MSILO_API int msilo_engine_dump(msilo_engine_t *e, const msilo_request_t *reg,
                                 const char *owner, size_t max, msilo_dump_cb cb, void *data);

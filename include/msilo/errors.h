@@ -41,6 +41,8 @@ typedef enum msilo_error {
     MSILO_EMETHOD = -16,   /**< m_store of a request that is not a MESSAGE */
     MSILO_ETIMEDOUT = -17, /**< local timeout (no final response) */
     MSILO_EBUSY = -18,     /**< a resource is in use (e.g. dump already running) */
+    MSILO_ESHUTDOWN = -19, /**< the engine is shutting down (msilo_engine_shutdown()):
+                                it takes no new work */
 } msilo_error_t;
 
 /** Static, English description of @p code ("unknown error" for others). */
@@ -61,7 +63,8 @@ MSILO_API const char *msilo_error_detail(void);
  * msilo_engine_store() reported @p code: 202 for MSILO_OK, 400 for malformed
  * input (EINVAL, EURI, EMISSING, ETIME), 413 for ETOOBIG, 486 for EFULL,
  * 405 for EMETHOD, 503 for store/transport/internal failures (ETHREAD
- * included: the embedder's mistake, not the sender's).
+ * included: the embedder's mistake, not the sender's; ESHUTDOWN too: the
+ * sender may retry, another instance may take it).
  */
 MSILO_API int msilo_error_sip_status(int code);
 

@@ -40,13 +40,27 @@
  * max_per_owner check of put holds a per-owner advisory lock.
  *
  * Errors: every function returns 0 or a negative MSILO_E* code. The human
- * readable detail of a failure in this library is msilo_pg_error_detail()
- * (libmsilo's msilo_error_detail() is not reachable from a backend library).
+ * readable detail of a failure (libpq's message included, on one line) is
+ * msilo_error_detail() on the calling thread, as for every store: the backend
+ * reports it with msilo_store_fail() (libmsilo-postgres links libmsilo).
+ * Inside an engine, a store call runs on a worker thread; the engine hands
+ * its detail to the callback that reports the failure (msilo_error_detail()
+ * there) and to its log lines.
  *
  * Connection loss: a call that fails because the server is unreachable returns
  * MSILO_ESTORE and drops the connection; the next call reconnects. Repeated
  * failed reconnects back off (100 ms doubling up to 5 s): during the back-off
  * calls fail at once with MSILO_ESTORE instead of waiting for a connect timeout.
+ *
+ * Interrupt (msilo_store_interrupt(), what msilo_engine_shutdown() does at
+ * its deadline): the store shuts its connection's socket down, so a query
+ * waiting for a frozen server fails at once ("server closed the connection
+ * unexpectedly"), and every later call fails with MSILO_ESTORE. A connect in
+ * progress cannot be cut short: it ends within connect_timeout (10 s unless
+ * the URL says otherwise), then fails too. A query already sent may still
+ * be executed by the server when it resumes, although the call reported
+ * MSILO_ESTORE (a store may then be stored once more by the sender's retry:
+ * duplicated, never lost).
  */
 #ifndef MSILO_POSTGRES_H
 #define MSILO_POSTGRES_H
@@ -151,10 +165,13 @@ MSILO_API int msilo_pg_conninfo_has_password(const char *conninfo);
 MSILO_API char *msilo_pg_conninfo_mask(const char *conninfo);
 
 /**
- * Detail of the most recent failure of this library on the calling thread
- * (never NULL; "" when none). Valid until the next call on this thread.
+ * The same as msilo_error_detail(): the detail of the most recent failure on
+ * the calling thread (never NULL; "" when none).
+ * @deprecated Call msilo_error_detail(). This library reports its details
+ * through msilo_store_fail(), like every store; the function is kept so
+ * that programs linked against an older libmsilo-postgres still run.
  */
-MSILO_API const char *msilo_pg_error_detail(void);
+MSILO_API MSILO_DEPRECATED const char *msilo_pg_error_detail(void);
 
 MSILO_END_DECLS
 

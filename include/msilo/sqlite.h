@@ -22,15 +22,20 @@
  * write runs in a BEGIN IMMEDIATE transaction, so a claim reads and leases
  * its rows under the database's write lock and two claimers never get the
  * same message. A writer waits up to 10 s for the lock (busy timeout), then
- * fails with MSILO_ESTORE.
+ * fails with MSILO_ESTORE. msilo_store_interrupt() (msilo_engine_shutdown()
+ * at its deadline) ends a running statement or that wait at once, and
+ * later calls fail with MSILO_ESTORE.
  *
  * Thread-safety: a store holds one connection behind a mutex and sets
  * MSILO_STORE_THREADSAFE (calls from several threads are serialised). Its
  * methods block on disk I/O, so it does not set MSILO_STORE_NONBLOCKING: the
  * engine calls it from its worker thread.
  *
- * Errors: every function returns 0 or a negative MSILO_E* code; the detail is
- * in msilo_error_detail() on the calling thread.
+ * Errors: every function returns 0 or a negative MSILO_E* code; the detail
+ * (SQLite's message included) is msilo_error_detail() on the calling thread,
+ * as for every store: the backend reports it with msilo_store_fail().
+ * Inside an engine, the engine hands a failed store call's detail to the
+ * callback that reports it and to its log lines.
  */
 #ifndef MSILO_SQLITE_H
 #define MSILO_SQLITE_H

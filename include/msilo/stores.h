@@ -17,7 +17,9 @@
  * (msilo/postgres.h). A backend that was not built answers MSILO_ENOTSUP.
  *
  * Errors: 0 or a negative MSILO_E* code; the detail (the backend's own, e.g.
- * libpq's message) is msilo_error_detail() on the calling thread.
+ * libpq's message) is msilo_error_detail() on the calling thread: every
+ * backend reports through msilo_store_fail() (msilo/sys/store.h), so there
+ * is one place to look whichever store the URL names.
  * Thread-safety: no shared state; call from any thread.
  */
 #ifndef MSILO_STORES_H

@@ -28,7 +28,7 @@ static int pg_open(void *data, msilo_store_t **ret)
     msilo_pg_options_free(o);
     if (e) {
         fprintf(stderr, "opening a PostgreSQL store on %s: %s: %s\n", table, msilo_strerror(e),
-                msilo_pg_error_detail());
+                msilo_error_detail());
         g_free(table);
         return e;
     }

@@ -101,7 +101,7 @@ static msilo_store_t *open_store(const char *table)
     int e = msilo_pg_store_new(&s, o);
     if (e)
         fprintf(stderr, "msilo_pg_store_new: %s: %s\n", msilo_strerror(e),
-                msilo_pg_error_detail());
+                msilo_error_detail());
     assert_int_equal(e, 0);
     assert_int_equal(msilo_store_check(s), 0);
     msilo_pg_options_free(o);
@@ -114,7 +114,7 @@ static size_t migrate(const char *table, unsigned flags)
     size_t changes = 999;
     int e = msilo_pg_migrate(o, flags, &changes);
     if (e)
-        fprintf(stderr, "msilo_pg_migrate: %s: %s\n", msilo_strerror(e), msilo_pg_error_detail());
+        fprintf(stderr, "msilo_pg_migrate: %s: %s\n", msilo_strerror(e), msilo_error_detail());
     assert_int_equal(e, 0);
     msilo_pg_options_free(o);
     return changes;
@@ -352,7 +352,7 @@ static void test_failed_batch(void **state)
         assert_int_equal(msilo_store_put(f->store, m, 3, quota, res), MSILO_ESTORE);
         assert_int_equal(res[0], 7);
         assert_int_equal(m[0]->id, 0);
-        assert_non_null(strstr(msilo_pg_error_detail(), "UTF8"));
+        assert_non_null(strstr(msilo_error_detail(), "UTF8"));
     }
     int64_t n = -1;
     assert_int_equal(msilo_store_count(f->store, "lena", "example.com", &n), 0);
@@ -479,7 +479,7 @@ static void check_module_table(const char *ddl, gboolean kamailio)
     msilo_pg_options_t *o = pgt_options(table);
     msilo_store_t *s = NULL;
     assert_int_equal(msilo_pg_store_new(&s, o), MSILO_ECONFIG);
-    assert_non_null(strstr(msilo_pg_error_detail(), "lease_owner"));
+    assert_non_null(strstr(msilo_error_detail(), "lease_owner"));
     msilo_pg_options_free(o);
 
     assert_true(migrate(table, 0) > 0);
@@ -1177,7 +1177,7 @@ static void test_outage(void **state)
     assert_int_equal(msilo_store_put(f->store, m, 2, 10, res), MSILO_ESTORE);
     assert_int_equal(res[0], 42); /* no result written on failure */
     assert_int_equal(m[0]->id, 0);
-    fprintf(stderr, "outage detail: %s\n", msilo_pg_error_detail());
+    fprintf(stderr, "outage detail: %s\n", msilo_error_detail());
     int64_t n = -1;
     assert_int_equal(msilo_store_count(f->store, "kate", "example.com", &n), MSILO_ESTORE);
     assert_int_equal(n, -1);

@@ -46,7 +46,7 @@
 
 MSILO_BEGIN_DECLS
 
-#define MSILO_STORE_VERSION 2
+#define MSILO_STORE_VERSION 3
 
 /** Backend capability flags. */
 enum {
@@ -166,6 +166,21 @@ struct msilo_store {
      * independent (a database server); read only when version >= 2.
      */
     int (*open_peer)(msilo_store_t *s, msilo_store_t **ret);
+
+    /* ---- optional (version 3); NULL = MSILO_ENOTSUP ---- */
+
+    /**
+     * Makes a call blocked in @p s (a query waiting for a frozen server)
+     * return promptly with MSILO_ESTORE, and every later call on @p s fail
+     * at once with MSILO_ESTORE: the handle is done for, only free is left.
+     * May be called from any thread, while another thread is inside a
+     * method of @p s; must not block (no waiting for that call). The engine
+     * calls it when the deadline of msilo_engine_shutdown() passes, on every
+     * handle it uses, then joins its workers. A call that cannot be cut
+     * short (a connect in progress) may finish first, bounded by the
+     * backend's own timeouts. Read only when version >= 3.
+     */
+    void (*interrupt)(msilo_store_t *s);
 };
 
 #define MSILO_STORE_INIT { .version = MSILO_STORE_VERSION }
@@ -217,6 +232,13 @@ MSILO_API int msilo_store_reset_leases(msilo_store_t *s, const char *lease_owner
 /** Opens another handle on @p s's storage (see open_peer); MSILO_ENOTSUP when the
  *  store cannot (version 1 or no open_peer). */
 MSILO_API int msilo_store_open_peer(msilo_store_t *s, msilo_store_t **ret);
+/**
+ * Interrupts @p s (see the interrupt method): a blocked call returns
+ * promptly with MSILO_ESTORE, later calls fail at once. Any thread.
+ * @return 0; MSILO_EINVAL (@p s NULL); MSILO_ENOTSUP when the store cannot
+ *         (version < 3 or no interrupt method).
+ */
+MSILO_API int msilo_store_interrupt(msilo_store_t *s);
 /** Calls s->free. NULL is a no-op. */
 MSILO_API void msilo_store_free(msilo_store_t *s);
 
@@ -224,6 +246,12 @@ MSILO_API void msilo_store_free(msilo_store_t *s);
  * For backends: records a human-readable detail for msilo_error_detail() on
  * the calling thread and returns @p code, e.g.
  * `return msilo_store_fail(MSILO_ESTORE, "connection lost: %s", PQerrorMessage(c));`
+ * The one way every backend (a library of its own included: it links
+ * libmsilo) reports a detail. Line breaks and tabs become spaces and
+ * trailing white space goes, so a database's multi-line message makes one
+ * log line. The engine runs store calls on worker threads: it copies the
+ * detail of a failed call and sets it on the loop thread for the callback
+ * that reports the failure (msilo_error_detail() there) and its log lines.
  */
 MSILO_API int msilo_store_fail(int code, const char *fmt, ...)
 #ifdef __GNUC__
