@@ -11,6 +11,8 @@ int msilo_testing_transport_run(const msilo_testing_transport_suite_t *suite)
 {
     if (!suite || !suite->open)
         return MSILO_EINVAL;
+    if (suite->version < 1 || suite->version > MSILO_TESTING_TRANSPORT_SUITE_VERSION)
+        return MSILO_EVERSION;
     fprintf(stderr, "msilo-testing was built without Sofia-SIP: no transport suite\n");
     return MSILO_ENOTSUP;
 }
