@@ -59,8 +59,8 @@ typedef struct msilo_testing_store_suite {
     /**
      * Required. Opens a fresh, empty store and writes it to @p ret (for a
      * database: a new table or file). Returns 0 or a negative MSILO_E* code;
-     * the test then fails and @p ret is not used. Called once per test, and
-     * for the concurrent-claim test possibly from the main thread only.
+     * the test then fails and @p ret is not used. Called once per test, on
+     * the thread that runs the suite.
      */
     int (*open)(void *data, msilo_store_t **ret);
     /** Closes a store open() made (drop its table...). NULL = msilo_store_free(). */
