@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the build into a scratch DESTDIR, then builds the in-process example
 # (examples/inprocess/msilo-demo.c) against the *installed* library with
-# pkg-config only, and runs it; with the test kit installed (KIT=kit), builds
-# an outside store test (kit-memory.c) and the Sofia transport's conformance
-# test (tests/transport/test-sofia.c) against the installed libmsilo-testing
-# with `pkg-config --cflags --libs msilo-testing` and runs their suites; then
+# pkg-config only, and runs it; with the test kit installed (third argument
+# "kit"), builds an outside store test (kit-memory.c) and the Sofia
+# transport's conformance test (tests/transport/test-sofia.c) against the
+# installed libmsilo-testing with `pkg-config --cflags --libs msilo-testing`
+# and runs their suites; then
 # uses libmsilo as a meson subproject, with its default options, from a
 # throw-away project, and checks that it stays out of the parent's way: the
 # parent's `meson test` runs none of libmsilo's tests, its default build makes
