@@ -7,11 +7,16 @@
  * to her contact. Every step is printed; the exit status is 0 when all three
  * were delivered.
  *
- * This is also the smallest complete embedding, and it builds outside the
- * tree against an installed libmsilo (tests/install does exactly that):
- *   cc msilo-demo.c fake-transport.c $(pkg-config --cflags --libs msilo)
+ * This is also the smallest complete embedding, one file that builds outside
+ * the tree against an installed libmsilo (tests/install does exactly that):
+ *   cc msilo-demo.c $(pkg-config --cflags --libs msilo)
  * The blocking calls (msilo_engine_*_sync) need no event loop of the
  * embedder's; a server with a GLib loop would use the callback forms.
+ *
+ * Its transport is the smallest one that keeps the contract of
+ * <msilo/sys/transport.h>. Tests that need to see and answer what an engine
+ * sends use the recording transport of the test kit instead
+ * (<msilo/testing/fake-transport.h>, pkg-config msilo-testing).
  */
 #include <msilo/msilo.h>
 
@@ -19,23 +24,73 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "fake-transport.h"
+/* ---- the transport: every MESSAGE's UA is this process ----------------- */
 
-/* What the engine sent since the last call: the transport records every
- * MESSAGE (fake-transport.h) and answers it with 200 from the loop. */
-static void print_sent(const fake_transport_t *t, guint *shown)
+/* send() prints the request and a 200 answers it from the loop, as a UA
+ * would: from an idle source on the default context, never from inside
+ * send(). free() cancels what is not answered yet, so every send gets its
+ * done() exactly once. */
+typedef struct demo_transport {
+    msilo_transport_t base; /* first: &t->base is what the engine is given */
+    GList *unanswered;      /* demo_answer_t *, each with its idle source */
+} demo_transport_t;
+
+typedef struct demo_answer {
+    demo_transport_t *t;
+    guint source;
+    msilo_transport_done_fn done;
+    void *data;
+} demo_answer_t;
+
+static gboolean demo_answer_200(gpointer p)
 {
-    for (; *shown < t->sent->len; (*shown)++) {
-        const fake_sent_t *m = t->sent->pdata[*shown];
-        gsize body_len = 0;
-        const char *body = g_bytes_get_data(m->body, &body_len);
-        printf("  -> MESSAGE %s\n     From: %s\n     To: %s\n     Content-Type: %s\n", m->ruri,
-               m->from, m->to, m->content_type ? m->content_type : "-");
-        if (m->headers)
-            printf("     %.*s\n", (int)strcspn(m->headers, "\r"), m->headers);
-        printf("     body: %.*s\n", (int)body_len, body ? body : "");
-    }
+    demo_answer_t *a = p;
+    a->t->unanswered = g_list_remove(a->t->unanswered, a);
+    a->done(200, a->data);
+    g_free(a);
+    return G_SOURCE_REMOVE;
 }
+
+static int demo_send(msilo_transport_t *base, const msilo_outgoing_t *m,
+                     msilo_transport_done_fn done, void *data)
+{
+    demo_transport_t *t = (demo_transport_t *)base;
+    printf("  -> MESSAGE %s\n     From: %s\n     To: %s\n     Content-Type: %s\n", m->ruri,
+           m->from, m->to, m->content_type ? m->content_type : "-");
+    if (m->headers)
+        printf("     %.*s\n", (int)strcspn(m->headers, "\r"), m->headers);
+    printf("     body: %.*s\n", (int)m->body_len, m->body ? (const char *)m->body : "");
+    demo_answer_t *a = g_new0(demo_answer_t, 1);
+    *a = (demo_answer_t){ .t = t, .done = done, .data = data };
+    a->source = g_idle_add(demo_answer_200, a);
+    t->unanswered = g_list_prepend(t->unanswered, a);
+    return 0;
+}
+
+static void demo_free(msilo_transport_t *base)
+{
+    demo_transport_t *t = (demo_transport_t *)base;
+    while (t->unanswered) {
+        demo_answer_t *a = t->unanswered->data;
+        t->unanswered = g_list_delete_link(t->unanswered, t->unanswered);
+        g_source_remove(a->source);
+        a->done(MSILO_ECANCELLED, a->data);
+        g_free(a);
+    }
+    g_free(t);
+}
+
+static msilo_transport_t *demo_transport_new(void)
+{
+    demo_transport_t *t = g_new0(demo_transport_t, 1);
+    t->base = (msilo_transport_t)MSILO_TRANSPORT_INIT;
+    t->base.name = "demo";
+    t->base.send = demo_send;
+    t->base.free = demo_free;
+    return &t->base;
+}
+
+/* ---- the demo ------------------------------------------------------------ */
 
 static void log_cb(msilo_log_level_t level, const char *msg, void *data)
 {
@@ -56,12 +111,10 @@ int main(void)
     msilo_config_set(cfg, "offline_message", "*** User $rU is offline!");
     if (msilo_memory_store_new(&store))
         return 1;
-    /* No SIP stack: a transport that records what the engine sends and
+    /* No SIP stack: a transport that prints what the engine sends and
      * answers each MESSAGE with 200 from the loop, as a UA would. */
-    fake_transport_t *tr = fake_transport_new(NULL);
-    tr->auto_status = 200;
-    guint shown = 0;
-    int rc = msilo_engine_new(&e, cfg, store, &tr->base, NULL);
+    msilo_transport_t *tr = demo_transport_new();
+    int rc = msilo_engine_new(&e, cfg, store, tr, NULL);
     if (rc) {
         fprintf(stderr, "engine: %s: %s\n", msilo_strerror(rc), msilo_error_detail());
         return 1;
@@ -84,7 +137,6 @@ int main(void)
         printf("Bob -> alice@example.org (offline): \"%s\"\n", texts[i]);
         int64_t id = 0;
         rc = msilo_engine_store_sync(e, &m, NULL, &id);
-        print_sent(tr, &shown); /* the notification "alice is offline" to Bob */
         printf("  m_store: %s -> SIP %d (message id %lld)\n", msilo_strerror(rc),
                msilo_error_sip_status(rc), (long long)id);
     }
@@ -100,7 +152,6 @@ int main(void)
     reg.expires = 3600;
     msilo_dump_result_t res = { 0 };
     rc = msilo_engine_dump_sync(e, &reg, NULL, 0, &res);
-    print_sent(tr, &shown); /* the deliveries to Alice's contact */
     printf("  m_dump: %s: %zu claimed, %zu delivered, %zu failed\n", msilo_strerror(rc),
            res.claimed, res.delivered, res.failed);
     msilo_store_count(store, "alice", "example.org", &n);
@@ -111,7 +162,7 @@ int main(void)
         printf("  %-22s %llu\n", msilo_stat_name((msilo_stat_t)s),
                (unsigned long long)msilo_engine_stat(e, (msilo_stat_t)s));
     msilo_engine_free(e);
-    msilo_transport_free(&tr->base);
+    msilo_transport_free(tr);
     msilo_store_free(store);
     msilo_config_free(cfg);
     return res.delivered == G_N_ELEMENTS(texts) ? 0 : 1;

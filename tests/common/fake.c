@@ -1,25 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The fake clock and run_until_idle() of fake.h. */
 #include "fake.h"
-
-#include <string.h>
 
 int64_t fake_clock_read(void *data)
 {
     return ((fake_clock_t *)data)->now;
-}
-
-char *fake_sent_header(const fake_sent_t *s, const char *name)
-{
-    if (!s->headers)
-        return NULL;
-    gchar **lines = g_strsplit(s->headers, "\r\n", -1);
-    char *v = NULL;
-    size_t n = strlen(name);
-    for (gchar **l = lines; *l && !v; l++)
-        if (g_ascii_strncasecmp(*l, name, n) == 0 && (*l)[n] == ':')
-            v = g_strstrip(g_strdup(*l + n + 1));
-    g_strfreev(lines);
-    return v;
 }
 
 gboolean run_until_idle(msilo_engine_t *e, GMainContext *ctx, gboolean allow_in_flight)

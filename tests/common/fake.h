@@ -1,23 +1,48 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Test doubles of the engine tests: a fake clock, the recording transport
- * (examples/inprocess/fake-transport.h, shared with the in-process example)
- * and helpers that read what it recorded and run the loop until idle. */
+ * of the test kit (<msilo/testing/fake-transport.h>, libmsilo-testing) under
+ * the short names these tests use, and helpers that run the loop until
+ * idle. */
 #ifndef MSILO_TESTS_FAKE_H
 #define MSILO_TESTS_FAKE_H
 
 #include <glib.h>
 #include <msilo/msilo.h>
+#include <msilo/testing/fake-transport.h>
 
-#include "fake-transport.h"
+typedef msilo_testing_fake_transport_t fake_transport_t;
+typedef msilo_testing_sent_t fake_sent_t;
+
+/* The kit's transport on @ctx (NULL: the global default context). */
+static inline fake_transport_t *fake_transport_new(GMainContext *ctx)
+{
+    fake_transport_t *t = NULL;
+    g_assert_cmpint(msilo_testing_fake_transport_new(&t, ctx), ==, 0);
+    return t;
+}
+
+/* Answers send @i, which must exist and be unanswered (else: abort). */
+static inline void fake_transport_answer(fake_transport_t *t, guint i, int status)
+{
+    g_assert_cmpint(msilo_testing_fake_transport_answer(t, i, status), ==, 0);
+}
+
+static inline guint fake_transport_answer_all(fake_transport_t *t, int status)
+{
+    return msilo_testing_fake_transport_answer_all(t, status);
+}
+
+/* Header value from a recorded send ("Date"), g_malloc'd, NULL if absent. */
+static inline char *fake_sent_header(const fake_sent_t *s, const char *name)
+{
+    return msilo_testing_sent_header(s, name);
+}
 
 typedef struct fake_clock {
     int64_t now;
 } fake_clock_t;
 
 int64_t fake_clock_read(void *data);
-
-/* Header value from a recorded send ("Date"), g_malloc'd, NULL if absent. */
-char *fake_sent_header(const fake_sent_t *s, const char *name);
 
 /* Iterates @ctx until the engine is idle (no jobs, nothing in flight unless
  * @allow_in_flight) or @max_iterations pass. TRUE when idle. */

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# Every public header (include/msilo/*.h, include/msilo/sys/*.h) compiles on
-# its own with -Wall -Wextra -Wpedantic -Werror: alone and included twice
+# Every public header (include/msilo/*.h, include/msilo/sys/*.h and the test
+# kit's include/msilo/testing/*.h) compiles on its own with -Wall -Wextra
+# -Wpedantic -Werror: alone and included twice
 # (the include guard), after <glib.h> and before it. As C99 and C11 ("c"),
 # with the build's C compiler and with gcc and clang when they are installed;
 # as C++17 ("c++") with every C++ compiler found ($CXX, c++, g++, clang++).
@@ -59,10 +60,16 @@ for h in "$inc"/msilo/*.h "$inc"/msilo/sys/*.h; do
   headers+=("${h#"$inc"/}")
 done
 [[ ${#headers[@]} -gt 0 ]] || { echo "no headers under $inc/msilo"; exit 1; }
+# the test kit's (libmsilo-testing) include <glib.h> themselves: every unit
+# but use-init, which is compiled without GLib's flags
+kit_headers=()
+for h in "$inc"/msilo/testing/*.h; do
+  [[ -e $h ]] && kit_headers+=("${h#"$inc"/}")
+done
 
 # one unit per header and placement of glib.h
 n=0
-for h in "${headers[@]}"; do
+for h in "${headers[@]}" "${kit_headers[@]}"; do
   base=${h//\//_}
   printf '#include <%s>\n#include <%s>\n' "$h" "$h" > "$tmp/$n-alone-$base.$ext"
   printf '#include <glib.h>\n#include <%s>\n' "$h" > "$tmp/$n-glib-first-$base.$ext"
@@ -75,6 +82,7 @@ all_includes=$(printf '#include <%s>\n' "${headers[@]}")
 cat > "$tmp/use-glib.$ext" <<EOF
 #include <glib.h>
 $all_includes
+$(printf '#include <%s>\n' "${kit_headers[@]}")
 int use_ctx(msilo_engine_t **e, msilo_store_t *s, GMainContext *ctx);
 int use_ctx(msilo_engine_t **e, msilo_store_t *s, GMainContext *ctx)
 {
@@ -158,7 +166,7 @@ for c in "${compilers[@]}"; do
     else
       compile "${cmd[@]}" -std="$std" "${warn[@]}" -fsyntax-only -I"$inc" "$tmp/use-init.cpp" && units=$((units + 1))
     fi
-    echo "$c -std=$std: $units units clean (${#headers[@]} headers)"
+    echo "$c -std=$std: $units units clean ($((${#headers[@]} + ${#kit_headers[@]})) headers)"
   done
 done
 exit $fail

@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The store conformance suite (tests/store/) against the PostgreSQL store.
+ * The store conformance suite of the test kit (<msilo/testing/store.h>)
+ * against the PostgreSQL store.
  * Each test gets a fresh table with a unique name, created by
  * msilo_pg_migrate() and dropped when the suite closes the store.
  */
+#include <msilo/testing/store.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "conformance.h"
 #include "pg-test-util.h"
 
 typedef struct factory {
@@ -59,16 +60,14 @@ int main(void)
     g_mutex_init(&f.lock);
     f.tables = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
     f.admin = pgt_connect();
-    const msilo_conformance_backend_t backend = {
-        .name = "postgres",
-        .open = pg_open,
-        .close = pg_close,
-        .data = &f,
-        /* One store is one connection and not thread-safe; the suite's
-         * multi-claimer test opens one store per claimer. */
-        .concurrent = 0,
-    };
-    int failed = msilo_store_conformance_run(&backend);
+    /* One store is one connection and not thread-safe: the suite's
+     * concurrent-claim test gives each claimer a peer (open_peer). */
+    msilo_testing_store_suite_t suite = MSILO_TESTING_STORE_SUITE_INIT;
+    suite.name = "postgres";
+    suite.open = pg_open;
+    suite.close = pg_close;
+    suite.data = &f;
+    int failed = msilo_testing_store_run(&suite);
     /* Tables of stores the suite did not close (a failed test). */
     GHashTableIter it;
     gpointer k, v;
@@ -78,5 +77,5 @@ int main(void)
     g_hash_table_destroy(f.tables);
     PQfinish(f.admin);
     g_mutex_clear(&f.lock);
-    return failed;
+    return msilo_testing_exit_status(failed);
 }

@@ -1,14 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The store conformance suite (tests/store/) against the SQLite store. Each
+ * The store conformance suite of the test kit (<msilo/testing/store.h>)
+ * against the SQLite store. Each
  * test gets a fresh database file in a private temporary folder, removed when
  * the suite closes the store.
  */
 #include <glib/gstdio.h>
 #include <msilo/sqlite.h>
+#include <msilo/testing/store.h>
 #include <stdio.h>
-
-#include "conformance.h"
 
 typedef struct factory {
     char *dir;
@@ -53,16 +53,13 @@ int main(void)
         g_error_free(err);
         return 1;
     }
-    const msilo_conformance_backend_t backend = {
-        .name = "sqlite",
-        .open = sq_open,
-        .data = &f,
-        /* The store serialises its calls on a mutex (MSILO_STORE_THREADSAFE). */
-        .concurrent = 1,
-    };
-    int failed = msilo_store_conformance_run(&backend);
+    msilo_testing_store_suite_t suite = MSILO_TESTING_STORE_SUITE_INIT;
+    suite.name = "sqlite";
+    suite.open = sq_open;
+    suite.data = &f;
+    int failed = msilo_testing_store_run(&suite);
     remove_files(f.dir);
     g_rmdir(f.dir);
     g_free(f.dir);
-    return failed;
+    return msilo_testing_exit_status(failed);
 }

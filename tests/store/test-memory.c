@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The conformance suite on the in-memory store, then what only this backend
+ * The conformance suite of the test kit (<msilo/testing/store.h>) on the
+ * in-memory store, then what only this backend
  * promises (ids from 1, its flags) and a randomized comparison with a naive
  * model: the conformance suite stores a few messages, which never exercises
  * the heaps' reordering or the id index's compaction at scale.
  */
-#include "conformance.h"
+#include <msilo/testing/store.h>
 
 #include <glib.h>
 #include <inttypes.h>
@@ -289,16 +290,16 @@ static void test_model(void **state)
 
 int main(void)
 {
-    const msilo_conformance_backend_t backend = {
-        .name = "store-memory",
-        .open = open_memory,
-        .concurrent = 1,
-    };
+    msilo_testing_store_suite_t suite = MSILO_TESTING_STORE_SUITE_INIT;
+    suite.name = "store-memory";
+    suite.open = open_memory;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_identity),
         cmocka_unit_test(test_model),
     };
-    int failed = msilo_store_conformance_run(&backend);
+    int failed = msilo_testing_store_run(&suite);
+    if (failed < 0)
+        return msilo_testing_exit_status(failed);
     failed += cmocka_run_group_tests_name("memory-specific", tests, NULL, NULL);
-    return failed;
+    return msilo_testing_exit_status(failed);
 }

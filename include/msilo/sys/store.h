@@ -36,7 +36,15 @@
  *
  * The public wrappers below (msilo_store_put(), ...) validate arguments and
  * the vtable and are what the engine, the admin tool and the conformance
- * suite (tests/store/) call. Every backend must pass that suite.
+ * suite call. Every backend must pass that suite: it is installed as the
+ * test kit libmsilo-testing (header msilo/testing/store.h, pkg-config
+ * `msilo-testing`), and this project's own backends run it the same way:
+ *
+ * @code
+ * msilo_testing_store_suite_t suite = MSILO_TESTING_STORE_SUITE_INIT;
+ * suite.open = my_open_empty_store;  // int (*)(void *data, msilo_store_t **ret)
+ * return msilo_testing_exit_status(msilo_testing_store_run(&suite));
+ * @endcode
  */
 #ifndef MSILO_SYS_STORE_H
 #define MSILO_SYS_STORE_H

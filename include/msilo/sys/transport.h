@@ -7,7 +7,7 @@
  * Like a store, a transport is a struct whose first member is an
  * msilo_transport_t filled with MSILO_TRANSPORT_INIT.
  *
- * Contract (checked by the transport conformance suite, tests/transport/):
+ * Contract (checked by the transport conformance suite, see below):
  * - send() runs on the engine's main-context thread and must not block.
  * - send() returns 0 and then calls @p done exactly once, later (never from
  *   inside send()), with the final status; or it returns a negative MSILO_E*
@@ -34,6 +34,17 @@
  *   to those negative codes.
  * - free() calls done(MSILO_ECANCELLED) for every send still in flight, so
  *   nothing stays in flight forever.
+ *
+ * Every transport must pass the transport conformance suite: it is installed
+ * as the test kit libmsilo-testing (header msilo/testing/transport.h,
+ * pkg-config `msilo-testing`), which brings its own SIP peer (Sofia-SIP, on
+ * 127.0.0.1), and this project's Sofia-SIP transport runs it the same way:
+ *
+ * @code
+ * msilo_testing_transport_suite_t suite = MSILO_TESTING_TRANSPORT_SUITE_INIT;
+ * suite.open = my_open; // (void *data, const msilo_testing_transport_env_t *, msilo_transport_t **)
+ * return msilo_testing_exit_status(msilo_testing_transport_run(&suite));
+ * @endcode
  */
 #ifndef MSILO_SYS_TRANSPORT_H
 #define MSILO_SYS_TRANSPORT_H

@@ -1,5 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The transport conformance suite (see conformance.h). */
+/*
+ * The transport conformance suite of libmsilo-testing
+ * (<msilo/testing/transport.h>): its SIP peer, a Sofia-SIP NTA agent acting
+ * as a UAS on 127.0.0.1, the tests, and msilo_testing_transport_run().
+ * Built when the kit has Sofia-SIP; transport-none.c stands in otherwise.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -31,7 +36,7 @@ struct peer;
 
 #include <cmocka.h>
 
-#include "conformance.h"
+#include <msilo/testing/transport.h>
 
 /* ---- the peer: a UAS on 127.0.0.1 -------------------------------------- */
 
@@ -154,7 +159,7 @@ static unsigned closed_port(void)
 /* ---- suite state ------------------------------------------------------- */
 
 typedef struct suite {
-    const msilo_transport_conformance_t *f;
+    const msilo_testing_transport_suite_t *f;
     peer_t peer;
     GSource *source;
 } suite_t;
@@ -247,17 +252,31 @@ static msilo_outgoing_t basic_msg(const char *ruri)
 static msilo_transport_t *open_transport(unsigned guard_ms)
 {
     msilo_transport_t *t = NULL;
-    assert_int_equal(S.f->open(S.f->data, S.peer.root, guard_ms, &t), 0);
+    msilo_testing_transport_env_t env = {
+        .size = sizeof env,
+        .context = g_main_context_default(),
+        .su_root = S.peer.root,
+        .guard_ms = guard_ms,
+    };
+    assert_int_equal(S.f->open(S.f->data, &env, &t), 0);
     assert_non_null(t);
     assert_int_equal(msilo_transport_check(t), 0);
     return t;
+}
+
+static void free_transport(msilo_transport_t *t)
+{
+    if (S.f->close)
+        S.f->close(S.f->data, t);
+    else
+        msilo_transport_free(t);
 }
 
 static void close_transport(msilo_transport_t *t)
 {
     if (S.f->in_flight)
         assert_int_equal(S.f->in_flight(S.f->data, t), 0);
-    S.f->close(S.f->data, t);
+    free_transport(t);
 }
 
 static received_t *last_received(void)
@@ -318,10 +337,10 @@ static void test_timeout(void **state)
     msilo_transport_t *t = open_transport(0);
     gint64 start = g_get_monotonic_time();
     outcome_t o = send_and_wait(t, "never", tc->proto,
-                                MSILO_TRANSPORT_CONFORMANCE_TIMEOUT_MS + 2000);
+                                MSILO_TESTING_TRANSPORT_TIMEOUT_MS + 2000);
     assert_int_equal(o.status, MSILO_ETIMEDOUT);
     assert_true(g_get_monotonic_time() - start <
-                (MSILO_TRANSPORT_CONFORMANCE_TIMEOUT_MS + 1000) * 1000);
+                (MSILO_TESTING_TRANSPORT_TIMEOUT_MS + 1000) * 1000);
     wait_for(NULL, NULL, 100);
     assert_int_equal(o.calls, 1);
     close_transport(t);
@@ -486,7 +505,7 @@ static void test_free_cancels(void **state)
         wait_for(NULL, NULL, 20);
     if (S.f->in_flight)
         assert_int_equal(S.f->in_flight(S.f->data, t), 3);
-    S.f->close(S.f->data, t); /* free() cancels them, synchronously */
+    free_transport(t); /* free() cancels them, synchronously */
     for (int i = 0; i < 3; i++) {
         assert_int_equal(o[i].calls, 1);
         assert_int_equal(o[i].status, MSILO_ECANCELLED);
@@ -600,7 +619,7 @@ static int suite_teardown(void **state)
 #define T(fn)                                                                       \
     { #fn "/udp", fn, NULL, NULL, (void *)&UDP }, { #fn "/tcp", fn, NULL, NULL, (void *)&TCP }
 
-int msilo_transport_conformance_run(const msilo_transport_conformance_t *factory)
+int msilo_testing_transport_run(const msilo_testing_transport_suite_t *suite)
 {
     const struct CMUnitTest tests[] = {
         T(test_2xx_once),      T(test_failure_statuses),      T(test_timeout),
@@ -608,6 +627,13 @@ int msilo_transport_conformance_run(const msilo_transport_conformance_t *factory
         T(test_headers),       T(test_next_hop),              T(test_free_cancels),
         T(test_error_never_calls_done), T(test_many_in_flight),
     };
-    S.f = factory;
-    return cmocka_run_group_tests_name(factory->name, tests, suite_setup, suite_teardown);
+    if (!suite || !suite->open)
+        return MSILO_EINVAL;
+    if (suite->version < 1 || suite->version > MSILO_TESTING_TRANSPORT_SUITE_VERSION)
+        return MSILO_EVERSION;
+    S.f = suite;
+    int failed = cmocka_run_group_tests_name(suite->name ? suite->name : "transport", tests,
+                                             suite_setup, suite_teardown);
+    S.f = NULL;
+    return failed;
 }
