@@ -58,11 +58,17 @@ int msilo_engine_store_sync(msilo_engine_t *e, const msilo_request_t *req, const
     return rc;
 }
 
+/* The first revision of msilo_dump_result_t ends at failed. */
+#define DUMP_RESULT_V1_SIZE (offsetof(msilo_dump_result_t, failed) + sizeof(size_t))
+
 int msilo_engine_dump_sync(msilo_engine_t *e, const msilo_request_t *reg, const char *owner,
-                           size_t max, msilo_dump_result_t *ret_res)
+                           size_t max, msilo_dump_result_t *ret_res, size_t res_size)
 {
     if (!e)
         return msilo_fail(MSILO_EINVAL, "msilo_engine_dump_sync: engine is NULL");
+    if (ret_res && res_size < DUMP_RESULT_V1_SIZE)
+        return msilo_fail(MSILO_EINVAL, "msilo_engine_dump_sync: res_size %zu too small",
+                          res_size);
     if (!g_main_context_acquire(e->ctx))
         return msilo_fail(MSILO_ETHREAD, "another thread runs the engine's main context; "
                           "use msilo_engine_dump() there");
@@ -72,8 +78,10 @@ int msilo_engine_dump_sync(msilo_engine_t *e, const msilo_request_t *reg, const 
         while (!st.done)
             g_main_context_iteration(e->ctx, TRUE);
         rc = st.rc;
-        if (ret_res)
-            *ret_res = st.res;
+        if (ret_res) { /* as far as the caller's struct goes */
+            memset(ret_res, 0, res_size);
+            memcpy(ret_res, &st.res, MIN(res_size, sizeof st.res));
+        }
     }
     g_main_context_release(e->ctx);
     return rc;

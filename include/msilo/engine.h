@@ -146,7 +146,9 @@ typedef void (*msilo_store_cb)(msilo_engine_t *e, int result, int64_t id, void *
 MSILO_API int msilo_engine_store(msilo_engine_t *e, const msilo_request_t *req,
                                  const char *owner, msilo_store_cb cb, void *data);
 
-/** What a dump did. */
+/** What a dump did. It grows by appending members; the library reads and
+ *  writes a caller's copy only as far as the size the caller gives
+ *  (msilo_engine_dump_sync()). */
 typedef struct msilo_dump_result {
     size_t claimed;   /**< messages taken from the store */
     size_t delivered; /**< answered 2xx and deleted */
@@ -197,10 +199,20 @@ MSILO_API int msilo_engine_dump(msilo_engine_t *e, const msilo_request_t *reg,
 MSILO_API int msilo_engine_store_sync(msilo_engine_t *e, const msilo_request_t *req,
                                       const char *owner, int64_t *ret_id);
 
-/** Blocking msilo_engine_dump(); same rules as msilo_engine_store_sync(). */
+/**
+ * Blocking msilo_engine_dump(); same rules as msilo_engine_store_sync().
+ * @param ret_res  receives the dump's result when not NULL, whatever the
+ *                 dump's outcome (nothing is written on an error returned
+ *                 before the dump starts).
+ * @param res_size `sizeof *ret_res`: how much of @p ret_res the caller's
+ *                 struct has (an older caller's is shorter, a newer one's
+ *                 members this library does not know are zeroed).
+ * @return as msilo_engine_dump(), or the dump's result; MSILO_EINVAL also for
+ *         a @p res_size smaller than the first revision of the struct.
+ */
 MSILO_API int msilo_engine_dump_sync(msilo_engine_t *e, const msilo_request_t *reg,
                                      const char *owner, size_t max,
-                                     msilo_dump_result_t *ret_res);
+                                     msilo_dump_result_t *ret_res, size_t res_size);
 
 /**
  * Runs the periodic jobs that are due by the engine's clock: retries (every
