@@ -23,7 +23,7 @@ pc=$(find "$tmp/root" -name msilo.pc | head -n 1)
 sed -i "s|^prefix=|prefix=$tmp/root|" "$pc"
 export PKG_CONFIG_PATH=$(dirname "$pc")
 libdir=$(pkg-config --variable=libdir msilo)
-ls "$libdir"/libmsilo.so.0 >/dev/null   # the soname link
+ls "$libdir"/libmsilo.so.1 >/dev/null   # the soname link
 for h in msilo.h engine.h sys/store.h sys/transport.h; do
   [ -f "$(pkg-config --variable=includedir msilo)/msilo/$h" ] || { echo "missing header $h"; exit 1; }
 done
