@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Self-test of the ABI check: builds a small library the way libmsilo is
 # built (-g, -fvisibility=hidden), dumps it with scripts/abi-baseline --dump,
-# then variants of it, and runs abi-check.sh on each: the compatible ones
-# (a member appended, a function added, a statistic added before
-# MSILO_STAT_COUNT_) must pass, the others (a member removed, a member
-# retyped, a function removed, a function's parameters changed, an
-# enumerator renumbered, a library gone) must fail. Proves the `abi` test can fail, without touching the
-# real libraries.
+# then variants of it, and runs abi-check.sh on each. The compatible ones (a
+# member appended, a function added, a statistic added before
+# MSILO_STAT_COUNT_) must pass; the others must fail: a member removed,
+# moved or retyped (also within the same size), a function removed, a
+# function's parameters changed, an enumerator renumbered, a library gone.
+# Proves the `abi` test can fail, without touching the real libraries.
 # Usage: test-abi-selftest.sh SOURCE_DIR CC...
 set -euo pipefail
 src=$1
@@ -55,6 +55,17 @@ typedef enum msilo_stat {
     MSILO_STAT_COUNT_
 } msilo_stat_t;
 API const char *msilo_selftest_stat_name(msilo_stat_t s);
+typedef struct msilo_selftest_pair {
+#ifdef SWAP_MEMBERS
+    long y, x;
+#elif defined(RETYPE_SAME_SIZE)
+    long x;
+    double y;
+#else
+    long x, y;
+#endif
+} msilo_selftest_pair_t;
+API long msilo_selftest_pair_x(const msilo_selftest_pair_t *p);
 H
 cat > "$tmp/lib.c" <<'C'
 #include <msilo/selftest.h>
@@ -70,6 +81,7 @@ int msilo_selftest_old(void) { return 1; }
 int msilo_selftest_new(void) { return 2; }
 #endif
 const char *msilo_selftest_stat_name(msilo_stat_t s) { return s == MSILO_STAT_A ? "a" : "b"; }
+long msilo_selftest_pair_x(const msilo_selftest_pair_t *p) { return p->x; }
 C
 
 # variant DEFINES... -> $tmp/VARIANT/libmsilo-selftest.abi
@@ -103,6 +115,8 @@ expect pass append-member -DAPPEND_MEMBER
 expect pass add-function -DADD_FUNCTION
 expect fail remove-member -DREMOVE_MEMBER
 expect fail retype-member -DRETYPE_MEMBER
+expect fail swap-members -DSWAP_MEMBERS
+expect fail retype-same-size -DRETYPE_SAME_SIZE
 expect fail remove-function -DREMOVE_FUNCTION
 expect fail change-params -DCHANGE_PARAMS
 expect pass add-statistic -DADD_STAT
