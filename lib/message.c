@@ -65,13 +65,12 @@ msilo_message_t *msilo_message_copy(const msilo_message_t *m)
     return c;
 }
 
-/* Frees @p unless it points into the packed strings of @m. */
+/* Frees @p unless it points into the @packed bytes after @m: one unsigned
+ * compare, since an address below them wraps around to a large offset. */
 static inline void free_field(const msilo_message_t *m, size_t packed, void *p)
 {
-    uintptr_t lo = (uintptr_t)(m + 1), at = (uintptr_t)p;
-    if (at >= lo && at - lo < packed)
-        return;
-    g_free(p);
+    if ((uintptr_t)p - (uintptr_t)(m + 1) >= packed)
+        g_free(p);
 }
 
 void msilo_message_free(msilo_message_t *m)

@@ -201,6 +201,7 @@ MSILO_API int msilo_engine_store_sync(msilo_engine_t *e, const msilo_request_t *
 
 /**
  * Blocking msilo_engine_dump(); same rules as msilo_engine_store_sync().
+ * @param e, reg, owner, max as for msilo_engine_dump()
  * @param ret_res  receives the dump's result when not NULL, whatever the
  *                 dump's outcome (nothing is written on an error returned
  *                 before the dump starts).
