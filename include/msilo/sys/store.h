@@ -33,7 +33,8 @@
  *   compiled with, which tells the library which members the backend's
  *   base has (those of that revision and earlier ones) and so which it may
  *   read; the core checks it, and the pointer, before calling an optional
- *   method. Revision 3 (libmsilo.so.1) gave release() the size of its items.
+ *   method. Revision 3 (libmsilo.so.1) gave release() the size of its
+ *   items; what each revision added is noted at its members.
  * - Arrays of public structs that cross this interface carry their element
  *   size (release()), so that such a struct can grow too: step through them
  *   with that size, never with your own sizeof.
@@ -144,8 +145,9 @@ struct msilo_store {
      *  The item @p i is MSILO_STORE_RELEASE_ITEM(items, item_size, i); the core
      *  passes its own sizeof(msilo_store_release_t), which is never smaller
      *  than the backend's (a backend newer than the library is refused), so
-     *  every member the backend knows is there. (Revision 3; before it, there
-     *  was no @p item_size.) */
+     *  every member the backend knows is there. (@p item_size came with
+     *  revision 3 and libmsilo.so.1: the soname keeps backends built against
+     *  the 3-argument release() of libmsilo.so.0 away.) */
     int (*release)(msilo_store_t *s, const msilo_store_release_t *items, size_t n,
                    size_t item_size);
 
