@@ -78,7 +78,7 @@ meson install -C "$pb" --destdir "$tmp/proot" --no-rebuild --quiet >/dev/null
 (cd "$tmp/proot" && find . ! -type d | sed 's|^\./||' | sort) > "$tmp/installed"
 bad=$(grep -Ev '^usr/lib[^/]*(/[^/]+)?/libmsilo[-a-z]*\.so(\.[0-9]+)*$|^usr/lib[^/]*(/[^/]+)?/pkgconfig/msilo[-a-z]*\.pc$|^usr/include/msilo/([a-z]+/)?[a-z]+\.h$' "$tmp/installed" || true)
 [ -z "$bad" ] || { echo "subproject: the parent's install added:"; echo "$bad"; fail=1; }
-for want in '/libmsilo\.so\.0$' '/pkgconfig/msilo\.pc$' '^usr/include/msilo/msilo\.h$' '^usr/include/msilo/sys/store\.h$'; do
+for want in '/libmsilo\.so\.1$' '/pkgconfig/msilo\.pc$' '^usr/include/msilo/msilo\.h$' '^usr/include/msilo/sys/store\.h$'; do
   grep -Eq "$want" "$tmp/installed" || { echo "subproject: the parent's install lacks $want"; fail=1; }
 done
 
