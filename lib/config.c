@@ -86,11 +86,11 @@ struct msilo_config {
     gboolean set[G_N_ELEMENTS(keys)];
 };
 
-const msilo_config_key_t *msilo_config_keys(size_t *ret_n)
+/* One key at a time, by pointer: a caller's array stride would be its own
+ * sizeof(msilo_config_key_t), wrong as soon as the struct grows. */
+const msilo_config_key_t *msilo_config_key_at(size_t i)
 {
-    if (ret_n)
-        *ret_n = G_N_ELEMENTS(keys);
-    return keys;
+    return i < G_N_ELEMENTS(keys) ? &keys[i] : NULL;
 }
 
 static int find_key(const char *name)
@@ -99,6 +99,12 @@ static int find_key(const char *name)
         if (strcmp(keys[i].name, name) == 0)
             return (int)i;
     return -1;
+}
+
+const msilo_config_key_t *msilo_config_key_find(const char *name)
+{
+    int i = name ? find_key(name) : -1;
+    return i < 0 ? NULL : &keys[i];
 }
 
 static int parse_int(const msilo_config_key_t *k, const char *text, int64_t *out)

@@ -61,7 +61,7 @@ static void job_execute(msilo_engine_t *e, job_t *j)
         break;
     case JOB_CLAIM:
     case JOB_CLAIM_REMINDERS:
-        j->rc = msilo_store_claim(s, &j->claim.args, &j->claim.out, &j->claim.out_n);
+        j->rc = msilo_store_claim_engine(s, &j->claim.args, &j->claim.out, &j->claim.out_n);
         break;
     case JOB_REMOVE:
         j->rc = msilo_store_remove(s, (const int64_t *)(void *)j->batch.items->data,
@@ -69,7 +69,7 @@ static void job_execute(msilo_engine_t *e, job_t *j)
         break;
     case JOB_RELEASE:
         j->rc = msilo_store_release(s, (const msilo_store_release_t *)(void *)j->batch.items->data,
-                                    j->batch.items->len);
+                                    j->batch.items->len, sizeof(msilo_store_release_t));
         break;
     case JOB_EXPIRE:
         j->rc = msilo_store_expire(s, j->expire.now, &j->expire.deleted);

@@ -36,9 +36,12 @@ static int build_extra_headers(const msilo_request_t *req, char **ret)
         return 0;
     if (!req->headers)
         return msilo_fail(MSILO_EINVAL, "n_headers set but headers is NULL");
+    if (msilo_request_header_step(req) < MSILO_HEADER_V1_SIZE)
+        return msilo_fail(MSILO_EINVAL, "header_size %zu is too small (use MSILO_REQUEST_INIT)",
+                          msilo_request_header_step(req));
     GString *s = g_string_new(NULL);
     for (size_t i = 0; i < req->n_headers; i++) {
-        const msilo_header_t *h = &req->headers[i];
+        const msilo_header_t *h = msilo_request_header(req, i);
         gboolean ok = h->name && *h->name && h->value;
         for (const char *p = ok ? h->name : ""; ok && *p; p++)
             if (!g_ascii_isalnum(*p) && !strchr("-.!%*_+`'~", *p))

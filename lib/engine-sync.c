@@ -131,12 +131,27 @@ int msilo_engine_store_sync(msilo_engine_t *e, const msilo_request_t *req, const
     return msilo_engine_store_sync_timeout(e, req, owner, -1, ret_id);
 }
 
+/* The first revision of msilo_dump_result_t ends at failed. */
+#define DUMP_RESULT_V1_SIZE (offsetof(msilo_dump_result_t, failed) + sizeof(size_t))
+
+/* Writes @res into the caller's struct, as far as it goes. */
+static void copy_result(msilo_dump_result_t *ret_res, size_t res_size, const msilo_dump_result_t *res)
+{
+    if (!ret_res)
+        return;
+    memset(ret_res, 0, res_size);
+    memcpy(ret_res, res, MIN(res_size, sizeof *res));
+}
+
 int msilo_engine_dump_sync_timeout(msilo_engine_t *e, const msilo_request_t *reg,
                                    const char *owner, size_t max, int timeout_ms,
-                                   msilo_dump_result_t *ret_res)
+                                   msilo_dump_result_t *ret_res, size_t res_size)
 {
     if (!e || !reg)
         return msilo_fail(MSILO_EINVAL, "msilo_engine_dump_sync: engine or request is NULL");
+    if (ret_res && res_size < DUMP_RESULT_V1_SIZE)
+        return msilo_fail(MSILO_EINVAL, "msilo_engine_dump_sync: res_size %zu too small",
+                          res_size);
     if (!g_main_context_acquire(e->ctx))
         return msilo_fail(MSILO_ETHREAD, "another thread runs the engine's main context; "
                           "use msilo_engine_dump() there");
@@ -147,14 +162,12 @@ int msilo_engine_dump_sync_timeout(msilo_engine_t *e, const msilo_request_t *reg
         g_free(st);
     } else if (sync_wait(e, st, timeout_ms)) {
         rc = st->rc;
-        if (ret_res)
-            *ret_res = st->res;
+        copy_result(ret_res, res_size, &st->res);
         g_free(st);
     } else {
         /* d is alive: its callback has not run. Cancelled, it completes
          * later (never inside engine_dump_cancel()), and frees st then. */
-        if (ret_res)
-            *ret_res = d->res;
+        copy_result(ret_res, res_size, &d->res);
         st->abandoned = TRUE;
         engine_dump_cancel(e, d);
         /* one bounded pass, without waiting: the releases reach a store that
@@ -170,7 +183,7 @@ int msilo_engine_dump_sync_timeout(msilo_engine_t *e, const msilo_request_t *reg
 }
 
 int msilo_engine_dump_sync(msilo_engine_t *e, const msilo_request_t *reg, const char *owner,
-                           size_t max, msilo_dump_result_t *ret_res)
+                           size_t max, msilo_dump_result_t *ret_res, size_t res_size)
 {
-    return msilo_engine_dump_sync_timeout(e, reg, owner, max, -1, ret_res);
+    return msilo_engine_dump_sync_timeout(e, reg, owner, max, -1, ret_res, res_size);
 }

@@ -16,8 +16,40 @@ void msilo_error_clear(void);
 /* ---- messages (message.c) --------------------------------------------- */
 
 /* A zeroed message with @size bytes after it in the same allocation, for its
- * strings and body (*ret_buf); msilo_message_free() frees it in one go. */
+ * strings and body (*ret_buf); msilo_message_free() frees it in one go. A
+ * g_free() of one of those strings would corrupt the heap, so such messages
+ * go only to the engine, never out of the library (message.c). */
 msilo_message_t *msilo_message_new_packed(size_t size, char **ret_buf);
+
+/* ---- request views (request.c) ---------------------------------------- */
+
+/* The step between two items of a view's headers: header_size from revision
+ * 2 on, two pointers (the first msilo_header_t) before. A view's members
+ * past its revision do not exist: nothing reads header_size of a version 1
+ * view. */
+#define MSILO_HEADER_V1_SIZE (2 * sizeof(const char *))
+static inline size_t msilo_request_header_step(const msilo_request_t *req)
+{
+    return req->version >= 2 ? req->header_size : MSILO_HEADER_V1_SIZE;
+}
+static inline const msilo_header_t *msilo_request_header(const msilo_request_t *req, size_t i)
+{
+    return (const msilo_header_t *)(const void *)((const char *)req->headers +
+                                                  i * msilo_request_header_step(req));
+}
+
+/* ---- stores (store.c, backends/memory/memory.c) ------------------------- */
+
+/* msilo_store_claim() for the engine: from the memory store, packed messages
+ * (msilo_memory_claim_packed()); from any other store, the same as the
+ * public wrapper. */
+int msilo_store_claim_engine(msilo_store_t *s, const msilo_store_claim_t *c,
+                             msilo_message_t ***ret_msgs, size_t *ret_n);
+/* Is @s a memory store (msilo_memory_store_new())? */
+gboolean msilo_memory_store_is(const msilo_store_t *s);
+/* The memory store's claim with each message packed (message.c). */
+int msilo_memory_claim_packed(msilo_store_t *s, const msilo_store_claim_t *c,
+                              msilo_message_t ***ret_msgs, size_t *ret_n);
 
 /* ---- URIs (aor.c) ------------------------------------------------------ */
 

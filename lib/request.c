@@ -5,15 +5,37 @@
  * request to the thread that owns the engine. A copy is ONE allocation: the
  * struct, then the header array, then every string and the body, so that
  * freeing it is one g_free() and nothing in it can be freed on its own.
+ *
+ * A view's `version` says which members the caller's struct has: both
+ * functions read and write no byte past that revision's last member
+ * (request_version_size), and step through the headers by the view's own
+ * header_size (msilo_request_header(), internal.h).
  */
 #include "internal.h"
 
 #include <string.h>
 
-void msilo_request_init(msilo_request_t *req)
+#define MEMBER_END(type, m) (offsetof(type, m) + sizeof(((type *)0)->m))
+static const size_t request_version_size[] = {
+    [1] = MEMBER_END(msilo_request_t, flags),
+    [2] = MEMBER_END(msilo_request_t, header_size),
+};
+/* A new version appends a row above. */
+G_STATIC_ASSERT(G_N_ELEMENTS(request_version_size) == MSILO_REQUEST_VERSION + 1);
+G_STATIC_ASSERT(sizeof(msilo_header_t) >= MSILO_HEADER_V1_SIZE);
+
+int msilo_request_init(msilo_request_t *req, unsigned version)
 {
-    if (req)
-        *req = (msilo_request_t)MSILO_REQUEST_INIT;
+    if (!req)
+        return msilo_fail(MSILO_EINVAL, "msilo_request_init: request is NULL");
+    if (version < 1 || version > MSILO_REQUEST_VERSION)
+        return msilo_fail(MSILO_EVERSION,
+                          "msilo_request_init: request version %u not supported (1..%u)",
+                          version, (unsigned)MSILO_REQUEST_VERSION);
+    msilo_request_t init = MSILO_REQUEST_INIT;
+    init.version = version;
+    memcpy(req, &init, request_version_size[version]);
+    return 0;
 }
 
 static size_t str_size(const char *s)
@@ -40,6 +62,9 @@ int msilo_request_copy(const msilo_request_t *req, msilo_request_t **ret)
         return msilo_fail(MSILO_EVERSION, "request view version %u not supported", req->version);
     if ((req->n_headers && !req->headers) || (req->body_len && !req->body))
         return msilo_fail(MSILO_EINVAL, "msilo_request_copy: headers or body missing");
+    if (req->n_headers && msilo_request_header_step(req) < MSILO_HEADER_V1_SIZE)
+        return msilo_fail(MSILO_EINVAL, "msilo_request_copy: header_size %zu too small",
+                          msilo_request_header_step(req));
     const char *const strs[] = { req->method,       req->ruri,     req->orig_ruri, req->to,
                                  req->from,         req->contact,  req->content_type,
                                  req->call_id,      req->allow,    req->snd_time };
@@ -48,16 +73,21 @@ int msilo_request_copy(const msilo_request_t *req, msilo_request_t **ret)
     for (size_t i = 0; i < G_N_ELEMENTS(strs); i++)
         size += str_size(strs[i]);
     for (size_t i = 0; i < req->n_headers; i++)
-        size += str_size(req->headers[i].name) + str_size(req->headers[i].value);
+        size += str_size(msilo_request_header(req, i)->name) +
+                str_size(msilo_request_header(req, i)->value);
 
     msilo_request_t *c = g_malloc(size);
-    *c = *req;
+    /* the caller's members, then this revision's defaults for the others */
+    *c = (msilo_request_t)MSILO_REQUEST_INIT;
+    memcpy(c, req, request_version_size[req->version]);
     c->version = MSILO_REQUEST_VERSION;
+    c->header_size = sizeof(msilo_header_t);
     msilo_header_t *h = (msilo_header_t *)(void *)(c + 1);
     char *p = (char *)(h + req->n_headers);
     for (size_t i = 0; i < req->n_headers; i++) {
-        h[i].name = put(&p, req->headers[i].name);
-        h[i].value = put(&p, req->headers[i].value);
+        h[i] = (msilo_header_t){ 0 };
+        h[i].name = put(&p, msilo_request_header(req, i)->name);
+        h[i].value = put(&p, msilo_request_header(req, i)->value);
     }
     c->headers = req->n_headers ? h : NULL;
     c->method = put(&p, req->method);

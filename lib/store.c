@@ -12,7 +12,7 @@
 static const size_t store_version_size[] = {
     [1] = MEMBER_END(msilo_store_t, reset_leases),
     [2] = MEMBER_END(msilo_store_t, open_peer),
-    [3] = MEMBER_END(msilo_store_t, interrupt),
+    [3] = MEMBER_END(msilo_store_t, interrupt), /* + release() got its item_size */
 };
 /* A new version appends a row above. */
 G_STATIC_ASSERT(G_N_ELEMENTS(store_version_size) == MSILO_STORE_VERSION + 1);
@@ -83,6 +83,14 @@ int msilo_store_claim(msilo_store_t *s, const msilo_store_claim_t *c, msilo_mess
     return s->claim(s, c, ret_msgs, ret_n);
 }
 
+int msilo_store_claim_engine(msilo_store_t *s, const msilo_store_claim_t *c,
+                             msilo_message_t ***ret_msgs, size_t *ret_n)
+{
+    if (s && msilo_memory_store_is(s)) /* which checks its arguments */
+        return msilo_memory_claim_packed(s, c, ret_msgs, ret_n);
+    return msilo_store_claim(s, c, ret_msgs, ret_n);
+}
+
 int msilo_store_remove(msilo_store_t *s, const int64_t *ids, size_t n, size_t *ret_deleted)
 {
     if (!s || (!ids && n))
@@ -95,11 +103,27 @@ int msilo_store_remove(msilo_store_t *s, const int64_t *ids, size_t n, size_t *r
     return s->remove(s, ids, n, ret_deleted);
 }
 
-int msilo_store_release(msilo_store_t *s, const msilo_store_release_t *items, size_t n)
+/* The first revision of msilo_store_release_t ends at lease_owner. */
+#define RELEASE_V1_SIZE MEMBER_END(msilo_store_release_t, lease_owner)
+
+int msilo_store_release(msilo_store_t *s, const msilo_store_release_t *items, size_t n,
+                        size_t item_size)
 {
-    if (!s || (!items && n))
+    if (!s || (!items && n) || item_size < RELEASE_V1_SIZE)
         return msilo_fail(MSILO_EINVAL, "msilo_store_release: bad arguments");
-    return n ? s->release(s, items, n) : 0;
+    if (n == 0)
+        return 0;
+    if (item_size == sizeof *items) /* the engine's, and any caller's of this revision */
+        return s->release(s, items, n, item_size);
+    /* A caller compiled against another revision: the library's own items,
+     * the members it did not know zeroed (their defaults). */
+    size_t known = MIN(item_size, sizeof *items);
+    msilo_store_release_t *own = g_new0(msilo_store_release_t, n);
+    for (size_t i = 0; i < n; i++)
+        memcpy(&own[i], (const char *)items + i * item_size, known);
+    int rc = s->release(s, own, n, sizeof *own);
+    g_free(own);
+    return rc;
 }
 
 int msilo_store_count(msilo_store_t *s, const char *user, const char *domain, int64_t *ret_count)

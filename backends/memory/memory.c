@@ -618,11 +618,12 @@ static int64_t lease_until(const memory_store_t *m, const entry_t *e)
 
 /* ------------------------------------------------------------- entries */
 
-/* Copy for a claim in ONE allocation (msilo_message_new_packed(); the core
- * frees it with msilo_message_free()): the owner's names, then the entry's
- * data block as it is (body and strings are already contiguous there).
- * list/get, which admin tools and embedders use, give ordinary messages
- * (entry_to_plain_message()). */
+/* Copy for the engine's claim in ONE allocation (msilo_message_new_packed();
+ * the core frees it with msilo_message_free()): the owner's names, then the
+ * entry's data block as it is (body and strings are already contiguous
+ * there). Only msilo_memory_claim_packed() gives these out; the vtable's
+ * claim, list and get, which admin tools, embedders and the conformance
+ * suite call, give ordinary messages (entry_to_plain_message()). */
 static msilo_message_t *entry_to_message(const entry_t *e)
 {
     size_t off[5]; /* where each present string starts in data[], in HAS_* order */
@@ -893,8 +894,9 @@ static int mem_put(msilo_store_t *s, msilo_message_t *const *msgs, size_t n,
     return 0;
 }
 
-static int mem_claim(msilo_store_t *s, const msilo_store_claim_t *c, msilo_message_t ***ret_msgs,
-                     size_t *ret_n)
+/* @p packed: messages in one allocation each, for the engine only */
+static int claim_as(msilo_store_t *s, const msilo_store_claim_t *c, msilo_message_t ***ret_msgs,
+                    size_t *ret_n, gboolean packed)
 {
     if (!c || !ret_msgs || !ret_n || c->max == 0 || !c->lease_owner ||
         (!c->reminders && (!c->user || !c->domain)))
@@ -913,7 +915,7 @@ static int mem_claim(msilo_store_t *s, const msilo_store_claim_t *c, msilo_messa
             if (!h)
                 h = holder_intern(m, c->lease_owner);
             lease_set(m, e, h, c->lease_until);
-            out[n++] = entry_to_message(e);
+            out[n++] = packed ? entry_to_message(e) : entry_to_plain_message(e);
         }
         if (n == 0) {
             g_free(out);
@@ -946,11 +948,28 @@ static int mem_claim(msilo_store_t *s, const msilo_store_claim_t *c, msilo_messa
     for (guint i = 0; i < got->len; i++) {
         entry_t *e = got->pdata[i];
         lease_set(m, e, h, c->lease_until);
-        out[i] = entry_to_message(e);
+        out[i] = packed ? entry_to_message(e) : entry_to_plain_message(e);
     }
     *ret_msgs = out;
     *ret_n = got->len;
     return 0;
+}
+
+static int mem_claim(msilo_store_t *s, const msilo_store_claim_t *c, msilo_message_t ***ret_msgs,
+                     size_t *ret_n)
+{
+    return claim_as(s, c, ret_msgs, ret_n, FALSE);
+}
+
+gboolean msilo_memory_store_is(const msilo_store_t *s)
+{
+    return s->claim == mem_claim;
+}
+
+int msilo_memory_claim_packed(msilo_store_t *s, const msilo_store_claim_t *c,
+                              msilo_message_t ***ret_msgs, size_t *ret_n)
+{
+    return claim_as(s, c, ret_msgs, ret_n, TRUE);
 }
 
 static int mem_remove(msilo_store_t *s, const int64_t *ids, size_t n, size_t *ret_deleted)
@@ -972,26 +991,27 @@ static int mem_remove(msilo_store_t *s, const int64_t *ids, size_t n, size_t *re
     return 0;
 }
 
-static int mem_release(msilo_store_t *s, const msilo_store_release_t *items, size_t n)
+static int mem_release(msilo_store_t *s, const msilo_store_release_t *items, size_t n,
+                       size_t item_size)
 {
     if (!items && n)
         return msilo_fail(MSILO_EINVAL, "memory release: bad arguments");
     LOCKED(s);
     for (size_t i = 0; i < n; i++) {
+        const msilo_store_release_t *it = MSILO_STORE_RELEASE_ITEM(items, item_size, i);
         /* The message may have expired or been removed meanwhile: nothing
          * left to release then. */
-        entry_t *e = ids_find(&m->ids, items[i].id, NULL);
+        entry_t *e = ids_find(&m->ids, it->id, NULL);
         if (!e)
             continue;
-        if (items[i].lease_owner) {
-            if (e->holder &&
-                strcmp(m->holders[e->holder - 1].name, items[i].lease_owner) != 0)
+        if (it->lease_owner) {
+            if (e->holder && strcmp(m->holders[e->holder - 1].name, it->lease_owner) != 0)
                 continue; /* someone claimed it again after our lease ran out */
         }
-        e->attempts = items[i].attempts;
-        e->next_try = items[i].next_try;
+        e->attempts = it->attempts;
+        e->next_try = it->next_try;
         lease_drop(m, e);
-        if ((items[i].flags & MSILO_RELEASE_CLEAR_SND_TIME) && e->snd_time != 0) {
+        if ((it->flags & MSILO_RELEASE_CLEAR_SND_TIME) && e->snd_time != 0) {
             if (e->rem_pos != NOT_IN_HEAP)
                 heap_remove(&m->rem_heap, e);
             e->snd_time = 0;

@@ -5,7 +5,7 @@
 #include <string.h>
 
 /* sc_* keys, in pg_col_t order. Their defaults, like db_table's, are
- * libmsilo's (lib/config.c, read through msilo_config_keys()): the msilo
+ * libmsilo's (lib/config.c, read through msilo_config_key_find()): the msilo
  * parameters have one table of names and defaults, whoever reads them. */
 static const char *const named_keys[PG_COL_NAMED] = {
     [PG_COL_ID] = "sc_mid",
@@ -35,11 +35,9 @@ static const char *const own_cols[PG_COL_N - PG_COL_NAMED] = {
  * asked for here has one there (tests/postgres checks them all). */
 static const char *param_default(const char *key)
 {
-    size_t n = 0;
-    const msilo_config_key_t *k = msilo_config_keys(&n);
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(k[i].name, key) == 0 && k[i].default_str)
-            return k[i].default_str;
+    const msilo_config_key_t *k = msilo_config_key_find(key);
+    if (k && k->default_str)
+        return k->default_str;
     g_assert_not_reached();
     return NULL;
 }

@@ -508,7 +508,8 @@ static int pg_remove(msilo_store_t *base, const int64_t *ids, size_t n, size_t *
     return 0;
 }
 
-static int pg_release(msilo_store_t *base, const msilo_store_release_t *items, size_t n)
+static int pg_release(msilo_store_t *base, const msilo_store_release_t *items, size_t n,
+                      size_t item_size)
 {
     pg_store *s = (pg_store *)base;
     pg_params_t p = { 0 };
@@ -519,11 +520,12 @@ static int pg_release(msilo_store_t *base, const msilo_store_release_t *items, s
     pg_array_init(&nt, PG_OID_INT8, n);
     pg_array_init(&clr, PG_OID_BOOL, n);
     for (size_t i = 0; i < n; i++) {
-        pg_array_int8(&id, items[i].id);
-        pg_array_int8(&att, clamp_to(s, PG_COL_ATTEMPTS, (int64_t)items[i].attempts));
-        pg_array_int8(&nt, clamp_to(s, PG_COL_NEXT_TRY, items[i].next_try));
-        pg_array_bool(&clr, (items[i].flags & MSILO_RELEASE_CLEAR_SND_TIME) != 0);
-        pg_array_text(&own, items[i].lease_owner);
+        const msilo_store_release_t *it = MSILO_STORE_RELEASE_ITEM(items, item_size, i);
+        pg_array_int8(&id, it->id);
+        pg_array_int8(&att, clamp_to(s, PG_COL_ATTEMPTS, (int64_t)it->attempts));
+        pg_array_int8(&nt, clamp_to(s, PG_COL_NEXT_TRY, it->next_try));
+        pg_array_bool(&clr, (it->flags & MSILO_RELEASE_CLEAR_SND_TIME) != 0);
+        pg_array_text(&own, it->lease_owner);
     }
     pg_params_array(&p, &id);
     pg_params_array(&p, &att);

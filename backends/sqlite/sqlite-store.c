@@ -434,7 +434,8 @@ static int sq_remove(msilo_store_t *base, const int64_t *ids, size_t n, size_t *
     return e;
 }
 
-static int sq_release(msilo_store_t *base, const msilo_store_release_t *items, size_t n)
+static int sq_release(msilo_store_t *base, const msilo_store_release_t *items, size_t n,
+                      size_t item_size)
 {
     if (!items && n)
         return msilo_store_fail(MSILO_EINVAL, "sqlite release: bad arguments");
@@ -442,11 +443,12 @@ static int sq_release(msilo_store_t *base, const msilo_store_release_t *items, s
     int e = begin(s);
     sqlite3_stmt *st = s->st[Q_RELEASE];
     for (size_t i = 0; !e && i < n; i++) {
-        sqlite3_bind_int64(st, 1, items[i].id);
-        sqlite3_bind_int64(st, 2, (int64_t)items[i].attempts);
-        sqlite3_bind_int64(st, 3, items[i].next_try);
-        sqlite3_bind_int(st, 4, (items[i].flags & MSILO_RELEASE_CLEAR_SND_TIME) != 0);
-        bind_text(st, 5, items[i].lease_owner);
+        const msilo_store_release_t *it = MSILO_STORE_RELEASE_ITEM(items, item_size, i);
+        sqlite3_bind_int64(st, 1, it->id);
+        sqlite3_bind_int64(st, 2, (int64_t)it->attempts);
+        sqlite3_bind_int64(st, 3, it->next_try);
+        sqlite3_bind_int(st, 4, (it->flags & MSILO_RELEASE_CLEAR_SND_TIME) != 0);
+        bind_text(st, 5, it->lease_owner);
         e = run(s, Q_RELEASE, "releasing messages", NULL);
     }
     return end(s, e);

@@ -151,7 +151,7 @@ int main(void)
     reg.contact = "<sip:alice@127.0.0.1:5090>";
     reg.expires = 3600;
     msilo_dump_result_t res = { 0 };
-    rc = msilo_engine_dump_sync(e, &reg, NULL, 0, &res);
+    rc = msilo_engine_dump_sync(e, &reg, NULL, 0, &res, sizeof res);
     printf("  m_dump: %s: %zu claimed, %zu delivered, %zu failed\n", msilo_strerror(rc),
            res.claimed, res.delivered, res.failed);
     msilo_store_count(store, "alice", "example.org", &n);

@@ -57,8 +57,6 @@ static bool load_config_file(const char *path, msilo_config_t *cfg, server_optio
 /* A commented configuration file with every key and its default. */
 static void print_config(void)
 {
-    size_t n = 0;
-    const msilo_config_key_t *keys = msilo_config_keys(&n);
 
     printf("# msilo-server configuration (GLib key file).\n"
            "# Every key is optional; a commented key shows its default.\n"
@@ -89,8 +87,8 @@ static void print_config(void)
            "#metrics = 127.0.0.1:9464\n\n[msilo]\n",
            DEFAULT_LISTEN, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_HEADERS, DEFAULT_MAX_HEADER_SIZE,
            DEFAULT_MAX_STORED_HEADERS);
-    for (size_t i = 0; i < n; i++) {
-        const msilo_config_key_t *k = &keys[i];
+    const msilo_config_key_t *k;
+    for (size_t i = 0; (k = msilo_config_key_at(i)); i++) {
         printf("# %s (%s)\n", k->help ? k->help : "",
                k->type == MSILO_CONFIG_INT ? "integer"
                : k->type == MSILO_CONFIG_BOOL ? "boolean"

@@ -6,7 +6,7 @@
  * The configuration is an opaque object addressed by key, so that adding an
  * option never changes the ABI. Keys are the parameter names of the OpenSIPS
  * msilo admin guide (db_url, expire_time, sc_from, ...) plus a few of
- * Kamailio's and libmsilo's own; msilo_config_keys() lists them all with
+ * Kamailio's and libmsilo's own; msilo_config_key_at() lists them all with
  * their types and defaults, and doc/admin-guide.md explains each.
  *
  * Deliberate differences from the guide's defaults (see doc/admin-guide.md):
@@ -32,7 +32,9 @@ typedef enum msilo_config_type {
     MSILO_CONFIG_BOOL = 3,   /**< 0/1 (accepted from strings: 0 1 yes no on off true false) */
 } msilo_config_type_t;
 
-/** Description of one key (static data). */
+/** Description of one key (static data). It grows only by appending
+ *  members; the library hands out pointers to its own copies only, never an
+ *  array a caller would step through with its own sizeof. */
 typedef struct msilo_config_key {
     const char *name;        /**< key name */
     msilo_config_type_t type;
@@ -41,8 +43,15 @@ typedef struct msilo_config_key {
     const char *help;        /**< one line */
 } msilo_config_key_t;
 
-/** All known keys; *ret_n receives their count. Static data, do not free. */
-MSILO_API const msilo_config_key_t *msilo_config_keys(size_t *ret_n);
+/**
+ * The key number @p i (0, 1, ... in the order of doc/admin-guide.md), to list
+ * them all: `for (size_t i = 0; (k = msilo_config_key_at(i)); i++)`.
+ * @return static data (do not free), or NULL when @p i is past the last key.
+ */
+MSILO_API const msilo_config_key_t *msilo_config_key_at(size_t i);
+
+/** The key named @p name. @return static data, or NULL (@p name NULL or unknown). */
+MSILO_API const msilo_config_key_t *msilo_config_key_find(const char *name);
 
 /**
  * Creates a configuration holding every default.

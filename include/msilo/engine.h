@@ -214,7 +214,9 @@ typedef void (*msilo_store_cb)(msilo_engine_t *e, int result, int64_t id, void *
 MSILO_API int msilo_engine_store(msilo_engine_t *e, const msilo_request_t *req,
                                  const char *owner, msilo_store_cb cb, void *data);
 
-/** What a dump did. */
+/** What a dump did. It grows by appending members; the library reads and
+ *  writes a caller's copy only as far as the size the caller gives
+ *  (msilo_engine_dump_sync()). */
 typedef struct msilo_dump_result {
     size_t claimed;   /**< messages taken from the store */
     size_t delivered; /**< answered 2xx and deleted */
@@ -303,13 +305,24 @@ MSILO_API int msilo_engine_cancel(msilo_engine_t *e, const char *owner, const ch
 MSILO_API int msilo_engine_store_sync(msilo_engine_t *e, const msilo_request_t *req,
                                       const char *owner, int64_t *ret_id);
 
-/** Blocking msilo_engine_dump() without a timeout: the delivery of every
- *  claimed message must end first, which with a SIP transport may take up to
- *  Timer F (32 s) per window of messages. msilo_engine_dump_sync_timeout()
- *  with @p timeout_ms -1; same rules as msilo_engine_store_sync(). */
+/**
+ * Blocking msilo_engine_dump() without a timeout: the delivery of every
+ * claimed message must end first, which with a SIP transport may take up to
+ * Timer F (32 s) per window of messages. msilo_engine_dump_sync_timeout()
+ * with @p timeout_ms -1; same rules as msilo_engine_store_sync().
+ * @param e, reg, owner, max as for msilo_engine_dump()
+ * @param ret_res  receives the dump's result when not NULL, whatever the
+ *                 dump's outcome (nothing is written on an error returned
+ *                 before the dump starts).
+ * @param res_size `sizeof *ret_res`: how much of @p ret_res the caller's
+ *                 struct has (an older caller's is shorter, a newer one's
+ *                 members this library does not know are zeroed).
+ * @return as msilo_engine_dump(), or the dump's result; MSILO_EINVAL also for
+ *         a @p res_size smaller than the first revision of the struct.
+ */
 MSILO_API int msilo_engine_dump_sync(msilo_engine_t *e, const msilo_request_t *reg,
                                      const char *owner, size_t max,
-                                     msilo_dump_result_t *ret_res);
+                                     msilo_dump_result_t *ret_res, size_t res_size);
 
 /**
  * msilo_engine_store_sync() that waits at most @p timeout_ms milliseconds
@@ -338,12 +351,13 @@ MSILO_API int msilo_engine_store_sync_timeout(msilo_engine_t *e, const msilo_req
  * its owner (any contact): its messages claimed and not sent are released at
  * once, its owner's retries end, and sends in flight finish normally later
  * (a 2xx still deletes) when something iterates the context. *ret_res gets
- * the counts so far (what was claimed, delivered and failed by then).
+ * the counts so far (what was claimed, delivered and failed by then), as
+ * far as @p res_size goes (see msilo_engine_dump_sync()).
  * @return as msilo_engine_dump_sync(), or MSILO_ETIMEDOUT.
  */
 MSILO_API int msilo_engine_dump_sync_timeout(msilo_engine_t *e, const msilo_request_t *reg,
                                              const char *owner, size_t max, int timeout_ms,
-                                             msilo_dump_result_t *ret_res);
+                                             msilo_dump_result_t *ret_res, size_t res_size);
 
 /**
  * Runs the periodic jobs that are due by the engine's clock: retries (every

@@ -5,9 +5,13 @@
  *
  * A message is a plain struct so that backends can fill it. All its pointers
  * are owned by the message and allocated with GLib's allocator (g_malloc,
- * g_strdup, ...); msilo_message_free() releases them. (A message from a
- * store's claim may hold its strings in its own allocation: see packed_size.) Fields are appended
- * only; allocate messages with msilo_message_new() so new fields start zeroed.
+ * g_strdup, ...); msilo_message_free() releases them, and a caller may
+ * g_free() a field and assign a new one. Fields are appended only; allocate
+ * messages with msilo_message_new() (or msilo_message_copy()) only, never
+ * with g_new() or on the stack if msilo_message_free() is to free them: the
+ * library keeps a few private bytes with each message, where the struct
+ * cannot be seen, so that new fields start zeroed and the struct never holds
+ * anything but these fields.
  *
  * Thread-safety: a message is a value; it is not shared between threads
  * while being modified.
@@ -35,24 +39,17 @@ typedef struct msilo_message {
     int64_t snd_time;    /**< reminder time (Unix); 0 = ordinary offline message */
     uint32_t attempts;   /**< failed delivery attempts so far */
     int64_t next_try;    /**< earliest retry by the retry timer (Unix); 0 = any time */
-    /** Internal to libmsilo, leave it alone: how many bytes right after the
-     * struct, in the message's own allocation, hold some of its strings and
-     * its body. Only messages a store returns from a claim (which the engine
-     * consumes) are built that way; msilo_message_free() frees only the
-     * pointers outside those bytes, so assigning a new g_malloc'd string still
-     * works, but g_free() on such a string does not: use msilo_message_copy()
-     * for an ordinary message. 0 for messages from msilo_message_new(),
-     * msilo_message_copy(), and a store's list and get. */
-    size_t packed_size;
 } msilo_message_t;
 
-/** Allocates a zeroed message. Never returns NULL (aborts on OOM, like GLib). */
+/** Allocates a zeroed message. Never returns NULL (aborts on OOM, like GLib).
+ *  Free it with msilo_message_free() (not g_free()). */
 MSILO_API msilo_message_t *msilo_message_new(void);
 
 /** Deep copy of @p msg (ids and times included). Free with msilo_message_free(). */
 MSILO_API msilo_message_t *msilo_message_copy(const msilo_message_t *msg);
 
-/** Frees @p msg and everything it owns. NULL is a no-op. */
+/** Frees @p msg, from msilo_message_new() or msilo_message_copy() or a
+ *  store, and everything it owns. NULL is a no-op. */
 MSILO_API void msilo_message_free(msilo_message_t *msg);
 
 /** Frees an array of @p n messages and the array itself (g_free). NULL is a no-op. */

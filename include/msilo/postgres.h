@@ -29,7 +29,7 @@
  * | sc_callid      | callid         | Call-ID                                   |
  *
  * The defaults of db_table and the sc_* keys are those of libmsilo's
- * configuration (msilo_config_keys()). libmsilo's own columns have fixed
+ * configuration (msilo_config_key_at()). libmsilo's own columns have fixed
  * names: lease_owner, lease_until, attempts, next_try.
  *
  * Thread-safety: an options object is a plain value (not synchronised). A

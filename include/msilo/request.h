@@ -8,8 +8,12 @@
  * the call that takes the view only: the engine copies what it keeps.
  *
  * Initialise with MSILO_REQUEST_INIT (or msilo_request_init()) so that fields
- * appended in later versions start with their defaults; `version` tells the
- * engine how much of the struct the caller knows.
+ * appended in later versions start with their defaults. `version` is a
+ * revision, not a count: the MSILO_REQUEST_VERSION of the header the caller
+ * was compiled with, which tells the library which members the caller's
+ * struct has (it reads no others). The struct grows by appending only, and
+ * the header array carries its element size (`header_size`), so
+ * msilo_header_t can grow too.
  *
  * URI fields (ruri, orig_ruri, to, from, contact) accept either a bare URI
  * ("sip:alice@example.org") or a header value in name-addr form
@@ -22,9 +26,11 @@
 
 MSILO_BEGIN_DECLS
 
-#define MSILO_REQUEST_VERSION 1
+/** The revision of msilo_request_t in this header. 2 added `header_size`. */
+#define MSILO_REQUEST_VERSION 2
 
-/** One header of the original request, kept with the message and re-sent. */
+/** One header of the original request, kept with the message and re-sent.
+ *  It grows by appending; see msilo_request_t.header_size. */
 typedef struct msilo_header {
     const char *name;  /**< e.g. "P-Asserted-Identity" */
     const char *value; /**< header value without CRLF */
@@ -38,7 +44,7 @@ enum {
 };
 
 typedef struct msilo_request {
-    unsigned version;          /**< MSILO_REQUEST_VERSION */
+    unsigned version;          /**< MSILO_REQUEST_VERSION: which members exist */
     const char *method;        /**< "MESSAGE", "REGISTER"; NULL = MESSAGE */
     const char *ruri;          /**< Request-URI ($ru) */
     const char *orig_ruri;     /**< original Request-URI ($ou); NULL = ruri */
@@ -51,18 +57,37 @@ typedef struct msilo_request {
     const char *call_id;       /**< Call-ID ($ci); may be NULL */
     long expires;              /**< Expires header in seconds; < 0 = absent */
     const char *allow;         /**< Allow header value (REGISTER); NULL = absent */
-    const msilo_header_t *headers; /**< extra headers to store and re-send on delivery */
-    size_t n_headers;
+    const msilo_header_t *headers; /**< extra headers to store and re-send on delivery:
+                                        n_headers of them, header_size bytes apart */
+    size_t n_headers;          /**< how many headers */
     const char *snd_time;      /**< reminder time "YYYYMMDDHHMMSS" in the process's
                                     local time zone (as mktime(), like both msilo modules);
                                     NULL = none. What OpenSIPS reads from snd_time_avp. */
     unsigned flags;            /**< MSILO_REQUEST_* flags */
+    /* ---- version 2 ---- */
+    size_t header_size;        /**< sizeof(msilo_header_t), as MSILO_REQUEST_INIT sets it:
+                                    the step between two items of headers (a
+                                    revision-1 view has none: the step is then two
+                                    pointers) */
 } msilo_request_t;
 
-#define MSILO_REQUEST_INIT { .version = MSILO_REQUEST_VERSION, .expires = -1 }
+/** Initialiser of a request view: every member at its default. */
+#define MSILO_REQUEST_INIT                                                                     \
+    { .version = MSILO_REQUEST_VERSION, .expires = -1, .header_size = sizeof(msilo_header_t) }
 
-/** Sets @p req to MSILO_REQUEST_INIT. */
-MSILO_API void msilo_request_init(msilo_request_t *req);
+/**
+ * Sets @p req to MSILO_REQUEST_INIT, for callers that cannot use the macro
+ * (C++ before C++20): `msilo_request_init(&req, MSILO_REQUEST_VERSION);`.
+ *
+ * @p version says which msilo_request_t the caller was compiled with: pass
+ * MSILO_REQUEST_VERSION, not a number. Only the members of that version are
+ * written, so a caller compiled against an older header, whose struct is
+ * shorter, has nothing written past its end.
+ *
+ * @return 0; MSILO_EINVAL (@p req NULL); MSILO_EVERSION when @p version is 0
+ *         or newer than this library knows (@p req is left untouched).
+ */
+MSILO_API int msilo_request_init(msilo_request_t *req, unsigned version);
 
 /**
  * A deep copy of @p req: every string, the extra headers and the body are
@@ -71,9 +96,12 @@ MSILO_API void msilo_request_init(msilo_request_t *req);
  * engine (a SIP stack's own thread, another worker). The copy is one block:
  * free it with msilo_request_free() only, never a field of it. Its body is
  * followed by a NUL byte (not counted in body_len); a body_len of 0 gives a
- * NULL body, no headers a NULL headers.
+ * NULL body, no headers a NULL headers. The copy is of this library's
+ * revision (version MSILO_REQUEST_VERSION, its own header_size), whatever
+ * the revision of @p req.
  * @return 0; MSILO_EINVAL (NULL argument, headers or body missing for their
- * count); MSILO_EVERSION (a view version this library does not know).
+ * count, a header_size smaller than two pointers); MSILO_EVERSION (a view
+ * version this library does not know).
  * Thread-safety: none needed; @p req is only read.
  */
 MSILO_API int msilo_request_copy(const msilo_request_t *req, msilo_request_t **ret);

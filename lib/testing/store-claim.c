@@ -101,7 +101,7 @@ static void test_claim_max_next_try(void **state)
         { .id = b, .attempts = 1, .next_try = NOW + 50 },
         { .id = c_id, .attempts = 1, .next_try = INT64_MAX },
     };
-    assert_ok(msilo_store_release(s, rel, 3));
+    assert_ok(msilo_store_release(s, rel, 3, sizeof(msilo_store_release_t)));
 
     int64_t got[100];
     c.now = NOW + 1;
@@ -189,7 +189,7 @@ static void test_reminder_max_next_try(void **state)
     msilo_store_claim_t c = kst_reminder_claim(NOW);
     assert_int_equal(kst_claim_n(s, &c), 1);
     msilo_store_release_t rel = { .id = r, .attempts = 1, .next_try = NOW + 60 };
-    assert_ok(msilo_store_release(s, &rel, 1));
+    assert_ok(msilo_store_release(s, &rel, 1, sizeof(msilo_store_release_t)));
     c = kst_reminder_claim(NOW + 1);
     c.max_next_try = NOW + 1;
     assert_int_equal(kst_claim_n(s, &c), 0);
@@ -213,7 +213,7 @@ static void test_release_writes_and_ends_lease(void **state)
         { .id = a, .attempts = 2, .next_try = NOW + 120 },
         { .id = b, .attempts = 7, .next_try = INT64_MAX },
     };
-    assert_ok(msilo_store_release(s, rel, 2));
+    assert_ok(msilo_store_release(s, rel, 2, sizeof(msilo_store_release_t)));
     msilo_message_t *m = kst_get1(s, a);
     assert_int_equal(m->attempts, 2);
     assert_i64_equal(m->next_try, NOW + 120);
@@ -234,7 +234,7 @@ static void test_release_writes_and_ends_lease(void **state)
 
     /* releasing an unknown id is harmless */
     msilo_store_release_t gone = { .id = b + 1000, .attempts = 1, .next_try = 0 };
-    assert_ok(msilo_store_release(s, &gone, 1));
+    assert_ok(msilo_store_release(s, &gone, 1, sizeof(msilo_store_release_t)));
     assert_i64_equal(kst_count_of(s, NULL, NULL), 2);
 }
 
@@ -254,7 +254,7 @@ static void test_release_by_stale_owner_ignored(void **state)
     /* host-a's late release: ignored */
     msilo_store_release_t late = { .id = a, .attempts = 1, .next_try = 0,
                                    .lease_owner = "host-a:5060/1" };
-    assert_ok(msilo_store_release(s, &late, 1));
+    assert_ok(msilo_store_release(s, &late, 1, sizeof(msilo_store_release_t)));
     msilo_store_claim_t c3 = kst_owner_claim("alice", "example.com", NOW + 12);
     c3.lease_owner = "host-c:5060/3";
     assert_int_equal(kst_claim_n(s, &c3), 0); /* still leased by host-b */
@@ -264,7 +264,7 @@ static void test_release_by_stale_owner_ignored(void **state)
     /* host-b's own release works */
     msilo_store_release_t mine = { .id = a, .attempts = 1, .next_try = 0,
                                    .lease_owner = "host-b:5060/2" };
-    assert_ok(msilo_store_release(s, &mine, 1));
+    assert_ok(msilo_store_release(s, &mine, 1, sizeof(msilo_store_release_t)));
     assert_int_equal(kst_claim_n(s, &c3), 1);
 }
 
@@ -276,7 +276,7 @@ static void test_release_clear_snd_time(void **state)
     assert_int_equal(kst_claim_n(s, &c), 1);
     msilo_store_release_t rel = { .id = r, .attempts = 1, .next_try = 0,
                                   .flags = MSILO_RELEASE_CLEAR_SND_TIME };
-    assert_ok(msilo_store_release(s, &rel, 1));
+    assert_ok(msilo_store_release(s, &rel, 1, sizeof(msilo_store_release_t)));
 
     msilo_message_t *m = kst_get1(s, r);
     assert_i64_equal(m->snd_time, 0);
@@ -299,7 +299,7 @@ static void test_release_keeps_reminder(void **state)
     msilo_store_claim_t c = kst_reminder_claim(NOW);
     assert_int_equal(kst_claim_n(s, &c), 1);
     msilo_store_release_t rel = { .id = r, .attempts = 1, .next_try = 0 };
-    assert_ok(msilo_store_release(s, &rel, 1));
+    assert_ok(msilo_store_release(s, &rel, 1, sizeof(msilo_store_release_t)));
     msilo_message_t *m = kst_get1(s, r);
     assert_i64_equal(m->snd_time, NOW - 5);
     msilo_message_free(m);

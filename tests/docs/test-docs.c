@@ -17,12 +17,11 @@ int main(int argc, char **argv)
         return 1;
     }
     int missing = 0, checked = 0;
-    size_t n;
-    const msilo_config_key_t *keys = msilo_config_keys(&n);
-    for (size_t i = 0; i < n; i++, checked++) {
-        gchar *needle = g_strdup_printf("`%s`", keys[i].name);
+    const msilo_config_key_t *k;
+    for (size_t i = 0; (k = msilo_config_key_at(i)); i++, checked++) {
+        gchar *needle = g_strdup_printf("`%s`", k->name);
         if (!strstr(text, needle)) {
-            fprintf(stderr, "doc/admin-guide.md does not document key %s\n", keys[i].name);
+            fprintf(stderr, "doc/admin-guide.md does not document key %s\n", k->name);
             missing++;
         }
         g_free(needle);

@@ -180,10 +180,9 @@ static void test_config_seed_defaults(void **state)
         assert_int_equal(v, ints[i].v);
     }
     size_t n = 0;
-    const msilo_config_key_t *keys = msilo_config_keys(&n);
+    for (n = 0; msilo_config_key_at(n); n++)
+        assert_non_null(msilo_config_key_at(n)->help);
     assert_true(n >= 26);
-    for (size_t i = 0; i < n; i++)
-        assert_non_null(keys[i].help);
     msilo_config_free(c);
 }
 
@@ -870,7 +869,7 @@ static void test_dump_max(void **state)
     store_n(f, "sip:alice@example.org", 5);
     msilo_request_t reg = register_req("sip:alice@example.org", "sip:alice@192.0.2.1", 60);
     msilo_dump_result_t res;
-    assert_int_equal(msilo_engine_dump_sync(f->e, &reg, NULL, 2, &res), 0);
+    assert_int_equal(msilo_engine_dump_sync(f->e, &reg, NULL, 2, &res, sizeof res), 0);
     assert_int_equal(res.delivered, 2);
     assert_int_equal(count(f, "alice", "example.org"), 3);
 }
@@ -883,7 +882,8 @@ static void test_dump_owner_argument(void **state)
     store_n(f, "sip:team@example.org", 2);
     msilo_request_t reg = register_req("sip:alice@example.org", "sip:alice@192.0.2.1", 60);
     msilo_dump_result_t res;
-    assert_int_equal(msilo_engine_dump_sync(f->e, &reg, "sip:team@example.org", 0, &res), 0);
+    assert_int_equal(
+        msilo_engine_dump_sync(f->e, &reg, "sip:team@example.org", 0, &res, sizeof res), 0);
     assert_int_equal(res.delivered, 2);
     assert_int_equal(count(f, "team", "example.org"), 0);
 }
@@ -905,20 +905,20 @@ static void test_dump_skipped(void **state)
     regs[4].allow = "INVITE, MESSAGE";
     for (int i = 0; i < 4; i++) {
         msilo_dump_result_t res = { 9, 9, 9 };
-        assert_int_equal(msilo_engine_dump_sync(f->e, &regs[i], NULL, 0, &res), 0);
+        assert_int_equal(msilo_engine_dump_sync(f->e, &regs[i], NULL, 0, &res, sizeof res), 0);
         assert_int_equal(res.claimed, 0);
         assert_int_equal(f->tr->sent->len, 0);
     }
     msilo_dump_result_t res;
-    assert_int_equal(msilo_engine_dump_sync(f->e, &regs[4], NULL, 0, &res), 0);
+    assert_int_equal(msilo_engine_dump_sync(f->e, &regs[4], NULL, 0, &res, sizeof res), 0);
     assert_int_equal(res.delivered, 1);
     /* bad REGISTER views */
     msilo_request_t bad = register_req(NULL, "sip:a@b", 60);
-    assert_int_equal(msilo_engine_dump_sync(f->e, &bad, NULL, 0, &res), MSILO_EMISSING);
+    assert_int_equal(msilo_engine_dump_sync(f->e, &bad, NULL, 0, &res, sizeof res), MSILO_EMISSING);
     bad = register_req("sip:example.org", "sip:a@b", 60);
-    assert_int_equal(msilo_engine_dump_sync(f->e, &bad, NULL, 0, &res), MSILO_EURI);
+    assert_int_equal(msilo_engine_dump_sync(f->e, &bad, NULL, 0, &res, sizeof res), MSILO_EURI);
     bad = register_req("sip:alice@example.org", "garbage", 60);
-    assert_int_equal(msilo_engine_dump_sync(f->e, &bad, NULL, 0, &res), MSILO_EURI);
+    assert_int_equal(msilo_engine_dump_sync(f->e, &bad, NULL, 0, &res, sizeof res), MSILO_EURI);
 }
 
 static void test_dump_failure_does_not_block_and_retries(void **state)
@@ -1098,10 +1098,10 @@ static void test_lease_expiry_and_instance_restart(void **state)
     msilo_engine_set_clock(e2, fake_clock_read, &f->clock);
     msilo_request_t reg = register_req("sip:alice@example.org", "sip:alice@192.0.2.1", 60);
     msilo_dump_result_t res;
-    assert_int_equal(msilo_engine_dump_sync(e2, &reg, NULL, 0, &res), 0);
+    assert_int_equal(msilo_engine_dump_sync(e2, &reg, NULL, 0, &res, sizeof res), 0);
     assert_int_equal(res.claimed, 0);
     f->clock.now = T0 + 61; /* lease over */
-    assert_int_equal(msilo_engine_dump_sync(e2, &reg, NULL, 0, &res), 0);
+    assert_int_equal(msilo_engine_dump_sync(e2, &reg, NULL, 0, &res, sizeof res), 0);
     assert_int_equal(res.delivered, 2);
     msilo_engine_free(e2);
     msilo_transport_free(&tr2->base);
@@ -1141,7 +1141,7 @@ static void test_outbound_proxy_and_extra_headers(void **state)
     store_ok(f, &r, NULL);
     msilo_request_t reg = register_req("sip:alice@example.org", NULL, 60); /* no contact: AoR */
     msilo_dump_result_t res;
-    assert_int_equal(msilo_engine_dump_sync(f->e, &reg, NULL, 0, &res), 0);
+    assert_int_equal(msilo_engine_dump_sync(f->e, &reg, NULL, 0, &res, sizeof res), 0);
     fake_sent_t *s = sent(f, 0);
     assert_string_equal(s->ruri, "sip:alice@example.org");
     assert_string_equal(s->next_hop, "sip:127.0.0.1:5070;transport=udp");
@@ -1180,7 +1180,7 @@ static void test_add_date_only_text_plain(void **state)
     }
     msilo_request_t reg = register_req("sip:alice@example.org", "sip:alice@192.0.2.1", 60);
     msilo_dump_result_t res;
-    assert_int_equal(msilo_engine_dump_sync(f->e, &reg, NULL, 0, &res), 0);
+    assert_int_equal(msilo_engine_dump_sync(f->e, &reg, NULL, 0, &res, sizeof res), 0);
     assert_int_equal(f->tr->sent->len, G_N_ELEMENTS(cases));
     for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
         char *b = body_of(sent(f, (guint)i));
@@ -1284,7 +1284,7 @@ static void test_reminder_sent_when_due(void **state)
     f->tr->auto_status = 200;
     msilo_request_t reg = register_req("sip:alice@example.org", "sip:alice@192.0.2.1", 60);
     msilo_dump_result_t res;
-    assert_int_equal(msilo_engine_dump_sync(f->e, &reg, NULL, 0, &res), 0);
+    assert_int_equal(msilo_engine_dump_sync(f->e, &reg, NULL, 0, &res, sizeof res), 0);
     assert_int_equal(res.claimed, 0);
     f->tr->auto_status = 0;
     msilo_engine_tick(f->e);
@@ -1333,7 +1333,7 @@ static void test_reminder_failure_becomes_offline_message(void **state)
     f->tr->auto_status = 200;
     msilo_request_t reg = register_req("sip:alice@example.org", "sip:alice@192.0.2.1", 60);
     msilo_dump_result_t res;
-    assert_int_equal(msilo_engine_dump_sync(f->e, &reg, NULL, 0, &res), 0);
+    assert_int_equal(msilo_engine_dump_sync(f->e, &reg, NULL, 0, &res, sizeof res), 0);
     assert_int_equal(res.delivered, 1);
     assert_int_equal(msilo_engine_stat(f->e, MSILO_STAT_DUMPED_MESSAGES), 1);
 }
@@ -1390,7 +1390,8 @@ static int cs_remove(msilo_store_t *s, const int64_t *ids, size_t n, size_t *d)
         return MSILO_ESTORE;
     return c->inner->remove(c->inner, ids, n, d);
 }
-FWD(release, (msilo_store_t * s, const msilo_store_release_t *it, size_t n), (c->inner, it, n))
+FWD(release, (msilo_store_t * s, const msilo_store_release_t *it, size_t n, size_t sz),
+    (c->inner, it, n, sz))
 FWD(count, (msilo_store_t * s, const char *u, const char *d, int64_t *r), (c->inner, u, d, r))
 FWD(expire, (msilo_store_t * s, int64_t now, size_t *d), (c->inner, now, d))
 static void cs_free(msilo_store_t *s)
@@ -1439,7 +1440,7 @@ static void test_blocking_store_batches(void **state)
     f->tr->auto_status = 200;
     msilo_request_t reg = register_req("sip:alice@example.org", "sip:alice@192.0.2.1", 60);
     msilo_dump_result_t res;
-    assert_int_equal(msilo_engine_dump_sync(e, &reg, NULL, 0, &res), 0);
+    assert_int_equal(msilo_engine_dump_sync(e, &reg, NULL, 0, &res, sizeof res), 0);
     assert_int_equal(res.delivered, 200);
     assert_true(run_until_idle(e, f->ctx, FALSE));
     assert_int_equal(count(f, NULL, NULL), 0);
@@ -1510,7 +1511,8 @@ static int ps_put(msilo_store_t *s, msilo_message_t *const *m, size_t n, int64_t
 PS_FWD(claim, (msilo_store_t * s, const msilo_store_claim_t *cl, msilo_message_t ***r, size_t *n),
        (h->inner, cl, r, n))
 PS_FWD(remove, (msilo_store_t * s, const int64_t *ids, size_t n, size_t *d), (h->inner, ids, n, d))
-PS_FWD(release, (msilo_store_t * s, const msilo_store_release_t *it, size_t n), (h->inner, it, n))
+PS_FWD(release, (msilo_store_t * s, const msilo_store_release_t *it, size_t n, size_t sz),
+       (h->inner, it, n, sz))
 PS_FWD(count, (msilo_store_t * s, const char *u, const char *d, int64_t *r), (h->inner, u, d, r))
 static int ps_expire(msilo_store_t *s, int64_t now, size_t *d)
 {
@@ -1810,7 +1812,7 @@ static void test_store_backend_failure(void **state)
     f->tr->auto_status = 200;
     msilo_request_t reg = register_req("sip:alice@example.org", "sip:alice@192.0.2.1", 60);
     msilo_dump_result_t res;
-    assert_int_equal(msilo_engine_dump_sync(e, &reg, NULL, 0, &res), 0);
+    assert_int_equal(msilo_engine_dump_sync(e, &reg, NULL, 0, &res, sizeof res), 0);
     assert_int_equal(res.delivered, 1);
     assert_int_equal(count(f, NULL, NULL), 1);
     assert_true(msilo_engine_pending(e) > 0); /* the delete is still owed */

@@ -77,9 +77,10 @@ static int g_remove(msilo_store_t *s, const int64_t *ids, size_t n, size_t *ret)
     return msilo_store_remove(((gated_store *)s)->inner, ids, n, ret);
 }
 
-static int g_release(msilo_store_t *s, const msilo_store_release_t *items, size_t n)
+static int g_release(msilo_store_t *s, const msilo_store_release_t *items, size_t n,
+                     size_t item_size)
 {
-    return msilo_store_release(((gated_store *)s)->inner, items, n);
+    return msilo_store_release(((gated_store *)s)->inner, items, n, item_size);
 }
 
 static int g_count(msilo_store_t *s, const char *user, const char *domain, int64_t *ret)
@@ -404,7 +405,7 @@ static void test_dump_sync_timeout(void **state)
     /* the UA never answers (no auto_status) */
     msilo_request_t reg = register_req(ALICE, "<sip:alice@192.0.2.1>", 3600);
     msilo_dump_result_t res = { 99, 99, 99 };
-    assert_int_equal(msilo_engine_dump_sync_timeout(f->e, &reg, NULL, 0, 30, &res),
+    assert_int_equal(msilo_engine_dump_sync_timeout(f->e, &reg, NULL, 0, 30, &res, sizeof res),
                      MSILO_ETIMEDOUT);
     assert_int_equal(res.claimed, 3);
     assert_int_equal(res.delivered, 0);
@@ -438,10 +439,11 @@ static void test_dump_sync_timeout_in_time(void **state)
     assert_int_equal(msilo_engine_store_sync_timeout(f->e, &m, NULL, 10000, NULL), 0);
     msilo_request_t reg = register_req(ALICE, "<sip:alice@192.0.2.1>", 3600);
     msilo_dump_result_t res = { 0 };
-    assert_int_equal(msilo_engine_dump_sync_timeout(f->e, &reg, NULL, 0, 10000, &res), 0);
+    assert_int_equal(
+        msilo_engine_dump_sync_timeout(f->e, &reg, NULL, 0, 10000, &res, sizeof res), 0);
     assert_int_equal(res.delivered, 1);
     assert_int_equal(count(f, "alice"), 0);
-    assert_int_equal(msilo_engine_dump_sync_timeout(f->e, NULL, NULL, 0, 10, &res),
+    assert_int_equal(msilo_engine_dump_sync_timeout(f->e, NULL, NULL, 0, 10, &res, sizeof res),
                      MSILO_EINVAL);
 }
 

@@ -108,9 +108,10 @@ static int gate_remove(msilo_store_t *base, const int64_t *ids, size_t n, size_t
     GATE_FORWARD(msilo_store_remove(g->inner, ids, n, ret_deleted));
 }
 
-static int gate_release(msilo_store_t *base, const msilo_store_release_t *items, size_t n)
+static int gate_release(msilo_store_t *base, const msilo_store_release_t *items, size_t n,
+                        size_t item_size)
 {
-    GATE_FORWARD(msilo_store_release(g->inner, items, n));
+    GATE_FORWARD(msilo_store_release(g->inner, items, n, item_size));
 }
 
 static int gate_count(msilo_store_t *base, const char *user, const char *domain, int64_t *ret)

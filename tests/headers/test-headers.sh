@@ -117,7 +117,8 @@ struct my_store {
 int main()
 {
     msilo_request_t r;
-    msilo_request_init(&r);
+    if (msilo_request_init(&r, MSILO_REQUEST_VERSION) != 0)
+        return 1;
     my_store s;
     s.own = 42;
     if (msilo_store_init(&s.base, MSILO_STORE_VERSION) != 0 ||
@@ -127,7 +128,8 @@ int main()
     if (msilo_transport_init(&t, MSILO_TRANSPORT_VERSION) != 0 ||
         msilo_transport_check(&t) != MSILO_EINVAL) // no name, no methods yet
         return 1;
-    if (r.version != MSILO_REQUEST_VERSION || r.expires != -1)
+    if (r.version != MSILO_REQUEST_VERSION || r.expires != -1 ||
+        r.header_size != sizeof(msilo_header_t))
         return 1;
     std::printf("init functions from C++: ok\n");
     return 0;

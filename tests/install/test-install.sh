@@ -29,7 +29,7 @@ pc=$(find "$tmp/root" -name msilo.pc | head -n 1)
 sed -i "s|^prefix=|prefix=$tmp/root|" "$pc"
 export PKG_CONFIG_PATH=$(dirname "$pc")
 libdir=$(pkg-config --variable=libdir msilo)
-ls "$libdir"/libmsilo.so.0 >/dev/null   # the soname link
+ls "$libdir"/libmsilo.so.1 >/dev/null   # the soname link
 for h in msilo.h engine.h sys/store.h sys/transport.h; do
   [ -f "$(pkg-config --variable=includedir msilo)/msilo/$h" ] || { echo "missing header $h"; exit 1; }
 done
@@ -44,7 +44,7 @@ if [[ $kit == kit ]]; then
   kpc=$(find "$tmp/root" -name msilo-testing.pc | head -n 1)
   [ -n "$kpc" ] || { echo "msilo-testing.pc was not installed"; exit 1; }
   sed -i "s|^prefix=|prefix=$tmp/root|" "$kpc"
-  ls "$libdir"/libmsilo-testing.so.0 >/dev/null
+  ls "$libdir"/libmsilo-testing.so.1 >/dev/null
   for h in suite.h store.h transport.h fake-transport.h; do
     [ -f "$(pkg-config --variable=includedir msilo-testing)/msilo/testing/$h" ] ||
       { echo "missing header testing/$h"; exit 1; }
@@ -110,7 +110,7 @@ meson install -C "$pb" --destdir "$tmp/proot" --no-rebuild --quiet >/dev/null
 (cd "$tmp/proot" && find . ! -type d | sed 's|^\./||' | sort) > "$tmp/installed"
 bad=$(grep -Ev '^usr/lib[^/]*(/[^/]+)?/libmsilo[-a-z]*\.so(\.[0-9]+)*$|^usr/lib[^/]*(/[^/]+)?/pkgconfig/msilo[-a-z]*\.pc$|^usr/include/msilo/([a-z]+/)?[a-z-]+\.h$' "$tmp/installed" || true)
 [ -z "$bad" ] || { echo "subproject: the parent's install added:"; echo "$bad"; fail=1; }
-for want in '/libmsilo\.so\.0$' '/pkgconfig/msilo\.pc$' '^usr/include/msilo/msilo\.h$' '^usr/include/msilo/sys/store\.h$'; do
+for want in '/libmsilo\.so\.1$' '/pkgconfig/msilo\.pc$' '^usr/include/msilo/msilo\.h$' '^usr/include/msilo/sys/store\.h$'; do
   grep -Eq "$want" "$tmp/installed" || { echo "subproject: the parent's install lacks $want"; fail=1; }
 done
 

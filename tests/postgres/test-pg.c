@@ -677,21 +677,20 @@ static void test_bad_config(void **state)
 }
 
 /* The store's column and table defaults are libmsilo's: every sc_* key and
- * db_table of msilo_config_keys() is a store option with the same default. */
+ * db_table of msilo_config_key_at() is a store option with the same default. */
 static void test_defaults_are_libmsilo_defaults(void **state)
 {
     (void)state;
     msilo_pg_options_t *o = NULL;
     assert_int_equal(msilo_pg_options_new(&o), 0);
-    size_t n = 0;
-    const msilo_config_key_t *k = msilo_config_keys(&n);
     size_t seen = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (strncmp(k[i].name, "sc_", 3) != 0 && strcmp(k[i].name, "db_table") != 0)
+    const msilo_config_key_t *k;
+    for (size_t i = 0; (k = msilo_config_key_at(i)); i++) {
+        if (strncmp(k->name, "sc_", 3) != 0 && strcmp(k->name, "db_table") != 0)
             continue;
-        const char *v = msilo_pg_options_get(o, k[i].name);
+        const char *v = msilo_pg_options_get(o, k->name);
         assert_non_null(v);
-        assert_string_equal(v, k[i].default_str);
+        assert_string_equal(v, k->default_str);
         seen++;
     }
     assert_int_equal(seen, 13); /* db_table and the twelve sc_* columns */
@@ -902,7 +901,7 @@ static void test_lease_expiry(void **state)
     /* Release with backoff: not claimable before next_try unless backoff is ignored. */
     msilo_store_release_t rel[2] = { { .id = m[0]->id, .attempts = 1, .next_try = NOW + 100 },
                                      { .id = m[1]->id, .attempts = 3, .next_try = INT64_MAX } };
-    assert_int_equal(msilo_store_release(f->store, rel, 2), 0);
+    assert_int_equal(msilo_store_release(f->store, rel, 2, sizeof(msilo_store_release_t)), 0);
     msilo_store_claim_t r = owner_claim("frank", "example.com", NOW + 40, "C", 10);
     r.max_next_try = NOW + 40;
     assert_int_equal(msilo_store_claim(f->store, &r, &got, &n), 0);
@@ -961,7 +960,7 @@ static void test_reminders(void **state)
     /* A failed reminder becomes an ordinary offline message. */
     msilo_store_release_t rel = { .id = m[0]->id, .attempts = 1, .next_try = 0,
                                   .flags = MSILO_RELEASE_CLEAR_SND_TIME };
-    assert_int_equal(msilo_store_release(f->store, &rel, 1), 0);
+    assert_int_equal(msilo_store_release(f->store, &rel, 1, sizeof(msilo_store_release_t)), 0);
     oc.now = NOW + 1;
     assert_int_equal(msilo_store_claim(f->store, &oc, &got, &n), 0);
     assert_int_equal(n, 1);

@@ -20,7 +20,7 @@ for name in msilo msilo-sqlite; do
 done
 export PKG_CONFIG_PATH=$(dirname "$pc")
 libdir=$(pkg-config --variable=libdir msilo-sqlite)
-ls "$libdir"/libmsilo-sqlite.so.0 >/dev/null   # the soname link
+ls "$libdir"/libmsilo-sqlite.so.1 >/dev/null   # the soname link
 [ -f "$(pkg-config --variable=includedir msilo-sqlite)/msilo/sqlite.h" ] || { echo "sqlite.h not installed"; exit 1; }
 find "$tmp/root" -name msilo-admin.1 | grep -q . || { echo "msilo-admin.1 not installed"; exit 1; }
 

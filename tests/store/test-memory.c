@@ -233,7 +233,7 @@ static void test_model(void **state)
                         x->snd_time = 0;
                 }
             }
-            assert_int_equal(msilo_store_release(s, r, 3), 0);
+            assert_int_equal(msilo_store_release(s, r, 3, sizeof(msilo_store_release_t)), 0);
         } else if (kind < 88) { /* remove a few ids, some unknown or repeated */
             int64_t ids[4];
             size_t want = 0;

@@ -67,7 +67,7 @@ int msilo_sofia_request_new(msilo_sofia_request_t **ret, const struct sip_s *sip
     su_home_t *home = r->home;
     msilo_request_t *req = &r->view;
 
-    msilo_request_init(req);
+    msilo_request_init(req, MSILO_REQUEST_VERSION);
     req->method = sip->sip_request->rq_method_name;
     req->ruri = url_as_string(home, sip->sip_request->rq_url);
     if (sip->sip_to)
@@ -103,6 +103,7 @@ int msilo_sofia_request_new(msilo_sofia_request_t **ret, const struct sip_s *sip
     }
     req->headers = (const msilo_header_t *)(void *)r->headers->data;
     req->n_headers = r->headers->len;
+    req->header_size = sizeof(msilo_header_t); /* the GArray's element size */
     *ret = r;
     return 0;
 }

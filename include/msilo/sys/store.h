@@ -24,15 +24,20 @@
  *   unreachable is MSILO_ESTORE. A method that fails leaves the store as it
  *   was (a failed put stores none of the batch) and writes no ret_ value.
  * - Messages handed to the core (claim, list, get) are allocated with
- *   msilo_message_new() and GLib's allocator; the core frees them. A claim,
- *   whose messages only the core sees, may instead build each message and
- *   its strings in one allocation (msilo_message_t.packed_size; the memory
- *   store does): msilo_message_free() releases either kind.
+ *   msilo_message_new() and their fields with GLib's allocator; the core
+ *   frees them with msilo_message_free().
  * - Times are Unix seconds from the engine's clock, passed in as `now`:
  *   a backend never reads the wall clock itself (tests drive time).
- * - Version: the struct only grows by appending. `version` says how many
- *   members the backend knows; the core checks it and the pointer before
- *   calling an optional method.
+ * - Version: the struct only grows by appending. `version` is a revision,
+ *   not a count: the MSILO_STORE_VERSION of the header the backend was
+ *   compiled with, which tells the library which members the backend's
+ *   base has (those of that revision and earlier ones) and so which it may
+ *   read; the core checks it, and the pointer, before calling an optional
+ *   method. Revision 3 (libmsilo.so.1) gave release() the size of its
+ *   items; what each revision added is noted at its members.
+ * - Arrays of public structs that cross this interface carry their element
+ *   size (release()), so that such a struct can grow too: step through them
+ *   with that size, never with your own sizeof.
  *
  * The public wrappers below (msilo_store_put(), ...) validate arguments and
  * the vtable and are what the engine, the admin tool and the conformance
@@ -70,7 +75,11 @@ enum {
     MSILO_RELEASE_CLEAR_SND_TIME = 1u << 0,
 };
 
-/** One message returned to the store after a failed delivery. */
+/**
+ * One message returned to the store after a failed delivery. It grows by
+ * appending members whose zero value keeps the old behaviour; an array of
+ * them always comes with its element size (msilo_store_release()).
+ */
 typedef struct msilo_store_release {
     int64_t id;
     uint32_t attempts; /**< new attempt count to write */
@@ -81,6 +90,14 @@ typedef struct msilo_store_release {
                                   leased by this claimer (a late release after the lease
                                   ran out must not end another instance's fresh lease) */
 } msilo_store_release_t;
+
+/**
+ * The item @p i of an array of msilo_store_release_t whose items are
+ * @p item_size bytes apart, as release() gets it (C and C++).
+ */
+#define MSILO_STORE_RELEASE_ITEM(items, item_size, i)                                          \
+    ((const msilo_store_release_t *)(const void *)((const char *)(items) +                     \
+                                                   (size_t)(i) * (size_t)(item_size)))
 
 /** Which messages a claim may take. */
 typedef struct msilo_store_claim {
@@ -99,7 +116,8 @@ typedef struct msilo_store_claim {
 typedef struct msilo_store msilo_store_t;
 
 struct msilo_store {
-    unsigned version;   /**< MSILO_STORE_VERSION the backend was written for */
+    unsigned version;   /**< revision of this header the backend was compiled with
+                             (MSILO_STORE_VERSION): says which members exist */
     unsigned flags;     /**< MSILO_STORE_* */
     const char *name;   /**< "memory", "postgres", ... (static) */
 
@@ -131,8 +149,15 @@ struct msilo_store {
     int (*remove)(msilo_store_t *s, const int64_t *ids, size_t n, size_t *ret_deleted);
 
     /** Ends the leases of claimed messages after a failed delivery, writing their
-     *  attempts/next_try (and snd_time = 0 with MSILO_RELEASE_CLEAR_SND_TIME). */
-    int (*release)(msilo_store_t *s, const msilo_store_release_t *items, size_t n);
+     *  attempts/next_try (and snd_time = 0 with MSILO_RELEASE_CLEAR_SND_TIME).
+     *  The item @p i is MSILO_STORE_RELEASE_ITEM(items, item_size, i); the core
+     *  passes its own sizeof(msilo_store_release_t), which is never smaller
+     *  than the backend's (a backend newer than the library is refused), so
+     *  every member the backend knows is there. (@p item_size came with
+     *  revision 3 and libmsilo.so.1: the soname keeps backends built against
+     *  the 3-argument release() of libmsilo.so.0 away.) */
+    int (*release)(msilo_store_t *s, const msilo_store_release_t *items, size_t n,
+                   size_t item_size);
 
     /** Counts an owner's messages (user and domain both NULL: all messages),
      *  expired ones included until they are cleaned. */
@@ -224,8 +249,12 @@ MSILO_API int msilo_store_claim(msilo_store_t *s, const msilo_store_claim_t *c,
                                 msilo_message_t ***ret_msgs, size_t *ret_n);
 MSILO_API int msilo_store_remove(msilo_store_t *s, const int64_t *ids, size_t n,
                                  size_t *ret_deleted);
+/** Calls release() with the @p n items of @p items, @p item_size bytes apart:
+ *  pass `sizeof *items` (a caller compiled with an older, shorter struct gets
+ *  the defaults for the members it lacks). MSILO_EINVAL when @p item_size is
+ *  smaller than the first revision of the struct. */
 MSILO_API int msilo_store_release(msilo_store_t *s, const msilo_store_release_t *items,
-                                  size_t n);
+                                  size_t n, size_t item_size);
 MSILO_API int msilo_store_count(msilo_store_t *s, const char *user, const char *domain,
                                 int64_t *ret_count);
 MSILO_API int msilo_store_expire(msilo_store_t *s, int64_t now, size_t *ret_deleted);

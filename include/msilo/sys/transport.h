@@ -34,6 +34,10 @@
  *   to those negative codes.
  * - free() calls done(MSILO_ECANCELLED) for every send still in flight, so
  *   nothing stays in flight forever.
+ * - Version: the struct only grows by appending. `version` is a revision,
+ *   not a count: the MSILO_TRANSPORT_VERSION of the header the transport was
+ *   compiled with, which tells the library which members its base has.
+ *   msilo_outgoing_t grows by appending too, and is always the library's own.
  *
  * Every transport must pass the transport conformance suite: it is installed
  * as the test kit libmsilo-testing (header msilo/testing/transport.h,
@@ -75,7 +79,8 @@ typedef void (*msilo_transport_done_fn)(int status, void *data);
 typedef struct msilo_transport msilo_transport_t;
 
 struct msilo_transport {
-    unsigned version;  /**< MSILO_TRANSPORT_VERSION the transport was written for */
+    unsigned version;  /**< revision of this header the transport was compiled with
+                            (MSILO_TRANSPORT_VERSION): says which members exist */
     const char *name;  /**< "sofia", "fake", ... (static) */
 
     /* ---- required (version 1) ---- */
