@@ -77,6 +77,8 @@ typedef struct server {
     struct _SoupServer *metrics; /* NULL unless [server] metrics is set */
     GHashTable *forwards; /* forward_t* set: forwards in progress */
     GHashTable *stores;   /* nta_incoming_t* set: stores waiting for their result */
+    bool engine_stopped;  /* msilo_engine_shutdown() has called back */
+    int engine_stop_rc;   /* with this result */
     GHashTable *once;     /* request identity -> its store (loop.c) */
     const char *snd_time_header; /* msilo key snd_time_avp: header with a reminder time */
     guint expire_timer;
