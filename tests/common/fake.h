@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Test doubles of the engine tests: a fake clock, the recording transport
  * of the test kit (<msilo/testing/fake-transport.h>, libmsilo-testing) under
- * the short names these tests use, and helpers that run the loop until
- * idle. */
+ * the short names these tests use, the usual engine fixture, and helpers
+ * that run the loop until idle. */
 #ifndef MSILO_TESTS_FAKE_H
 #define MSILO_TESTS_FAKE_H
 
@@ -43,6 +43,25 @@ typedef struct fake_clock {
 } fake_clock_t;
 
 int64_t fake_clock_read(void *data);
+
+/* The engine tests' usual fixture: a context of its own, a fake clock at
+ * @now, a configuration to set keys on before engine_fixture_start(), the
+ * memory store and the recording transport on that context. */
+typedef struct engine_fixture {
+    GMainContext *ctx;
+    fake_clock_t clock;
+    msilo_config_t *cfg;
+    msilo_store_t *store;
+    fake_transport_t *tr;
+    msilo_engine_t *e; /* NULL until engine_fixture_start() */
+} engine_fixture_t;
+
+engine_fixture_t *engine_fixture_new(int64_t now);
+/* Creates f->e from f->cfg on the fake clock (aborts the test on an error). */
+void engine_fixture_start(engine_fixture_t *f);
+/* Frees the engine, transport, store, configuration, drains and frees the
+ * context. */
+void engine_fixture_free(engine_fixture_t *f);
 
 /* Iterates @ctx until the engine is idle (no jobs, nothing in flight unless
  * @allow_in_flight) or @max_iterations pass. TRUE when idle. */

@@ -17,48 +17,25 @@
 
 #define T0 1800000000 /* 2027-01-15T08:00:00Z */
 
-typedef struct fixture {
-    GMainContext *ctx;
-    fake_clock_t clock;
-    msilo_config_t *cfg;
-    msilo_store_t *store;
-    fake_transport_t *tr;
-    msilo_engine_t *e;
-} fixture;
+typedef engine_fixture_t fixture;
 
 static int setup(void **state)
 {
-    fixture *f = g_new0(fixture, 1);
-    f->ctx = g_main_context_new();
-    f->clock.now = T0;
-    assert_int_equal(msilo_config_new(&f->cfg), 0);
-    assert_int_equal(msilo_memory_store_new(&f->store), 0);
-    f->tr = fake_transport_new(f->ctx);
+    fixture *f = engine_fixture_new(T0);
     *state = f;
     return 0;
 }
 
 static int teardown(void **state)
 {
-    fixture *f = *state;
-    msilo_engine_free(f->e);
-    msilo_transport_free(&f->tr->base);
-    msilo_store_free(f->store);
-    msilo_config_free(f->cfg);
-    while (g_main_context_iteration(f->ctx, FALSE))
-        ;
-    g_main_context_unref(f->ctx);
-    g_free(f);
+    engine_fixture_free(*state);
     return 0;
 }
 
 /* Creates the engine from f->cfg (tests set keys first). */
 static void start(fixture *f)
 {
-    int rc = msilo_engine_new(&f->e, f->cfg, f->store, &f->tr->base, f->ctx);
-    if (rc)
-        fail_msg("msilo_engine_new: %s (%s)", msilo_strerror(rc), msilo_error_detail());
-    msilo_engine_set_clock(f->e, fake_clock_read, &f->clock);
+    engine_fixture_start(f);
 }
 
 static void set(fixture *f, const char *k, const char *v)
