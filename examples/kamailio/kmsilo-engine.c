@@ -104,6 +104,8 @@ static void tm_done(struct cell *t, int type, struct tmcb_params *ps)
     *ps->param = NULL;
 }
 
+static int proxy_is_self;
+
 static str mkstr(const char *s) { return (str){ (char *)s, s ? (int)strlen(s) : 0 }; }
 
 static int tm_send(msilo_transport_t *tr, const msilo_outgoing_t *m,
@@ -133,7 +135,8 @@ static int tm_send(msilo_transport_t *tr, const msilo_outgoing_t *m,
     p->data = data;
     int64_t key = *token;
     g_hash_table_insert(sends, g_memdup2(&key, sizeof key), p);
-    int rc = tmb.t_request(&uac, &ruri, &to, &from, m->next_hop ? &hop : NULL);
+    int via_hop = m->next_hop && (!proxy_is_self || strcmp(m->ruri, m->to) == 0);
+    int rc = tmb.t_request(&uac, &ruri, &to, &from, via_hop ? &hop : NULL);
     g_string_free(h, TRUE);
     if (rc < 0) {
         /* no transaction: tm never calls back for it */
@@ -208,6 +211,7 @@ static void stored(msilo_engine_t *e, int result, int64_t id, void *data)
     if (result < 0 && result != MSILO_EFULL)
         LM_ERR("msilo_lib: store failed: %s: %s\n", msilo_strerror(result), msilo_error_detail());
     answer(w->conn, w->seq, result, id);
+    push_stats(NULL);
     conn_unref(w->conn);
     g_free(w);
 }
@@ -242,6 +246,7 @@ static void handle(conn_t *c, const char *buf, size_t len)
         break;
     case KMSILO_OP_DONE:
         send_done(w.num, w.status);
+        push_stats(NULL); /* kamcmd sees the delivery at once */
         break;
     default:
         break;
@@ -306,19 +311,18 @@ static void engine_log(msilo_log_level_t level, const char *message, void *data)
     }
 }
 
-/* msilo needs outbound_proxy pointing at this very server to reach the
- * registered contact (it sends to the AoR); libmsilo sends to the contact
- * itself, so such a proxy would only add a hop that the script may refuse. */
-static void drop_self_proxy(msilo_config_t *cfg)
+/* msilo needs an outbound_proxy that is this very server to reach the
+ * registered contact, as it sends to the AoR. libmsilo sends a delivery to
+ * the contact itself, so through such a proxy it would come back here with
+ * a Request-URI that is not ours (a script refuses those: "Not relaying").
+ * So a message whose Request-URI is not ours skips a proxy that is this
+ * server; one to our AoR (a reminder) still goes through it, to lookup(). */
+static int uri_is_self(const char *text)
 {
-    const char *p = msilo_config_get_string(cfg, "outbound_proxy");
     struct sip_uri u;
-    if (!p || parse_uri((char *)p, (int)strlen(p), &u) < 0)
-        return;
-    if (check_self(&u.host, u.port_no ? u.port_no : SIP_PORT, u.proto) == 1) {
-        LM_INFO("msilo_lib: outbound_proxy %s is this server: delivering to the contact\n", p);
-        msilo_config_set(cfg, "outbound_proxy", NULL);
-    }
+    if (!text || parse_uri((char *)text, (int)strlen(text), &u) < 0)
+        return 0;
+    return check_self(&u.host, u.port_no ? u.port_no : SIP_PORT, u.proto) == 1;
 }
 
 static gboolean on_term(gpointer loop)
@@ -336,7 +340,7 @@ void kmsilo_engine_main(void)
     GMainContext *ctx = g_main_context_new();
     g_main_context_push_thread_default(ctx);
     sends = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
-    drop_self_proxy(kmsilo.cfg);
+    proxy_is_self = uri_is_self(msilo_config_get_string(kmsilo.cfg, "outbound_proxy"));
 
     msilo_store_t *store = NULL;
     unsigned flags = kmsilo.migrate ? MSILO_STORE_OPEN_MIGRATE : 0;

@@ -49,6 +49,15 @@ static int set_key(const char *name, const char *value)
         return -1;
     }
     int rc = msilo_config_set(kmsilo.cfg, name, value);
+    if (rc == 0 && strcmp(name, "offline_message") != 0) {
+        /* what msilo_config_validate() checks of this key alone (a URI that
+         * parses, a header line ending in CRLF): now, under `kamailio -c`
+         * too; the checks across keys follow in mod_init */
+        msilo_config_t *one = NULL;
+        if (msilo_config_new(&one) == 0 && msilo_config_set(one, name, value) == 0)
+            rc = msilo_config_validate(one);
+        msilo_config_free(one);
+    }
     if (rc < 0) {
         LM_ERR("msilo_lib: bad value for modparam \"%s\": \"%s\": %s (%s)\n", name,
                value ? value : "", msilo_strerror(rc), msilo_error_detail());

@@ -71,6 +71,11 @@ static int mod_init(void)
 {
     if (kmsilo_params_finish() < 0)
         return -1;
+    int rc = msilo_config_validate(kmsilo.cfg);
+    if (rc < 0) {
+        LM_ERR("msilo_lib: %s: %s\n", msilo_strerror(rc), msilo_error_detail());
+        return -1;
+    }
     if (kmsilo.snd_time_avp && parse_pv(kmsilo.snd_time_avp, &snd_time_spec) == 0)
         have_snd_time_spec = 1;
     else if (kmsilo.snd_time_avp)
