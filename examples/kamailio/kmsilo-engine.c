@@ -373,7 +373,7 @@ void kmsilo_engine_main(void)
     g_source_set_callback(s, on_term, loop, NULL);
     g_source_attach(s, ctx);
     g_source_unref(s);
-    LM_INFO("msilo_lib: engine process ready on @%s\n", kmsilo.sock_name);
+    LM_NOTICE("msilo_lib: engine process ready on @%s\n", kmsilo.sock_name);
     g_main_loop_run(loop);
     /* SIGTERM: what was accepted commits (free waits for it), claimed
      * messages go back to the store */

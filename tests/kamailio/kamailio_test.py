@@ -375,7 +375,48 @@ def t_kill9_store_burst(a):
         k2.stop()
 
 
-TESTS = [t_config_check, t_bad_modparam, t_store_and_dump, t_max_messages, t_notification,
+def dropin_cfg(msilo_cfg, out):
+    """The msilo config with only the loadmodule line and the module name of
+    the modparams changed (doc/kamailio.md: the diff)."""
+    text = open(msilo_cfg).read()
+    check('loadmodule "msilo.so"' in text, f"no msilo.so in {msilo_cfg}")
+    text = text.replace('loadmodule "msilo.so"', 'loadmodule "msilo_lib.so"')
+    text = text.replace('modparam("msilo", ', 'modparam("msilo_lib", ')
+    with open(out, "w") as f:
+        f.write(text)
+
+
+def t_dropin_peer_config(a):
+    """bench/e2e's copy of the peer harness's kamailio-msilo.cfg, on the table
+    Kamailio's schema creates: a store answered 202, a REGISTER gets it."""
+    cfg = os.path.join(a.workdir, "dropin.cfg")
+    dropin_cfg(a.msilo_cfg, cfg)
+    fresh_schema(a.pg_url)
+    k = Kamailio(a, a.workdir, "dropin")
+    mods = "/usr/lib/x86_64-linux-gnu/kamailio/modules"
+    argv = [a.kamailio, "-f", cfg, "-Y", a.workdir, "-DD", "-E", "-m", "64", "-M", "8",
+            "-L", f"{mods}:{os.path.dirname(a.module)}", "-A", "NO_DEFAULT_LISTEN",
+            "-l", f"udp:{HOST}:{k.port}", "-l", f"tcp:{HOST}:{k.port}",
+            "-A", f'OUTBOUND_PROXY="sip:{HOST}:{k.port};transport=udp"',
+            "-A", f'DBURL="{a.pg_url}"', "-n", "4"]
+    r = subprocess.run(argv[:1] + ["-c"] + argv[1:], capture_output=True, text=True)
+    check(r.returncode == 0, f"kamailio -c refused the drop-in config: {r.stderr[-1500:]}")
+    k.argv = lambda **kw: argv
+    k.start()
+    try:
+        alice, bob = UA("alice"), UA("bob")
+        alice.message(k, "bob", "dropped in")
+        check(alice.pump(lambda x: x.replies, 10) and alice.replies[0] == 202,
+              f"replies {alice.replies}")
+        bob.register(k)
+        check(bob.pump(lambda x: x.messages, 10), "bob got nothing after REGISTER")
+        check("dropped in" in bob.messages[0][1], f"body {bob.messages[0][1]!r}")
+        wait_for(lambda: psql(a.pg_url, "SELECT count(*) FROM silo") == "0", 10, "an empty silo")
+    finally:
+        k.stop()
+
+
+TESTS = [t_config_check, t_dropin_peer_config, t_bad_modparam, t_store_and_dump, t_max_messages, t_notification,
          t_kill9_store_burst]
 
 
@@ -387,9 +428,11 @@ def main():
     p.add_argument("--cfg", required=True)
     p.add_argument("--sipp", default="sipp")
     p.add_argument("--sipp-store", required=True)
+    p.add_argument("--msilo-cfg", required=True, help="a msilo config (bench/e2e's)")
     p.add_argument("only", nargs="*")
     a = p.parse_args()
     a.cfg, a.sipp_store = os.path.abspath(a.cfg), os.path.abspath(a.sipp_store)
+    a.msilo_cfg = os.path.abspath(a.msilo_cfg)
     a.module = os.path.abspath(a.module) if a.module else ""
     if not a.module or not os.path.exists(a.module) or not os.access(a.kamailio, os.X_OK):
         print("SKIP: no Kamailio or no msilo_lib module built")
