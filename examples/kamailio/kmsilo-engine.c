@@ -16,6 +16,7 @@
 #include "core/counters.h"
 #include "core/dprint.h"
 #include "core/forward.h"
+#include "core/globals.h"
 #include "core/mem/shm_mem.h"
 #include "core/parser/parse_uri.h"
 #include "modules/tm/tm_load.h"
@@ -51,6 +52,13 @@ int kmsilo_stats_register(const char *module)
         return -1;
     }
     return 0;
+}
+
+void kmsilo_stats_read(unsigned long v[5])
+{
+    stat_var *vars[] = { st_stored, st_dumped, st_failed, st_dumped_rmd, st_failed_rmd };
+    for (int i = 0; i < 5; i++)
+        v[i] = vars[i] ? get_stat_val(vars[i]) : 0;
 }
 
 static msilo_engine_t *engine;
@@ -340,6 +348,21 @@ void kmsilo_engine_main(void)
     GMainContext *ctx = g_main_context_new();
     g_main_context_push_thread_default(ctx);
     sends = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
+    if (!kmsilo.store_threads_set) {
+        /* as many commits in parallel as msilo would run (one per SIP
+         * worker, each on its own connection): a worker waits for its
+         * commit, so with fewer the workers' stores queue behind each other */
+        int n = children_no + (tcp_disable ? 0 : tcp_children_no);
+        msilo_config_set_int(kmsilo.cfg, "store_threads", n < 1 ? 1 : n > 64 ? 64 : n);
+    }
+    if (!msilo_config_get_string(kmsilo.cfg, "instance_id")) {
+        /* stable across restarts, so that a restart after a crash takes back
+         * its in-flight messages at once instead of after lease_time; two
+         * Kamailio on one host and one table need an engine_param each */
+        char *id = g_strdup_printf("msilo_lib@%s", g_get_host_name());
+        msilo_config_set(kmsilo.cfg, "instance_id", id);
+        g_free(id);
+    }
     proxy_is_self = uri_is_self(msilo_config_get_string(kmsilo.cfg, "outbound_proxy"));
 
     msilo_store_t *store = NULL;

@@ -164,6 +164,8 @@ static int set_engine_param(modparam_t t, void *v)
     }
     memcpy(key, s, n);
     key[n] = '\0';
+    if (strcmp(key, "store_threads") == 0)
+        kmsilo.store_threads_set = 1;
     return set_key(key, eq + 1);
 }
 

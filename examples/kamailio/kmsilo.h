@@ -25,6 +25,7 @@ typedef struct kmsilo_settings {
     int listen_fd;           /* the engine's SOCK_SEQPACKET socket (mod_init) */
     char sock_name[64];      /* its abstract address, without the leading NUL */
     int engine_pid;
+    int store_threads_set;   /* engine_param "store_threads=" given */
 } kmsilo_settings_t;
 
 extern kmsilo_settings_t kmsilo;
@@ -45,5 +46,8 @@ void kmsilo_engine_main(void);
 
 /* kmsilo-engine.c: the module's statistics (mod_init registers them). */
 int kmsilo_stats_register(const char *module);
+/* The five statistics, in msilo's order: stored, dumped, failed messages,
+ * dumped, failed reminders (any process: Kamailio's counters). */
+void kmsilo_stats_read(unsigned long v[5]);
 
 #endif

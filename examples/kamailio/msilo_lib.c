@@ -20,6 +20,7 @@
 #include "core/parser/parse_expires.h"
 #include "core/pt.h"
 #include "core/pvar.h"
+#include "core/rpc.h"
 #include "core/sr_module.h"
 
 #include <errno.h>
@@ -34,6 +35,7 @@
 MODULE_VERSION
 
 extern param_export_t kmsilo_params[];
+extern rpc_export_t kmsilo_rpc[];
 
 static int mod_init(void);
 static int child_init(int rank);
@@ -50,7 +52,7 @@ static cmd_export_t cmds[] = {
 };
 
 struct module_exports exports = {
-    "msilo_lib", DEFAULT_DLFLAGS, cmds, kmsilo_params, 0, 0, 0, mod_init, child_init, 0,
+    "msilo_lib", DEFAULT_DLFLAGS, cmds, kmsilo_params, kmsilo_rpc, 0, 0, mod_init, child_init, 0,
 };
 
 static pv_spec_t snd_time_spec, extra_hdrs_spec;

@@ -199,6 +199,11 @@ class UA:
         reply = f"SIP/2.0 {self.code} Reply\r\n" + "\r\n".join(keep) + "\r\nContent-Length: 0\r\n\r\n"
         self.sock.sendto(reply.encode(), addr)
 
+    def drain(self):
+        """Handles what is already in the socket, without waiting."""
+        while select.select([self.sock], [], [], 0)[0]:
+            self.handle_one()
+
     def close(self):
         self.sock.close()
 
@@ -278,6 +283,15 @@ def t_store_and_dump(a):
         rows = psql(a.pg_url, "SELECT count(*), count(DISTINCT body) FROM silo")
         check(rows == "40|40", f"silo after the stores: {rows} (want 40|40)")
         check(k.stats().get("stored_messages") == 40, f"stats after the stores: {k.stats()}")
+        # RPC: what msilo-admin shows
+        check(k.kamcmd("msilo_lib.count").strip() == "40", "msilo_lib.count: not 40")
+        check(k.kamcmd("msilo_lib.count", "user3@127.0.0.1").strip() == "5",
+              "msilo_lib.count user3: not 5")
+        listed = k.kamcmd("msilo_lib.list", "user3@127.0.0.1")
+        check(len(re.findall(r"\bid: \d+", listed)) == 5 and "body-3" in listed,
+              f"msilo_lib.list user3: {listed[:500]}")
+        check(re.search(r"stored_messages: 40", k.kamcmd("msilo_lib.stats")),
+              "msilo_lib.stats: stored_messages is not 40")
         uas = [UA(u) for u in users]
         for ua in uas:
             ua.register(k)
@@ -323,6 +337,25 @@ def t_notification(a):
         k.stop()
 
 
+def t_expiry(a):
+    """expire_time=1, check_time=1, clean_period=1: the rows go within seconds
+    and a REGISTER afterwards delivers nothing."""
+    k = with_kamailio(a, "expiry", ["EXPIRE_TIME=1", "CHECK_TIME=1", "CLEAN_PERIOD=1"])
+    try:
+        ua = UA("alice")
+        for i in range(3):
+            ua.message(k, "frank", f"old {i}")
+        check(ua.pump(lambda x: len(x.replies) >= 3, 10) and ua.replies == [202] * 3,
+              f"replies {ua.replies}")
+        wait_for(lambda: psql(a.pg_url, "SELECT count(*) FROM silo") == "0", 15, "expiry")
+        frank = UA("frank")
+        frank.register(k)
+        frank.pump(lambda x: False, 1.0)
+        check(not frank.messages, f"{len(frank.messages)} expired messages delivered")
+    finally:
+        k.stop()
+
+
 def all_pids(root):
     """root and its descendants, from /proc."""
     out, todo = [], [root]
@@ -347,13 +380,7 @@ def t_kill9_store_burst(a):
             sender.message(k, f"k{i % 4}", f"burst-{i}")
         # wait for the first 202s, then kill everything at once
         check(sender.pump(lambda x: len(x.replies) >= 20, 20), f"{len(sender.replies)} replies")
-        for p in all_pids(k.proc.pid):
-            try:
-                os.kill(p, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        k.proc.wait()
-        k.proc = None
+        kill_all(k)
     finally:
         k.stop()
     accepted = sender.replies.count(202)
@@ -416,8 +443,57 @@ def t_dropin_peer_config(a):
         k.stop()
 
 
-TESTS = [t_config_check, t_dropin_peer_config, t_bad_modparam, t_store_and_dump, t_max_messages, t_notification,
-         t_kill9_store_burst]
+def kill_all(k):
+    for p in all_pids(k.proc.pid):
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    k.proc.wait()
+    k.proc = None
+
+
+def t_kill9_dump(a):
+    """kill -9 of every Kamailio process during a dump of 60 messages: after a
+    restart (same instance_id) the rest is delivered; a message comes twice
+    only if it was in flight at the kill, with the same id."""
+    k = with_kamailio(a, "kill9dump")
+    try:
+        ua = UA("gina")
+        for i in range(60):
+            ua.message(k, "henry", f"dump-{i}")
+        check(ua.pump(lambda x: len(x.replies) >= 60, 20) and ua.replies == [202] * 60,
+              f"{ua.replies.count(202)} of 60 stored")
+        ids = set(psql(a.pg_url, "SELECT id FROM silo").split())
+        henry = UA("henry")
+        henry.register(k)
+        check(henry.pump(lambda x: len(x.messages) >= 10, 20), "the dump did not start")
+        kill_all(k)
+    finally:
+        k.stop()
+    henry.drain()  # what the killed server sent before it died
+    first = {m[0] for m in henry.messages}
+    k2 = Kamailio(a, a.workdir, "kill9dump-after").start()
+    try:
+        henry.messages = []
+        henry.register(k2)
+        check(henry.pump(lambda x: first | {m[0] for m in x.messages} >= ids, 30),
+              f"{len(ids - first - {m[0] for m in henry.messages})} messages never delivered")
+        henry.pump(lambda x: False, 0.5)
+        second = [m[0] for m in henry.messages]
+        twice = sorted({i for i in second if second.count(i) > 1})
+        check(not twice, f"after the restart ids {twice} came twice: "
+              f"{[(m[0], m[2]) for m in henry.messages if m[0] in twice]}")
+        again = first & set(second)
+        check(len(again) <= 16, f"{len(again)} delivered before and after the kill (in flight: <= 16)")
+        wait_for(lambda: psql(a.pg_url, "SELECT count(*) FROM silo") == "0", 10, "an empty silo")
+    finally:
+        k2.stop()
+
+
+TESTS = [t_config_check, t_dropin_peer_config, t_bad_modparam, t_store_and_dump, t_max_messages,
+         t_notification, t_expiry,
+         t_kill9_store_burst, t_kill9_dump]
 
 
 def main():
