@@ -62,7 +62,17 @@ void kmsilo_stats_read(unsigned long v[5])
 }
 
 static msilo_engine_t *engine;
-static struct tm_binds tmb;
+struct tm_binds kmsilo_tmb;
+#define tmb kmsilo_tmb
+
+int kmsilo_tm_load(void)
+{
+    if (load_tm_api(&tmb) < 0) {
+        LM_ERR("msilo_lib: cannot bind tm (load tm.so before msilo_lib.so)\n");
+        return -1;
+    }
+    return 0;
+}
 
 static gboolean push_stats(gpointer unused)
 {
@@ -224,6 +234,37 @@ static void stored(msilo_engine_t *e, int result, int64_t id, void *data)
     g_free(w);
 }
 
+/* async_reply: the transaction the worker handed over, answered here */
+typedef struct {
+    unsigned hash, label;
+} tm_ident_t;
+
+static void reply_trans(unsigned hash, unsigned label, int result)
+{
+    struct cell *t = NULL;
+    if (tmb.t_lookup_ident(&t, hash, label) < 0 || !t) {
+        LM_WARN("msilo_lib: transaction %u:%u of a store is gone\n", hash, label);
+        return;
+    }
+    if (result >= 0)
+        tmb.t_reply_trans(t, t->uas.request, 202, "Accepted");
+    else
+        tmb.t_reply_trans(t, t->uas.request, 503, "Service Unavailable");
+    tmb.unref_cell(t);
+}
+
+static void stored_async(msilo_engine_t *e, int result, int64_t id, void *data)
+{
+    (void)e;
+    (void)id;
+    tm_ident_t *ti = data;
+    if (result < 0 && result != MSILO_EFULL)
+        LM_ERR("msilo_lib: store failed: %s: %s\n", msilo_strerror(result), msilo_error_detail());
+    reply_trans(ti->hash, ti->label, result);
+    push_stats(NULL);
+    g_free(ti);
+}
+
 static void handle(conn_t *c, const char *buf, size_t len)
 {
     kmsilo_wire_t w;
@@ -244,6 +285,18 @@ static void handle(conn_t *c, const char *buf, size_t len)
             answer(c, w.seq, rc, 0);
             c->refs--;
             g_free(sw);
+        }
+        break;
+    }
+    case KMSILO_OP_STORE_ASYNC: {
+        tm_ident_t *ti = g_new(tm_ident_t, 1);
+        ti->hash = (unsigned)((uint64_t)w.num >> 32);
+        ti->label = (unsigned)((uint64_t)w.num & 0xffffffffu);
+        rc = msilo_engine_store(engine, &w.req, w.owner, stored_async, ti);
+        if (rc < 0) {
+            LM_ERR("msilo_lib: store refused: %s\n", msilo_strerror(rc));
+            reply_trans(ti->hash, ti->label, rc);
+            g_free(ti);
         }
         break;
     }
@@ -341,10 +394,6 @@ static gboolean on_term(gpointer loop)
 
 void kmsilo_engine_main(void)
 {
-    if (load_tm_api(&tmb) < 0) {
-        LM_ERR("msilo_lib: cannot bind tm (load tm.so before msilo_lib.so)\n");
-        exit(-1);
-    }
     GMainContext *ctx = g_main_context_new();
     g_main_context_push_thread_default(ctx);
     sends = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);

@@ -147,6 +147,13 @@ static int set_store_timeout(modparam_t t, void *v)
     return 0;
 }
 
+static int set_async_reply(modparam_t t, void *v)
+{
+    (void)t;
+    kmsilo.async_reply = (long)v != 0;
+    return 0;
+}
+
 /* "engine_param": any other libmsilo key, as "key=value" (repeatable) */
 static int set_engine_param(modparam_t t, void *v)
 {
@@ -181,7 +188,7 @@ param_export_t kmsilo_params[] = {
     PS(sc_callid), PS(snd_time_avp), PS(extra_hdrs_avp), PI(add_date), PI(max_messages),
     PI(add_contact), PI(skip_notification_flag), PI(use_callid),
     /* the module's own */
-    PI(migrate), PI(store_timeout), PS(engine_param),
+    PI(migrate), PI(store_timeout), PS(engine_param), PI(async_reply),
     { 0, 0, 0 },
 };
 

@@ -118,7 +118,7 @@ int kmsilo_wire_decode(const char *buf, size_t len, kmsilo_wire_t *w)
     get(&r, &w->status, 4);
     if (r.bad)
         return -1;
-    if (w->op != KMSILO_OP_STORE && w->op != KMSILO_OP_DUMP)
+    if (w->op != KMSILO_OP_STORE && w->op != KMSILO_OP_DUMP && w->op != KMSILO_OP_STORE_ASYNC)
         return w->op == KMSILO_OP_DONE || w->op == KMSILO_OP_STORED ? 0 : -1;
     msilo_request_t *q = &w->req;
     q->method = get_str(&r, NULL);

@@ -20,6 +20,8 @@ enum kmsilo_op {
     KMSILO_OP_DUMP = 2,   /* REGISTER view + owner + max, no answer */
     KMSILO_OP_DONE = 3,   /* token + final status of a delivery */
     KMSILO_OP_STORED = 4, /* seq + result of a STORE */
+    KMSILO_OP_STORE_ASYNC = 5, /* request + owner + tm ident in num: the engine
+                                  process answers the transaction itself */
 };
 
 /* A decoded message. For STORE/DUMP, req and owner point into the packet

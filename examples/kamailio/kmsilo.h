@@ -26,6 +26,8 @@ typedef struct kmsilo_settings {
     char sock_name[64];      /* its abstract address, without the leading NUL */
     int engine_pid;
     int store_threads_set;   /* engine_param "store_threads=" given */
+    int async_reply;         /* "async_reply": m_store in request_route hands the
+                                transaction over and the engine process answers it */
 } kmsilo_settings_t;
 
 extern kmsilo_settings_t kmsilo;
@@ -40,6 +42,11 @@ int kmsilo_client_send(const char *buf, size_t len);
  * @return 0 with *ret_result set, or -1 (no answer, no connection). */
 int kmsilo_client_call(const char *buf, size_t len, uint32_t seq, int timeout_ms,
                        int32_t *ret_result, int64_t *ret_id);
+
+/* kmsilo-engine.c: binds tm (mod_init); then kmsilo_tmb is usable anywhere. */
+struct tm_binds;
+extern struct tm_binds kmsilo_tmb;
+int kmsilo_tm_load(void);
 
 /* kmsilo-engine.c: the engine process's main; never returns. */
 void kmsilo_engine_main(void);

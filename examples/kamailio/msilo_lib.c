@@ -22,6 +22,7 @@
 #include "core/pvar.h"
 #include "core/rpc.h"
 #include "core/sr_module.h"
+#include "modules/tm/tm_load.h"
 
 #include <errno.h>
 #include <glib.h>
@@ -86,7 +87,7 @@ static int mod_init(void)
         have_extra_hdrs_spec = 1;
     else if (kmsilo.extra_hdrs_avp)
         return -1;
-    if (kmsilo_stats_register(exports.name) < 0)
+    if (kmsilo_stats_register(exports.name) < 0 || kmsilo_tm_load() < 0)
         return -1;
 
     /* bound here, in the main process, before any fork: every child can
@@ -231,6 +232,18 @@ static int w_m_store(struct sip_msg *msg, char *owner_p, char *p2)
 
     const char *o = owner.s ? dup_str(&k, owner.s, owner.len) : NULL;
     char *buf;
+    struct cell *t;
+    unsigned th, tl;
+    if (kmsilo.async_reply && is_route_type(REQUEST_ROUTE) && (t = kmsilo_tmb.t_gett()) &&
+        t != T_UNDEFINED && kmsilo_tmb.t_get_trans_ident(msg, &th, &tl) > 0) {
+        /* the engine process answers 202/503 after the commit; the script
+         * stops here (0), as after exit, so the worker takes the next request */
+        int64_t ident = (int64_t)(((uint64_t)th << 32) | tl);
+        size_t n = kmsilo_wire_encode_request(KMSILO_OP_STORE_ASYNC, 0, &r, o, ident, &buf);
+        ret = kmsilo_client_send(buf, n) == 0 ? 0 : -1;
+        g_free(buf);
+        goto out;
+    }
     uint32_t seq = ++next_seq;
     size_t len = kmsilo_wire_encode_request(KMSILO_OP_STORE, seq, &r, o, 0, &buf);
     int32_t result;

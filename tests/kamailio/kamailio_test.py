@@ -260,10 +260,10 @@ def t_bad_modparam(a):
         check(name in r.stderr, f"the refusal of {line} does not name {name}: {r.stderr[-1500:]}")
 
 
-def t_store_and_dump(a):
+def t_store_and_dump(a, defines=(), name="dump"):
     """sipp stores 40 messages (202 each, rows there); 8 users register and
     get each exactly once; after the deliveries the table is empty."""
-    k = with_kamailio(a, "dump")
+    k = with_kamailio(a, name, defines)
     try:
         ps = k.kamcmd("core.psx")
         workers = len(re.findall(r"udp receiver", ps))
@@ -309,6 +309,11 @@ def t_store_and_dump(a):
         check(not k.errors(), f"errors in {k.log_path}: {k.errors()[:3]}")
     finally:
         k.stop()
+
+
+def t_async_reply(a):
+    """The same with async_reply=1: the engine process answers the 202s."""
+    t_store_and_dump(a, ["ASYNC_REPLY"], "async")
 
 
 def t_max_messages(a):
@@ -491,7 +496,8 @@ def t_kill9_dump(a):
         k2.stop()
 
 
-TESTS = [t_config_check, t_dropin_peer_config, t_bad_modparam, t_store_and_dump, t_max_messages,
+TESTS = [t_config_check, t_dropin_peer_config, t_bad_modparam, t_store_and_dump, t_async_reply,
+         t_max_messages,
          t_notification, t_expiry,
          t_kill9_store_burst, t_kill9_dump]
 
