@@ -235,9 +235,11 @@ static int w_m_store(struct sip_msg *msg, char *owner_p, char *p2)
     struct cell *t;
     unsigned th, tl;
     if (kmsilo.async_reply && is_route_type(REQUEST_ROUTE) && (t = kmsilo_tmb.t_gett()) &&
-        t != T_UNDEFINED && kmsilo_tmb.t_get_trans_ident(msg, &th, &tl) > 0) {
-        /* the engine process answers 202/503 after the commit; the script
-         * stops here (0), as after exit, so the worker takes the next request */
+        t != T_UNDEFINED && kmsilo_tmb.t_suspend(msg, &th, &tl) == 0) {
+        /* suspended (tm keeps it, and answers 408 after fr_timer if nobody
+         * does): the engine process answers 202/503 after the commit; the
+         * script stops here (0), as after exit, and the worker takes the
+         * next request */
         int64_t ident = (int64_t)(((uint64_t)th << 32) | tl);
         size_t n = kmsilo_wire_encode_request(KMSILO_OP_STORE_ASYNC, 0, &r, o, ident, &buf);
         ret = kmsilo_client_send(buf, n) == 0 ? 0 : -1;

@@ -116,7 +116,8 @@ class Kamailio:
         raise Failure(f"no '{pattern}' in {self.log_path} within {timeout}s")
 
     def errors(self):
-        return [l for l in self.lines if " ERROR: " in l or " CRITICAL: " in l]
+        return [l for l in self.lines if " ERROR: " in l or " CRITICAL: " in l or
+                "didn't release transaction" in l]
 
     def stop(self, sig=signal.SIGTERM):
         if self.proc and self.proc.poll() is None:
