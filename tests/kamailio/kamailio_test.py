@@ -83,7 +83,11 @@ class Kamailio:
         self.proc = subprocess.Popen(self.argv(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      text=True, errors="replace")
         threading.Thread(target=self._read, args=(self.proc,), daemon=True).start()
-        self.wait_log(r"msilo_lib: engine process ready", 30)
+        try:
+            self.wait_log(r"msilo_lib: engine process ready", 30)
+        except Failure:
+            self.stop()  # never leave a kamailio behind
+            raise
         return self
 
     def _read(self, proc):
