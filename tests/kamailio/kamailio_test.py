@@ -366,6 +366,31 @@ def t_expiry(a):
         k.stop()
 
 
+def t_reminder(a):
+    """A MESSAGE the UA refuses (480) is stored by failure_route with the
+    snd_time of its X-Snd-Time header (snd_time_avp); at that time the
+    reminder goes to the AoR through this server and reaches the UA."""
+    k = with_kamailio(a, "reminder", ["REMINDER"])
+    try:
+        erin = UA("erin", code=480)
+        erin.register(k)
+        check(erin.pump(lambda x: x.replies, 10) and erin.replies[0] == 200, "REGISTER failed")
+        alice = UA("alice")
+        when = time.strftime("%Y%m%d%H%M%S", time.localtime(time.time() + 2))
+        alice.message(k, "erin", "remind me", f"X-Snd-Time: {when}\r\n")
+        check(pump_all([alice, erin], lambda: alice.replies, 10), "no reply to the MESSAGE")
+        check(alice.replies[0] == 202, f"reply {alice.replies[0]} (want 202 from failure_route)")
+        check(psql(a.pg_url, "SELECT count(*) FROM silo WHERE snd_time > 0") == "1", "no reminder row")
+        erin.code = 200
+        seen = len(erin.messages)
+        check(erin.pump(lambda x: len(x.messages) > seen, 15), "no reminder arrived")
+        body = erin.messages[-1][1]
+        check("remind me" in body and body.startswith("[Reminder message"), f"reminder body {body!r}")
+        wait_for(lambda: psql(a.pg_url, "SELECT count(*) FROM silo") == "0", 10, "an empty silo")
+    finally:
+        k.stop()
+
+
 def all_pids(root):
     """root and its descendants, from /proc."""
     out, todo = [], [root]
@@ -503,7 +528,7 @@ def t_kill9_dump(a):
 
 TESTS = [t_config_check, t_dropin_peer_config, t_bad_modparam, t_store_and_dump, t_async_reply,
          t_max_messages,
-         t_notification, t_expiry,
+         t_notification, t_expiry, t_reminder,
          t_kill9_store_burst, t_kill9_dump]
 
 
