@@ -275,6 +275,7 @@ def lat(dirpath):
 
 
 NAMES = {"kam2": "Kamailio c=2", "kam8": "Kamailio c=8", "msilo": "libmsilo",
+         "lib2": "Kam+msilo_lib c=2", "lib8": "Kam+msilo_lib c=8",
          "msiloq": "libmsilo quota", "ceil": "stateless 202"}
 
 
@@ -289,7 +290,7 @@ def scale_rows(res):
     users = int(meta.get("USERS", 2000))
     out = []
     for tr, kinds in sorted(res["runs"].items()):
-        for k in ("kam2", "kam8", "msilo", "msiloq"):
+        for k in ("kam2", "kam8", "lib2", "lib8", "msilo", "msiloq"):
             for e in sorted(kinds.get(k, []), key=lambda x: x["run"]):
                 s = e["store"]
                 ts = e.get("table_stats") or {}
@@ -375,7 +376,7 @@ def main(out):
     targets = []
     for tr, kinds in res["runs"].items():
         p(f"\n##### {tr.upper()} #####")
-        cols = [k for k in ("kam2", "kam8", "msilo") if k in kinds]
+        cols = [k for k in ("kam2", "kam8", "lib2", "lib8", "msilo") if k in kinds]
         ceil = kinds.get("ceil", [])
         ceil_rate = medv([c["store"]["rate"] for c in ceil])
 
@@ -390,10 +391,13 @@ def main(out):
             extra = ""
             if "msilo" in meds and ("kam2" in meds or "kam8" in meds):
                 r2 = ratio(meds.get("msilo"), meds.get("kam2"))
-                kv = [v for k, v in meds.items() if k != "msilo" and v is not None]
+                kv = [v for k, v in meds.items() if k in ("kam2", "kam8") and v is not None]
                 best = (min if lower else max)(kv, default=None)
                 rb = ratio(meds.get("msilo"), best)
                 extra = f" x{fmt(r2, 2)} / x{fmt(rb, 2)}"
+            for n in ("2", "8"):  # Kamailio + msilo_lib against Kamailio + msilo, same children
+                if "lib" + n in meds and "kam" + n in meds:
+                    extra += f"  lib{n}/kam{n} x{fmt(ratio(meds['lib' + n], meds['kam' + n]), 2)}"
             p(f"  {label:<26}" + "".join(cells) + extra)
             return meds
 
