@@ -81,6 +81,12 @@ typedef struct pg_colinfo {
 int pg_describe(PGconn *conn, const char *table_q, const msilo_pg_options_t *o,
                 gboolean *ret_exists, pg_colinfo_t info[PG_COL_N]);
 
+/* What the store needs of its table: every column (MSILO_ECONFIG naming the
+ * missing ones), a BYTEA body, and the id's sequence (its OID as text in
+ * *ret_seq_oid, g_free). MSILO_ESTORE when a query fails. */
+int pg_inspect(PGconn *conn, const char *table_q, const msilo_pg_options_t *o,
+               pg_colinfo_t info[PG_COL_N], char **ret_seq_oid);
+
 /* ---- parameters in binary format ---- */
 
 #define PG_MAX_PARAMS 16

@@ -44,6 +44,9 @@ typedef struct pg_store {
     char *table_name;     /* unquoted, the advisory lock's namespace */
     char *seq_oid;        /* the id column's sequence: its OID, as text */
     pg_colinfo_t info[PG_COL_N];
+    /* the table was inspected and the SQL built: FALSE until the first
+     * connection when the store was opened with the database unreachable */
+    gboolean ready;
 } pg_store;
 
 /* Columns read into a message, in this order (see row_to_message). */
@@ -128,6 +131,8 @@ static int fail_interrupted(void)
                                  "it takes no more calls");
 }
 
+static int prepare_table(pg_store *s);
+
 static int ensure_conn(pg_store *s)
 {
     if (G_UNLIKELY(atomic_load_explicit(&s->interrupted, memory_order_relaxed)))
@@ -157,6 +162,15 @@ static int ensure_conn(pg_store *s)
     }
     s->backoff = 0;
     s->reconnect_at = 0;
+    /* opened while the database was down: the table is looked at on the
+     * first connection; a table that is absent there fails this call (and
+     * the next ones, until it is created) with MSILO_ECONFIG */
+    if (!s->ready && (err = prepare_table(s)) != 0) {
+        drop_conn(s);
+        s->backoff = BACKOFF_MIN_US;
+        s->reconnect_at = g_get_monotonic_time() + s->backoff;
+        return err;
+    }
     return 0;
 }
 
@@ -682,46 +696,29 @@ static int pg_open_peer(msilo_store_t *base, msilo_store_t **ret)
 
 /* ---- construction ---- */
 
-/* Checks the columns and finds the id sequence; fills s->info, s->seq_oid. */
-static int inspect_table(pg_store *s, const char *table_q)
+/* On s->conn: checks the table, builds the SQL; s->ready on success. */
+static int prepare_table(pg_store *s)
 {
-    gboolean exists;
-    int e = pg_describe(s->conn, table_q, s->opts, &exists, s->info);
-    if (e)
-        return e;
-    if (!exists)
-        return pg_fail(MSILO_ECONFIG, "table %s does not exist (run msilo-admin migrate)", table_q);
-    GString *missing = g_string_new(NULL);
+    char *table_q = pg_ident(s->conn, s->table_name);
+    char *cols_q[PG_COL_N] = { 0 };
+    int e = table_q ? 0 : MSILO_ECONFIG;
+    for (int c = 0; !e && c < PG_COL_N; c++)
+        if (!(cols_q[c] = pg_ident(s->conn, pg_options_col(s->opts, c))))
+            e = MSILO_ECONFIG;
+    g_free(s->seq_oid);
+    s->seq_oid = NULL;
+    if (!e)
+        e = pg_inspect(s->conn, table_q, s->opts, s->info, &s->seq_oid);
+    if (!e) {
+        for (int i = 0; i < Q_N; i++)
+            g_free(s->sql[i]);
+        pg_sql_build(s->sql, table_q, cols_q);
+        s->ready = TRUE;
+    }
+    g_free(table_q);
     for (int c = 0; c < PG_COL_N; c++)
-        if (!s->info[c].present)
-            g_string_append_printf(missing, "%s%s", missing->len ? ", " : "",
-                                   pg_options_col(s->opts, c));
-    if (missing->len) {
-        e = pg_fail(MSILO_ECONFIG, "table %s lacks column(s) %s (run msilo-admin migrate)",
-                    table_q, missing->str);
-        g_string_free(missing, TRUE);
-        return e;
-    }
-    g_string_free(missing, TRUE);
-    if (s->info[PG_COL_BODY].type != PG_OID_BYTEA)
-        return pg_fail(MSILO_ECONFIG, "column %s of %s is not BYTEA",
-                       pg_options_col(s->opts, PG_COL_BODY), table_q);
-
-    /* put allocates ids itself (to map them to batch positions), from the
-     * sequence behind the id column (SERIAL in both msilo modules' schemas). */
-    const char *params[2] = { table_q, pg_options_col(s->opts, PG_COL_ID) };
-    PGresult *r = PQexecParams(s->conn, "SELECT pg_get_serial_sequence($1::text, $2::text)::regclass::oid", 2,
-                               NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        return pg_result_fail(s->conn, r, "finding the id sequence");
-    if (PQntuples(r) != 1 || PQgetisnull(r, 0, 0)) {
-        PQclear(r);
-        return pg_fail(MSILO_ECONFIG, "column %s of %s has no sequence (it must be SERIAL)",
-                       pg_options_col(s->opts, PG_COL_ID), table_q);
-    }
-    s->seq_oid = g_strdup(PQgetvalue(r, 0, 0));
-    PQclear(r);
-    return 0;
+        g_free(cols_q[c]);
+    return e;
 }
 
 int msilo_pg_store_new(msilo_store_t **ret, const msilo_pg_options_t *opts)
@@ -754,25 +751,18 @@ int msilo_pg_store_new(msilo_store_t **ret, const msilo_pg_options_t *opts)
     s->opts = pg_options_copy(opts);
     s->table_name = g_strdup(pg_options_table(opts));
 
+    /* The database may be down (a server starting before PostgreSQL, or
+     * during a failover): then the store opens all the same and every call
+     * fails with MSILO_ESTORE until a connection succeeds (ensure_conn()).
+     * A db_url that does not parse, and a table that is absent or lacks
+     * columns on a reachable server, still fail here. */
     int e;
     set_conn(s, pg_connect(s->opts->url, &e));
-    if (!s->conn) {
-        pg_free(&s->base);
-        return e;
+    if (s->conn) {
+        e = prepare_table(s);
+    } else if (e == MSILO_ESTORE) {
+        e = 0; /* the first call tries again at once; back-off from there */
     }
-    char *table_q = pg_ident(s->conn, s->table_name);
-    char *cols_q[PG_COL_N] = { 0 };
-    e = table_q ? 0 : MSILO_ECONFIG;
-    for (int c = 0; !e && c < PG_COL_N; c++)
-        if (!(cols_q[c] = pg_ident(s->conn, pg_options_col(s->opts, c))))
-            e = MSILO_ECONFIG;
-    if (!e)
-        e = inspect_table(s, table_q);
-    if (!e)
-        pg_sql_build(s->sql, table_q, cols_q);
-    g_free(table_q);
-    for (int c = 0; c < PG_COL_N; c++)
-        g_free(cols_q[c]);
     if (e) {
         pg_free(&s->base);
         return e;
