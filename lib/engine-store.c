@@ -301,6 +301,43 @@ void engine_schedule_put(msilo_engine_t *e)
     }
 }
 
+/* A database that is down fails every store: one line a second, with the
+ * cause (the store's detail, e.g. libpq's message), says so as well as
+ * thousands would. The real clock, not the engine's: this paces a log, it
+ * decides nothing. */
+#define STORE_FAIL_LOG_INTERVAL G_TIME_SPAN_SECOND
+
+static void log_store_failure(msilo_engine_t *e, const store_op *op, int rc, const char *detail)
+{
+    gint64 now = g_get_monotonic_time();
+    if (e->store_fail_logged_at && now - e->store_fail_logged_at < STORE_FAIL_LOG_INTERVAL) {
+        e->store_fail_quiet++;
+        return;
+    }
+    if (e->store_fail_quiet)
+        engine_log(e, MSILO_LOG_WARNING,
+                   "store for %s@%s failed: %s: %s (%" G_GUINT64_FORMAT " more failed stores "
+                   "not logged since the previous line)",
+                   op->msg->user, op->msg->domain, msilo_strerror(rc), detail,
+                   e->store_fail_quiet);
+    else
+        engine_log(e, MSILO_LOG_WARNING, "store for %s@%s failed: %s: %s", op->msg->user,
+                   op->msg->domain, msilo_strerror(rc), detail);
+    e->store_fail_logged_at = now;
+    e->store_fail_quiet = 0;
+}
+
+/* After failures that were not logged: say how many, once stores work. */
+static void log_stores_back(msilo_engine_t *e)
+{
+    if (G_LIKELY(!e->store_fail_quiet))
+        return;
+    engine_log(e, MSILO_LOG_WARNING,
+               "stores succeed again (%" G_GUINT64_FORMAT " more failed stores were not logged)",
+               e->store_fail_quiet);
+    e->store_fail_quiet = 0;
+}
+
 void engine_complete_put(msilo_engine_t *e, job_t *j)
 {
     e->puts_running--;
@@ -337,10 +374,10 @@ void engine_complete_put(msilo_engine_t *e, job_t *j)
         } else {
             stat_add(e, MSILO_STAT_STORE_ERRORS, 1);
         }
+        if (rc == 0)
+            log_stores_back(e);
         if (rc && rc != MSILO_EFULL) {
-            engine_log(e, MSILO_LOG_WARNING, "store for %s@%s failed: %s: %s", op->msg->user,
-                       op->msg->domain, msilo_strerror(rc),
-                       job_detail(j));
+            log_store_failure(e, op, rc, job_detail(j));
             job_detail_set(j); /* msilo_error_detail() in the callback */
         } else if (rc == MSILO_EFULL) {
             msilo_fail(rc, "the mailbox of %s@%s holds max_messages (%lld) already",
