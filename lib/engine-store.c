@@ -395,6 +395,35 @@ void engine_complete_put(msilo_engine_t *e, job_t *j)
 
 /* ---- msilo_engine_store ------------------------------------------------------ */
 
+/* Hex digits of a store key (msilo_message_t.store_key): 128 bits of a
+ * SHA-256, enough to tell requests apart, and short enough to index. */
+#define STORE_KEY_HEX 32
+
+/* The store key of @req for @owner: a digest of the view's store_key, else
+ * of Call-ID, CSeq number and From tag (a UA may send many MESSAGEs with one
+ * Call-ID, so without a CSeq there is none). The owner is part of it: one
+ * request stored for two owners is two messages. FALSE: no key. */
+static gboolean store_key_of(const msilo_request_t *req, const char *user, const char *domain,
+                             char out[STORE_KEY_HEX + 1])
+{
+    const char *key = req->version >= 3 && req->store_key && *req->store_key ? req->store_key
+                                                                               : NULL;
+    if (!key && (req->version < 3 || !req->cseq || !req->call_id || !*req->call_id))
+        return FALSE;
+    GChecksum *c = g_checksum_new(G_CHECKSUM_SHA256);
+    char num[16];
+    /* fields separated by a byte none of them holds (NUL) */
+    const char *parts[] = { key ? "k" : "c", key ? key : req->call_id, num,
+                            key || !req->from_tag ? "" : req->from_tag, user, domain };
+    g_snprintf(num, sizeof num, "%" G_GUINT32_FORMAT, key ? 0 : req->cseq);
+    for (size_t i = 0; i < G_N_ELEMENTS(parts); i++)
+        g_checksum_update(c, (const guchar *)parts[i], (gssize)strlen(parts[i]) + 1);
+    memcpy(out, g_checksum_get_string(c), STORE_KEY_HEX);
+    out[STORE_KEY_HEX] = '\0';
+    g_checksum_free(c);
+    return TRUE;
+}
+
 /* One function, not a wrapper around the work: the thread check is on the
  * hot path of every store (bench/engine counts its instructions). */
 int msilo_engine_store(msilo_engine_t *e, const msilo_request_t *req, const char *owner,
@@ -426,8 +455,10 @@ int msilo_engine_store(msilo_engine_t *e, const msilo_request_t *req, const char
     size_t user_n = strlen(r.owner->user) + 1, domain_n = strlen(r.domain) + 1;
     size_t src_n = strlen(r.from.uri) + 1, dst_n = strlen(r.to.uri) + 1;
     size_t ctype_n = ctype ? strlen(ctype) + 1 : 0, callid_n = callid ? strlen(callid) + 1 : 0;
+    char key[STORE_KEY_HEX + 1];
+    size_t key_n = store_key_of(req, r.owner->user, r.domain, key) ? sizeof key : 0;
     store_op *op = store_op_alloc(e, sizeof *op + req->body_len + user_n + domain_n + src_n +
-                                         dst_n + ctype_n + callid_n);
+                                         dst_n + ctype_n + callid_n + key_n);
     op_chunk *chunk = op->chunk;
     memset(op, 0, sizeof *op);
     op->chunk = chunk;
@@ -456,8 +487,12 @@ int msilo_engine_store(msilo_engine_t *e, const msilo_request_t *req, const char
         m->ctype = memcpy(p, ctype, ctype_n);
         p += ctype_n;
     }
-    if (callid)
+    if (callid) {
         m->callid = memcpy(p, callid, callid_n);
+        p += callid_n;
+    }
+    if (key_n)
+        m->store_key = memcpy(p, key, key_n);
     m->extra_hdrs = r.extra_hdrs;
     m->inc_time = now;
     int64_t life = e->expire_time;
