@@ -2,7 +2,8 @@
 /*
  * The PostgreSQL store when the database is not where it should be: opened
  * while the server is unreachable (every call MSILO_ESTORE, then it works
- * without a new open), and a multi-host db_url whose first host is down.
+ * without a new open), a multi-host db_url whose first host is down, and a
+ * connection lost while a put commits (idempotent by store key).
  *
  * "The server comes up" is a loopback proxy in front of the test cluster
  * whose socket is bound but not yet listening (connections are refused, as
@@ -32,7 +33,16 @@ typedef struct proxy {
     int port;
     int upstream_port;
     GThread *thread;
+    /* set: the next bytes the server sends are dropped with both
+     * connections (a connection lost after the server committed) */
+    gint cut_next_reply;
+    gint accepted;
 } proxy_t;
+
+typedef struct pipe_ends {
+    int fd[2]; /* client, server */
+    proxy_t *px;
+} pipe_ends;
 
 static int tcp_connect(int port)
 {
@@ -49,20 +59,25 @@ static int tcp_connect(int port)
 /* Copies both ways until either side closes. */
 static gpointer pipe_thread(gpointer data)
 {
-    int *fds = data;
-    struct pollfd p[2] = { { .fd = fds[0], .events = POLLIN }, { .fd = fds[1], .events = POLLIN } };
+    pipe_ends *pe = data;
+    struct pollfd p[2] = { { .fd = pe->fd[0], .events = POLLIN },
+                           { .fd = pe->fd[1], .events = POLLIN } };
     char buf[16384];
     for (;;) {
         if (poll(p, 2, -1) < 0)
             break;
         int i = (p[0].revents & (POLLIN | POLLHUP | POLLERR)) ? 0 : 1;
         ssize_t n = read(p[i].fd, buf, sizeof(buf));
-        if (n <= 0 || write(p[1 - i].fd, buf, (size_t)n) != n)
+        if (n <= 0)
+            break;
+        if (i == 1 && g_atomic_int_compare_and_exchange(&pe->px->cut_next_reply, 1, 0))
+            break; /* the reply is lost, and the connection with it */
+        if (write(p[1 - i].fd, buf, (size_t)n) != n)
             break;
     }
-    close(fds[0]);
-    close(fds[1]);
-    g_free(fds);
+    close(pe->fd[0]);
+    close(pe->fd[1]);
+    g_free(pe);
     return NULL;
 }
 
@@ -71,15 +86,17 @@ static gpointer accept_thread(gpointer data)
     proxy_t *px = data;
     int c;
     while ((c = accept(px->lsock, NULL, NULL)) >= 0) {
-        int *fds = g_new(int, 2);
-        fds[0] = c;
-        fds[1] = tcp_connect(px->upstream_port);
-        if (fds[1] < 0) {
+        pipe_ends *pe = g_new(pipe_ends, 1);
+        pe->fd[0] = c;
+        pe->fd[1] = tcp_connect(px->upstream_port);
+        pe->px = px;
+        if (pe->fd[1] < 0) {
             close(c);
-            g_free(fds);
+            g_free(pe);
             continue;
         }
-        g_thread_unref(g_thread_new("pg-pipe", pipe_thread, fds));
+        g_atomic_int_inc(&px->accepted);
+        g_thread_unref(g_thread_new("pg-pipe", pipe_thread, pe));
     }
     return NULL;
 }
@@ -173,7 +190,7 @@ static msilo_store_t *open_on(const char *url, const char *table)
  * comes after the server is up just works: the open's failed attempt starts
  * no back-off (the back-off after failed calls is test_outage's, in
  * test-pg.c). Proxies are static: their threads outlive the test. */
-static proxy_t px_down, px_up, px_notable, px_dead;
+static proxy_t px_down, px_up, px_notable, px_dead, px_cut;
 
 static void test_open_while_down(void **state)
 {
@@ -257,12 +274,83 @@ static void test_multi_host(void **state)
     g_free(table);
 }
 
+static char *count_key(PGconn *c, const char *table, const char *key)
+{
+    char *sql = g_strdup_printf("SELECT count(*) || ' ' || coalesce(min(id), 0) FROM %s "
+                                "WHERE msg_key = '%s'", table, key);
+    char *v = pgt_value(c, sql);
+    g_free(sql);
+    return v;
+}
+
+/* The connection is lost after the server committed a put and before its
+ * answer arrived (the proxy drops the reply; PostgreSQL sends a pipeline's
+ * results when it reaches the Sync, i.e. after the commit): the outcome is
+ * unknown to the store. With store keys the store runs the put again on a
+ * fresh connection, which finds the committed row: success, that row's id,
+ * one row. Without a key it must not guess: MSILO_ESTORE, and the row that
+ * did commit is there once (no retry stored it twice). */
+static void test_commit_outcome_lost(void **state)
+{
+    (void)state;
+    char *table = migrated_table();
+    proxy_init(&px_cut, cluster_port());
+    proxy_listen(&px_cut);
+    char hosts[64];
+    g_snprintf(hosts, sizeof(hosts), "127.0.0.1:%d", px_cut.port);
+    char *url = url_with_hosts(hosts);
+    msilo_store_t *s = open_on(url, table);
+    PGconn *direct = pgt_connect();
+
+    /* a first put prepares the statement: the next one is one round trip */
+    msilo_message_t *warm = mk("warm");
+    warm->store_key = g_strdup("key-warm");
+    int res = 42;
+    assert_int_equal(msilo_store_put(s, &warm, 1, 0, &res), 0);
+
+    msilo_message_t *m = mk("cut during commit");
+    m->store_key = g_strdup("key-cut");
+    g_atomic_int_set(&px_cut.cut_next_reply, 1);
+    int before = g_atomic_int_get(&px_cut.accepted);
+    res = 42;
+    assert_int_equal(msilo_store_put(s, &m, 1, 0, &res), 0);
+    assert_int_equal(g_atomic_int_get(&px_cut.cut_next_reply), 0); /* it was cut */
+    assert_int_equal(g_atomic_int_get(&px_cut.accepted), before + 1); /* and redone */
+    assert_int_equal(res, 0);
+    char *want = g_strdup_printf("1 %" G_GINT64_FORMAT, m->id);
+    char *got = count_key(direct, table, "key-cut");
+    assert_string_equal(got, want);
+    g_free(got);
+    g_free(want);
+
+    /* without a key: not retried */
+    msilo_message_t *plain = mk("no key, cut");
+    g_atomic_int_set(&px_cut.cut_next_reply, 1);
+    res = 42;
+    assert_int_equal(msilo_store_put(s, &plain, 1, 0, &res), MSILO_ESTORE);
+    assert_int_equal(res, 42);
+    char *sql = g_strdup_printf("SELECT count(*) FROM %s WHERE body = 'no key, cut'", table);
+    got = pgt_value(direct, sql);
+    assert_string_equal(got, "1");
+    g_free(got);
+    g_free(sql);
+
+    PQfinish(direct);
+    msilo_message_free(warm);
+    msilo_message_free(m);
+    msilo_message_free(plain);
+    msilo_store_free(s);
+    g_free(url);
+    g_free(table);
+}
+
 int main(void)
 {
     pgt_url(); /* exits 77 when there is no database */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_open_while_down),
         cmocka_unit_test(test_multi_host),
+        cmocka_unit_test(test_commit_outcome_lost),
     };
     return cmocka_run_group_tests_name("postgres-ha", tests, NULL, NULL);
 }
