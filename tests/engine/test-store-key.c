@@ -275,12 +275,36 @@ static void test_failures_rate_limited(void **state)
     assert_true(said_back || counted == 0);
 }
 
+/* msilo_request_copy() keeps revision 3's members; a revision-2 view's copy
+ * has their defaults (its struct ends before them). */
+static void test_request_copy_v3(void **state)
+{
+    (void)state;
+    msilo_request_t r = message(ALICE, "call-x", 9, "tag-x", "body");
+    r.store_key = "<id@example.org>";
+    msilo_request_t *c = NULL;
+    assert_int_equal(msilo_request_copy(&r, &c), 0);
+    assert_int_equal(c->cseq, 9);
+    assert_string_equal(c->from_tag, "tag-x");
+    assert_string_equal(c->store_key, "<id@example.org>");
+    assert_true(c->from_tag != r.from_tag);
+    msilo_request_free(c);
+    r.version = 2;
+    assert_int_equal(msilo_request_copy(&r, &c), 0);
+    assert_int_equal(c->version, MSILO_REQUEST_VERSION);
+    assert_int_equal(c->cseq, 0);
+    assert_null(c->from_tag);
+    assert_null(c->store_key);
+    msilo_request_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_same_request_stored_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_explicit_key_and_no_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failures_rate_limited, setup, teardown),
+        cmocka_unit_test(test_request_copy_v3),
     };
     return cmocka_run_group_tests_name("engine-store-key", tests, NULL, NULL);
 }
