@@ -133,6 +133,14 @@ static int request_cb(app_t *app, nta_leg_t *leg, nta_incoming_t *irq, sip_t con
 
 /* ---- start and stop ------------------------------------------------------------ */
 
+static void stopped(msilo_engine_t *e, int result, void *data)
+{
+    (void)e;
+    if (result)
+        g_message("shutdown: %s: unfinished deliveries keep their lease", msilo_strerror(result));
+    *(gboolean *)data = TRUE;
+}
+
 static gboolean on_signal(gpointer data)
 {
     app_t *app = data;
@@ -190,9 +198,14 @@ int main(int argc, char **argv)
     g_main_loop_unref(app.loop);
     status = 0;
 
-    /* order: the engine (it completes what it accepted and gives claimed
-     * messages back), the transport (cancels sends still in flight), then
-     * Sofia, then the store */
+    /* order: the engine, within 3 s (new MESSAGEs get 503 meanwhile, stores
+     * already accepted commit, deliveries in flight finish, claimed messages
+     * go back), then the transport (cancels sends still in flight), Sofia,
+     * the store */
+    gboolean done = FALSE;
+    if (msilo_engine_shutdown(app.engine, 3000, stopped, &done) == 0)
+        while (!done)
+            g_main_context_iteration(NULL, TRUE);
     msilo_engine_free(app.engine);
 out_agent:
     msilo_transport_free(transport);

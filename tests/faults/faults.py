@@ -363,8 +363,13 @@ def test_database_outage(tmp):
     check(not lost, "every 202'd MESSAGE is in the table; lost: %s" % lost[:10])
     check(200000 in stored_msgids(table) and 100000 not in stored_msgids(table),
           "what got 503 is not stored, what got 202 is")
+    # the cause reaches the log: libpq's own message after the engine's
+    causes = re.findall(r"storage backend failure: ([^\n]+)", read(srv.log))
+    check(causes and all(c.strip() for c in causes),
+          "a failed store's log line carries the store's detail: %s" % causes[:3])
     print("  database outage: sipp %d x 202, %d x 503; recovered %.1f s after PostgreSQL "
-          "started; 0 lost" % (len(ack), len(unavailable), recovered))
+          "started; 0 lost; cause in the log: %s" % (len(ack), len(unavailable), recovered,
+                                                      causes[0][:100]))
     rc, _ = srv.stop()
     check(rc == 0, "server stopped cleanly (%s)" % rc)
 
