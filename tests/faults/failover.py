@@ -13,6 +13,9 @@
   exactly once, the failures are 503, stores resume by themselves; then a
   dump delivers each stored message once. Prints the figures (202 count,
   rows, 503 count, time to recover).
+- test_failover_during_dump: the same failover while stored messages are being
+  delivered (a contact that answers after 50 ms): every message delivered, the
+  table ends empty, a message delivered twice has one X-Msilo-Id.
 
   python3 tests/faults/failover.py --server build/examples/msilo-server/msilo-server [TEST...]
 
@@ -119,18 +122,19 @@ CLUSTERS = []
 
 
 def cluster(tmp, name, primary=None):
-    c = Cluster(tmp, name, primary)
+    # a folder per cluster, whichever test made it before
+    c = Cluster(tmp, "%s-%d" % (name, len(os.listdir(tmp))), primary)
     CLUSTERS.append(c)
     return c
 
 
 class Server:
-    def __init__(self, tmp, name, url, table, port=None, migrate=True):
+    def __init__(self, tmp, name, url, table, port=None, migrate=True, msilo=""):
         self.port = port or free_port()
         self.log = os.path.join(tmp, "server-%s.log" % name)
         conf = os.path.join(tmp, name + ".conf")
         with open(conf, "w") as f:
-            f.write("[server]\n[msilo]\ndb_table = %s\n" % table)
+            f.write("[server]\n[msilo]\ndb_table = %s\n%s\n" % (table, msilo))
         cmd = [ARGS.server, "-c", conf, "-l", "sip:%s:%d" % (LOOPBACK, self.port), "--store", "postgres",
                "--db-url", url, "--forward-timeout", "1500"] + (["--migrate"] if migrate else [])
         self.proc = e2e.start(cmd, self.log, env=dict(os.environ, G_MESSAGES_DEBUG="msilo-server"))
@@ -241,7 +245,8 @@ class Sender:
             return sum(1 for tt, _, st in self.results if tt > t and st == 202)
 
 
-def test_failover(tmp):
+def sync_pair(tmp):
+    """A primary and its synchronous streaming standby, both running."""
     primary = cluster(tmp, "primary")
     # every commit waits for the standby: a 202 is on two servers
     primary.conf("synchronous_standby_names = '*'\nwal_level = replica\nmax_wal_senders = 5\n")
@@ -255,6 +260,11 @@ def test_failover(tmp):
     check(wait_until(lambda: primary.psql("SELECT count(*) FROM pg_stat_replication "
                                           "WHERE sync_state = 'sync'").strip() == "1", 30, 0.2),
           "the standby streams synchronously")
+    return primary, standby
+
+
+def test_failover(tmp):
+    primary, standby = sync_pair(tmp)
     table = "ha_failover_%d" % os.getpid()
     srv = Server(tmp, "failover", url_of(primary, standby, extra="&target_session_attrs=read-write"),
                  table)
@@ -325,7 +335,92 @@ def test_failover(tmp):
     check(srv.stop() == 0, "server stopped cleanly")
 
 
-TESTS = [test_start_database_down, test_failover]
+class SlowUas(e2e.Uas):
+    """e2e.Uas answering each MESSAGE after `delay` seconds (deliveries stay in
+    flight long enough for a failover to hit them)."""
+
+    def __init__(self, delay):
+        self.delay = delay
+        super().__init__()
+
+    def _answer(self, data, send):
+        t = threading.Timer(self.delay, e2e.Uas._answer, (self, data, send))
+        t.daemon = True
+        t.start()
+
+
+def register_all(port, users, uas_port):
+    for u in users:
+        to = "sip:%s@127.0.0.1" % u
+        st, _, _ = sip_request(port, "REGISTER", "sip:%s:%d" % (LOOPBACK, port), "udp",
+                               "Contact: <sip:%s@127.0.0.1:%d>\r\nExpires: 300\r\n" % (u, uas_port),
+                               to=to, frm=to)
+        check(st == 200, "REGISTER %s -> %s" % (u, st))
+
+
+def test_failover_during_dump(tmp):
+    """The primary dies while stored messages are being delivered: nothing
+    is lost (every message is delivered, the table ends empty), and a message
+    delivered twice is one whose acknowledgement was in flight: same id."""
+    primary, standby = sync_pair(tmp)
+    table = "ha_dump_%d" % os.getpid()
+    # short leases: a delivery whose acknowledgement died with the primary is
+    # retried within seconds
+    srv = Server(tmp, "dump", url_of(primary, standby, extra="&target_session_attrs=read-write"),
+                 table, msilo="lease_time = 5\ncheck_time = 1\ndump_window = 2")
+    users = ["fd%02d" % i for i in range(10)]
+    n = 300
+    for i in range(1, n + 1):
+        st = message(srv.port, users[i % len(users)], b"msgid=%d; dump" % i)
+        check(st == 202, "stored message %d -> %s" % (i, st))
+    uas = SlowUas(0.05)
+    try:
+        register_all(srv.port, users, uas.port)
+
+        def ids():
+            return re.findall(r"msgid=\d+", "\n".join(b.decode(errors="replace") for _, _, b in uas.messages()))
+
+        check(wait_until(lambda: len(ids()) >= 40, 20, 0.01), "deliveries under way")
+        t_fail = time.monotonic()
+        primary.stop("immediate")
+        standby.ctl("promote")
+        before = len(set(ids()))
+
+        def drained():
+            return standby.psql("SELECT count(*) FROM %s" % table).strip() == "0"
+
+        # the dumps go on by themselves (retry timer); a REGISTER again after
+        # the leases ran out takes whatever is left at once
+        t_deadline = time.monotonic() + 60
+        while not drained() and time.monotonic() < t_deadline:
+            if wait_until(drained, 7, 0.2):
+                break
+            register_all(srv.port, users, uas.port)
+        check(drained(), "every message delivered and removed from the new primary's table")
+        recovered = time.monotonic() - t_fail
+        got = ids()
+        want = {"msgid=%d" % i for i in range(1, n + 1)}
+        missing = sorted(want - set(got))
+        check(not missing, "nothing lost: %s" % missing[:10])
+        # duplicates: the same message (same X-Msilo-Id) sent again
+        by_body = {}
+        for _, hdrs, b in uas.messages():
+            m = re.search(r"msgid=\d+", b.decode(errors="replace"))
+            if m:
+                by_body.setdefault(m.group(0), set()).add(e2e.header(hdrs, "X-Msilo-Id"))
+        check(all(None not in v for v in by_body.values()), "every delivery carries X-Msilo-Id")
+        twice = [k for k in by_body if got.count(k) > 1]
+        check(all(len(by_body[k]) == 1 for k in twice),
+              "a message delivered twice has one id: %s" % [(k, by_body[k]) for k in twice][:5])
+        print("  failover during a dump: %d messages, %d delivered before the primary stopped, "
+              "%d delivered twice (same id), all delivered %.1f s after it stopped"
+              % (n, before, len(twice), recovered))
+    finally:
+        uas.close()
+    check(srv.stop() == 0, "server stopped cleanly")
+
+
+TESTS = [test_start_database_down, test_failover, test_failover_during_dump]
 
 
 def main():
