@@ -290,6 +290,10 @@ struct msilo_engine {
      * with a batch in flight */
     GHashTable *put_owners;
     peer_worker_t *expiry_worker; /* expiry + count(*) on their own store handle, or NULL */
+    /* store failures are logged at most once a second (engine-store.c):
+     * when the last line went out (monotonic µs) and how many since */
+    gint64 store_fail_logged_at;
+    guint64 store_fail_quiet;
 
     /* delivery (engine-deliver.c) */
     /* formatted times of recent stored seconds (a dump's messages come from a

@@ -301,6 +301,43 @@ void engine_schedule_put(msilo_engine_t *e)
     }
 }
 
+/* A database that is down fails every store: one line a second, with the
+ * cause (the store's detail, e.g. libpq's message), says so as well as
+ * thousands would. The real clock, not the engine's: this paces a log, it
+ * decides nothing. */
+#define STORE_FAIL_LOG_INTERVAL G_TIME_SPAN_SECOND
+
+static void log_store_failure(msilo_engine_t *e, const store_op *op, int rc, const char *detail)
+{
+    gint64 now = g_get_monotonic_time();
+    if (e->store_fail_logged_at && now - e->store_fail_logged_at < STORE_FAIL_LOG_INTERVAL) {
+        e->store_fail_quiet++;
+        return;
+    }
+    if (e->store_fail_quiet)
+        engine_log(e, MSILO_LOG_WARNING,
+                   "store for %s@%s failed: %s: %s (%" G_GUINT64_FORMAT " more failed stores "
+                   "not logged since the previous line)",
+                   op->msg->user, op->msg->domain, msilo_strerror(rc), detail,
+                   e->store_fail_quiet);
+    else
+        engine_log(e, MSILO_LOG_WARNING, "store for %s@%s failed: %s: %s", op->msg->user,
+                   op->msg->domain, msilo_strerror(rc), detail);
+    e->store_fail_logged_at = now;
+    e->store_fail_quiet = 0;
+}
+
+/* After failures that were not logged: say how many, once stores work. */
+static void log_stores_back(msilo_engine_t *e)
+{
+    if (G_LIKELY(!e->store_fail_quiet))
+        return;
+    engine_log(e, MSILO_LOG_WARNING,
+               "stores succeed again (%" G_GUINT64_FORMAT " more failed stores were not logged)",
+               e->store_fail_quiet);
+    e->store_fail_quiet = 0;
+}
+
 void engine_complete_put(msilo_engine_t *e, job_t *j)
 {
     e->puts_running--;
@@ -337,10 +374,10 @@ void engine_complete_put(msilo_engine_t *e, job_t *j)
         } else {
             stat_add(e, MSILO_STAT_STORE_ERRORS, 1);
         }
+        if (rc == 0)
+            log_stores_back(e);
         if (rc && rc != MSILO_EFULL) {
-            engine_log(e, MSILO_LOG_WARNING, "store for %s@%s failed: %s: %s", op->msg->user,
-                       op->msg->domain, msilo_strerror(rc),
-                       job_detail(j));
+            log_store_failure(e, op, rc, job_detail(j));
             job_detail_set(j); /* msilo_error_detail() in the callback */
         } else if (rc == MSILO_EFULL) {
             msilo_fail(rc, "the mailbox of %s@%s holds max_messages (%lld) already",
@@ -357,6 +394,35 @@ void engine_complete_put(msilo_engine_t *e, job_t *j)
 }
 
 /* ---- msilo_engine_store ------------------------------------------------------ */
+
+/* Hex digits of a store key (msilo_message_t.store_key): 128 bits of a
+ * SHA-256, enough to tell requests apart, and short enough to index. */
+#define STORE_KEY_HEX 32
+
+/* The store key of @req for @owner: a digest of the view's store_key, else
+ * of Call-ID, CSeq number and From tag (a UA may send many MESSAGEs with one
+ * Call-ID, so without a CSeq there is none). The owner is part of it: one
+ * request stored for two owners is two messages. FALSE: no key. */
+static gboolean store_key_of(const msilo_request_t *req, const char *user, const char *domain,
+                             char out[STORE_KEY_HEX + 1])
+{
+    const char *key = req->version >= 3 && req->store_key && *req->store_key ? req->store_key
+                                                                               : NULL;
+    if (!key && (req->version < 3 || !req->cseq || !req->call_id || !*req->call_id))
+        return FALSE;
+    GChecksum *c = g_checksum_new(G_CHECKSUM_SHA256);
+    char num[16];
+    /* fields separated by a byte none of them holds (NUL) */
+    const char *parts[] = { key ? "k" : "c", key ? key : req->call_id, num,
+                            key || !req->from_tag ? "" : req->from_tag, user, domain };
+    g_snprintf(num, sizeof num, "%" G_GUINT32_FORMAT, key ? 0 : req->cseq);
+    for (size_t i = 0; i < G_N_ELEMENTS(parts); i++)
+        g_checksum_update(c, (const guchar *)parts[i], (gssize)strlen(parts[i]) + 1);
+    memcpy(out, g_checksum_get_string(c), STORE_KEY_HEX);
+    out[STORE_KEY_HEX] = '\0';
+    g_checksum_free(c);
+    return TRUE;
+}
 
 /* One function, not a wrapper around the work: the thread check is on the
  * hot path of every store (bench/engine counts its instructions). */
@@ -389,8 +455,10 @@ int msilo_engine_store(msilo_engine_t *e, const msilo_request_t *req, const char
     size_t user_n = strlen(r.owner->user) + 1, domain_n = strlen(r.domain) + 1;
     size_t src_n = strlen(r.from.uri) + 1, dst_n = strlen(r.to.uri) + 1;
     size_t ctype_n = ctype ? strlen(ctype) + 1 : 0, callid_n = callid ? strlen(callid) + 1 : 0;
+    char key[STORE_KEY_HEX + 1];
+    size_t key_n = store_key_of(req, r.owner->user, r.domain, key) ? sizeof key : 0;
     store_op *op = store_op_alloc(e, sizeof *op + req->body_len + user_n + domain_n + src_n +
-                                         dst_n + ctype_n + callid_n);
+                                         dst_n + ctype_n + callid_n + key_n);
     op_chunk *chunk = op->chunk;
     memset(op, 0, sizeof *op);
     op->chunk = chunk;
@@ -419,8 +487,12 @@ int msilo_engine_store(msilo_engine_t *e, const msilo_request_t *req, const char
         m->ctype = memcpy(p, ctype, ctype_n);
         p += ctype_n;
     }
-    if (callid)
+    if (callid) {
         m->callid = memcpy(p, callid, callid_n);
+        p += callid_n;
+    }
+    if (key_n)
+        m->store_key = memcpy(p, key, key_n);
     m->extra_hdrs = r.extra_hdrs;
     m->inc_time = now;
     int64_t life = e->expire_time;

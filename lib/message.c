@@ -62,6 +62,7 @@ msilo_message_t *msilo_message_copy(const msilo_message_t *m)
     c->body = m->body_len ? g_memdup2(m->body, m->body_len) : NULL;
     c->extra_hdrs = g_strdup(m->extra_hdrs);
     c->callid = g_strdup(m->callid);
+    c->store_key = g_strdup(m->store_key);
     return c;
 }
 
@@ -88,6 +89,7 @@ void msilo_message_free(msilo_message_t *m)
         free_field(m, packed, m->body);
         free_field(m, packed, m->extra_hdrs);
         free_field(m, packed, m->callid);
+        free_field(m, packed, m->store_key);
         g_free(h);
         return;
     }
@@ -99,6 +101,7 @@ void msilo_message_free(msilo_message_t *m)
     g_free(m->body);
     g_free(m->extra_hdrs);
     g_free(m->callid);
+    g_free(m->store_key);
     g_free(h);
 }
 

@@ -19,6 +19,7 @@
 static const size_t request_version_size[] = {
     [1] = MEMBER_END(msilo_request_t, flags),
     [2] = MEMBER_END(msilo_request_t, header_size),
+    [3] = MEMBER_END(msilo_request_t, store_key),
 };
 /* A new version appends a row above. */
 G_STATIC_ASSERT(G_N_ELEMENTS(request_version_size) == MSILO_REQUEST_VERSION + 1);
@@ -67,7 +68,9 @@ int msilo_request_copy(const msilo_request_t *req, msilo_request_t **ret)
                           msilo_request_header_step(req));
     const char *const strs[] = { req->method,       req->ruri,     req->orig_ruri, req->to,
                                  req->from,         req->contact,  req->content_type,
-                                 req->call_id,      req->allow,    req->snd_time };
+                                 req->call_id,      req->allow,    req->snd_time,
+                                 req->version >= 3 ? req->from_tag : NULL,
+                                 req->version >= 3 ? req->store_key : NULL };
     size_t size = sizeof(msilo_request_t) + req->n_headers * sizeof(msilo_header_t) +
                   req->body_len + 1;
     for (size_t i = 0; i < G_N_ELEMENTS(strs); i++)
@@ -100,6 +103,10 @@ int msilo_request_copy(const msilo_request_t *req, msilo_request_t **ret)
     c->call_id = put(&p, req->call_id);
     c->allow = put(&p, req->allow);
     c->snd_time = put(&p, req->snd_time);
+    if (req->version >= 3) {
+        c->from_tag = put(&p, req->from_tag);
+        c->store_key = put(&p, req->store_key);
+    }
     /* the body may hold NUL bytes; one more keeps text bodies terminated */
     if (req->body_len)
         memcpy(p, req->body, req->body_len);

@@ -7,7 +7,7 @@
  * bytes (the benchmark budget is 200 bytes of overhead per message):
  *
  * - An entry is ONE allocation: a fixed header followed by the body and the
- *   NUL-terminated strings (src, dst, ctype, extra_hdrs, callid; a bit in
+ *   NUL-terminated strings (src, dst, ctype, extra_hdrs, callid, store_key; a bit in
  *   `flags` says which are not NULL). No per-field mallocs. The default
  *   content type "text/plain" is a bit, not 11 bytes, and so is a dst that
  *   is exactly the owner's sip: address ("sip:" user "@" domain, the usual
@@ -67,6 +67,7 @@ enum {
     HAS_CALLID = 1u << 4,
     CTYPE_TEXT_PLAIN = 1u << 5, /* ctype is "text/plain" (HAS_CTYPE unset) */
     DST_AOR = 1u << 6,          /* dst is "sip:" user "@" domain of the owner (HAS_DST unset) */
+    HAS_KEY = 1u << 7,          /* store_key follows the HAS_* strings (in m->keys) */
 };
 
 static const char text_plain[] = "text/plain";
@@ -161,6 +162,8 @@ typedef struct memory_store {
     id_index_t ids;
     exp_heap_t exp_heap;
     heap_t rem_heap;
+    /* store_key (in the entry's data) -> entry, for the entries with a key */
+    GHashTable *keys;
 } memory_store_t;
 
 /* ---------------------------------------------------------------- heaps */
@@ -635,6 +638,9 @@ static msilo_message_t *entry_to_message(const entry_t *e)
             at += strlen(e->data + at) + 1;
         }
     }
+    size_t key_off = at;
+    if (e->flags & HAS_KEY)
+        at += strlen(e->data + at) + 1;
     size_t data_len = at;
     gboolean plain = (e->flags & CTYPE_TEXT_PLAIN) != 0;
     gboolean aor = (e->flags & DST_AOR) != 0;
@@ -662,6 +668,7 @@ static msilo_message_t *entry_to_message(const entry_t *e)
     }
     msg->extra_hdrs = (e->flags & HAS_EXTRA) ? d + off[3] : NULL;
     msg->callid = (e->flags & HAS_CALLID) ? d + off[4] : NULL;
+    msg->store_key = (e->flags & HAS_KEY) ? d + key_off : NULL;
     msg->id = e->id;
     msg->inc_time = e->inc_time;
     msg->exp_time = e->exp_time;
@@ -714,6 +721,8 @@ static entry_t *entry_new(const msilo_message_t *msg)
     for (size_t i = 0; i < G_N_ELEMENTS(strs); i++)
         if (strs[i] && !(i == CTYPE_INDEX && ctype_is_flagged(strs[i])))
             size += strlen(strs[i]) + 1;
+    if (msg->store_key)
+        size += strlen(msg->store_key) + 1;
 
     entry_t *e = g_malloc(size);
     memset(e, 0, offsetof(entry_t, data));
@@ -743,7 +752,23 @@ static entry_t *entry_new(const msilo_message_t *msg)
         p += len;
         e->flags |= (uint8_t)(1u << i);
     }
+    if (msg->store_key) {
+        memcpy(p, msg->store_key, strlen(msg->store_key) + 1);
+        e->flags |= HAS_KEY;
+    }
     return e;
+}
+
+/* The entry's store_key (in data[]), or NULL. */
+static const char *entry_key(const entry_t *e)
+{
+    if (!(e->flags & HAS_KEY))
+        return NULL;
+    const char *p = e->data + e->body_len;
+    for (unsigned i = 0; i < 5; i++)
+        if (e->flags & (1u << i))
+            p += strlen(p) + 1;
+    return p;
 }
 
 static void entry_insert(memory_store_t *m, owner_t *o, entry_t *e)
@@ -790,6 +815,8 @@ static void entry_delete(memory_store_t *m, entry_t *e, size_t pos)
         otab_remove(&m->owners, o);
         g_free(o);
     }
+    if (e->flags & HAS_KEY)
+        g_hash_table_remove(m->keys, entry_key(e));
     g_free(e);
 }
 
@@ -877,7 +904,14 @@ static int mem_put(msilo_store_t *s, msilo_message_t *const *msgs, size_t n,
                 __builtin_prefetch(&o->tail->next, 1);
         }
         for (size_t i = 0; i < k; i++) {
-            const msilo_message_t *msg = msgs[w + i];
+            msilo_message_t *msg = msgs[w + i];
+            const entry_t *dup = msg->store_key ? g_hash_table_lookup(m->keys, msg->store_key)
+                                                : NULL;
+            if (dup) { /* stored already (a retry): its id, nothing stored */
+                msg->id = dup->id;
+                results[w + i] = 0;
+                continue;
+            }
             owner_t *o = otab_find(&m->owners, hs[i], msg->user, msg->domain);
             /* An owner with no messages is not in the table, and the refusal
              * path must not create an empty one. */
@@ -887,6 +921,8 @@ static int mem_put(msilo_store_t *s, msilo_message_t *const *msgs, size_t n,
             }
             entry_t *e = entry_new(msg);
             entry_insert(m, o ? o : owner_add(m, hs[i], msg->user, msg->domain), e);
+            if (e->flags & HAS_KEY)
+                g_hash_table_insert(m->keys, (gpointer)entry_key(e), e);
             msgs[w + i]->id = e->id;
             results[w + i] = 0;
         }
@@ -1166,6 +1202,7 @@ static void mem_free(msilo_store_t *s)
         g_free(m->holders[i].name);
     g_free(m->holders);
     g_hash_table_unref(m->holder_ids);
+    g_hash_table_unref(m->keys);
     for (size_t i = 0; i <= m->owners.mask; i++)
         g_free(m->owners.v[i].o);
     g_free(m->owners.v);
@@ -1196,6 +1233,7 @@ int msilo_memory_store_new(msilo_store_t **ret)
     m->next_id = 1;
     otab_init(&m->owners);
     m->holder_ids = g_hash_table_new(g_str_hash, g_str_equal);
+    m->keys = g_hash_table_new(g_str_hash, g_str_equal);
     *ret = &m->base;
     return 0;
 }

@@ -198,6 +198,48 @@ int pg_describe(PGconn *conn, const char *table_q, const msilo_pg_options_t *o,
     return 0;
 }
 
+int pg_inspect(PGconn *conn, const char *table_q, const msilo_pg_options_t *o,
+               pg_colinfo_t info[PG_COL_N], char **ret_seq_oid)
+{
+    gboolean exists;
+    int e = pg_describe(conn, table_q, o, &exists, info);
+    if (e)
+        return e;
+    if (!exists)
+        return pg_fail(MSILO_ECONFIG, "table %s does not exist (run msilo-admin migrate)", table_q);
+    GString *missing = g_string_new(NULL);
+    for (int c = 0; c < PG_COL_N; c++)
+        if (!info[c].present)
+            g_string_append_printf(missing, "%s%s", missing->len ? ", " : "",
+                                   pg_options_col(o, c));
+    if (missing->len) {
+        e = pg_fail(MSILO_ECONFIG, "table %s lacks column(s) %s (run msilo-admin migrate)",
+                    table_q, missing->str);
+        g_string_free(missing, TRUE);
+        return e;
+    }
+    g_string_free(missing, TRUE);
+    if (info[PG_COL_BODY].type != PG_OID_BYTEA)
+        return pg_fail(MSILO_ECONFIG, "column %s of %s is not BYTEA",
+                       pg_options_col(o, PG_COL_BODY), table_q);
+
+    /* put allocates ids itself (to map them to batch positions), from the
+     * sequence behind the id column (SERIAL in both msilo modules' schemas). */
+    const char *params[2] = { table_q, pg_options_col(o, PG_COL_ID) };
+    PGresult *r = PQexecParams(conn, "SELECT pg_get_serial_sequence($1::text, $2::text)::regclass::oid", 2,
+                               NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        return pg_result_fail(conn, r, "finding the id sequence");
+    if (PQntuples(r) != 1 || PQgetisnull(r, 0, 0)) {
+        PQclear(r);
+        return pg_fail(MSILO_ECONFIG, "column %s of %s has no sequence (it must be SERIAL)",
+                       pg_options_col(o, PG_COL_ID), table_q);
+    }
+    *ret_seq_oid = g_strdup(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return 0;
+}
+
 /* ---- binary parameters ---- */
 
 static void put_be32(GByteArray *b, uint32_t v)

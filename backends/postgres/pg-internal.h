@@ -6,6 +6,7 @@
 
 #include <glib.h>
 #include <libpq-fe.h>
+#include <stdatomic.h>
 #include <msilo/msilo.h>
 #include <msilo/postgres.h>
 
@@ -38,6 +39,7 @@ typedef enum pg_col {
     PG_COL_LEASE_UNTIL,
     PG_COL_ATTEMPTS,
     PG_COL_NEXT_TRY,
+    PG_COL_KEY, /* msilo_message_t.store_key, unique */
     PG_COL_N
 } pg_col_t;
 
@@ -80,6 +82,12 @@ typedef struct pg_colinfo {
  * name is the quoted identifier. MSILO_ESTORE on failure. */
 int pg_describe(PGconn *conn, const char *table_q, const msilo_pg_options_t *o,
                 gboolean *ret_exists, pg_colinfo_t info[PG_COL_N]);
+
+/* What the store needs of its table: every column (MSILO_ECONFIG naming the
+ * missing ones), a BYTEA body, and the id's sequence (its OID as text in
+ * *ret_seq_oid, g_free). MSILO_ESTORE when a query fails. */
+int pg_inspect(PGconn *conn, const char *table_q, const msilo_pg_options_t *o,
+               pg_colinfo_t info[PG_COL_N], char **ret_seq_oid);
 
 /* ---- parameters in binary format ---- */
 
@@ -130,11 +138,60 @@ typedef enum {
     Q_GET,
     Q_PURGE,
     Q_RESET,
+    Q_BY_KEY,
     Q_N
 } query_t;
 
 /* Builds the SQL text of every statement for table @t (quoted) and the
  * quoted column names @q into @sql (g_free each). */
 void pg_sql_build(char *sql[Q_N], const char *t, char *const q[PG_COL_N]);
+
+/* ---- the store (pg-store.c), shared with its put (pg-put.c) ---- */
+
+typedef struct pg_store {
+    msilo_store_t base;
+    msilo_pg_options_t *opts;
+    PGconn *conn;
+    /* pg_interrupt() may come from any thread: conn is replaced and closed
+     * only under this lock, so the socket it shuts down is never one that
+     * was closed (and its number reused) meanwhile */
+    GMutex conn_lock;
+    /* a duplicate of conn's socket, for pg_interrupt(): libpq closes its own
+     * descriptor when it sees the connection lost, on the worker thread; the
+     * duplicate keeps the socket (and its number) until drop_conn() */
+    int sock;
+    atomic_bool interrupted; /* every later call fails at once */
+    guint32 prepared;     /* bit q: Q_* prepared on this connection */
+    gint64 reconnect_at;  /* monotonic µs before which we do not retry */
+    gint64 backoff;       /* µs; 0 until a reconnect failed */
+    char *sql[Q_N];
+    char *table_name;     /* unquoted, the advisory lock's namespace */
+    char *seq_oid;        /* the id column's sequence: its OID, as text */
+    pg_colinfo_t info[PG_COL_N];
+    /* the table was inspected and the SQL built: FALSE until the first
+     * connection when the store was opened with the database unreachable */
+    gboolean ready;
+} pg_store;
+
+/* A usable connection (reconnecting, with back-off; the table checked on
+ * the first one): 0 or MSILO_ESTORE / MSILO_ECONFIG. */
+int pg_ensure_conn(pg_store *s);
+/* Prepares statement @p q on the connection once. */
+int pg_prepare(pg_store *s, query_t q);
+/* Its prepared name. */
+const char *pg_stmt_name(query_t q, char buf[32]);
+/* Runs prepared statement @p q, retried once on a fresh connection when the
+ * connection was lost; consumes @p p; *ret_res to PQclear on success. */
+int pg_run(pg_store *s, query_t q, pg_params_t *p, const char *what, PGresult **ret_res);
+/* After a failed statement: drops a dead connection, ends a live one's
+ * pipeline or transaction. */
+void pg_after_failure(pg_store *s);
+/* @p v clamped to the range of column @p col's type. */
+int64_t pg_clamp_to(const pg_store *s, int col, int64_t v);
+/* What put writes for @p v into @p col (see sql_not_null()). */
+const char *pg_nn(const pg_store *s, int col, const char *v, const char *subst);
+/* The put method (pg-put.c). */
+int pg_put(msilo_store_t *base, msilo_message_t *const *msgs, size_t n, int64_t max_per_owner,
+           int *results);
 
 #endif

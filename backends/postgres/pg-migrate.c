@@ -62,13 +62,14 @@ static int create_table(mig_t *m)
                                   "%s TEXT, "
                                   "%s BIGINT NOT NULL DEFAULT 0, "
                                   "%s INTEGER NOT NULL DEFAULT 0, "
-                                  "%s BIGINT NOT NULL DEFAULT 0)",
+                                  "%s BIGINT NOT NULL DEFAULT 0, "
+                                  "%s TEXT)",
                                   m->t, q[PG_COL_ID], q[PG_COL_FROM], q[PG_COL_TO],
                                   q[PG_COL_USER], q[PG_COL_HOST], q[PG_COL_INC], q[PG_COL_EXP],
                                   q[PG_COL_SND], q[PG_COL_CTYPE], q[PG_COL_BODY], q[PG_COL_HDRS],
                                   q[PG_COL_CALLID], q[PG_COL_LEASE_OWNER],
                                   q[PG_COL_LEASE_UNTIL], q[PG_COL_ATTEMPTS],
-                                  q[PG_COL_NEXT_TRY]),
+                                  q[PG_COL_NEXT_TRY], q[PG_COL_KEY]),
                   "creating the table");
 }
 
@@ -99,6 +100,7 @@ static int upgrade_columns(mig_t *m, const pg_colinfo_t *info, const char *table
         { PG_COL_LEASE_UNTIL, "BIGINT NOT NULL DEFAULT 0" },
         { PG_COL_ATTEMPTS, "INTEGER NOT NULL DEFAULT 0" },
         { PG_COL_NEXT_TRY, "BIGINT NOT NULL DEFAULT 0" },
+        { PG_COL_KEY, "TEXT" },
     };
     for (size_t i = 0; i < G_N_ELEMENTS(add); i++) {
         if (info[add[i].col].present)
@@ -169,8 +171,8 @@ static int upgrade_sequence(mig_t *m, const char *id_name, unsigned flags)
     return e;
 }
 
-static int ensure_index(mig_t *m, const char *table_name, const char *suffix,
-                        const char *definition)
+static int ensure_index(mig_t *m, const char *create, const char *table_name,
+                        const char *suffix, const char *definition)
 {
     /* Named after the table, cut so the name stays within 63 bytes
      * (PostgreSQL would cut it anyway, and then the existence check would
@@ -197,7 +199,7 @@ static int ensure_index(mig_t *m, const char *table_name, const char *suffix,
     PQclear(r);
     int e = 0;
     if (!exists)
-        e = change(m, g_strdup_printf("CREATE INDEX IF NOT EXISTS %s ON %s %s", name_q, m->t,
+        e = change(m, g_strdup_printf("%s IF NOT EXISTS %s ON %s %s", create, name_q, m->t,
                                       definition),
                    "creating an index");
     g_free(name_q);
@@ -230,17 +232,25 @@ static int migrate(mig_t *m, const msilo_pg_options_t *o, unsigned flags)
     /* Claims and counts of one owner, oldest first. */
     def = g_strdup_printf("(%s, %s, %s)", q[PG_COL_USER], q[PG_COL_HOST], q[PG_COL_ID]);
     if (!e)
-        e = ensure_index(m, table_name, "_owner_id_idx", def);
+        e = ensure_index(m, "CREATE INDEX", table_name, "_owner_id_idx", def);
     g_free(def);
     /* Expiry. */
     def = g_strdup_printf("(%s)", q[PG_COL_EXP]);
     if (!e)
-        e = ensure_index(m, table_name, "_exp_idx", def);
+        e = ensure_index(m, "CREATE INDEX", table_name, "_exp_idx", def);
     g_free(def);
     /* Due reminders: few rows have snd_time set, so a partial index. */
     def = g_strdup_printf("(%s) WHERE %s <> 0", q[PG_COL_SND], q[PG_COL_SND]);
     if (!e)
-        e = ensure_index(m, table_name, "_snd_idx", def);
+        e = ensure_index(m, "CREATE INDEX", table_name, "_snd_idx", def);
+    g_free(def);
+    /* Idempotent puts: one message per store key, the arbiter of put's
+     * ON CONFLICT (NULLs never collide: the msilo modules' rows have none).
+     * Built under the migration's lock: on a large table, run the migration
+     * when stores can wait for it. */
+    def = g_strdup_printf("(%s)", q[PG_COL_KEY]);
+    if (!e)
+        e = ensure_index(m, "CREATE UNIQUE INDEX", table_name, "_key_idx", def);
     g_free(def);
     return e;
 }

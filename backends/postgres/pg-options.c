@@ -29,6 +29,7 @@ static const char *const own_cols[PG_COL_N - PG_COL_NAMED] = {
     "lease_until",
     "attempts",
     "next_try",
+    "msg_key",
 };
 
 /* libmsilo's default of the msilo parameter @p key (static text). Every key

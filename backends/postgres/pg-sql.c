@@ -50,22 +50,39 @@ void pg_sql_build(char *sql[Q_N], const char *t, char *const q[PG_COL_N])
      * The CTE is evaluated once, so the ids inserted are the ids returned.
      * The sequence goes by OID: oid to regclass costs nothing per row, a
      * name would be looked up for every row. */
+    /*
+     * Idempotent puts: "old" is the id already stored under a message's key
+     * (committed before this statement): such a message is not stored again,
+     * nor counted against the quota, and its row in the result carries that
+     * id. A key that a concurrent put commits meanwhile (or that comes twice
+     * in the batch) is caught by ON CONFLICT on the unique index: not
+     * inserted, it comes back with a NULL id, which pg_put() looks up after
+     * the commit.
+     */
     sql[Q_PUT] = g_strdup_printf(
-        "WITH src AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
+        "WITH src0 AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
         "$5::text[], $6::bytea[], $7::text[], $8::text[], $9::int8[], $10::int8[], "
-        "$11::int8[], $12::int8[], $13::int8[]) WITH ORDINALITY "
-        "AS t(u, d, fr, dst, ct, bd, hd, ci, inc, exp, snd, att, nt, ord)), "
+        "$11::int8[], $12::int8[], $13::int8[], $16::text[]) WITH ORDINALITY "
+        "AS t(u, d, fr, dst, ct, bd, hd, ci, inc, exp, snd, att, nt, k, ord)), "
+        "src AS (SELECT s.*, (SELECT m.%s FROM %s m WHERE s.k IS NOT NULL AND m.%s = s.k) "
+        "AS old FROM src0 s), "
         "acc AS (SELECT r.*, nextval($15::oid::regclass) AS new_id FROM "
-        "(SELECT src.*, row_number() OVER (PARTITION BY u, d ORDER BY ord) AS rn FROM src) r "
+        "(SELECT src.*, row_number() OVER (PARTITION BY u, d ORDER BY ord) AS rn FROM src "
+        "WHERE old IS NULL) r "
         "WHERE $14::int8 <= 0 OR r.rn + (SELECT count(*) FROM (SELECT 1 FROM %s m "
         "WHERE m.%s = r.u AND m.%s = r.d LIMIT $14::int8) AS c) <= $14::int8 ORDER BY r.ord), "
-        "ins AS (INSERT INTO %s (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-        "SELECT new_id, u, d, fr, dst, ct, bd, hd, ci, inc, exp, snd, att, nt FROM acc) "
-        "SELECT ord::int8, new_id FROM acc",
-        t, q[PG_COL_USER], q[PG_COL_HOST], t, q[PG_COL_ID], q[PG_COL_USER], q[PG_COL_HOST],
-        q[PG_COL_FROM], q[PG_COL_TO], q[PG_COL_CTYPE], q[PG_COL_BODY], q[PG_COL_HDRS],
-        q[PG_COL_CALLID], q[PG_COL_INC], q[PG_COL_EXP], q[PG_COL_SND], q[PG_COL_ATTEMPTS],
-        q[PG_COL_NEXT_TRY]);
+        "ins AS (INSERT INTO %s (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "SELECT new_id, u, d, fr, dst, ct, bd, hd, ci, inc, exp, snd, att, nt, k FROM acc "
+        "ON CONFLICT (%s) DO NOTHING RETURNING %s AS id) "
+        "SELECT ord::int8, old::int8 FROM src WHERE old IS NOT NULL "
+        "UNION ALL SELECT a.ord::int8, i.id::int8 FROM acc a LEFT JOIN ins i ON i.id = a.new_id",
+        q[PG_COL_ID], t, q[PG_COL_KEY], t, q[PG_COL_USER], q[PG_COL_HOST], t, q[PG_COL_ID],
+        q[PG_COL_USER], q[PG_COL_HOST], q[PG_COL_FROM], q[PG_COL_TO], q[PG_COL_CTYPE],
+        q[PG_COL_BODY], q[PG_COL_HDRS], q[PG_COL_CALLID], q[PG_COL_INC], q[PG_COL_EXP],
+        q[PG_COL_SND], q[PG_COL_ATTEMPTS], q[PG_COL_NEXT_TRY], q[PG_COL_KEY], q[PG_COL_KEY],
+        q[PG_COL_ID]);
+    sql[Q_BY_KEY] = g_strdup_printf("SELECT %s, %s::int8 FROM %s WHERE %s = ANY($1::text[])",
+                                    q[PG_COL_KEY], q[PG_COL_ID], t, q[PG_COL_KEY]);
 
     /* Claims: SKIP LOCKED lets two claimers take disjoint rows; a row
      * another claimer leased and committed meanwhile is re-checked against

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The PostgreSQL store: the msilo_store_t methods on one libpq connection
- * (the SQL text of its statements is built in pg-sql.c).
+ * (the SQL text of its statements is built in pg-sql.c, the put is in
+ * pg-put.c). The connection is made lazily when the database is down at
+ * open, and remade after it is lost, to whichever host of a multi-host
+ * db_url libpq picks (target_session_attrs).
  *
  * Every statement is prepared once per connection with quoted identifiers
  * (PQescapeIdentifier) and takes every value as a parameter; arrays go in
@@ -24,27 +27,6 @@
 #define BACKOFF_MIN_US (100 * G_TIME_SPAN_MILLISECOND)
 #define BACKOFF_MAX_US (5 * G_TIME_SPAN_SECOND)
 
-typedef struct pg_store {
-    msilo_store_t base;
-    msilo_pg_options_t *opts;
-    PGconn *conn;
-    /* pg_interrupt() may come from any thread: conn is replaced and closed
-     * only under this lock, so the socket it shuts down is never one that
-     * was closed (and its number reused) meanwhile */
-    GMutex conn_lock;
-    /* a duplicate of conn's socket, for pg_interrupt(): libpq closes its own
-     * descriptor when it sees the connection lost, on the worker thread; the
-     * duplicate keeps the socket (and its number) until drop_conn() */
-    int sock;
-    atomic_bool interrupted; /* every later call fails at once */
-    guint32 prepared;     /* bit q: Q_* prepared on this connection */
-    gint64 reconnect_at;  /* monotonic µs before which we do not retry */
-    gint64 backoff;       /* µs; 0 until a reconnect failed */
-    char *sql[Q_N];
-    char *table_name;     /* unquoted, the advisory lock's namespace */
-    char *seq_oid;        /* the id column's sequence: its OID, as text */
-    pg_colinfo_t info[PG_COL_N];
-} pg_store;
 
 /* Columns read into a message, in this order (see row_to_message). */
 enum { R_ID, R_USER, R_HOST, R_FROM, R_TO, R_CTYPE, R_BODY, R_HDRS, R_CALLID, R_INC, R_EXP,
@@ -86,7 +68,7 @@ static void drop_conn(pg_store *s)
 
 /* After a failed statement: a dead connection is dropped (the next call
  * reconnects); a live one is brought back to idle. */
-static void after_failure(pg_store *s)
+void pg_after_failure(pg_store *s)
 {
     if (!s->conn)
         return;
@@ -128,7 +110,9 @@ static int fail_interrupted(void)
                                  "it takes no more calls");
 }
 
-static int ensure_conn(pg_store *s)
+static int prepare_table(pg_store *s);
+
+int pg_ensure_conn(pg_store *s)
 {
     if (G_UNLIKELY(atomic_load_explicit(&s->interrupted, memory_order_relaxed)))
         return fail_interrupted();
@@ -157,24 +141,33 @@ static int ensure_conn(pg_store *s)
     }
     s->backoff = 0;
     s->reconnect_at = 0;
+    /* opened while the database was down: the table is looked at on the
+     * first connection; a table that is absent there fails this call (and
+     * the next ones, until it is created) with MSILO_ECONFIG */
+    if (!s->ready && (err = prepare_table(s)) != 0) {
+        drop_conn(s);
+        s->backoff = BACKOFF_MIN_US;
+        s->reconnect_at = g_get_monotonic_time() + s->backoff;
+        return err;
+    }
     return 0;
 }
 
-static const char *stmt_name(query_t q, char buf[32])
+const char *pg_stmt_name(query_t q, char buf[32])
 {
     g_snprintf(buf, 32, "msilo_q%d", (int)q);
     return buf;
 }
 
-static int prepare(pg_store *s, query_t q)
+int pg_prepare(pg_store *s, query_t q)
 {
     if (s->prepared & (1u << q))
         return 0;
     char name[32];
-    PGresult *r = PQprepare(s->conn, stmt_name(q, name), s->sql[q], 0, NULL);
+    PGresult *r = PQprepare(s->conn, pg_stmt_name(q, name), s->sql[q], 0, NULL);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         int e = pg_result_fail(s->conn, r, "preparing a statement");
-        after_failure(s);
+        pg_after_failure(s);
         return e;
     }
     PQclear(r);
@@ -186,18 +179,18 @@ static int prepare(pg_store *s, query_t q)
 static int run_once(pg_store *s, query_t q, const pg_params_t *p, const char *what,
                     PGresult **ret_res)
 {
-    int e = ensure_conn(s);
+    int e = pg_ensure_conn(s);
     if (!e)
-        e = prepare(s, q);
+        e = pg_prepare(s, q);
     if (e)
         return e;
     char name[32];
-    PGresult *r = PQexecPrepared(s->conn, stmt_name(q, name), p->n, p->values, p->lengths,
+    PGresult *r = PQexecPrepared(s->conn, pg_stmt_name(q, name), p->n, p->values, p->lengths,
                                  p->formats, 1);
     ExecStatusType st = PQresultStatus(r);
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
         e = pg_result_fail(s->conn, r, what);
-        after_failure(s);
+        pg_after_failure(s);
         return e;
     }
     *ret_res = r;
@@ -212,9 +205,10 @@ static int run_once(pg_store *s, query_t q, const pg_params_t *p, const char *wh
  * uses it. Every statement that goes through here is safe to run twice
  * (reads; deletes and updates by id or owner; a claim whose first run might
  * have committed only leaves those rows leased until lease_until), so such a
- * failure is retried once on a fresh connection. put never comes here: a
- * batch whose commit was lost in transit must not be stored twice. */
-static int run(pg_store *s, query_t q, pg_params_t *p, const char *what, PGresult **ret_res)
+ * failure is retried once on a fresh connection. put does not come here: a
+ * batch whose commit was lost in transit is run again only when every
+ * message has a store key (pg-put.c). */
+int pg_run(pg_store *s, query_t q, pg_params_t *p, const char *what, PGresult **ret_res)
 {
     gboolean had_conn = s->conn != NULL;
     int e = run_once(s, q, p, what, ret_res);
@@ -233,7 +227,7 @@ static size_t cmd_tuples(PGresult *r)
 
 /* A 32-bit column (the INTEGER times of the msilo modules' tables) cannot hold every int64: store
  * the nearest value it can, which for a far expiry means "2038". */
-static int64_t clamp_to(const pg_store *s, int col, int64_t v)
+int64_t pg_clamp_to(const pg_store *s, int col, int64_t v)
 {
     unsigned t = s->info[col].type;
     if (t == PG_OID_INT4)
@@ -244,7 +238,7 @@ static int64_t clamp_to(const pg_store *s, int col, int64_t v)
 }
 
 /* What put writes for @p v into column @p col (see sql_not_null()). */
-static const char *nn(const pg_store *s, int col, const char *v, const char *subst)
+const char *pg_nn(const pg_store *s, int col, const char *v, const char *subst)
 {
     return sql_not_null(v, s->info[col].notnull, subst);
 }
@@ -252,7 +246,7 @@ static const char *nn(const pg_store *s, int col, const char *v, const char *sub
 /* @p empty_is_null: "" reads as NULL. For extra headers and Call-ID an
  * empty value means none (Kamailio writes '' for "no headers"); for the URIs
  * only where the column is NOT NULL, since there "" is how NULL was stored
- * (see nn()). */
+ * (see pg_nn()). */
 static char *get_str(const PGresult *r, int row, int rcol, gboolean empty_is_null)
 {
     if (PQgetisnull(r, row, rcol))
@@ -312,162 +306,6 @@ static void rows_to_messages(const pg_store *s, const PGresult *r, msilo_message
 
 /* ---- methods ---- */
 
-/* Reads every result of a pipeline up to its sync. *ret_put receives the
- * put's result. */
-static int pipeline_collect(pg_store *s, int nqueries, PGresult **ret_put)
-{
-    int err = 0;
-    PGresult *put = NULL;
-    for (int q = 0; q < nqueries; q++) {
-        PGresult *r;
-        gboolean got = FALSE;
-        while ((r = PQgetResult(s->conn)) != NULL) {
-            got = TRUE;
-            ExecStatusType st = PQresultStatus(r);
-            if (st == PGRES_TUPLES_OK && q == nqueries - 1 && !put) {
-                put = r;
-                continue;
-            }
-            if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK && !err)
-                err = pg_result_fail(s->conn, r, "storing messages");
-            else
-                PQclear(r);
-        }
-        if (!got && !err) {
-            /* No result at all: the connection died under us. */
-            err = pg_fail(MSILO_ESTORE, "storing messages: %s", PQerrorMessage(s->conn));
-            break;
-        }
-        if (PQstatus(s->conn) != CONNECTION_OK)
-            break;
-    }
-    /* The sync's own result closes the pipeline's implicit transaction. */
-    if (PQstatus(s->conn) == CONNECTION_OK) {
-        PGresult *r = PQgetResult(s->conn);
-        if (PQresultStatus(r) != PGRES_PIPELINE_SYNC && !err)
-            err = pg_result_fail(s->conn, r, "committing messages");
-        else
-            PQclear(r);
-    } else if (!err) {
-        err = pg_fail(MSILO_ESTORE, "storing messages: %s", PQerrorMessage(s->conn));
-    }
-    if (err) {
-        PQclear(put);
-        return err;
-    }
-    if (!put)
-        return pg_fail(MSILO_ESTORE, "storing messages: no result");
-    *ret_put = put;
-    return 0;
-}
-
-static int pg_put(msilo_store_t *base, msilo_message_t *const *msgs, size_t n,
-                  int64_t max_per_owner, int *results)
-{
-    pg_store *s = (pg_store *)base;
-    if (n > G_MAXINT32)
-        return pg_fail(MSILO_EINVAL, "batch too large");
-    int e = ensure_conn(s);
-    if (!e && max_per_owner > 0)
-        e = prepare(s, Q_LOCK);
-    if (!e)
-        e = prepare(s, Q_PUT);
-    if (e)
-        return e;
-
-    pg_params_t lock = { 0 };
-    pg_params_t put = { 0 };
-    pg_array_t a[13];
-    static const unsigned types[13] = { PG_OID_TEXT, PG_OID_TEXT, PG_OID_TEXT,  PG_OID_TEXT,
-                                        PG_OID_TEXT, PG_OID_BYTEA, PG_OID_TEXT, PG_OID_TEXT,
-                                        PG_OID_INT8, PG_OID_INT8,  PG_OID_INT8, PG_OID_INT8,
-                                        PG_OID_INT8 };
-    for (int i = 0; i < 13; i++)
-        pg_array_init(&a[i], types[i], n);
-    for (size_t i = 0; i < n; i++) {
-        const msilo_message_t *m = msgs[i];
-        pg_array_text(&a[0], m->user);
-        pg_array_text(&a[1], m->domain);
-        pg_array_text(&a[2], nn(s, PG_COL_FROM, m->src, ""));
-        pg_array_text(&a[3], nn(s, PG_COL_TO, m->dst, ""));
-        pg_array_text(&a[4], nn(s, PG_COL_CTYPE, m->ctype, "text/plain"));
-        /* Always a value (possibly empty): OpenSIPS' body may be NOT NULL. */
-        pg_array_bytes(&a[5], m->body, m->body_len);
-        pg_array_text(&a[6], nn(s, PG_COL_HDRS, m->extra_hdrs, ""));
-        pg_array_text(&a[7], nn(s, PG_COL_CALLID, m->callid, ""));
-        pg_array_int8(&a[8], clamp_to(s, PG_COL_INC, m->inc_time));
-        pg_array_int8(&a[9], clamp_to(s, PG_COL_EXP, m->exp_time));
-        pg_array_int8(&a[10], clamp_to(s, PG_COL_SND, m->snd_time));
-        pg_array_int8(&a[11], clamp_to(s, PG_COL_ATTEMPTS, (int64_t)m->attempts));
-        pg_array_int8(&a[12], clamp_to(s, PG_COL_NEXT_TRY, m->next_try));
-    }
-    int nq = 0;
-    if (max_per_owner > 0) {
-        pg_array_t u, d;
-        pg_array_init(&u, PG_OID_TEXT, n);
-        pg_array_init(&d, PG_OID_TEXT, n);
-        for (size_t i = 0; i < n; i++) {
-            pg_array_text(&u, msgs[i]->user);
-            pg_array_text(&d, msgs[i]->domain);
-        }
-        pg_params_text(&lock, s->table_name);
-        pg_params_array(&lock, &u);
-        pg_params_array(&lock, &d);
-    }
-    for (int i = 0; i < 13; i++)
-        pg_params_array(&put, &a[i]);
-    pg_params_int8(&put, max_per_owner);
-    pg_params_text(&put, s->seq_oid);
-
-    /* One round trip and one commit: the lock and the insert go out in a
-     * pipeline that ends with one sync, which makes them one implicit
-     * transaction. The lock is its own statement so that the insert's
-     * snapshot (taken when it starts) sees every row committed by a writer
-     * that held the lock before us. */
-    char name[32];
-    gboolean sent = PQenterPipelineMode(s->conn) == 1;
-    if (sent && max_per_owner > 0) {
-        sent = PQsendQueryPrepared(s->conn, stmt_name(Q_LOCK, name), lock.n, lock.values,
-                                   lock.lengths, lock.formats, 0) == 1;
-        nq++;
-    }
-    if (sent) {
-        sent = PQsendQueryPrepared(s->conn, stmt_name(Q_PUT, name), put.n, put.values,
-                                   put.lengths, put.formats, 1) == 1;
-        nq++;
-    }
-    if (sent)
-        sent = PQpipelineSync(s->conn) == 1;
-    pg_params_clear(&lock);
-    pg_params_clear(&put);
-
-    PGresult *r = NULL;
-    if (!sent)
-        e = pg_fail(MSILO_ESTORE, "storing messages: %s", PQerrorMessage(s->conn));
-    else
-        e = pipeline_collect(s, nq, &r);
-    if (!e && PQexitPipelineMode(s->conn) != 1)
-        e = pg_fail(MSILO_ESTORE, "leaving pipeline mode: %s", PQerrorMessage(s->conn));
-    if (e) {
-        PQclear(r);
-        after_failure(s);
-        return e;
-    }
-
-    /* Committed: now, and only now, write the results. */
-    for (size_t i = 0; i < n; i++)
-        results[i] = MSILO_EFULL;
-    for (int row = 0; row < PQntuples(r); row++) {
-        int64_t ord = pg_get_int8(r, row, 0);
-        if (ord < 1 || (uint64_t)ord > n)
-            continue;
-        results[ord - 1] = 0;
-        msgs[ord - 1]->id = pg_get_int8(r, row, 1);
-    }
-    PQclear(r);
-    return 0;
-}
-
 static int pg_claim(msilo_store_t *base, const msilo_store_claim_t *c,
                     msilo_message_t ***ret_msgs, size_t *ret_n)
 {
@@ -481,7 +319,7 @@ static int pg_claim(msilo_store_t *base, const msilo_store_claim_t *c,
     pg_params_int8(&p, c->max_next_try);
     pg_params_int8(&p, sql_limit(c->max));
     PGresult *r = NULL;
-    int e = run(s, c->reminders ? Q_CLAIM_REMINDERS : Q_CLAIM_OWNER, &p, "claiming messages", &r);
+    int e = pg_run(s, c->reminders ? Q_CLAIM_REMINDERS : Q_CLAIM_OWNER, &p, "claiming messages", &r);
     if (e)
         return e;
     rows_to_messages(s, r, ret_msgs, ret_n);
@@ -499,7 +337,7 @@ static int pg_remove(msilo_store_t *base, const int64_t *ids, size_t n, size_t *
         pg_array_int8(&a, ids[i]);
     pg_params_array(&p, &a);
     PGresult *r = NULL;
-    int e = run(s, Q_REMOVE, &p, "deleting messages", &r);
+    int e = pg_run(s, Q_REMOVE, &p, "deleting messages", &r);
     if (e)
         return e;
     if (ret_deleted)
@@ -522,8 +360,8 @@ static int pg_release(msilo_store_t *base, const msilo_store_release_t *items, s
     for (size_t i = 0; i < n; i++) {
         const msilo_store_release_t *it = MSILO_STORE_RELEASE_ITEM(items, item_size, i);
         pg_array_int8(&id, it->id);
-        pg_array_int8(&att, clamp_to(s, PG_COL_ATTEMPTS, (int64_t)it->attempts));
-        pg_array_int8(&nt, clamp_to(s, PG_COL_NEXT_TRY, it->next_try));
+        pg_array_int8(&att, pg_clamp_to(s, PG_COL_ATTEMPTS, (int64_t)it->attempts));
+        pg_array_int8(&nt, pg_clamp_to(s, PG_COL_NEXT_TRY, it->next_try));
         pg_array_bool(&clr, (it->flags & MSILO_RELEASE_CLEAR_SND_TIME) != 0);
         pg_array_text(&own, it->lease_owner);
     }
@@ -533,7 +371,7 @@ static int pg_release(msilo_store_t *base, const msilo_store_release_t *items, s
     pg_params_array(&p, &clr);
     pg_params_array(&p, &own);
     PGresult *r = NULL;
-    int e = run(s, Q_RELEASE, &p, "releasing messages", &r);
+    int e = pg_run(s, Q_RELEASE, &p, "releasing messages", &r);
     if (e)
         return e;
     PQclear(r);
@@ -552,7 +390,7 @@ static int pg_count(msilo_store_t *base, const char *user, const char *domain,
         pg_params_text(&p, domain);
     }
     PGresult *r = NULL;
-    int e = run(s, q, &p, "counting messages", &r);
+    int e = pg_run(s, q, &p, "counting messages", &r);
     if (e)
         return e;
     *ret_count = PQntuples(r) == 1 ? pg_get_int8(r, 0, 0) : 0;
@@ -566,7 +404,7 @@ static int pg_expire(msilo_store_t *base, int64_t now, size_t *ret_deleted)
     pg_params_t p = { 0 };
     pg_params_int8(&p, now);
     PGresult *r = NULL;
-    int e = run(s, Q_EXPIRE, &p, "deleting expired messages", &r);
+    int e = pg_run(s, Q_EXPIRE, &p, "deleting expired messages", &r);
     if (e)
         return e;
     if (ret_deleted)
@@ -589,7 +427,7 @@ static int pg_list(msilo_store_t *base, const char *user, const char *domain, in
     pg_params_int8(&p, after_id);
     pg_params_int8(&p, sql_limit(max));
     PGresult *r = NULL;
-    int e = run(s, q, &p, "listing messages", &r);
+    int e = pg_run(s, q, &p, "listing messages", &r);
     if (e)
         return e;
     rows_to_messages(s, r, ret_msgs, ret_n);
@@ -603,7 +441,7 @@ static int pg_get(msilo_store_t *base, int64_t id, msilo_message_t **ret_msg)
     pg_params_t p = { 0 };
     pg_params_int8(&p, id);
     PGresult *r = NULL;
-    int e = run(s, Q_GET, &p, "reading a message", &r);
+    int e = pg_run(s, Q_GET, &p, "reading a message", &r);
     if (e)
         return e;
     if (PQntuples(r) < 1) {
@@ -623,7 +461,7 @@ static int pg_purge(msilo_store_t *base, const char *user, const char *domain,
     pg_params_text(&p, user);
     pg_params_text(&p, domain);
     PGresult *r = NULL;
-    int e = run(s, Q_PURGE, &p, "purging messages", &r);
+    int e = pg_run(s, Q_PURGE, &p, "purging messages", &r);
     if (e)
         return e;
     if (ret_deleted)
@@ -638,7 +476,7 @@ static int pg_reset_leases(msilo_store_t *base, const char *lease_owner, size_t 
     pg_params_t p = { 0 };
     pg_params_text(&p, lease_owner);
     PGresult *r = NULL;
-    int e = run(s, Q_RESET, &p, "resetting leases", &r);
+    int e = pg_run(s, Q_RESET, &p, "resetting leases", &r);
     if (e)
         return e;
     if (ret_n)
@@ -682,46 +520,29 @@ static int pg_open_peer(msilo_store_t *base, msilo_store_t **ret)
 
 /* ---- construction ---- */
 
-/* Checks the columns and finds the id sequence; fills s->info, s->seq_oid. */
-static int inspect_table(pg_store *s, const char *table_q)
+/* On s->conn: checks the table, builds the SQL; s->ready on success. */
+static int prepare_table(pg_store *s)
 {
-    gboolean exists;
-    int e = pg_describe(s->conn, table_q, s->opts, &exists, s->info);
-    if (e)
-        return e;
-    if (!exists)
-        return pg_fail(MSILO_ECONFIG, "table %s does not exist (run msilo-admin migrate)", table_q);
-    GString *missing = g_string_new(NULL);
+    char *table_q = pg_ident(s->conn, s->table_name);
+    char *cols_q[PG_COL_N] = { 0 };
+    int e = table_q ? 0 : MSILO_ECONFIG;
+    for (int c = 0; !e && c < PG_COL_N; c++)
+        if (!(cols_q[c] = pg_ident(s->conn, pg_options_col(s->opts, c))))
+            e = MSILO_ECONFIG;
+    g_free(s->seq_oid);
+    s->seq_oid = NULL;
+    if (!e)
+        e = pg_inspect(s->conn, table_q, s->opts, s->info, &s->seq_oid);
+    if (!e) {
+        for (int i = 0; i < Q_N; i++)
+            g_free(s->sql[i]);
+        pg_sql_build(s->sql, table_q, cols_q);
+        s->ready = TRUE;
+    }
+    g_free(table_q);
     for (int c = 0; c < PG_COL_N; c++)
-        if (!s->info[c].present)
-            g_string_append_printf(missing, "%s%s", missing->len ? ", " : "",
-                                   pg_options_col(s->opts, c));
-    if (missing->len) {
-        e = pg_fail(MSILO_ECONFIG, "table %s lacks column(s) %s (run msilo-admin migrate)",
-                    table_q, missing->str);
-        g_string_free(missing, TRUE);
-        return e;
-    }
-    g_string_free(missing, TRUE);
-    if (s->info[PG_COL_BODY].type != PG_OID_BYTEA)
-        return pg_fail(MSILO_ECONFIG, "column %s of %s is not BYTEA",
-                       pg_options_col(s->opts, PG_COL_BODY), table_q);
-
-    /* put allocates ids itself (to map them to batch positions), from the
-     * sequence behind the id column (SERIAL in both msilo modules' schemas). */
-    const char *params[2] = { table_q, pg_options_col(s->opts, PG_COL_ID) };
-    PGresult *r = PQexecParams(s->conn, "SELECT pg_get_serial_sequence($1::text, $2::text)::regclass::oid", 2,
-                               NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        return pg_result_fail(s->conn, r, "finding the id sequence");
-    if (PQntuples(r) != 1 || PQgetisnull(r, 0, 0)) {
-        PQclear(r);
-        return pg_fail(MSILO_ECONFIG, "column %s of %s has no sequence (it must be SERIAL)",
-                       pg_options_col(s->opts, PG_COL_ID), table_q);
-    }
-    s->seq_oid = g_strdup(PQgetvalue(r, 0, 0));
-    PQclear(r);
-    return 0;
+        g_free(cols_q[c]);
+    return e;
 }
 
 int msilo_pg_store_new(msilo_store_t **ret, const msilo_pg_options_t *opts)
@@ -754,25 +575,18 @@ int msilo_pg_store_new(msilo_store_t **ret, const msilo_pg_options_t *opts)
     s->opts = pg_options_copy(opts);
     s->table_name = g_strdup(pg_options_table(opts));
 
+    /* The database may be down (a server starting before PostgreSQL, or
+     * during a failover): then the store opens all the same and every call
+     * fails with MSILO_ESTORE until a connection succeeds (pg_ensure_conn()).
+     * A db_url that does not parse, and a table that is absent or lacks
+     * columns on a reachable server, still fail here. */
     int e;
     set_conn(s, pg_connect(s->opts->url, &e));
-    if (!s->conn) {
-        pg_free(&s->base);
-        return e;
+    if (s->conn) {
+        e = prepare_table(s);
+    } else if (e == MSILO_ESTORE) {
+        e = 0; /* the first call tries again at once; back-off from there */
     }
-    char *table_q = pg_ident(s->conn, s->table_name);
-    char *cols_q[PG_COL_N] = { 0 };
-    e = table_q ? 0 : MSILO_ECONFIG;
-    for (int c = 0; !e && c < PG_COL_N; c++)
-        if (!(cols_q[c] = pg_ident(s->conn, pg_options_col(s->opts, c))))
-            e = MSILO_ECONFIG;
-    if (!e)
-        e = inspect_table(s, table_q);
-    if (!e)
-        pg_sql_build(s->sql, table_q, cols_q);
-    g_free(table_q);
-    for (int c = 0; c < PG_COL_N; c++)
-        g_free(cols_q[c]);
     if (e) {
         pg_free(&s->base);
         return e;

@@ -161,6 +161,7 @@ static const struct {
     { "lease_until", "INTEGER NOT NULL DEFAULT 0" },
     { "attempts", "INTEGER NOT NULL DEFAULT 0" },
     { "next_try", "INTEGER NOT NULL DEFAULT 0" },
+    { "msg_key", "TEXT" },
 };
 
 /* Reads the table's columns into @p cols (name -> col_state_t*, owned). */
@@ -215,8 +216,9 @@ static int index_exists(sqlite3 *db, const char *name, gboolean *ret)
     return e;
 }
 
-static int ensure_index(sqlite3 *db, const char *table, const char *table_q, const char *suffix,
-                        const char *definition, size_t *changes)
+static int ensure_index_kind(sqlite3 *db, const char *create, const char *table,
+                             const char *table_q, const char *suffix, const char *definition,
+                             size_t *changes)
 {
     char *name = g_strconcat(table, suffix, NULL);
     gboolean exists = FALSE;
@@ -224,13 +226,19 @@ static int ensure_index(sqlite3 *db, const char *table, const char *table_q, con
     if (!e && !exists) {
         char *name_q = sq_ident(name);
         e = change(db,
-                   g_strdup_printf("CREATE INDEX IF NOT EXISTS %s ON %s %s", name_q, table_q,
+                   g_strdup_printf("%s IF NOT EXISTS %s ON %s %s", create, name_q, table_q,
                                    definition),
                    "creating an index", changes);
         g_free(name_q);
     }
     g_free(name);
     return e;
+}
+
+static int ensure_index(sqlite3 *db, const char *table, const char *table_q, const char *suffix,
+                        const char *definition, size_t *changes)
+{
+    return ensure_index_kind(db, "CREATE INDEX", table, table_q, suffix, definition, changes);
 }
 
 static int migrate_in_tx(sqlite3 *db, const char *table, const char *table_q, size_t *changes,
@@ -262,7 +270,8 @@ static int migrate_in_tx(sqlite3 *db, const char *table, const char *table_q, si
                                    "lease_owner TEXT, "
                                    "lease_until INTEGER NOT NULL DEFAULT 0, "
                                    "attempts INTEGER NOT NULL DEFAULT 0, "
-                                   "next_try INTEGER NOT NULL DEFAULT 0)",
+                                   "next_try INTEGER NOT NULL DEFAULT 0, "
+                                   "msg_key TEXT)",
                                    table_q),
                    "creating the table", changes);
     } else {
@@ -290,6 +299,10 @@ static int migrate_in_tx(sqlite3 *db, const char *table, const char *table_q, si
     if (!e)
         e = ensure_index(db, table, table_q, "_snd_idx", "(snd_time) WHERE snd_time <> 0",
                          changes);
+    /* Idempotent puts: one message per store key (NULLs never collide). */
+    if (!e)
+        e = ensure_index_kind(db, "CREATE UNIQUE INDEX", table, table_q, "_key_idx", "(msg_key)",
+                              changes);
     if (!e)
         e = describe(db, table, cols);
     return e;

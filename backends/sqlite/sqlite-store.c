@@ -36,6 +36,7 @@ typedef enum {
     Q_GET,
     Q_PURGE,
     Q_RESET,
+    Q_BY_KEY,
     Q_N
 } query_t;
 
@@ -110,9 +111,12 @@ static int prepare_all(sq_store *s, const char *t)
     sql[Q_ROLLBACK] = g_strdup("ROLLBACK");
     sql[Q_INSERT] = g_strdup_printf(
         "INSERT INTO %s (username, domain, src_addr, dst_addr, ctype, body, extra_hdrs, "
-        "callid, inc_time, exp_time, snd_time, attempts, next_try) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) RETURNING id",
+        "callid, inc_time, exp_time, snd_time, attempts, next_try, msg_key) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) RETURNING id",
         t);
+    /* idempotent puts: the message stored already under this key (the
+     * unique index on msg_key finds it) */
+    sql[Q_BY_KEY] = g_strdup_printf("SELECT id FROM %s WHERE msg_key = ?1", t);
     sql[Q_COUNT_OWNER] =
         g_strdup_printf("SELECT count(*) FROM %s WHERE username = ?1 AND domain = ?2", t);
     sql[Q_COUNT_ALL] = g_strdup_printf("SELECT count(*) FROM %s", t);
@@ -332,6 +336,7 @@ static int insert(sq_store *s, const msilo_message_t *m, int64_t *ret_id)
     sqlite3_bind_int64(st, 11, m->snd_time);
     sqlite3_bind_int64(st, 12, (int64_t)m->attempts);
     sqlite3_bind_int64(st, 13, m->next_try);
+    bind_text(st, 14, m->store_key);
     int rc = step(s, st);
     int e = 0;
     if (rc == SQLITE_ROW) {
@@ -342,6 +347,22 @@ static int insert(sq_store *s, const msilo_message_t *m, int64_t *ret_id)
     } else {
         e = sq_fail(s->db, rc, "storing a message");
     }
+    done(st);
+    return e;
+}
+
+/* *ret_id: the id of the message stored under @p key, 0 if none. */
+static int find_key(sq_store *s, const char *key, int64_t *ret_id)
+{
+    sqlite3_stmt *st = s->st[Q_BY_KEY];
+    bind_text(st, 1, key);
+    int rc = step(s, st);
+    int e = 0;
+    *ret_id = 0;
+    if (rc == SQLITE_ROW)
+        *ret_id = sqlite3_column_int64(st, 0);
+    else if (rc != SQLITE_DONE)
+        e = sq_fail(s->db, rc, "looking up a store key");
     done(st);
     return e;
 }
@@ -358,6 +379,9 @@ static int sq_put(msilo_store_t *base, msilo_message_t *const *msgs, size_t n,
     int64_t *ids = g_new0(int64_t, n);
     int e = begin(s);
     for (size_t i = 0; !e && i < n; i++) {
+        /* stored already (a retry, a retransmission): its id, nothing stored */
+        if (msgs[i]->store_key && ((e = find_key(s, msgs[i]->store_key, &ids[i])) || ids[i]))
+            continue;
         if (max_per_owner > 0) {
             /* Inside the transaction the count includes this batch's
              * earlier messages. */

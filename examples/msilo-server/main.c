@@ -220,8 +220,12 @@ static int open_store(const char *kind_name, const msilo_config_t *cfg, bool mig
         r = msilo_store_fail(MSILO_ECONFIG, "db_url is not a %s URL", kind_name);
     else if (kind && !msilo_store_url_supported(url))
         r = msilo_store_fail(MSILO_ENOTSUP, "the %s store is not built in this binary", kind_name);
-    else if (pg && migrate)
-        r = msilo_store_migrate(url, cfg, 0, &changes);
+    else if (pg && migrate && (r = msilo_store_migrate(url, cfg, 0, &changes)) == MSILO_ESTORE) {
+        /* the database is down: start all the same and answer 503 until it
+         * is up (the store connects then); the table must exist by then */
+        g_warning("PostgreSQL unreachable, table not migrated: %s", msilo_error_detail());
+        r = 0;
+    }
     if (changes) {
         const char *table = msilo_config_get_string(cfg, "db_table");
         g_message("table %s: %zu schema changes applied", table ? table : "silo", changes);

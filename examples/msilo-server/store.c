@@ -45,12 +45,15 @@ typedef struct once_store {
     char *key;
 } once_store;
 
+/* A failed store is logged by the engine already (a warning with the
+ * store's cause, at most one a second): this line is per request, at the
+ * level of the other per-request lines. */
 static void store_log(int result, int64_t id)
 {
     if (result == 0)
         REQ_LOG("stored message %" G_GINT64_FORMAT, id);
     else
-        g_warning("store failed: %s", msilo_strerror(result));
+        REQ_LOG("store failed: %s (%s)", msilo_strerror(result), msilo_error_detail());
 }
 
 static void store_done(msilo_engine_t *e, int result, int64_t id, void *data)

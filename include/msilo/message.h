@@ -39,6 +39,13 @@ typedef struct msilo_message {
     int64_t snd_time;    /**< reminder time (Unix); 0 = ordinary offline message */
     uint32_t attempts;   /**< failed delivery attempts so far */
     int64_t next_try;    /**< earliest retry by the retry timer (Unix); 0 = any time */
+    /** Idempotency key: while a message with this key is stored, a put of
+     *  another message with the same key stores nothing, reports success
+     *  and sets that message's id to the stored one's (the built-in stores
+     *  do; a store that ignores the key stores every put). NULL = none. The
+     *  engine derives it from the request (msilo_request_t.store_key, else
+     *  Call-ID, CSeq number, From tag and owner). Appended in libmsilo 1.1. */
+    char *store_key;
 } msilo_message_t;
 
 /** Allocates a zeroed message. Never returns NULL (aborts on OOM, like GLib).

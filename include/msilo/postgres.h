@@ -97,9 +97,19 @@ MSILO_API const char *msilo_pg_options_get(const msilo_pg_options_t *opts, const
  * Opens a store on the table named by @p opts: connects, checks that the
  * table has every column the store needs (run msilo_pg_migrate() first) and
  * learns its column types. @p opts is copied.
- * @return 0; MSILO_EINVAL (NULL argument); MSILO_ECONFIG (no db_url, or the
- * table is absent or lacks columns: detail names them); MSILO_ESTORE (cannot
- * connect or query). Free the store with msilo_store_free().
+ *
+ * A server that cannot be reached does not fail the open: the store then
+ * connects on its first call, and each call fails with MSILO_ESTORE (detail:
+ * libpq's reason, or the time to the next attempt) until a connection
+ * succeeds; the table is checked then (MSILO_ECONFIG from that call while it
+ * is absent). A multi-host db_url (libpq's
+ * `postgresql://h1:p1,h2:p2/db?target_session_attrs=read-write`) is tried
+ * host by host at each connection, so after a failover the store reconnects
+ * to whichever host is the primary.
+ * @return 0; MSILO_EINVAL (NULL argument); MSILO_ECONFIG (no db_url, a db_url
+ * that does not parse, or the table is absent or lacks columns: detail names
+ * them); MSILO_ESTORE (a query on a reachable server failed). Free the store
+ * with msilo_store_free().
  */
 MSILO_API int msilo_pg_store_new(msilo_store_t **ret, const msilo_pg_options_t *opts);
 

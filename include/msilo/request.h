@@ -26,8 +26,9 @@
 
 MSILO_BEGIN_DECLS
 
-/** The revision of msilo_request_t in this header. 2 added `header_size`. */
-#define MSILO_REQUEST_VERSION 2
+/** The revision of msilo_request_t in this header. 2 added `header_size`;
+ *  3 added `cseq`, `from_tag` and `store_key` (idempotent stores). */
+#define MSILO_REQUEST_VERSION 3
 
 /** One header of the original request, kept with the message and re-sent.
  *  It grows by appending; see msilo_request_t.header_size. */
@@ -69,6 +70,20 @@ typedef struct msilo_request {
                                     the step between two items of headers (a
                                     revision-1 view has none: the step is then two
                                     pointers) */
+    /* ---- version 3 ---- */
+    uint32_t cseq;             /**< CSeq number; 0 = unknown */
+    const char *from_tag;      /**< tag parameter of From; NULL = none */
+    const char *store_key;     /**< what makes this request unique for its
+                                    sender, e.g. the CPIM Message-ID (RFC 3862);
+                                    NULL = Call-ID, cseq and from_tag. The
+                                    engine keeps a digest of it and the owner
+                                    with the message (msilo_message_t.store_key):
+                                    storing the same request again while its
+                                    message is stored (a retransmission, a
+                                    retry after a commit whose outcome was
+                                    lost) reports the stored message's id and
+                                    stores nothing. Without it and without a
+                                    cseq, every store stores. */
 } msilo_request_t;
 
 /** Initialiser of a request view: every member at its default. */

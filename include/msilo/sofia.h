@@ -88,7 +88,7 @@ typedef struct msilo_sofia_request msilo_sofia_request_t;
  *   registrar read is what the engine gets);
  * - contact: the first Contact URI (none for `Contact: *`);
  * - content_type, allow: the header values; body, body_len: the payload
- *   (bytes of @p sip's message, see below); call_id; expires;
+ *   (bytes of @p sip's message, see below); call_id, cseq, from_tag; expires;
  * - headers: every header Sofia does not know (P-Asserted-Identity, X-…), to
  *   be stored and re-sent on delivery;
  * - snd_time: the value of the header named @p snd_time_header (msilo's

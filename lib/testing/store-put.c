@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The store suite: put (ids, round trips of every field, per-owner limits). */
+/* The store suite: put (ids, round trips of every field, per-owner limits,
+ * idempotent puts by store_key). */
 #include "store-suite.h"
 
 static void test_ids_positive_and_increasing(void **state)
@@ -212,6 +213,63 @@ static void test_max_per_owner_across_batches(void **state)
     assert_i64_equal(kst_count_of(s, "alice", "example.com"), 8);
 }
 
+/* Idempotent puts (msilo_message_t.store_key): a put whose key is that of
+ * a stored message stores nothing, succeeds and gets the stored id, even
+ * with the mailbox full; in one batch too; once the message is gone, the key
+ * stores again; messages without a key never collide. */
+static msilo_message_t *keyed(const char *user, const char *body, const char *key)
+{
+    msilo_message_t *m = kst_mk(user, "example.com", body);
+    m->store_key = g_strdup(key);
+    return m;
+}
+
+static void test_same_key_twice_stores_one(void **state)
+{
+    msilo_store_t *s = kst_store_of(state);
+    msilo_message_t *a = keyed("alice", "first", "key-1");
+    int64_t id = kst_put1(s, a);
+    msilo_message_t *b = keyed("alice", "again", "key-1");
+    int res = 9;
+    assert_ok(msilo_store_put(s, &b, 1, 0, &res));
+    assert_int_equal(res, 0);
+    assert_i64_equal(b->id, id);
+    assert_i64_equal(kst_count_of(s, "alice", "example.com"), 1);
+    msilo_message_t *got = kst_get1(s, id);
+    assert_int_equal(got->body_len, 5);
+    assert_memory_equal(got->body, "first", 5); /* the first one stays */
+    msilo_message_free(got);
+
+    /* the mailbox is full (1 of 1): a retry is still the stored message */
+    msilo_message_t *c = keyed("alice", "third", "key-1");
+    res = 9;
+    assert_ok(msilo_store_put(s, &c, 1, 1, &res));
+    assert_int_equal(res, 0);
+    assert_i64_equal(c->id, id);
+
+    /* twice in one batch, beside a message without a key and one with another */
+    msilo_message_t *batch[4] = { keyed("bob", "b1", "key-2"), kst_mk("bob", "example.com", "n"),
+                                  keyed("bob", "b2", "key-2"), keyed("bob", "b3", "key-3") };
+    int r4[4] = { 9, 9, 9, 9 };
+    assert_ok(msilo_store_put(s, batch, 4, 0, r4));
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(r4[i], 0);
+    assert_i64_equal(batch[2]->id, batch[0]->id);
+    assert_true(batch[1]->id != batch[0]->id && batch[3]->id != batch[0]->id);
+    assert_i64_equal(kst_count_of(s, "bob", "example.com"), 3);
+
+    /* delivered (removed): the key stores again, under a new id */
+    assert_ok(msilo_store_remove(s, &id, 1, NULL));
+    msilo_message_t *d = keyed("alice", "later", "key-1");
+    int64_t id2 = kst_put1(s, d);
+    assert_true(id2 > id);
+    assert_i64_equal(kst_count_of(s, "alice", "example.com"), 1);
+    msilo_message_free(b); /* kst_put1() freed a and d */
+    msilo_message_free(c);
+    for (int i = 0; i < 4; i++)
+        msilo_message_free(batch[i]);
+}
+
 int kst_run_put(const char *group)
 {
     static const struct CMUnitTest tests[] = {
@@ -227,6 +285,7 @@ int kst_run_put(const char *group)
         T(test_put_copies_message),
         T(test_max_per_owner_within_batch),
         T(test_max_per_owner_across_batches),
+        T(test_same_key_twice_stores_one),
     };
     return cmocka_run_group_tests_name(group, tests, NULL, NULL);
 }

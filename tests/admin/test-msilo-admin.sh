@@ -47,7 +47,7 @@ now=$(date +%s)
 
 # ---- migrate, and rows
 out=$(A migrate 2>"$tmp/err") || fail "migrate: $(cat "$tmp/err")"
-[[ "$out" == "table $t: 4 changes" ]] || fail "migrate said: $out"
+[[ "$out" == "table $t: 5 changes" ]] || fail "migrate said: $out"
 grep -q "migrating table $t" "$tmp/err" || fail "migrate printed no progress"
 [[ $(A migrate 2>/dev/null) == "table $t: 0 changes" ]] || fail "second migrate"
 

@@ -393,15 +393,20 @@ def test_bad_config_lines(tmp):
 
 def test_password_not_logged(tmp):
     """The PostgreSQL password never reaches the log: the start-up line
-    shows the URL masked, and a failed connection does not print it."""
+    shows the URL masked, and a failed connection does not print it (the
+    server starts with its database unreachable and answers 503)."""
     for url in ("postgresql://msilo:Sup3rS3cret@127.0.0.1:1/msilo",
                 "host=127.0.0.1 port=1 user=msilo password=Sup3rS3cret dbname=msilo",
                 "host=127.0.0.1 port=1 user=msilo password = Sup3rS3cret dbname=msilo",
                 "postgresql://msilo@127.0.0.1:1/msilo?%70assword=Sup3rS3cret",
                 "postgresql://msilo@127.0.0.1:1/msilo?password=Sup3rS3cret&sslmode=disable"):
-        r = e2e.run([ARGS.server, "-l", "sip:127.0.0.1:%d" % e2e.free_port(), "--store", "postgres",
-                     "--db-url", url], timeout=30)
-        out = r.stdout.decode(errors="replace")
+        srv = e2e.Server(tmp, None, ["--store", "postgres", "--db-url", url])
+        try:
+            st = e2e.sip_request(srv.port, "MESSAGE", "sip:erin@127.0.0.1", "udp",
+                                 "Content-Type: text/plain\r\n", b"x", to="sip:erin@127.0.0.1")[0]
+            check(st == 503, "MESSAGE with the database unreachable -> %d (want 503)" % st)
+        finally:
+            _, out = srv.stop()
         check("Sup3rS3cret" not in out, "password in the output: %s" % out)
         check("password=***" in out, "masked URL in the start-up line: %s" % out)
         check("/cmdline" in out, "a password on the command line is warned about: %s" % out)

@@ -16,7 +16,7 @@ t="admin_$$"
 trap 'sql "DROP TABLE IF EXISTS $t; DROP TABLE IF EXISTS ${t}_kam" >/dev/null 2>&1' EXIT
 
 out=$("$admin" migrate --db-url "$MSILO_TEST_PG_URL" --table "$t") || fail "first migrate: $out"
-[[ "$out" == "table $t: 4 changes" ]] || fail "first migrate said: $out"
+[[ "$out" == "table $t: 5 changes" ]] || fail "first migrate said: $out"
 out=$("$admin" migrate --db-url "$MSILO_TEST_PG_URL" --table "$t") || fail "second migrate: $out"
 [[ "$out" == "table $t: 0 changes" ]] || fail "second migrate said: $out"
 

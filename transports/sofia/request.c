@@ -72,8 +72,12 @@ int msilo_sofia_request_new(msilo_sofia_request_t **ret, const struct sip_s *sip
     req->ruri = url_as_string(home, sip->sip_request->rq_url);
     if (sip->sip_to)
         req->to = url_as_string(home, sip->sip_to->a_url);
-    if (sip->sip_from)
+    if (sip->sip_from) {
         req->from = url_as_string(home, sip->sip_from->a_url);
+        req->from_tag = sip->sip_from->a_tag;
+    }
+    if (sip->sip_cseq)
+        req->cseq = sip->sip_cseq->cs_seq;
     if (sip->sip_contact && sip->sip_contact->m_url->url_type != url_any)
         req->contact = url_as_string(home, sip->sip_contact->m_url);
     if (sip->sip_content_type)

@@ -128,8 +128,12 @@ struct msilo_store {
      * For each msgs[i]: sets msgs[i]->id and results[i] = 0, or results[i] =
      * MSILO_EFULL when @p max_per_owner > 0 and the owner already holds that many
      * messages (counting those earlier in the batch); a refused message is not
-     * stored, the others are. The method returns 0 when the batch committed
-     * (whatever the per-message results), or an error when nothing was stored.
+     * stored, the others are. A message whose store_key (msilo_message_t) is
+     * that of a stored message, or of one earlier in the batch, is not stored
+     * again: results[i] = 0 and msgs[i]->id = the stored one's id, whatever
+     * @p max_per_owner (a store that ignores keys stores it). The method
+     * returns 0 when the batch committed (whatever the per-message results),
+     * or an error when nothing was stored.
      * id, inc_time, exp_time ... come from the message; attempts/next_try as given.
      */
     int (*put)(msilo_store_t *s, msilo_message_t *const *msgs, size_t n,
