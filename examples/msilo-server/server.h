@@ -15,6 +15,7 @@ struct server;
 struct forward;
 #define SU_ROOT_MAGIC_T struct server
 #define NTA_LEG_MAGIC_T struct server
+#define NTA_AGENT_MAGIC_T struct server
 #define NTA_OUTGOING_MAGIC_T struct forward
 #define NTA_INCOMING_MAGIC_T struct server
 
@@ -67,7 +68,6 @@ typedef struct server {
     su_root_t *root;
     GSource *root_source;
     nta_agent_t *agent;
-    nta_leg_t *leg;
     msilo_transport_t *transport;
     msilo_store_t *store;
     msilo_engine_t *engine;
@@ -87,13 +87,15 @@ typedef struct server {
     uint64_t n_register, n_message, n_forwarded, n_relayed_2xx, n_forward_failed;
     uint64_t n_auth_challenged, n_auth_forbidden;
     uint64_t n_loops, n_stored_once;
+    uint64_t n_stateless; /* requests answered without a transaction */
 } server_t;
 
-/* Creates the agent, the default leg and the transport (before the engine). */
+/* Creates the agent (no default leg: requests come to its message
+ * callback, sip.c) and the transport (before the engine). */
 int server_sip_start(server_t *s, GError **error);
 /* Finishes forwards in progress (stores them) before the engine is freed. */
 void server_sip_drain(server_t *s);
-/* Destroys leg, transport and agent (after the engine is freed). */
+/* Destroys transport and agent (after the engine is freed). */
 void server_sip_stop(server_t *s);
 /* "udp 127.0.0.1:5060, tcp 127.0.0.1:5060" (g_free it). */
 char *server_sip_listening(server_t *s);

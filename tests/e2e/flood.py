@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Floods, connections and slow clients against msilo-server on 127.0.0.1
+(issue 17): each limit of [server] is reached and the server keeps its
+bound (memory, connections, bindings) and keeps answering.
+
+  flood.py --server build/examples/msilo-server/msilo-server [TEST...]
+
+Bounds are sizes (RSS in KiB, counts), never timings. Exit status: 0 passed, 1 failed.
+"""
+import argparse
+import os
+import socket
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import e2e  # noqa: E402
+from e2e import LOOPBACK, check, wait_until, read  # noqa: E402
+
+ARGS = None
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return -1
+
+
+def options(port, lport, i):
+    return ("OPTIONS sip:%s:%d SIP/2.0\r\nVia: SIP/2.0/UDP %s:%d;branch=z9hG4bK-fl-%d\r\n"
+            "From: <sip:flood@%s>;tag=f%d\r\nTo: <sip:%s>\r\nCall-ID: flood-%d-%d@%s\r\n"
+            "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+            % (LOOPBACK, port, LOOPBACK, lport, i, LOOPBACK, i, LOOPBACK, os.getpid(), i,
+               LOOPBACK)).encode()
+
+
+def udp_flood(port, n, make):
+    """Sends n requests from one UDP socket as fast as the server answers
+    (at most 64 unanswered), reading the answers. Returns the answer count."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((LOOPBACK, 0))
+    s.settimeout(0.2)
+    lport = s.getsockname()[1]
+    sent = got = 0
+    try:
+        while sent < n:
+            while sent < n and sent - got < 64:
+                s.sendto(make(port, lport, sent), (LOOPBACK, port))
+                sent += 1
+            try:
+                s.recv(65535)
+                got += 1
+            except socket.timeout:
+                got = sent  # lost datagrams: do not stall the flood
+        s.settimeout(0.5)
+        try:
+            while True:
+                s.recv(65535)
+        except socket.timeout:
+            pass
+    finally:
+        s.close()
+    return got
+
+
+def test_options_flood_memory(tmp):
+    """50 000 OPTIONS (and 20 000 refused requests) are answered without a
+    transaction each: RSS grows by less than 20 MiB (it was ~8 KB per
+    request kept 32 s: 400 MB for this flood) and the server answers after."""
+    srv = e2e.Server(tmp)
+    try:
+        before = rss_kib(srv.proc.pid)
+        got = udp_flood(srv.port, 50000, options)
+        during = rss_kib(srv.proc.pid)
+        bad = udp_flood(srv.port, 20000, lambda p, lp, i: options(p, lp, i).replace(
+            b"Max-Forwards: 70", b"Max-Forwards: 0"))
+        after = rss_kib(srv.proc.pid)
+        print("  OPTIONS flood: RSS %d KiB before, %d after 50 000 OPTIONS (%d answers), "
+              "%d after 20 000 Max-Forwards: 0 (%d answers)" % (before, during, got, after, bad))
+        check(during - before < 20 * 1024, "RSS bounded during the OPTIONS flood: %d -> %d KiB"
+              % (before, during))
+        check(after - before < 20 * 1024, "RSS bounded after the 483 flood: %d -> %d KiB"
+              % (before, after))
+        st, _, _ = e2e.sip_request(srv.port, "OPTIONS", "sip:%s:%d" % (LOOPBACK, srv.port))
+        check(st == 200, "OPTIONS answered after the flood: %d" % st)
+    finally:
+        srv.stop()
+
+
+TESTS = [test_options_flood_memory]
+
+
+def main():
+    global ARGS
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--server", required=True)
+    ap.add_argument("--keep", action="store_true")
+    ap.add_argument("tests", nargs="*")
+    ARGS = ap.parse_args()
+    ARGS.sipp = None
+    e2e.ARGS = ARGS
+    tmp = tempfile.mkdtemp(prefix="msilo-flood-")
+    failed = []
+    try:
+        failed, _ = e2e.run_each([(t.__name__, t) for t in TESTS
+                                  if not ARGS.tests or t.__name__ in ARGS.tests], tmp)
+    finally:
+        e2e.finish(tmp, failed, ARGS.keep)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
