@@ -351,21 +351,15 @@ int main(int argc, char **argv)
 
     su_init();
     su_log_redirect(NULL, sofia_log, NULL);
-    s.root = su_glib_root_create(&s);
+    s.root = server_root_create(&s, &s.root_source, &s.root_epoll);
     if (!s.root) {
         fprintf(stderr, "msilo-server: cannot create the Sofia root\n");
         su_deinit();
         goto out;
     }
-    s.root_source = su_glib_root_gsource(s.root);
-    /* Without this GLib "blocks" the source around each dispatch: it removes
-     * and re-adds every Sofia socket from the poll set, and each of those
-     * writes the context's eventfd (GLib 2.74: g_main_context_add_poll /
-     * remove_poll call g_wakeup_signal). With one UDP datagram per dispatch
-     * that was 4 write()s, one extra read() and poll() per SIP message.
-     * Recursion cannot happen here: nothing in the server iterates the main
-     * context from inside a Sofia callback (drain() runs after the loop). */
-    g_source_set_can_recurse(s.root_source, TRUE);
+    if (!s.root_epoll)
+        g_message("Sofia root: the GLib GSource port (its epoll port was not found): "
+                  "closing thousands of TCP connections at once is slow with it");
     g_source_attach(s.root_source, NULL);
 
     if (strcmp(s.opt.store, "postgres") == 0) {
@@ -423,8 +417,7 @@ stop:
     msilo_store_free(s.store);
     if (s.loop)
         g_main_loop_unref(s.loop);
-    g_source_destroy(s.root_source);
-    su_root_destroy(s.root);
+    server_root_destroy(s.root, s.root_source, s.root_epoll);
     su_deinit();
     if (status == 0)
         g_message("stopped");

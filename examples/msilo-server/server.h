@@ -59,6 +59,14 @@ size_t registrar_count(const registrar_t *r);
 typedef void (*registrar_removed_fn)(const char *aor, const char *uri, void *data);
 void registrar_set_removed(registrar_t *r, registrar_removed_fn fn, void *data);
 
+/* ---- the Sofia root in the GLib loop (root.c) ------------------------------ */
+
+/* A root for @s and the GSource that runs it (not attached yet): Sofia's
+ * epoll port when it can be found (*ret_epoll), else su_glib_root_create(). */
+su_root_t *server_root_create(struct server *s, GSource **ret_source, bool *ret_epoll);
+/* Destroys the source, then the root. */
+void server_root_destroy(su_root_t *root, GSource *source, bool epoll);
+
 /* ---- the server (sip.c) -------------------------------------------------- */
 
 /* server_options_t: config.h */
@@ -67,6 +75,7 @@ typedef struct server {
     server_options_t opt;
     su_root_t *root;
     GSource *root_source;
+    bool root_epoll;      /* root.c: Sofia's epoll port, not the GSource port */
     nta_agent_t *agent;
     msilo_transport_t *transport;
     msilo_store_t *store;
