@@ -64,7 +64,10 @@ def one(server, n, extra):
     if soft < need:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(need, hard), hard))
     log = open("/tmp/msilo-tcp-close-%d.log" % port, "w")
-    cmd = [server, "-l", "sip:%s:%d" % (LOOPBACK, port)] + extra
+    conf = "/tmp/msilo-tcp-close-%d.conf" % port
+    with open(conf, "w") as f:
+        f.write("[server]\ntcp_max_connections = %d\n" % (n + 100))
+    cmd = [server, "-l", "sip:%s:%d" % (LOOPBACK, port), "-c", conf] + extra
     p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE,
                                                                (min(need, hard), hard)))
@@ -102,6 +105,7 @@ def one(server, n, extra):
         p.terminate()
         p.wait(10)
         log.close()
+        os.unlink(conf)
 
 
 def main():

@@ -58,6 +58,15 @@ static bool set_server_key(server_options_t *opt, const char *key, const char *v
     } else if (strcmp(key, "max_stored_headers") == 0) {
         if (!parse_uint(value, 64u << 20, &opt->max_stored_headers))
             goto bad_size;
+    } else if (strcmp(key, "tcp_max_connections") == 0) {
+        if (!parse_uint(value, 1000000, &opt->tcp_max_connections))
+            goto bad_size;
+    } else if (strcmp(key, "tcp_idle_timeout") == 0) {
+        if (!parse_uint(value, 86400000, &opt->tcp_idle_timeout) || opt->tcp_idle_timeout < 1000)
+            goto bad_number;
+    } else if (strcmp(key, "tcp_message_timeout") == 0) {
+        if (!parse_uint(value, 600000, &opt->tcp_message_timeout) || opt->tcp_message_timeout < 100)
+            goto bad_number;
     } else if (strcmp(key, "auth_users") == 0) {
         g_free(opt->auth_users);
         opt->auth_users = value[0] ? g_strdup(value) : NULL;
@@ -196,6 +205,9 @@ void server_options_init(server_options_t *opt)
     opt->max_header_size = DEFAULT_MAX_HEADER_SIZE;
     opt->max_stored_headers = DEFAULT_MAX_STORED_HEADERS;
     opt->auth_realm = g_strdup("msilo");
+    opt->tcp_max_connections = DEFAULT_TCP_MAX_CONNECTIONS;
+    opt->tcp_idle_timeout = DEFAULT_TCP_IDLE_TIMEOUT;
+    opt->tcp_message_timeout = DEFAULT_TCP_MESSAGE_TIMEOUT;
 }
 
 bool server_store_kind_known(const char *kind)

@@ -19,6 +19,9 @@
 #define DEFAULT_DELIVERY_TIMEOUT 8000u /* ms */
 #define DEFAULT_EXPIRES 120u           /* s: registrar default_expires of the sample config */
 #define DEFAULT_MAX_EXPIRES 3600u      /* s */
+#define DEFAULT_TCP_MAX_CONNECTIONS 1000u
+#define DEFAULT_TCP_IDLE_TIMEOUT 60000u    /* ms */
+#define DEFAULT_TCP_MESSAGE_TIMEOUT 10000u /* ms */
 
 typedef struct server_options {
     char *listen;              /* "sip:127.0.0.1:5060" */
@@ -38,6 +41,10 @@ typedef struct server_options {
     char *auth_realm;          /* realm of the challenges */
     bool auth_message;         /* also authenticate MESSAGE (as its From user) */
     char *metrics;             /* "127.0.0.1:9464": Prometheus endpoint; NULL = off */
+    /* connections (limits.c, sip.c) */
+    unsigned tcp_max_connections; /* open TCP connections before accepting pauses; 0 = no cap */
+    unsigned tcp_idle_timeout;    /* ms: an idle TCP connection is closed */
+    unsigned tcp_message_timeout; /* ms: a message not complete by then closes its connection */
 } server_options_t;
 
 /* memory, sqlite or postgres */

@@ -97,6 +97,17 @@ typedef struct server {
     uint64_t n_auth_challenged, n_auth_forbidden;
     uint64_t n_loops, n_stored_once;
     uint64_t n_stateless; /* requests answered without a transaction */
+    /* TCP connection cap (limits.c) */
+    guint limits_timer;
+    int fd_baseline;          /* descriptors held before any connection */
+    unsigned tcp_connections; /* at the last count */
+    bool tcp_stalled;         /* the TCP listeners are stalled */
+    uint64_t n_tcp_stalls;
+    GHashTable *conns;        /* "peer" -> conn_seen: accepted TCP connections */
+    guint conns_look, limits_ticks;
+    unsigned tcp_port;        /* our TCP listening port */
+    uint64_t n_slow_closed;   /* connections shut down as slow senders */
+    uint64_t n_idle_closed;   /* and as idle */
 } server_t;
 
 /* Creates the agent (no default leg: requests come to its message
@@ -168,6 +179,14 @@ server_once_t server_once_begin(server_t *s, const char *key, nta_incoming_t *ir
 GPtrArray *server_once_end(server_t *s, const char *key, int result, int64_t now);
 /* Forgets finished stores older than the window. */
 void server_once_expire(server_t *s, int64_t now);
+
+/* ---- limits (limits.c) ------------------------------------------------------ */
+
+/* Raises the descriptor limit and starts the TCP connection cap. */
+void server_limits_start(server_t *s);
+void server_limits_stop(server_t *s);
+/* A complete request arrived in @msg (its peer's connection is not slow). */
+void server_limits_request(server_t *s, msg_t *msg);
 
 /* ---- metrics (metrics.c) ---------------------------------------------------- */
 

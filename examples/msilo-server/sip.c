@@ -164,6 +164,7 @@ static int agent_cb(server_t *s, nta_agent_t *agent, msg_t *msg, sip_t *sip)
         return 0;
     }
     method = sip->sip_request->rq_method;
+    server_limits_request(s, msg);
     if (method == sip_method_ack) {
         msg_destroy(msg); /* nothing to acknowledge: we never answer INVITE with 2xx */
         return 0;
@@ -239,7 +240,9 @@ int server_sip_start(server_t *s, GError **error)
     s->agent = nta_agent_create(s->root, URL_STRING_MAKE(s->opt.listen), agent_cb, s,
                                 NTATAG_UA(0), NTATAG_SERVER_RPORT(1), NTATAG_CLIENT_RPORT(1),
                                 NTATAG_USE_NAPTR(0), NTATAG_USE_SRV(0),
-                                NTATAG_UDP_MTU(65535), TPTAG_IDLE(600000),
+                                NTATAG_UDP_MTU(65535),
+                                TPTAG_IDLE(s->opt.tcp_idle_timeout),
+                                TPTAG_TIMEOUT(s->opt.tcp_message_timeout),
                                 NTATAG_MAXSIZE((usize_t)s->opt.max_message_size), TAG_END());
     if (!s->agent) {
         g_set_error(error, SERVER_ERROR, 1, "cannot listen on %s",
@@ -264,6 +267,7 @@ int server_sip_start(server_t *s, GError **error)
         }
     }
     s->expire_timer = g_timeout_add_seconds(10, expire_tick, s);
+    server_limits_start(s);
     return 0;
 }
 
@@ -290,6 +294,7 @@ void server_sip_stop(server_t *s)
     if (s->expire_timer)
         g_source_remove(s->expire_timer);
     s->expire_timer = 0;
+    server_limits_stop(s);
     /* Stores whose callback never ran (no engine): answer 503. */
     if (s->stores) {
         g_hash_table_iter_init(&it, s->stores);

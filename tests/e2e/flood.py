@@ -113,7 +113,8 @@ def test_many_tcp_closes(tmp):
     """2 000 TCP connections closed at once: a new TCP client is answered
     within its 10 s timeout (with Sofia's GSource port it waited ~20 s; the
     figures for 1 000..5 000 are bench/tcp-close/run.py's), UDP too."""
-    srv = e2e.Server(tmp)
+    conf = e2e.write_conf(tmp, "many.conf", "[server]\ntcp_max_connections = 2500\n")
+    srv = e2e.Server(tmp, conf)
     conns = []
     try:
         for i in range(2000):
@@ -134,7 +135,60 @@ def test_many_tcp_closes(tmp):
         srv.stop()
 
 
-TESTS = [test_options_flood_memory, test_many_tcp_closes]
+def test_tcp_cap_and_slow_senders(tmp):
+    """tcp_max_connections = 50: 70 idle connections stall the TCP listener
+    (logged once; UDP still answered; the process does not spin), idle ones
+    are closed after tcp_idle_timeout and a new TCP client is answered then;
+    a client that sends one byte every 0.2 s without finishing its request
+    is closed after tcp_message_timeout."""
+    conf = e2e.write_conf(tmp, "cap.conf", "[server]\ntcp_max_connections = 50\n"
+                          "tcp_idle_timeout = 2000\ntcp_message_timeout = 1500\n")
+    srv = e2e.Server(tmp, conf)
+    conns = []
+    try:
+        slow = socket.create_connection((LOOPBACK, srv.port))
+        slow.settimeout(0.2)
+        closed = False
+        for b in b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bK-slow\r\n" * 4:
+            try:
+                slow.sendall(bytes([b]))
+                if slow.recv(100) == b"":
+                    closed = True
+                    break
+            except socket.timeout:
+                pass
+            except OSError:
+                closed = True
+                break
+        slow.close()
+        check(closed, "a slow sender is closed")
+        check("tcp_message_timeout): closed" in read(srv.log), "and that is logged")
+        for _ in range(70):
+            conns.append(socket.create_connection((LOOPBACK, srv.port)))
+        check(wait_until(lambda: "not accepting new ones" in read(srv.log), 5),
+              "the cap is reached and logged")
+        cpu0 = cpu_seconds(srv.proc.pid)
+        st, _, _ = e2e.sip_request(srv.port, "OPTIONS", "sip:%s:%d" % (LOOPBACK, srv.port))
+        check(st == 200, "UDP answered at the cap: %d" % st)
+        check(wait_until(lambda: "accepting again" in read(srv.log), 15),
+              "idle connections closed, accepting again")
+        check(cpu_seconds(srv.proc.pid) - cpu0 < 2.0, "no busy loop at the cap")
+        c, st = tcp_options(srv.port, 7, 10)
+        c.close()
+        check(st == 200, "a new TCP client is answered after the idle ones closed: %d" % st)
+    finally:
+        for c in conns:
+            c.close()
+        srv.stop()
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+TESTS = [test_options_flood_memory, test_many_tcp_closes, test_tcp_cap_and_slow_senders]
 
 
 def main():
