@@ -58,6 +58,14 @@ static bool set_server_key(server_options_t *opt, const char *key, const char *v
     } else if (strcmp(key, "max_stored_headers") == 0) {
         if (!parse_uint(value, 64u << 20, &opt->max_stored_headers))
             goto bad_size;
+    } else if (strcmp(key, "memory_max_messages") == 0 || strcmp(key, "memory_max_bytes") == 0) {
+        guint64 v;
+        if (!g_ascii_string_to_unsigned(value, 10, 0, G_MAXINT64, &v, NULL))
+            goto bad_size;
+        if (strcmp(key, "memory_max_messages") == 0)
+            opt->memory_max_messages = v;
+        else
+            opt->memory_max_bytes = v;
     } else if (strcmp(key, "tcp_max_connections") == 0) {
         if (!parse_uint(value, 1000000, &opt->tcp_max_connections))
             goto bad_size;
@@ -205,6 +213,8 @@ void server_options_init(server_options_t *opt)
     opt->max_header_size = DEFAULT_MAX_HEADER_SIZE;
     opt->max_stored_headers = DEFAULT_MAX_STORED_HEADERS;
     opt->auth_realm = g_strdup("msilo");
+    opt->memory_max_messages = DEFAULT_MEMORY_MAX_MESSAGES;
+    opt->memory_max_bytes = DEFAULT_MEMORY_MAX_BYTES;
     opt->tcp_max_connections = DEFAULT_TCP_MAX_CONNECTIONS;
     opt->tcp_idle_timeout = DEFAULT_TCP_IDLE_TIMEOUT;
     opt->tcp_message_timeout = DEFAULT_TCP_MESSAGE_TIMEOUT;

@@ -19,6 +19,8 @@
 #define DEFAULT_DELIVERY_TIMEOUT 8000u /* ms */
 #define DEFAULT_EXPIRES 120u           /* s: registrar default_expires of the sample config */
 #define DEFAULT_MAX_EXPIRES 3600u      /* s */
+#define DEFAULT_MEMORY_MAX_MESSAGES 1000000ull
+#define DEFAULT_MEMORY_MAX_BYTES (1024ull << 20) /* 1 GiB */
 #define DEFAULT_TCP_MAX_CONNECTIONS 1000u
 #define DEFAULT_TCP_IDLE_TIMEOUT 60000u    /* ms */
 #define DEFAULT_TCP_MESSAGE_TIMEOUT 10000u /* ms */
@@ -41,6 +43,9 @@ typedef struct server_options {
     char *auth_realm;          /* realm of the challenges */
     bool auth_message;         /* also authenticate MESSAGE (as its From user) */
     char *metrics;             /* "127.0.0.1:9464": Prometheus endpoint; NULL = off */
+    /* global caps of the memory store (0 = none): MESSAGEs beyond get 486 */
+    unsigned long long memory_max_messages;
+    unsigned long long memory_max_bytes;
     /* connections (limits.c, sip.c) */
     unsigned tcp_max_connections; /* open TCP connections before accepting pauses; 0 = no cap */
     unsigned tcp_idle_timeout;    /* ms: an idle TCP connection is closed */

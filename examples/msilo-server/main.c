@@ -370,6 +370,14 @@ int main(int argc, char **argv)
     }
     if (open_store(s.opt.store, cfg, migrate, &s.store) < 0)
         goto stop;
+    if (strcmp(s.opt.store, "memory") == 0 &&
+        (msilo_memory_store_set_limit(s.store, MSILO_MEMORY_MAX_MESSAGES,
+                                      s.opt.memory_max_messages) < 0 ||
+         msilo_memory_store_set_limit(s.store, MSILO_MEMORY_MAX_BYTES,
+                                      s.opt.memory_max_bytes) < 0)) {
+        fprintf(stderr, "msilo-server: memory store limits: %s\n", msilo_error_detail());
+        goto stop;
+    }
     if (server_sip_start(&s, &error) < 0) {
         fprintf(stderr, "msilo-server: %s\n", error->message);
         goto stop;

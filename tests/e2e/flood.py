@@ -182,13 +182,64 @@ def test_tcp_cap_and_slow_senders(tmp):
         srv.stop()
 
 
+def store(srv, user, body):
+    st, h, _ = e2e.sip_request(srv.port, "MESSAGE", "sip:%s@%s" % (user, LOOPBACK), "udp",
+                               "Content-Type: text/plain\r\n", body,
+                               to="sip:%s@%s" % (user, LOOPBACK))
+    return st, h
+
+
+def test_memory_store_cap(tmp):
+    """[server] memory_max_messages / memory_max_bytes cap the whole memory
+    store, whoever the messages are for: beyond them 486 (Warning: Mailbox
+    full), nothing stored; a dump makes room again. (20 000 x 60 KB to one
+    user took RSS to 4.5 GB before.)"""
+    conf = e2e.write_conf(tmp, "capm.conf", "[server]\nmemory_max_messages = 20\n"
+                          "memory_max_bytes = 200000\n[msilo]\nmax_body_size = 65536\n")
+    srv = e2e.Server(tmp, conf)
+    uas = e2e.Uas(200)
+    try:
+        got = [store(srv, "u%d" % (i % 7), b"m%d" % i)[0] for i in range(25)]
+        check(got[:20] == [202] * 20, "20 stored: %s" % got[:20])
+        check(got[20:] == [486] * 5, "then 486 for every user: %s" % got[20:])
+        st, h = store(srv, "newcomer", b"x")
+        check(st == 486 and "Mailbox full" in (e2e.header(h, "Warning") or ""),
+              "a new user too, with Warning: %d %s" % (st, e2e.header(h, "Warning")))
+        # make room: u0's messages are dumped
+        contact = "sip:u0@%s:%d" % (LOOPBACK, uas.port)
+        st, _, _ = e2e.sip_request(srv.port, "REGISTER", "sip:%s:%d" % (LOOPBACK, srv.port), "udp",
+                                   "Contact: <%s>\r\nExpires: 60\r\n" % contact,
+                                   to="sip:u0@%s" % LOOPBACK)
+        check(st == 200, "REGISTER u0: %d" % st)
+        check(wait_until(lambda: len(uas.messages()) >= 3, 10), "u0's messages dumped")
+        check(wait_until(lambda: store(srv, "later", b"y")[0] == 202, 5), "room again: 202")
+    finally:
+        uas.close()
+        srv.stop()
+    # the byte cap alone: three 60 000-byte bodies fit in 200 000 bytes, a fourth does not
+    conf = e2e.write_conf(tmp, "capb.conf", "[server]\nmemory_max_bytes = 200000\n"
+                          "[msilo]\nmax_body_size = 65536\n")
+    srv = e2e.Server(tmp, conf)
+    try:
+        got = []
+        for i in range(5):
+            st, _, _ = e2e.sip_request(srv.port, "MESSAGE", "sip:big@%s" % LOOPBACK, "tcp",
+                                       "Content-Type: text/plain\r\n", b"b" * 60000,
+                                       to="sip:big@%s" % LOOPBACK)
+            got.append(st)
+        check(got == [202, 202, 202, 486, 486], "60 KB bodies against 200 000 bytes: %s" % got)
+    finally:
+        srv.stop()
+
+
 def cpu_seconds(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-TESTS = [test_options_flood_memory, test_many_tcp_closes, test_tcp_cap_and_slow_senders]
+TESTS = [test_options_flood_memory, test_many_tcp_closes, test_tcp_cap_and_slow_senders,
+         test_memory_store_cap]
 
 
 def main():
