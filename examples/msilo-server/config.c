@@ -58,6 +58,12 @@ static bool set_server_key(server_options_t *opt, const char *key, const char *v
     } else if (strcmp(key, "max_stored_headers") == 0) {
         if (!parse_uint(value, 64u << 20, &opt->max_stored_headers))
             goto bad_size;
+    } else if (strcmp(key, "max_bindings") == 0) {
+        if (!parse_uint(value, 100000, &opt->max_bindings) || opt->max_bindings == 0)
+            goto bad_size;
+    } else if (strcmp(key, "dump_backoff") == 0) {
+        if (!parse_uint(value, 86400, &opt->dump_backoff))
+            goto bad_number;
     } else if (strcmp(key, "memory_max_messages") == 0 || strcmp(key, "memory_max_bytes") == 0) {
         guint64 v;
         if (!g_ascii_string_to_unsigned(value, 10, 0, G_MAXINT64, &v, NULL))
@@ -213,6 +219,8 @@ void server_options_init(server_options_t *opt)
     opt->max_header_size = DEFAULT_MAX_HEADER_SIZE;
     opt->max_stored_headers = DEFAULT_MAX_STORED_HEADERS;
     opt->auth_realm = g_strdup("msilo");
+    opt->max_bindings = DEFAULT_MAX_BINDINGS;
+    opt->dump_backoff = DEFAULT_DUMP_BACKOFF;
     opt->memory_max_messages = DEFAULT_MEMORY_MAX_MESSAGES;
     opt->memory_max_bytes = DEFAULT_MEMORY_MAX_BYTES;
     opt->tcp_max_connections = DEFAULT_TCP_MAX_CONNECTIONS;

@@ -21,6 +21,8 @@
 #define DEFAULT_MAX_EXPIRES 3600u      /* s */
 #define DEFAULT_MEMORY_MAX_MESSAGES 1000000ull
 #define DEFAULT_MEMORY_MAX_BYTES (1024ull << 20) /* 1 GiB */
+#define DEFAULT_MAX_BINDINGS 10u
+#define DEFAULT_DUMP_BACKOFF 60u /* s */
 #define DEFAULT_TCP_MAX_CONNECTIONS 1000u
 #define DEFAULT_TCP_IDLE_TIMEOUT 60000u    /* ms */
 #define DEFAULT_TCP_MESSAGE_TIMEOUT 10000u /* ms */
@@ -43,6 +45,8 @@ typedef struct server_options {
     char *auth_realm;          /* realm of the challenges */
     bool auth_message;         /* also authenticate MESSAGE (as its From user) */
     char *metrics;             /* "127.0.0.1:9464": Prometheus endpoint; NULL = off */
+    unsigned max_bindings;     /* contacts per AoR; a REGISTER beyond gets 503 */
+    unsigned dump_backoff;     /* s: no dump to a contact whose last dump went unanswered */
     /* global caps of the memory store (0 = none): MESSAGEs beyond get 486 */
     unsigned long long memory_max_messages;
     unsigned long long memory_max_bytes;

@@ -401,6 +401,11 @@ int main(int argc, char **argv)
         }
     }
 
+    if (!s.opt.auth_users)
+        g_warning("AUTHENTICATION IS OFF: anyone who can reach %s can REGISTER any address, "
+                  "have its stored messages delivered to a contact of their choice and store "
+                  "messages for anybody. Set [server] auth_users (and auth_message) unless "
+                  "only trusted hosts can reach this server.", s.opt.listen);
     where = server_sip_listening(&s);
     g_message("msilo-server %s listening on %s (%s), store %s, authentication %s%s%s",
               MSILO_SERVER_VERSION, where, s.opt.listen, s.opt.store,

@@ -97,6 +97,8 @@ typedef struct server {
     uint64_t n_auth_challenged, n_auth_forbidden;
     uint64_t n_loops, n_stored_once;
     uint64_t n_stateless; /* requests answered without a transaction */
+    GHashTable *silent;   /* contact URI -> silent_contact (register.c) */
+    uint64_t n_dumps_held, n_too_many_bindings;
     /* TCP connection cap (limits.c) */
     guint limits_timer;
     int fd_baseline;          /* descriptors held before any connection */
@@ -150,6 +152,8 @@ int server_handle_message(server_t *s, nta_incoming_t *irq, sip_t const *sip);
 void server_forward_failed(struct forward *f, const char *why);
 /* REGISTER: save the bindings, answer, dump the AoR's messages. */
 int server_handle_register(server_t *s, nta_incoming_t *irq, sip_t const *sip);
+/* Forgets contacts whose dump backoff is long over (register.c). */
+void server_silent_expire(server_t *s, int64_t now);
 /* Digest authentication of the request of @irq as @who; answered (401/403/500)
  * unless it returns true. */
 bool server_authenticate(server_t *s, nta_incoming_t *irq, sip_t const *sip, url_t const *who);

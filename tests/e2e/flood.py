@@ -232,6 +232,78 @@ def test_memory_store_cap(tmp):
         srv.stop()
 
 
+def register(srv, user, contacts, expires=60):
+    extra = "".join("Contact: <%s>\r\n" % c for c in contacts) + "Expires: %d\r\n" % expires
+    st, h, _ = e2e.sip_request(srv.port, "REGISTER", "sip:%s:%d" % (LOOPBACK, srv.port), "udp",
+                               extra, to="sip:%s@%s" % (user, LOOPBACK))
+    return st, h
+
+
+def test_bindings_limit(tmp):
+    """max_bindings = 5: five contacts register, a sixth gets 503 (Warning:
+    Too many registered contacts) and is not saved; refreshing a known one
+    still works; the 200 lists at most five."""
+    conf = e2e.write_conf(tmp, "bind.conf", "[server]\nmax_bindings = 5\n")
+    srv = e2e.Server(tmp, conf)
+    try:
+        for i in range(5):
+            st, _ = register(srv, "many", ["sip:c%d@%s:%d" % (i, LOOPBACK, 40000 + i)])
+            check(st == 200, "binding %d: %d" % (i, st))
+        st, h = register(srv, "many", ["sip:c9@%s:40009" % LOOPBACK])
+        check(st == 503 and "Too many" in (e2e.header(h, "Warning") or ""),
+              "sixth binding: %d %s" % (st, e2e.header(h, "Warning")))
+        st, _ = register(srv, "many", ["sip:x%d@%s:4100%d" % (i, LOOPBACK, i) for i in range(7)])
+        check(st == 503, "seven in one REGISTER: %d" % st)
+        st, h = register(srv, "many", ["sip:c2@%s:40002" % LOOPBACK])
+        check(st == 200, "refresh of a known one: %d" % st)
+        check(len(e2e.headers_all(h, "Contact")) == 5, "the 200 lists five: %s"
+              % e2e.headers_all(h, "Contact"))
+    finally:
+        srv.stop()
+
+
+def test_silent_contact_backoff_and_open_warning(tmp):
+    """Without auth_users the start-up log warns loudly. A contact that
+    answers none of its dump (a third party's address) gets no new dump for
+    dump_backoff seconds, however often it is registered: the stored message
+    is sent to it once, not once per REGISTER."""
+    conf = e2e.write_conf(tmp, "silent.conf", "[server]\ndump_backoff = 60\n"
+                          "delivery_timeout = 1000\n")
+    srv = e2e.Server(tmp, conf)
+    victim = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # never answers
+    victim.bind((LOOPBACK, 0))
+    victim.settimeout(0.1)
+    try:
+        check("AUTHENTICATION IS OFF" in read(srv.log), "the open server says so at start")
+        check(store(srv, "target", b"x" * 2000)[0] == 202, "stored")
+        contact = "sip:v@%s:%d" % (LOOPBACK, victim.getsockname()[1])
+        st, _ = register(srv, "target", [contact])
+        check(st == 200, "REGISTER with the victim's address: %d" % st)
+        check(wait_until(lambda: "no dump to it for 60 s" in read(srv.log), 15),
+              "the unanswered dump is noticed")
+        for _ in range(5):
+            check(register(srv, "target", [contact])[0] == 200, "registered again")
+        check(wait_until(lambda: read(srv.log).count("it answered none of the last one") >= 5, 5),
+              "no new dump for the next five REGISTERs")
+        # what reached the victim: NTA's retransmissions of the one delivery
+        # (same Call-ID, until its 32 s Timer F) but no second delivery
+        call_ids = set()
+        t_end = time.monotonic() + 2.0
+        while time.monotonic() < t_end:
+            try:
+                data = victim.recv(65535)
+            except socket.timeout:
+                continue
+            for line in data.split(b"\r\n"):
+                if line.lower().startswith(b"call-id:"):
+                    call_ids.add(line.split(b":", 1)[1].strip())
+        check(len(call_ids) <= 1, "one delivery reached the victim, not one per REGISTER: %d"
+              % len(call_ids))
+    finally:
+        victim.close()
+        srv.stop()
+
+
 def cpu_seconds(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -239,7 +311,7 @@ def cpu_seconds(pid):
 
 
 TESTS = [test_options_flood_memory, test_many_tcp_closes, test_tcp_cap_and_slow_senders,
-         test_memory_store_cap]
+         test_memory_store_cap, test_bindings_limit, test_silent_contact_backoff_and_open_warning]
 
 
 def main():
