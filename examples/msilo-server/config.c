@@ -58,6 +58,12 @@ static bool set_server_key(server_options_t *opt, const char *key, const char *v
     } else if (strcmp(key, "max_stored_headers") == 0) {
         if (!parse_uint(value, 64u << 20, &opt->max_stored_headers))
             goto bad_size;
+    } else if (strcmp(key, "auth_max_failures") == 0) {
+        if (!parse_uint(value, 1000000, &opt->auth_max_failures))
+            goto bad_size;
+    } else if (strcmp(key, "auth_failure_window") == 0) {
+        if (!parse_uint(value, 86400, &opt->auth_failure_window) || opt->auth_failure_window == 0)
+            goto bad_number;
     } else if (strcmp(key, "max_bindings") == 0) {
         if (!parse_uint(value, 100000, &opt->max_bindings) || opt->max_bindings == 0)
             goto bad_size;
@@ -220,6 +226,8 @@ void server_options_init(server_options_t *opt)
     opt->max_stored_headers = DEFAULT_MAX_STORED_HEADERS;
     opt->auth_realm = g_strdup("msilo");
     opt->max_bindings = DEFAULT_MAX_BINDINGS;
+    opt->auth_max_failures = DEFAULT_AUTH_MAX_FAILURES;
+    opt->auth_failure_window = DEFAULT_AUTH_FAILURE_WINDOW;
     opt->dump_backoff = DEFAULT_DUMP_BACKOFF;
     opt->memory_max_messages = DEFAULT_MEMORY_MAX_MESSAGES;
     opt->memory_max_bytes = DEFAULT_MEMORY_MAX_BYTES;

@@ -22,6 +22,8 @@
 #define DEFAULT_MEMORY_MAX_MESSAGES 1000000ull
 #define DEFAULT_MEMORY_MAX_BYTES (1024ull << 20) /* 1 GiB */
 #define DEFAULT_MAX_BINDINGS 10u
+#define DEFAULT_AUTH_MAX_FAILURES 10u
+#define DEFAULT_AUTH_FAILURE_WINDOW 60u /* s */
 #define DEFAULT_DUMP_BACKOFF 60u /* s */
 #define DEFAULT_TCP_MAX_CONNECTIONS 1000u
 #define DEFAULT_TCP_IDLE_TIMEOUT 60000u    /* ms */
@@ -44,6 +46,8 @@ typedef struct server_options {
     char *auth_users;          /* users file: user:password:realm or user:realm:HA1 lines */
     char *auth_realm;          /* realm of the challenges */
     bool auth_message;         /* also authenticate MESSAGE (as its From user) */
+    unsigned auth_max_failures;   /* wrong credentials per source and window; 0 = no limit */
+    unsigned auth_failure_window; /* s */
     char *metrics;             /* "127.0.0.1:9464": Prometheus endpoint; NULL = off */
     unsigned max_bindings;     /* contacts per AoR; a REGISTER beyond gets 503 */
     unsigned dump_backoff;     /* s: no dump to a contact whose last dump went unanswered */

@@ -99,6 +99,9 @@ typedef struct server {
     uint64_t n_stateless; /* requests answered without a transaction */
     GHashTable *silent;   /* contact URI -> silent_contact (register.c) */
     uint64_t n_dumps_held, n_too_many_bindings;
+    GHashTable *nonces;        /* auth.c: nonce -> nonce_seen */
+    GHashTable *auth_failures; /* auth.c: source address -> source_failures */
+    uint64_t n_auth_replays, n_auth_blocked;
     /* TCP connection cap (limits.c) */
     guint limits_timer;
     int fd_baseline;          /* descriptors held before any connection */
@@ -152,6 +155,10 @@ int server_handle_message(server_t *s, nta_incoming_t *irq, sip_t const *sip);
 void server_forward_failed(struct forward *f, const char *why);
 /* REGISTER: save the bindings, answer, dump the AoR's messages. */
 int server_handle_register(server_t *s, nta_incoming_t *irq, sip_t const *sip);
+/* Replay and failure tables of auth.c. */
+void server_auth_init(server_t *s);
+void server_auth_clear(server_t *s);
+void server_auth_expire(server_t *s, int64_t now);
 /* Forgets contacts whose dump backoff is long over (register.c). */
 void server_silent_expire(server_t *s, int64_t now);
 /* Digest authentication of the request of @irq as @who; answered (401/403/500)

@@ -219,6 +219,7 @@ static gboolean expire_tick(gpointer data)
     size_t n = registrar_expire(s->registrar, server_now());
     server_once_expire(s, server_now());
     server_silent_expire(s, server_now());
+    server_auth_expire(s, server_now());
     /* Give freed memory back: after a burst of transactions (each ~8 KB,
      * freed 32 s later by Timer J) glibc keeps the heap at its peak. A
      * trim with nothing to return costs a few microseconds. */
@@ -239,6 +240,7 @@ int server_sip_start(server_t *s, GError **error)
     s->once = server_once_new();
     s->registrar = registrar_new();
     s->silent = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    server_auth_init(s);
     s->agent = nta_agent_create(s->root, URL_STRING_MAKE(s->opt.listen), agent_cb, s,
                                 NTATAG_UA(0), NTATAG_SERVER_RPORT(1), NTATAG_CLIENT_RPORT(1),
                                 NTATAG_USE_NAPTR(0), NTATAG_USE_SRV(0),
@@ -318,6 +320,7 @@ void server_sip_stop(server_t *s)
     if (s->silent)
         g_hash_table_unref(s->silent);
     s->silent = NULL;
+    server_auth_clear(s);
     if (s->forwards)
         g_hash_table_unref(s->forwards);
     if (s->stores)
