@@ -83,10 +83,24 @@ static void print_config(void)
            "# user:password:realm or user:realm:HA1 lines; unset = no authentication.\n"
            "# The file must not be readable by others.\n"
            "#auth_users = \n#auth_realm = msilo\n#auth_message = 0\n"
+           "# wrong credentials from one source address within auth_failure_window\n"
+           "# seconds after which its credentials get 403 until the window ends (0: no limit)\n"
+           "#auth_max_failures = %u\n#auth_failure_window = %u\n"
+           "# contacts per address of record (a REGISTER beyond gets 503)\n#max_bindings = %u\n"
+           "# seconds without a dump to a contact that answered none of its last one\n"
+           "# (doubling while it stays silent; 0: off)\n#dump_backoff = %u\n"
+           "# the memory store's caps over all mailboxes: messages and bytes (0: none);\n"
+           "# a MESSAGE beyond them gets 486\n#memory_max_messages = %llu\n#memory_max_bytes = %llu\n"
+           "# TCP: open connections before new ones wait (0: no cap), ms without data\n"
+           "# before a connection is closed, ms a request may take to arrive once begun\n"
+           "#tcp_max_connections = %u\n#tcp_idle_timeout = %u\n#tcp_message_timeout = %u\n"
            "# Prometheus statistics on http://ADDRESS/metrics (loopback only). Unset: off.\n"
            "#metrics = 127.0.0.1:9464\n\n[msilo]\n",
            DEFAULT_LISTEN, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_HEADERS, DEFAULT_MAX_HEADER_SIZE,
-           DEFAULT_MAX_STORED_HEADERS);
+           DEFAULT_MAX_STORED_HEADERS, DEFAULT_AUTH_MAX_FAILURES, DEFAULT_AUTH_FAILURE_WINDOW,
+           DEFAULT_MAX_BINDINGS, DEFAULT_DUMP_BACKOFF, DEFAULT_MEMORY_MAX_MESSAGES,
+           DEFAULT_MEMORY_MAX_BYTES, DEFAULT_TCP_MAX_CONNECTIONS, DEFAULT_TCP_IDLE_TIMEOUT,
+           DEFAULT_TCP_MESSAGE_TIMEOUT);
     const msilo_config_key_t *k;
     for (size_t i = 0; (k = msilo_config_key_at(i)); i++) {
         printf("# %s (%s)\n", k->help ? k->help : "",
@@ -143,11 +157,17 @@ static void print_stats(server_t *s)
                            " forwarded=%" PRIu64 " relayed_2xx=%" PRIu64
                            " forward_failed=%" PRIu64 " auth_challenged=%" PRIu64
                            " auth_forbidden=%" PRIu64 " loops=%" PRIu64
-                           " stored_once=%" PRIu64,
+                           " stored_once=%" PRIu64 " stateless=%" PRIu64
+                           " tcp_connections=%u tcp_stalls=%" PRIu64 " tcp_slow_closed=%" PRIu64
+                           " tcp_idle_closed=%" PRIu64 " dumps_held=%" PRIu64
+                           " too_many_bindings=%" PRIu64 " auth_replays=%" PRIu64
+                           " auth_blocked=%" PRIu64,
                            s->n_register, s->registrar ? registrar_count(s->registrar) : 0,
                            s->n_message, s->n_forwarded, s->n_relayed_2xx, s->n_forward_failed,
                            s->n_auth_challenged, s->n_auth_forbidden, s->n_loops,
-                           s->n_stored_once);
+                           s->n_stored_once, s->n_stateless, s->tcp_connections, s->n_tcp_stalls,
+                           s->n_slow_closed, s->n_idle_closed, s->n_dumps_held,
+                           s->n_too_many_bindings, s->n_auth_replays, s->n_auth_blocked);
     g_message("%s", out->str);
     g_string_free(out, TRUE);
 }
