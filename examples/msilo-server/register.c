@@ -11,8 +11,8 @@
  * would add more gets 503, as Kamailio's max_contacts; at ~1 300 bindings the
  * 200 had exceeded 64 KB and every REGISTER of the AoR got 500), so the 200
  * stays small. A contact whose last dump was not answered at all (nothing
- * delivered, something failed: a third party's address registered by
- * someone else, or a dead UA) gets no new dump for dump_backoff seconds,
+ * delivered, and it took the delivery timeout: a third party's address
+ * registered by someone else, or a dead UA) gets no new dump for dump_backoff seconds,
  * doubling while it stays silent: one REGISTER of 317 bytes had sent 4.38 MB
  * of stored messages and their retransmissions to such an address.
  */
@@ -34,6 +34,7 @@ typedef struct dump_ctx {
     server_t *srv;
     char *aor;
     char *contact; /* URI, the key of srv->silent */
+    int64_t started; /* µs, monotonic */
 } dump_ctx;
 
 typedef struct silent_contact {
@@ -52,7 +53,12 @@ static void dump_done(msilo_engine_t *e, int result, const msilo_dump_result_t *
         REQ_LOG("dump for %s: %zu claimed, %zu delivered, %zu failed", d->aor, res->claimed,
                 res->delivered, res->failed);
     if (result == 0 && s->silent && s->opt.dump_backoff) {
-        if (res->delivered == 0 && res->failed > 0) {
+        /* silent: nothing delivered and the dump took the delivery timeout,
+         * i.e. no answer at all (a contact that answers 500 or is refused by
+         * ICMP fails at once and is tried again at its next REGISTER) */
+        int64_t took_ms = (g_get_monotonic_time() - d->started) / 1000;
+        if (res->delivered == 0 && res->failed > 0 &&
+            took_ms >= (int64_t)(s->opt.delivery_timeout ? s->opt.delivery_timeout : 32000) * 9 / 10) {
             silent_contact *c = g_hash_table_lookup(s->silent, d->contact);
             if (!c) {
                 c = g_new0(silent_contact, 1);
@@ -226,6 +232,7 @@ int server_handle_register(server_t *s, nta_incoming_t *irq, sip_t const *sip)
         int r = msilo_sofia_request_new(&req, sip, NULL);
 
         cb_aor->srv = s;
+        cb_aor->started = g_get_monotonic_time();
         cb_aor->aor = g_strdup(aor);
         cb_aor->contact = g_strdup(url_as_string(home, dump_to->m_url));
 
