@@ -12,6 +12,11 @@ time over the close. A benchmark (figures are printed), not a test.
 
 MSILO_SERVER_GLIB_ROOT=1 in the environment makes the server use Sofia's
 GSource port (the old behaviour) for a comparison.
+
+Measured (2 cores, loopback), answer time of the new request after the close:
+  epoll port (now):  N=1000 0.048 s, 2000 0.070 s, 3000 0.176 s, 5000 0.238 s,
+                     10000 0.500 s (server CPU about the same)
+  GSource port:      N=1000 2.3 s, 2000 20.6 s (issue 17: 3000 63 s, 5000 ~300 s)
 """
 import argparse
 import os
