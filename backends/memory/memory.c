@@ -164,6 +164,10 @@ typedef struct memory_store {
     heap_t rem_heap;
     /* store_key (in the entry's data) -> entry, for the entries with a key */
     GHashTable *keys;
+    /* global caps (msilo_memory_store_set_limit()); 0 = none */
+    int64_t max_total;
+    uint64_t max_bytes;
+    uint64_t bytes; /* entry_bytes() of every stored entry */
 } memory_store_t;
 
 /* ---------------------------------------------------------------- heaps */
@@ -771,6 +775,22 @@ static const char *entry_key(const entry_t *e)
     return p;
 }
 
+/* What an entry costs against max_bytes: its one allocation. */
+static size_t entry_bytes(const entry_t *e)
+{
+    size_t size = offsetof(entry_t, data) + e->body_len;
+    const char *p = e->data + e->body_len;
+    for (unsigned i = 0; i < 5; i++) /* the HAS_* bits, in the order of the strings */
+        if (e->flags & (1u << i)) {
+            size_t len = strlen(p) + 1;
+            size += len;
+            p += len;
+        }
+    if (e->flags & HAS_KEY) /* the store_key, after them */
+        size += strlen(p) + 1;
+    return size;
+}
+
 static void entry_insert(memory_store_t *m, owner_t *o, entry_t *e)
 {
     e->id = m->next_id++;
@@ -783,6 +803,8 @@ static void entry_insert(memory_store_t *m, owner_t *o, entry_t *e)
     o->tail = e;
     o->count++;
     m->total++;
+    if (m->max_bytes)
+        m->bytes += entry_bytes(e);
     ids_append(&m->ids, e);
     exp_push(&m->exp_heap, (exp_item_t){ e->exp_time, e->id });
     if (e->snd_time != 0)
@@ -811,6 +833,8 @@ static void entry_delete(memory_store_t *m, entry_t *e, size_t pos)
     else
         o->tail = e->prev;
     m->total--;
+    if (m->max_bytes)
+        m->bytes -= MIN(m->bytes, (uint64_t)entry_bytes(e));
     if (--o->count == 0) {
         otab_remove(&m->owners, o);
         g_free(o);
@@ -919,7 +943,17 @@ static int mem_put(msilo_store_t *s, msilo_message_t *const *msgs, size_t n,
                 results[w + i] = MSILO_EFULL;
                 continue;
             }
+            /* the global caps: the store is full for everybody */
+            if (m->max_total > 0 && m->total >= m->max_total) {
+                results[w + i] = MSILO_EFULL;
+                continue;
+            }
             entry_t *e = entry_new(msg);
+            if (m->max_bytes && m->bytes + entry_bytes(e) > m->max_bytes) {
+                g_free(e);
+                results[w + i] = MSILO_EFULL;
+                continue;
+            }
             entry_insert(m, o ? o : owner_add(m, hs[i], msg->user, msg->domain), e);
             if (e->flags & HAS_KEY)
                 g_hash_table_insert(m->keys, (gpointer)entry_key(e), e);
@@ -1208,6 +1242,35 @@ static void mem_free(msilo_store_t *s)
     g_free(m->owners.v);
     g_mutex_clear(&m->lock);
     g_free(m);
+}
+
+int msilo_memory_store_set_limit(msilo_store_t *store, msilo_memory_limit_t limit,
+                                 uint64_t value)
+{
+    if (!store || store->free != mem_free)
+        return msilo_fail(MSILO_EINVAL, "msilo_memory_store_set_limit: not a memory store");
+    if (limit != MSILO_MEMORY_MAX_MESSAGES && limit != MSILO_MEMORY_MAX_BYTES)
+        return msilo_fail(MSILO_EINVAL, "msilo_memory_store_set_limit: unknown limit %d",
+                          (int)limit);
+    if (limit == MSILO_MEMORY_MAX_MESSAGES && value > (uint64_t)INT64_MAX)
+        return msilo_fail(MSILO_EINVAL, "msilo_memory_store_set_limit: %" PRIu64 " messages",
+                          value);
+    memory_store_t *m = (memory_store_t *)store;
+    g_mutex_lock(&m->lock);
+    if (limit == MSILO_MEMORY_MAX_MESSAGES) {
+        m->max_total = (int64_t)value;
+    } else {
+        /* counted from now on: recount what is stored when the cap turns on */
+        if (value && !m->max_bytes) {
+            m->bytes = 0;
+            for (size_t i = 0; i < m->ids.n; i++)
+                if (slot_entry(m->ids.v[i]))
+                    m->bytes += entry_bytes(slot_entry(m->ids.v[i]));
+        }
+        m->max_bytes = value;
+    }
+    g_mutex_unlock(&m->lock);
+    return 0;
 }
 
 int msilo_memory_store_new(msilo_store_t **ret)

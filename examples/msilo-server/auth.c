@@ -1,14 +1,33 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * msilo-server's Digest authentication, on Sofia-SIP's auth module (the
- * htdigest-style users file, MD5, qop=auth); the identity check is ours.
+ * htdigest-style users file, MD5, qop=auth); the identity check is ours,
+ * and so are (issue 17):
+ *  - the identity: the credentials' realm must be auth_realm, and their user
+ *    the AoR's user -- or, for a users-file line "user@domain", the AoR's
+ *    user@domain -- so one user's password is not valid for every domain;
+ *  - replay protection: Sofia's nonces are stateless (valid auth_expires
+ *    seconds), so a captured Authorization could be sent again. Each (user,
+ *    nonce)'s highest nonce-count is kept while the nonce is valid; a request whose nc
+ *    is not above it (or a second use of a nonce without qop) gets a fresh
+ *    challenge, as a stale nonce does;
+ *  - a failure limit per source address: auth_max_failures wrong credentials
+ *    within auth_failure_window seconds, and further requests with credentials
+ *    from that address get 403 without being checked until the window ends.
+ * SHA-256 (RFC 8760) is not offered: Sofia-SIP 1.12's module only does MD5.
  */
+#include <stdlib.h>
 #include <string.h>
+
+#include <netdb.h>
+#include <sys/socket.h>
 
 #include "server.h"
 #include "request.h"
 
+#include <sofia-sip/auth_digest.h>
 #include <sofia-sip/auth_module.h>
+#include <sofia-sip/msg_addr.h>
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_status.h>
 #include <sofia-sip/sip_tag.h>
@@ -17,6 +36,149 @@
 #include <sofia-sip/url.h>
 
 /* ---- Digest authentication ------------------------------------------------ */
+
+#define NONCE_LIFETIME 300 /* s: AUTHTAG_EXPIRES in sip.c */
+
+typedef struct nonce_seen {
+    uint64_t nc;   /* highest nonce-count accepted */
+    int64_t first; /* s: when it was first accepted */
+} nonce_seen;
+
+typedef struct source_failures {
+    unsigned count;
+    int64_t since; /* s: start of the window */
+    bool logged;
+} source_failures;
+
+/* The Digest credentials of @sip for our realm, parsed into @ar. */
+static bool our_credentials(server_t *s, su_home_t *home, sip_t const *sip, auth_response_t *ar)
+{
+    for (sip_authorization_t const *au = sip->sip_authorization; au; au = au->au_next) {
+        if (!au->au_scheme || g_ascii_strcasecmp(au->au_scheme, "Digest") != 0)
+            continue;
+        memset(ar, 0, sizeof(*ar));
+        ar->ar_size = (int)sizeof(*ar);
+        if (auth_digest_response_get(home, ar, au->au_params) < 0)
+            continue;
+        if (ar->ar_realm && strcmp(ar->ar_realm, s->opt.auth_realm) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The source address of the request of @irq, numeric (g_free it). */
+static char *source_of(nta_incoming_t *irq)
+{
+    msg_t *msg = nta_incoming_getrequest(irq);
+    su_sockaddr_t const *su = msg ? msg_addr(msg) : NULL;
+    char host[NI_MAXHOST] = "";
+    if (su && getnameinfo(&su->su_sa, (socklen_t)su_sockaddr_size(su), host, sizeof(host), NULL,
+                          0, NI_NUMERICHOST) != 0)
+        host[0] = '\0';
+    if (msg)
+        msg_destroy(msg);
+    return g_strdup(host);
+}
+
+/* Whether @as_user (the credentials' user) may act for @who. */
+static bool same_identity(const char *as_user, url_t const *who)
+{
+    const char *at;
+    if (!as_user || !who || !who->url_user)
+        return false;
+    at = strchr(as_user, '@');
+    if (!at)
+        return strcmp(as_user, who->url_user) == 0;
+    return who->url_host && strlen(who->url_user) == (size_t)(at - as_user) &&
+           strncmp(as_user, who->url_user, (size_t)(at - as_user)) == 0 &&
+           g_ascii_strcasecmp(at + 1, who->url_host) == 0;
+}
+
+/* Records nonce-count @ar_nc of @user for @nonce (each user that answers a
+ * challenge counts on its own); false when it is a replay. */
+static bool fresh_nonce_count(server_t *s, const char *user, const char *nonce, const char *ar_nc)
+{
+    uint64_t nc = ar_nc ? g_ascii_strtoull(ar_nc, NULL, 16) : 0;
+    g_autofree char *key = g_strdup_printf("%s\n%s", user ? user : "", nonce);
+    nonce_seen *n = g_hash_table_lookup(s->nonces, key);
+    if (n && (nc == 0 || nc <= n->nc))
+        return false;
+    if (!n) {
+        n = g_new0(nonce_seen, 1);
+        n->first = server_now();
+        g_hash_table_insert(s->nonces, g_steal_pointer(&key), n);
+    }
+    n->nc = nc ? nc : 1;
+    return true;
+}
+
+void server_auth_init(server_t *s)
+{
+    s->nonces = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    s->auth_failures = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+}
+
+void server_auth_clear(server_t *s)
+{
+    if (s->nonces)
+        g_hash_table_unref(s->nonces);
+    if (s->auth_failures)
+        g_hash_table_unref(s->auth_failures);
+    s->nonces = s->auth_failures = NULL;
+}
+
+void server_auth_expire(server_t *s, int64_t now)
+{
+    GHashTableIter it;
+    gpointer value;
+    if (!s->nonces)
+        return;
+    g_hash_table_iter_init(&it, s->nonces);
+    while (g_hash_table_iter_next(&it, NULL, &value))
+        if (((nonce_seen *)value)->first + NONCE_LIFETIME + 60 < now)
+            g_hash_table_iter_remove(&it);
+    g_hash_table_iter_init(&it, s->auth_failures);
+    while (g_hash_table_iter_next(&it, NULL, &value))
+        if (((source_failures *)value)->since + (int64_t)s->opt.auth_failure_window < now)
+            g_hash_table_iter_remove(&it);
+}
+
+/* Counts a failure of @source; true when it is over the limit now. */
+static bool count_failure(server_t *s, const char *source)
+{
+    source_failures *f;
+    int64_t now = server_now();
+    if (!s->opt.auth_max_failures || !source[0])
+        return false;
+    f = g_hash_table_lookup(s->auth_failures, source);
+    if (!f || f->since + (int64_t)s->opt.auth_failure_window < now) {
+        if (!f) {
+            f = g_new0(source_failures, 1);
+            g_hash_table_insert(s->auth_failures, g_strdup(source), f);
+        }
+        f->count = 0;
+        f->since = now;
+        f->logged = false;
+    }
+    f->count++;
+    return f->count >= s->opt.auth_max_failures;
+}
+
+static bool source_blocked(server_t *s, const char *source)
+{
+    source_failures *f = s->opt.auth_max_failures && source[0]
+                             ? g_hash_table_lookup(s->auth_failures, source)
+                             : NULL;
+    if (!f || f->count < s->opt.auth_max_failures ||
+        f->since + (int64_t)s->opt.auth_failure_window < server_now())
+        return false;
+    if (!f->logged) {
+        f->logged = true;
+        g_message("%s: %u failed authentications within %u s: credentials from it are refused "
+                  "(403) until the window ends", source, f->count, s->opt.auth_failure_window);
+    }
+    return true;
+}
 
 /* Authenticates the request of @irq with the users file: the credentials must
  * be valid and name @user (the AoR's user for REGISTER, the From user for
@@ -45,13 +207,43 @@ bool server_authenticate(server_t *s, nta_incoming_t *irq, sip_t const *sip, url
         as->as_body = sip->sip_payload->pl_data;
         as->as_bodylen = (isize_t)sip->sip_payload->pl_len;
     }
+    g_autofree char *source = source_of(irq);
+    auth_response_t ar;
+    bool has_ours = our_credentials(s, home, sip, &ar);
+
+    if (has_ours && source_blocked(s, source)) {
+        s->n_auth_blocked++;
+        server_reply(irq, 403,
+                     SIPTAG_WARNING_STR("399 msilo \"Too many failed authentications\""),
+                     TAG_END());
+        auth_status_unref(as);
+        su_home_deinit(home);
+        return false;
+    }
     auth_mod_verify(s->auth, as, sip->sip_authorization, &challenger);
+    if (as->as_status == 0 && has_ours && ar.ar_nonce &&
+        !fresh_nonce_count(s, ar.ar_username, ar.ar_nonce, ar.ar_nc)) {
+        /* a replay (or a nonce used again without qop): a fresh challenge */
+        s->n_auth_replays++;
+        g_message("%s: nonce-count %s of a nonce seen before from %s: challenged again",
+                  as->as_method, ar.ar_nc ? ar.ar_nc : "(none)", source);
+        auth_status_unref(as);
+        as = auth_status_new(home);
+        as->as_method = sip->sip_request->rq_method_name;
+        as->as_uri = url_as_string(as->as_home, sip->sip_request->rq_url);
+        as->as_realm = s->opt.auth_realm;
+        as->as_user_uri = who;
+        auth_mod_challenge(s->auth, as, &challenger);
+        if (!as->as_status)
+            as->as_status = 401;
+    }
     if (as->as_status == 0) {
-        /* valid credentials: are they the AoR's (or sender's) own? */
-        if (who && who->url_user && as->as_user && strcmp(as->as_user, who->url_user) == 0) {
+        /* valid credentials of our realm: are they the AoR's (or sender's) own? */
+        if (has_ours && same_identity(as->as_user, who)) {
             ok = true;
         } else {
             s->n_auth_forbidden++;
+            count_failure(s, source);
             g_message("%s: user '%s' may not act for %s@%s: 403", as->as_method,
                       as->as_user ? as->as_user : "", who && who->url_user ? who->url_user : "",
                       who && who->url_host ? who->url_host : "");
@@ -60,6 +252,9 @@ bool server_authenticate(server_t *s, nta_incoming_t *irq, sip_t const *sip, url
         }
     } else if (as->as_status >= 300) {
         s->n_auth_challenged++;
+        /* wrong credentials count, a first request without any or a stale nonce does not */
+        if (has_ours && !as->as_stale)
+            count_failure(s, source);
         g_info("%s: %d %s", as->as_method, as->as_status, as->as_phrase ? as->as_phrase : "");
         server_reply(irq, as->as_status, SIPTAG_HEADER((sip_header_t const *)as->as_response),
                           TAG_END());

@@ -58,6 +58,35 @@ static bool set_server_key(server_options_t *opt, const char *key, const char *v
     } else if (strcmp(key, "max_stored_headers") == 0) {
         if (!parse_uint(value, 64u << 20, &opt->max_stored_headers))
             goto bad_size;
+    } else if (strcmp(key, "auth_max_failures") == 0) {
+        if (!parse_uint(value, 1000000, &opt->auth_max_failures))
+            goto bad_size;
+    } else if (strcmp(key, "auth_failure_window") == 0) {
+        if (!parse_uint(value, 86400, &opt->auth_failure_window) || opt->auth_failure_window == 0)
+            goto bad_number;
+    } else if (strcmp(key, "max_bindings") == 0) {
+        if (!parse_uint(value, 100000, &opt->max_bindings) || opt->max_bindings == 0)
+            goto bad_size;
+    } else if (strcmp(key, "dump_backoff") == 0) {
+        if (!parse_uint(value, 86400, &opt->dump_backoff))
+            goto bad_number;
+    } else if (strcmp(key, "memory_max_messages") == 0 || strcmp(key, "memory_max_bytes") == 0) {
+        guint64 v;
+        if (!g_ascii_string_to_unsigned(value, 10, 0, G_MAXINT64, &v, NULL))
+            goto bad_size;
+        if (strcmp(key, "memory_max_messages") == 0)
+            opt->memory_max_messages = v;
+        else
+            opt->memory_max_bytes = v;
+    } else if (strcmp(key, "tcp_max_connections") == 0) {
+        if (!parse_uint(value, 1000000, &opt->tcp_max_connections))
+            goto bad_size;
+    } else if (strcmp(key, "tcp_idle_timeout") == 0) {
+        if (!parse_uint(value, 86400000, &opt->tcp_idle_timeout) || opt->tcp_idle_timeout < 1000)
+            goto bad_number;
+    } else if (strcmp(key, "tcp_message_timeout") == 0) {
+        if (!parse_uint(value, 600000, &opt->tcp_message_timeout) || opt->tcp_message_timeout < 100)
+            goto bad_number;
     } else if (strcmp(key, "auth_users") == 0) {
         g_free(opt->auth_users);
         opt->auth_users = value[0] ? g_strdup(value) : NULL;
@@ -196,6 +225,15 @@ void server_options_init(server_options_t *opt)
     opt->max_header_size = DEFAULT_MAX_HEADER_SIZE;
     opt->max_stored_headers = DEFAULT_MAX_STORED_HEADERS;
     opt->auth_realm = g_strdup("msilo");
+    opt->max_bindings = DEFAULT_MAX_BINDINGS;
+    opt->auth_max_failures = DEFAULT_AUTH_MAX_FAILURES;
+    opt->auth_failure_window = DEFAULT_AUTH_FAILURE_WINDOW;
+    opt->dump_backoff = DEFAULT_DUMP_BACKOFF;
+    opt->memory_max_messages = DEFAULT_MEMORY_MAX_MESSAGES;
+    opt->memory_max_bytes = DEFAULT_MEMORY_MAX_BYTES;
+    opt->tcp_max_connections = DEFAULT_TCP_MAX_CONNECTIONS;
+    opt->tcp_idle_timeout = DEFAULT_TCP_IDLE_TIMEOUT;
+    opt->tcp_message_timeout = DEFAULT_TCP_MESSAGE_TIMEOUT;
 }
 
 bool server_store_kind_known(const char *kind)

@@ -83,10 +83,24 @@ static void print_config(void)
            "# user:password:realm or user:realm:HA1 lines; unset = no authentication.\n"
            "# The file must not be readable by others.\n"
            "#auth_users = \n#auth_realm = msilo\n#auth_message = 0\n"
+           "# wrong credentials from one source address within auth_failure_window\n"
+           "# seconds after which its credentials get 403 until the window ends (0: no limit)\n"
+           "#auth_max_failures = %u\n#auth_failure_window = %u\n"
+           "# contacts per address of record (a REGISTER beyond gets 503)\n#max_bindings = %u\n"
+           "# seconds without a dump to a contact that answered none of its last one\n"
+           "# (doubling while it stays silent; 0: off)\n#dump_backoff = %u\n"
+           "# the memory store's caps over all mailboxes: messages and bytes (0: none);\n"
+           "# a MESSAGE beyond them gets 486\n#memory_max_messages = %llu\n#memory_max_bytes = %llu\n"
+           "# TCP: open connections before new ones wait (0: no cap), ms without data\n"
+           "# before a connection is closed, ms a request may take to arrive once begun\n"
+           "#tcp_max_connections = %u\n#tcp_idle_timeout = %u\n#tcp_message_timeout = %u\n"
            "# Prometheus statistics on http://ADDRESS/metrics (loopback only). Unset: off.\n"
            "#metrics = 127.0.0.1:9464\n\n[msilo]\n",
            DEFAULT_LISTEN, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_HEADERS, DEFAULT_MAX_HEADER_SIZE,
-           DEFAULT_MAX_STORED_HEADERS);
+           DEFAULT_MAX_STORED_HEADERS, DEFAULT_AUTH_MAX_FAILURES, DEFAULT_AUTH_FAILURE_WINDOW,
+           DEFAULT_MAX_BINDINGS, DEFAULT_DUMP_BACKOFF, DEFAULT_MEMORY_MAX_MESSAGES,
+           DEFAULT_MEMORY_MAX_BYTES, DEFAULT_TCP_MAX_CONNECTIONS, DEFAULT_TCP_IDLE_TIMEOUT,
+           DEFAULT_TCP_MESSAGE_TIMEOUT);
     const msilo_config_key_t *k;
     for (size_t i = 0; (k = msilo_config_key_at(i)); i++) {
         printf("# %s (%s)\n", k->help ? k->help : "",
@@ -143,11 +157,17 @@ static void print_stats(server_t *s)
                            " forwarded=%" PRIu64 " relayed_2xx=%" PRIu64
                            " forward_failed=%" PRIu64 " auth_challenged=%" PRIu64
                            " auth_forbidden=%" PRIu64 " loops=%" PRIu64
-                           " stored_once=%" PRIu64,
+                           " stored_once=%" PRIu64 " stateless=%" PRIu64
+                           " tcp_connections=%u tcp_stalls=%" PRIu64 " tcp_slow_closed=%" PRIu64
+                           " tcp_idle_closed=%" PRIu64 " dumps_held=%" PRIu64
+                           " too_many_bindings=%" PRIu64 " auth_replays=%" PRIu64
+                           " auth_blocked=%" PRIu64,
                            s->n_register, s->registrar ? registrar_count(s->registrar) : 0,
                            s->n_message, s->n_forwarded, s->n_relayed_2xx, s->n_forward_failed,
                            s->n_auth_challenged, s->n_auth_forbidden, s->n_loops,
-                           s->n_stored_once);
+                           s->n_stored_once, s->n_stateless, s->tcp_connections, s->n_tcp_stalls,
+                           s->n_slow_closed, s->n_idle_closed, s->n_dumps_held,
+                           s->n_too_many_bindings, s->n_auth_replays, s->n_auth_blocked);
     g_message("%s", out->str);
     g_string_free(out, TRUE);
 }
@@ -355,21 +375,15 @@ int main(int argc, char **argv)
 
     su_init();
     su_log_redirect(NULL, sofia_log, NULL);
-    s.root = su_glib_root_create(&s);
+    s.root = server_root_create(&s, &s.root_source, &s.root_epoll);
     if (!s.root) {
         fprintf(stderr, "msilo-server: cannot create the Sofia root\n");
         su_deinit();
         goto out;
     }
-    s.root_source = su_glib_root_gsource(s.root);
-    /* Without this GLib "blocks" the source around each dispatch: it removes
-     * and re-adds every Sofia socket from the poll set, and each of those
-     * writes the context's eventfd (GLib 2.74: g_main_context_add_poll /
-     * remove_poll call g_wakeup_signal). With one UDP datagram per dispatch
-     * that was 4 write()s, one extra read() and poll() per SIP message.
-     * Recursion cannot happen here: nothing in the server iterates the main
-     * context from inside a Sofia callback (drain() runs after the loop). */
-    g_source_set_can_recurse(s.root_source, TRUE);
+    if (!s.root_epoll)
+        g_message("Sofia root: the GLib GSource port (its epoll port was not found): "
+                  "closing thousands of TCP connections at once is slow with it");
     g_source_attach(s.root_source, NULL);
 
     if (strcmp(s.opt.store, "postgres") == 0) {
@@ -380,6 +394,14 @@ int main(int argc, char **argv)
     }
     if (open_store(s.opt.store, cfg, migrate, &s.store) < 0)
         goto stop;
+    if (strcmp(s.opt.store, "memory") == 0 &&
+        (msilo_memory_store_set_limit(s.store, MSILO_MEMORY_MAX_MESSAGES,
+                                      s.opt.memory_max_messages) < 0 ||
+         msilo_memory_store_set_limit(s.store, MSILO_MEMORY_MAX_BYTES,
+                                      s.opt.memory_max_bytes) < 0)) {
+        fprintf(stderr, "msilo-server: memory store limits: %s\n", msilo_error_detail());
+        goto stop;
+    }
     if (server_sip_start(&s, &error) < 0) {
         fprintf(stderr, "msilo-server: %s\n", error->message);
         goto stop;
@@ -403,6 +425,11 @@ int main(int argc, char **argv)
         }
     }
 
+    if (!s.opt.auth_users)
+        g_warning("AUTHENTICATION IS OFF: anyone who can reach %s can REGISTER any address, "
+                  "have its stored messages delivered to a contact of their choice and store "
+                  "messages for anybody. Set [server] auth_users (and auth_message) unless "
+                  "only trusted hosts can reach this server.", s.opt.listen);
     where = server_sip_listening(&s);
     g_message("msilo-server %s listening on %s (%s), store %s, authentication %s%s%s",
               MSILO_SERVER_VERSION, where, s.opt.listen, s.opt.store,
@@ -427,8 +454,7 @@ stop:
     msilo_store_free(s.store);
     if (s.loop)
         g_main_loop_unref(s.loop);
-    g_source_destroy(s.root_source);
-    su_root_destroy(s.root);
+    server_root_destroy(s.root, s.root_source, s.root_epoll);
     su_deinit();
     if (status == 0)
         g_message("stopped");

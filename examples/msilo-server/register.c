@@ -6,6 +6,15 @@
  * A binding that goes away (Expires: 0, "Contact: *", or expired in the
  * registrar) cancels the engine's deliveries and retries to it
  * (msilo_engine_cancel()): no MESSAGE goes to a contact after its UA left.
+ *
+ * Bounds (issue 17): at most max_bindings contacts per AoR (a REGISTER that
+ * would add more gets 503, as Kamailio's max_contacts; at ~1 300 bindings the
+ * 200 had exceeded 64 KB and every REGISTER of the AoR got 500), so the 200
+ * stays small. A contact whose last dump was not answered at all (nothing
+ * delivered, and it took the delivery timeout: a third party's address
+ * registered by someone else, or a dead UA) gets no new dump for dump_backoff seconds,
+ * doubling while it stays silent: one REGISTER of 317 bytes had sent 4.38 MB
+ * of stored messages and their retransmissions to such an address.
  */
 #include <string.h>
 
@@ -21,16 +30,87 @@
 
 /* ---- REGISTER --------------------------------------------------------------- */
 
+typedef struct dump_ctx {
+    server_t *srv;
+    char *aor;
+    char *contact; /* URI, the key of srv->silent */
+    int64_t started; /* µs, monotonic */
+} dump_ctx;
+
+typedef struct silent_contact {
+    int64_t until;   /* s: no dump before */
+    unsigned backoff; /* s: the next wait */
+} silent_contact;
+
 static void dump_done(msilo_engine_t *e, int result, const msilo_dump_result_t *res, void *data)
 {
-    char *aor = data;
+    dump_ctx *d = data;
+    server_t *s = d->srv;
     (void)e;
     if (result < 0)
-        g_warning("dump for %s failed: %s", aor, msilo_strerror(result));
+        g_warning("dump for %s failed: %s", d->aor, msilo_strerror(result));
     else if (res->claimed)
-        REQ_LOG("dump for %s: %zu claimed, %zu delivered, %zu failed", aor, res->claimed,
+        REQ_LOG("dump for %s: %zu claimed, %zu delivered, %zu failed", d->aor, res->claimed,
                 res->delivered, res->failed);
-    g_free(aor);
+    if (result == 0 && s->silent && s->opt.dump_backoff) {
+        /* silent: nothing delivered and the dump took the delivery timeout,
+         * i.e. no answer at all (a contact that answers 500 or is refused by
+         * ICMP fails at once and is tried again at its next REGISTER) */
+        int64_t took_ms = (g_get_monotonic_time() - d->started) / 1000;
+        if (res->delivered == 0 && res->failed > 0 &&
+            took_ms >= (int64_t)(s->opt.delivery_timeout ? s->opt.delivery_timeout : 32000) * 9 / 10) {
+            silent_contact *c = g_hash_table_lookup(s->silent, d->contact);
+            if (!c) {
+                c = g_new0(silent_contact, 1);
+                c->backoff = s->opt.dump_backoff;
+                g_hash_table_insert(s->silent, g_strdup(d->contact), c);
+            } else if (c->until <= server_now() && c->backoff < 86400) {
+                c->backoff *= 2; /* silent again after its wait (not: dumps that ran together) */
+            }
+            c->until = server_now() + c->backoff;
+            s->n_dumps_held++;
+            g_message("dump for %s: %s answered none of %zu deliveries: no dump to it for %u s",
+                      d->aor, d->contact, res->failed, c->backoff);
+        } else if (res->delivered > 0) {
+            g_hash_table_remove(s->silent, d->contact);
+        }
+    }
+    g_free(d->aor);
+    g_free(d->contact);
+    g_free(d);
+}
+
+/* Whether @uri may get a dump now (see the top comment). */
+static bool contact_may_dump(server_t *s, const char *uri)
+{
+    silent_contact *c = s->silent ? g_hash_table_lookup(s->silent, uri) : NULL;
+    return !c || c->until <= server_now();
+}
+
+/* Whether the bindings of @aor plus the new contacts of @sip stay within
+ * max_bindings. */
+static bool bindings_fit(server_t *s, const char *aor, sip_t const *sip, int64_t now,
+                         su_home_t *home, unsigned *ret_n)
+{
+    GPtrArray *have = registrar_lookup(s->registrar, aor, now);
+    unsigned n = have ? have->len : 0;
+    for (sip_contact_t const *m = sip->sip_contact; m; m = m->m_next) {
+        sip_time_t exp = sip_contact_expires(m, sip->sip_expires, sip->sip_date,
+                                             s->opt.default_expires, sip_now());
+        const char *uri;
+        bool known = false;
+        if (m->m_url->url_type == url_any || exp == 0)
+            continue;
+        uri = url_as_string(home, m->m_url);
+        for (guint i = 0; uri && have && i < have->len; i++)
+            if (g_ascii_strcasecmp(((binding_t *)have->pdata[i])->uri, uri) == 0)
+                known = true;
+        /* a contact listed twice in one REGISTER is counted twice: no harm */
+        if (!known)
+            n++;
+    }
+    *ret_n = n;
+    return n <= s->opt.max_bindings;
 }
 
 /* The registrar's removed hook: the engine stops delivering to the contact. */
@@ -92,6 +172,17 @@ int server_handle_register(server_t *s, nta_incoming_t *irq, sip_t const *sip)
         registrar_remove_all(s->registrar, aor);
         REQ_LOG("REGISTER %s: all bindings removed", aor);
     } else {
+        unsigned n;
+        if (!bindings_fit(s, aor, sip, now, home, &n)) {
+            s->n_too_many_bindings++;
+            g_message("REGISTER %s: %u bindings would exceed max_bindings %u: 503", aor, n,
+                      s->opt.max_bindings);
+            server_reply(irq, 503,
+                         SIPTAG_WARNING_STR("399 msilo \"Too many registered contacts\""),
+                         TAG_END());
+            su_home_deinit(home);
+            return 0;
+        }
         for (sip_contact_t const *m = sip->sip_contact; m; m = m->m_next) {
             sip_time_t exp = sip_contact_expires(m, sip->sip_expires, sip->sip_date,
                                                  s->opt.default_expires, sip_now());
@@ -130,10 +221,20 @@ int server_handle_register(server_t *s, nta_incoming_t *irq, sip_t const *sip)
     g_string_free(contacts, TRUE);
 
     /* m_dump(): the stored messages go to the registering contact. */
+    if (dump_to && s->engine && !contact_may_dump(s, url_as_string(home, dump_to->m_url))) {
+        REQ_LOG("REGISTER %s: no dump to %s: it answered none of the last one (dump_backoff)",
+                aor, url_as_string(home, dump_to->m_url));
+        dump_to = NULL;
+    }
     if (dump_to && s->engine) {
         msilo_sofia_request_t *req = NULL;
-        char *cb_aor = g_strdup(aor);
+        dump_ctx *cb_aor = g_new0(dump_ctx, 1);
         int r = msilo_sofia_request_new(&req, sip, NULL);
+
+        cb_aor->srv = s;
+        cb_aor->started = g_get_monotonic_time();
+        cb_aor->aor = g_strdup(aor);
+        cb_aor->contact = g_strdup(url_as_string(home, dump_to->m_url));
 
         if (r == 0) {
             msilo_request_t *reg = msilo_sofia_request_view(req);
@@ -147,10 +248,30 @@ int server_handle_register(server_t *s, nta_incoming_t *irq, sip_t const *sip)
         if (r < 0) {
             g_warning("dump for %s not started: %s (%s)", aor, msilo_strerror(r),
                       msilo_error_detail());
-            g_free(cb_aor); /* the callback will not run */
+            /* the callback will not run */
+            g_free(cb_aor->aor);
+            g_free(cb_aor->contact);
+            g_free(cb_aor);
         }
     }
     su_home_deinit(home);
     return 0;
 }
 
+
+void server_silent_expire(server_t *s, int64_t now)
+{
+    GHashTableIter it;
+    gpointer value;
+
+    if (!s->silent)
+        return;
+    /* kept for one more backoff after the wait, so a contact that stays
+     * silent gets a longer one next time */
+    g_hash_table_iter_init(&it, s->silent);
+    while (g_hash_table_iter_next(&it, NULL, &value)) {
+        silent_contact *c = value;
+        if (c->until + (int64_t)c->backoff < now)
+            g_hash_table_iter_remove(&it);
+    }
+}

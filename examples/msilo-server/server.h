@@ -15,6 +15,7 @@ struct server;
 struct forward;
 #define SU_ROOT_MAGIC_T struct server
 #define NTA_LEG_MAGIC_T struct server
+#define NTA_AGENT_MAGIC_T struct server
 #define NTA_OUTGOING_MAGIC_T struct forward
 #define NTA_INCOMING_MAGIC_T struct server
 
@@ -58,6 +59,14 @@ size_t registrar_count(const registrar_t *r);
 typedef void (*registrar_removed_fn)(const char *aor, const char *uri, void *data);
 void registrar_set_removed(registrar_t *r, registrar_removed_fn fn, void *data);
 
+/* ---- the Sofia root in the GLib loop (root.c) ------------------------------ */
+
+/* A root for @s and the GSource that runs it (not attached yet): Sofia's
+ * epoll port when it can be found (*ret_epoll), else su_glib_root_create(). */
+su_root_t *server_root_create(struct server *s, GSource **ret_source, bool *ret_epoll);
+/* Destroys the source, then the root. */
+void server_root_destroy(su_root_t *root, GSource *source, bool epoll);
+
 /* ---- the server (sip.c) -------------------------------------------------- */
 
 /* server_options_t: config.h */
@@ -66,8 +75,8 @@ typedef struct server {
     server_options_t opt;
     su_root_t *root;
     GSource *root_source;
+    bool root_epoll;      /* root.c: Sofia's epoll port, not the GSource port */
     nta_agent_t *agent;
-    nta_leg_t *leg;
     msilo_transport_t *transport;
     msilo_store_t *store;
     msilo_engine_t *engine;
@@ -87,13 +96,31 @@ typedef struct server {
     uint64_t n_register, n_message, n_forwarded, n_relayed_2xx, n_forward_failed;
     uint64_t n_auth_challenged, n_auth_forbidden;
     uint64_t n_loops, n_stored_once;
+    uint64_t n_stateless; /* requests answered without a transaction */
+    GHashTable *silent;   /* contact URI -> silent_contact (register.c) */
+    uint64_t n_dumps_held, n_too_many_bindings;
+    GHashTable *nonces;        /* auth.c: nonce -> nonce_seen */
+    GHashTable *auth_failures; /* auth.c: source address -> source_failures */
+    uint64_t n_auth_replays, n_auth_blocked;
+    /* TCP connection cap (limits.c) */
+    guint limits_timer;
+    int fd_baseline;          /* descriptors held before any connection */
+    unsigned tcp_connections; /* at the last count */
+    bool tcp_stalled;         /* the TCP listeners are stalled */
+    uint64_t n_tcp_stalls;
+    GHashTable *conns;        /* "peer" -> conn_seen: accepted TCP connections */
+    guint conns_look, limits_ticks;
+    unsigned tcp_port;        /* our TCP listening port */
+    uint64_t n_slow_closed;   /* connections shut down as slow senders */
+    uint64_t n_idle_closed;   /* and as idle */
 } server_t;
 
-/* Creates the agent, the default leg and the transport (before the engine). */
+/* Creates the agent (no default leg: requests come to its message
+ * callback, sip.c) and the transport (before the engine). */
 int server_sip_start(server_t *s, GError **error);
 /* Finishes forwards in progress (stores them) before the engine is freed. */
 void server_sip_drain(server_t *s);
-/* Destroys leg, transport and agent (after the engine is freed). */
+/* Destroys transport and agent (after the engine is freed). */
 void server_sip_stop(server_t *s);
 /* "udp 127.0.0.1:5060, tcp 127.0.0.1:5060" (g_free it). */
 char *server_sip_listening(server_t *s);
@@ -128,6 +155,12 @@ int server_handle_message(server_t *s, nta_incoming_t *irq, sip_t const *sip);
 void server_forward_failed(struct forward *f, const char *why);
 /* REGISTER: save the bindings, answer, dump the AoR's messages. */
 int server_handle_register(server_t *s, nta_incoming_t *irq, sip_t const *sip);
+/* Replay and failure tables of auth.c. */
+void server_auth_init(server_t *s);
+void server_auth_clear(server_t *s);
+void server_auth_expire(server_t *s, int64_t now);
+/* Forgets contacts whose dump backoff is long over (register.c). */
+void server_silent_expire(server_t *s, int64_t now);
 /* Digest authentication of the request of @irq as @who; answered (401/403/500)
  * unless it returns true. */
 bool server_authenticate(server_t *s, nta_incoming_t *irq, sip_t const *sip, url_t const *who);
@@ -157,6 +190,14 @@ server_once_t server_once_begin(server_t *s, const char *key, nta_incoming_t *ir
 GPtrArray *server_once_end(server_t *s, const char *key, int result, int64_t now);
 /* Forgets finished stores older than the window. */
 void server_once_expire(server_t *s, int64_t now);
+
+/* ---- limits (limits.c) ------------------------------------------------------ */
+
+/* Raises the descriptor limit and starts the TCP connection cap. */
+void server_limits_start(server_t *s);
+void server_limits_stop(server_t *s);
+/* A complete request arrived in @msg (its peer's connection is not slow). */
+void server_limits_request(server_t *s, msg_t *msg);
 
 /* ---- metrics (metrics.c) ---------------------------------------------------- */
 
