@@ -7,10 +7,8 @@ credentials, the failure limit per source, the user compared with the domain.
 
 Exit status: 0 passed, 1 failed.
 """
-import argparse
 import os
 import sys
-import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -91,22 +89,9 @@ TESTS = [test_replay_gets_a_fresh_challenge, test_failure_limit_per_source, test
 
 def main():
     global ARGS
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--server", required=True)
-    ap.add_argument("--keep", action="store_true")
-    ap.add_argument("tests", nargs="*")
-    ARGS = ap.parse_args()
-    ARGS.sipp = None
-    e2e.ARGS = ARGS
+    ARGS = e2e.script_args()
     security.ARGS = ARGS
-    tmp = tempfile.mkdtemp(prefix="msilo-authh-")
-    failed = []
-    try:
-        failed, _ = e2e.run_each([(t.__name__, t) for t in TESTS
-                                  if not ARGS.tests or t.__name__ in ARGS.tests], tmp)
-    finally:
-        e2e.finish(tmp, failed, ARGS.keep)
-    return 1 if failed else 0
+    return e2e.run_script(TESTS, ARGS, "msilo-authh-")
 
 
 if __name__ == "__main__":

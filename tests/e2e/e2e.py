@@ -989,6 +989,33 @@ def finish(tmp, failed, keep):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def script_args():
+    """The arguments of a test script that needs only msilo-server:
+    --server, --keep and the names of the tests to run (none: all).
+    Sets e2e.ARGS (with sipp None) and returns it."""
+    global ARGS
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--server", required=True)
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument("tests", nargs="*")
+    ARGS = ap.parse_args()
+    ARGS.sipp = None
+    return ARGS
+
+
+def run_script(tests, args, prefix):
+    """Runs the functions of `tests` that `args.tests` names (all when none)
+    in a fresh scratch directory; the script's exit status."""
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    failed = []
+    try:
+        failed, _ = run_each([(t.__name__, t) for t in tests
+                              if not args.tests or t.__name__ in args.tests], tmp)
+    finally:
+        finish(tmp, failed, args.keep)
+    return 1 if failed else 0
+
+
 def main():
     global ARGS
     ap = argparse.ArgumentParser()

@@ -8,11 +8,9 @@ bound (memory, connections, bindings) and keeps answering.
 
 Bounds are sizes (RSS in KiB, counts), never timings. Exit status: 0 passed, 1 failed.
 """
-import argparse
 import os
 import socket
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -316,26 +314,13 @@ TESTS = [test_options_flood_memory, test_many_tcp_closes, test_tcp_cap_and_slow_
 
 def main():
     global ARGS
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--server", required=True)
-    ap.add_argument("--keep", action="store_true")
-    ap.add_argument("tests", nargs="*")
-    ARGS = ap.parse_args()
-    ARGS.sipp = None
-    e2e.ARGS = ARGS
+    ARGS = e2e.script_args()
     # Under AddressSanitizer freed memory sits in a quarantine (256 MB) before
     # it is reused, which the RSS bounds would measure instead of the server.
     asan = os.environ.get("ASAN_OPTIONS", "")
     os.environ["ASAN_OPTIONS"] = (asan + ":" if asan else "") + \
         "quarantine_size_mb=0:thread_local_quarantine_size_kb=0"
-    tmp = tempfile.mkdtemp(prefix="msilo-flood-")
-    failed = []
-    try:
-        failed, _ = e2e.run_each([(t.__name__, t) for t in TESTS
-                                  if not ARGS.tests or t.__name__ in ARGS.tests], tmp)
-    finally:
-        e2e.finish(tmp, failed, ARGS.keep)
-    return 1 if failed else 0
+    return e2e.run_script(TESTS, ARGS, "msilo-flood-")
 
 
 if __name__ == "__main__":

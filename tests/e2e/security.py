@@ -7,13 +7,11 @@
 
 Exit status: 0 passed, 1 failed.
 """
-import argparse
 import hashlib
 import os
 import re
 import socket
 import sys
-import tempfile
 import threading
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -432,21 +430,8 @@ TESTS = [test_register_digest, test_message_digest, test_display_name_is_not_the
 
 def main():
     global ARGS
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--server", required=True)
-    ap.add_argument("--keep", action="store_true")
-    ap.add_argument("tests", nargs="*")
-    ARGS = ap.parse_args()
-    ARGS.sipp = None
-    e2e.ARGS = ARGS
-    tmp = tempfile.mkdtemp(prefix="msilo-sec-")
-    failed = []
-    try:
-        failed, _ = e2e.run_each([(t.__name__, t) for t in TESTS
-                                  if not ARGS.tests or t.__name__ in ARGS.tests], tmp)
-    finally:
-        e2e.finish(tmp, failed, ARGS.keep)
-    return 1 if failed else 0
+    ARGS = e2e.script_args()
+    return e2e.run_script(TESTS, ARGS, "msilo-sec-")
 
 
 if __name__ == "__main__":
