@@ -29,6 +29,10 @@
  * - The transport borrows the buffers only during send(): they are reused
  *   for the next message, and a body buffer grown past
  *   DELIVERY_BODY_KEEP_MAX is given back.
+ * - A delivery answered with a status of permanent_failures (415, 404, ...)
+ *   is not retried: the message is deleted like a delivered one, counted
+ *   (failed_messages and permanent_failures) and its sender told
+ *   (engine-imdn.c). Reminders keep the msilo rule below.
  * - A failed delivery is released with attempts + 1 and next_try = now +
  *   check_time * 2^(attempts - 1), capped at RETRY_BACKOFF_MAX; after
  *   max_attempts it waits for the next REGISTER (next_try INT64_MAX). A
@@ -221,6 +225,17 @@ void engine_deliver(msilo_engine_t *e, send_kind kind, owner_t *o, msilo_message
     }
 }
 
+void engine_send_notice(msilo_engine_t *e, const msilo_outgoing_t *out)
+{
+    send_ctx *sc = send_ctx_new(e);
+    sc->kind = SEND_NOTIFY;
+    int rc = start_send(e, sc, out);
+    if (rc) {
+        stat_add(e, MSILO_STAT_NOTIFICATIONS_FAILED, 1);
+        send_ctx_release(e, sc);
+    }
+}
+
 void engine_send_notification(msilo_engine_t *e, store_op *op)
 {
     msilo_outgoing_t out = {
@@ -233,13 +248,7 @@ void engine_send_notification(msilo_engine_t *e, store_op *op)
         .body_len = strlen(op->n_body),
         .headers = op->n_headers,
     };
-    send_ctx *sc = send_ctx_new(e);
-    sc->kind = SEND_NOTIFY;
-    int rc = start_send(e, sc, &out);
-    if (rc) {
-        stat_add(e, MSILO_STAT_NOTIFICATIONS_FAILED, 1);
-        send_ctx_release(e, sc);
-    }
+    engine_send_notice(e, &out);
 }
 
 /* Gives free global slots to the owners waiting for them, oldest first. */
@@ -415,7 +424,19 @@ static void delivery_finished(msilo_engine_t *e, send_ctx *sc, int status)
     }
     msilo_message_t *m = sc->msg;
     owner_t *o = sc->owner;
-    if (ok) {
+    if (!ok && sc->kind == SEND_OFFLINE && engine_is_permanent(e, status)) {
+        /* retrying cannot fix it: the message ends now, and its sender is told */
+        engine_log(e, MSILO_LOG_INFO, "delivery of message %lld to %s@%s failed for good (%d): "
+                   "deleted", (long long)m->id, m->user, m->domain, status);
+        g_array_append_val(e->acks.wait, m->id);
+        gauge_add(e, MSILO_STAT_QUEUED, -1);
+        stat_add(e, MSILO_STAT_FAILED_MESSAGES, 1);
+        stat_add(e, MSILO_STAT_PERMANENT_FAILURES, 1);
+        for (guint i = 0; o && i < o->dumps->len; i++)
+            ((dump_op *)o->dumps->pdata[i])->res.failed++;
+        engine_coalesce_schedule(e, &e->acks);
+        engine_tell_sender_failed(e, m, status);
+    } else if (ok) {
         g_array_append_val(e->acks.wait, m->id);
         gauge_add(e, MSILO_STAT_QUEUED, -1);
         stat_add(e, sc->kind == SEND_REMINDER ? MSILO_STAT_DUMPED_REMINDERS

@@ -255,8 +255,11 @@ struct msilo_engine {
     gboolean use_contact, add_date, use_callid, reminders_on;
     const char *reminder, *outbound_proxy, *id_header, *default_domain;
     char *extra_hdrs; /* CRLF-terminated or NULL */
+    char **transient_types; /* lower-case media types never stored (NULL-terminated) */
+    GArray *perm_codes;     /* int: delivery statuses that end a message at once */
     char *instance_id;
     msilo_template_t *t_from, *t_contact, *t_ctype, *t_body; /* the notification's */
+    msilo_template_t *t_fail; /* failure_message: the notice of a permanent failure */
 
     msilo_clock_fn clock;
     void *clock_data;
@@ -368,6 +371,28 @@ static inline void gauge_add(msilo_engine_t *e, msilo_stat_t s, int64_t d)
 {
     uint64_t v = stat_get(e, s);
     stat_set(e, s, d < 0 && v < (uint64_t)-d ? 0 : v + (uint64_t)d);
+}
+
+/* TRUE when the media type of @ctype (its parameters ignored) is one of
+ * transient_types: such a message is never stored (RFC 3994). */
+static inline gboolean engine_is_transient(const msilo_engine_t *e, const char *ctype)
+{
+    if (!ctype || !e->transient_types[0])
+        return FALSE;
+    size_t n = strcspn(ctype, "; \t");
+    for (char **t = e->transient_types; *t; t++)
+        if (strlen(*t) == n && g_ascii_strncasecmp(ctype, *t, n) == 0)
+            return TRUE;
+    return FALSE;
+}
+
+/* TRUE when a delivery answered @status ends the message (permanent_failures). */
+static inline gboolean engine_is_permanent(const msilo_engine_t *e, int status)
+{
+    for (guint i = 0; i < e->perm_codes->len; i++)
+        if (g_array_index(e->perm_codes, int, i) == status)
+            return TRUE;
+    return FALSE;
 }
 
 /* ---- threads ---------------------------------------------------------------- */
@@ -492,6 +517,9 @@ static inline void append_header_lines(GString *s, const char *lines)
 void engine_deliver(msilo_engine_t *e, send_kind kind, owner_t *o, msilo_message_t *m);
 /* Sends the offline notification prepared in @op (it stays @op's). */
 void engine_send_notification(msilo_engine_t *e, store_op *op);
+/* Sends a notice to a sender (a SEND_NOTIFY: counted as a notification,
+ * never retried); @out is borrowed for the call. */
+void engine_send_notice(msilo_engine_t *e, const msilo_outgoing_t *out);
 /* Creates e->box (after e->dispatch). */
 void engine_postbox_new(msilo_engine_t *e);
 /* The dispatch source's part: completes the sends posted from other threads. */
@@ -501,6 +529,13 @@ void engine_run_posted(msilo_engine_t *e);
 void engine_postbox_close(msilo_engine_t *e);
 /* Hands what waits in @c to the store as one job, unless one is running. */
 void engine_coalesce_schedule(msilo_engine_t *e, coalescer_t *c);
+
+/* ---- telling the sender (engine-imdn.c) ------------------------------------- */
+
+/* @m's delivery failed for good (@status, in permanent_failures): tells its
+ * sender, with the failure notice (failure_message, when the offline
+ * notification is configured). @m stays the caller's. */
+void engine_tell_sender_failed(msilo_engine_t *e, const msilo_message_t *m, int status);
 
 /* ---- owners and dumps (engine-dump.c) --------------------------------------- */
 

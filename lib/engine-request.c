@@ -99,6 +99,9 @@ int engine_store_request_parse(msilo_engine_t *e, const msilo_request_t *req, co
     if (!text_ok(req->call_id))
         return msilo_fail(MSILO_EINVAL, "invalid Call-ID (control characters, not UTF-8, or over "
                           "%d bytes)", TEXT_MAX_LEN);
+    if (engine_is_transient(e, req->content_type))
+        return msilo_fail(MSILO_ETRANSIENT, "content type '%.64s' is transient (transient_types): "
+                          "not stored", req->content_type);
 
     /* from and to are set by their parse, which leaves nothing behind when it fails */
     msilo_uri_init(&r->ruri);

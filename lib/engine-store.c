@@ -444,6 +444,8 @@ int msilo_engine_store(msilo_engine_t *e, const msilo_request_t *req, const char
     else
         rc = engine_store_request_parse(e, req, owner, &r);
     if (rc) {
+        if (rc == MSILO_ETRANSIENT)
+            stat_add(e, MSILO_STAT_REJECTED_TRANSIENT, 1);
         engine_leave(e);
         return rc;
     }

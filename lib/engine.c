@@ -73,6 +73,20 @@ static int compile_opt(const msilo_config_t *cfg, const char *key, msilo_templat
     return t ? msilo_template_compile(key, t, ret) : 0;
 }
 
+/* The items of a comma- or space-separated list, lower-cased, empty ones
+ * dropped (g_strfreev()). */
+static char **split_list(const char *list)
+{
+    GPtrArray *a = g_ptr_array_new();
+    gchar **items = g_strsplit_set(list ? list : "", ", \t", -1);
+    for (gchar **it = items; *it; it++)
+        if (**it)
+            g_ptr_array_add(a, g_ascii_strdown(*it, -1));
+    g_strfreev(items);
+    g_ptr_array_add(a, NULL);
+    return (char **)g_ptr_array_free(a, FALSE);
+}
+
 int engine_ethread(const char *fn)
 {
     return msilo_fail(MSILO_ETHREAD, "%s: another thread runs the engine's main context; "
@@ -147,6 +161,14 @@ static int engine_new(msilo_engine_t **ret, const msilo_config_t *cfg, msilo_sto
     const char *xh = msilo_config_get_string(own, "extra_hdrs");
     if (xh && *xh)
         e->extra_hdrs = g_str_has_suffix(xh, "\r\n") ? g_strdup(xh) : g_strconcat(xh, "\r\n", NULL);
+    e->transient_types = split_list(msilo_config_get_string(own, "transient_types"));
+    e->perm_codes = g_array_new(FALSE, FALSE, sizeof(int));
+    char **codes = split_list(msilo_config_get_string(own, "permanent_failures"));
+    for (char **c = codes; *c; c++) {
+        int v = (int)g_ascii_strtoll(*c, NULL, 10); /* validated: 300..699 */
+        g_array_append_val(e->perm_codes, v);
+    }
+    g_strfreev(codes);
     const char *iid = msilo_config_get_string(own, "instance_id");
     e->instance_id = iid && *iid ? g_strdup(iid)
                                  : g_strdup_printf("%s/%08x%08x", g_get_host_name(),
@@ -156,6 +178,7 @@ static int engine_new(msilo_engine_t **ret, const msilo_config_t *cfg, msilo_sto
     compile_opt(own, "contact_hdr", &e->t_contact);
     compile_opt(own, "content_type_hdr", &e->t_ctype);
     compile_opt(own, "offline_message", &e->t_body);
+    compile_opt(own, "failure_message", &e->t_fail);
 
     e->todo = g_async_queue_new();
     e->done = g_async_queue_new();
@@ -456,7 +479,10 @@ void msilo_engine_free(msilo_engine_t *e)
     msilo_template_free(e->t_contact);
     msilo_template_free(e->t_ctype);
     msilo_template_free(e->t_body);
+    msilo_template_free(e->t_fail);
     g_free(e->extra_hdrs);
+    g_strfreev(e->transient_types);
+    g_array_unref(e->perm_codes);
     g_free(e->instance_id);
     for (size_t i = 0; i < TIME_CACHE; i++) {
         g_free(e->date_cache[i].s);
@@ -485,7 +511,8 @@ static const char *const stat_names[MSILO_STAT_COUNT_] = {
     "dumped_reminders",  "failed_reminders",       "rejected_full",
     "store_errors",      "expired_messages",       "notifications_sent",
     "notifications_failed", "queued_messages",     "deliveries_in_flight",
-    "delivery_latency_us",  "deliveries_timed",
+    "delivery_latency_us",  "deliveries_timed",    "rejected_transient",
+    "permanent_failures",
 };
 
 const char *msilo_stat_name(msilo_stat_t stat)

@@ -71,6 +71,10 @@ typedef enum msilo_stat {
     MSILO_STAT_DELIVERY_LATENCY_US,  /**< sum of the times from send to final response of
                                           deliveries (offline and reminders), microseconds */
     MSILO_STAT_DELIVERIES_TIMED,     /**< how many deliveries that sum covers */
+    MSILO_STAT_REJECTED_TRANSIENT,   /**< stores refused because their content type is in
+                                          `transient_types` (MSILO_ETRANSIENT) */
+    MSILO_STAT_PERMANENT_FAILURES,   /**< messages deleted at once because their delivery
+                                          got a status in `permanent_failures` */
     MSILO_STAT_COUNT_                /**< number of statistics (grows) */
 } msilo_stat_t;
 

@@ -1,0 +1,258 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * What the engine keeps and what it tells the sender (issue 16): transient
+ * content types are never stored (MSILO_ETRANSIENT, 480, counted); a
+ * delivery answered with a permanent failure ends the message at once
+ * (deleted, counted, no retry) and the sender gets the failure notice. The
+ * memory store, the recording transport, a fake clock.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <msilo/sys/store.h>
+
+#include "fake.h"
+
+#define T0 1800000000
+#define ALICE "sip:alice@example.org"
+#define BOB "sip:bob@example.org"
+
+typedef struct fixture {
+    engine_fixture_t *ef;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = g_new0(fixture, 1);
+    f->ef = engine_fixture_new(T0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    engine_fixture_free(f->ef);
+    g_free(f);
+    return 0;
+}
+
+static void set(fixture *f, const char *key, const char *value)
+{
+    if (msilo_config_set(f->ef->cfg, key, value) != 0)
+        fail_msg("%s: %s", key, msilo_error_detail());
+}
+
+static msilo_request_t message(const char *ctype, const char *body)
+{
+    msilo_request_t r = MSILO_REQUEST_INIT;
+    r.method = "MESSAGE";
+    r.ruri = ALICE;
+    r.to = ALICE;
+    r.from = "\"Bob\" <" BOB ">;tag=b1";
+    r.call_id = "call-1@example.org";
+    r.content_type = ctype;
+    r.body = body;
+    r.body_len = strlen(body);
+    return r;
+}
+
+static int64_t count(fixture *f)
+{
+    int64_t n = -1;
+    assert_int_equal(msilo_store_count(f->ef->store, "alice", "example.org", &n), 0);
+    return n;
+}
+
+static int store(fixture *f, const char *ctype)
+{
+    msilo_request_t r = message(ctype, "<isComposing/>");
+    int64_t id = 0;
+    return msilo_engine_store_sync(f->ef->e, &r, NULL, &id);
+}
+
+typedef struct {
+    int calls, rc;
+    msilo_dump_result_t res;
+} dump_rec;
+
+static void dump_cb(msilo_engine_t *e, int rc, const msilo_dump_result_t *res, void *data)
+{
+    (void)e;
+    dump_rec *d = data;
+    d->calls++;
+    d->rc = rc;
+    d->res = *res;
+}
+
+static void dump(fixture *f, dump_rec *rec)
+{
+    msilo_request_t reg = MSILO_REQUEST_INIT;
+    reg.method = "REGISTER";
+    reg.to = ALICE;
+    reg.from = ALICE;
+    reg.contact = "<sip:alice@127.0.0.1:5070>";
+    reg.expires = 3600;
+    assert_int_equal(msilo_engine_dump(f->ef->e, &reg, NULL, 0, dump_cb, rec), 0);
+    assert_true(run_until_idle(f->ef->e, f->ef->ctx, TRUE));
+}
+
+static const fake_sent_t *sent(fixture *f, guint i)
+{
+    assert_true(i < f->ef->tr->sent->len);
+    return f->ef->tr->sent->pdata[i];
+}
+
+/* ---- transient content -------------------------------------------------- */
+
+/* isComposing (RFC 3994) is refused with MSILO_ETRANSIENT (480), whatever
+ * its parameters and case; nothing is stored; each refusal is counted. */
+static void test_transient_not_stored(void **state)
+{
+    fixture *f = *state;
+    engine_fixture_start(f->ef);
+    assert_int_equal(store(f, "application/im-iscomposing+xml"), MSILO_ETRANSIENT);
+    assert_int_equal(msilo_error_sip_status(MSILO_ETRANSIENT), 480);
+    assert_string_equal(msilo_error_name(MSILO_ETRANSIENT), "MSILO_ETRANSIENT");
+    assert_non_null(strstr(msilo_error_detail(), "transient"));
+    assert_int_equal(store(f, "Application/IM-isComposing+XML ; charset=utf-8"), MSILO_ETRANSIENT);
+    assert_int_equal(count(f), 0);
+    assert_int_equal(msilo_engine_stat(f->ef->e, MSILO_STAT_REJECTED_TRANSIENT), 2);
+    assert_int_equal(msilo_engine_stat(f->ef->e, MSILO_STAT_STORED_MESSAGES), 0);
+    assert_string_equal(msilo_stat_name(MSILO_STAT_REJECTED_TRANSIENT), "rejected_transient");
+    /* a type that only starts like it is stored */
+    assert_int_equal(store(f, "application/im-iscomposing+xml2"), 0);
+    assert_int_equal(store(f, "text/plain"), 0);
+    assert_int_equal(count(f), 2);
+}
+
+/* The list is configurable: empty stores everything, another list refuses its types. */
+static void test_transient_configurable(void **state)
+{
+    fixture *f = *state;
+    set(f, "transient_types", "text/x-typing, application/x-status");
+    engine_fixture_start(f->ef);
+    assert_int_equal(store(f, "application/im-iscomposing+xml"), 0);
+    assert_int_equal(store(f, "application/x-status"), MSILO_ETRANSIENT);
+    assert_int_equal(store(f, "text/x-typing;a=b"), MSILO_ETRANSIENT);
+    assert_int_equal(count(f), 1);
+    assert_int_equal(msilo_engine_stat(f->ef->e, MSILO_STAT_REJECTED_TRANSIENT), 2);
+}
+
+static void test_transient_none(void **state)
+{
+    fixture *f = *state;
+    set(f, "transient_types", "");
+    engine_fixture_start(f->ef);
+    assert_int_equal(store(f, "application/im-iscomposing+xml"), 0);
+    assert_int_equal(count(f), 1);
+}
+
+/* ---- permanent failures ------------------------------------------------- */
+
+/* A 415 on delivery deletes the message at once: no release, no retry at
+ * the next check or the next REGISTER; counted; the notice goes to the
+ * sender's From with from_address and failure_message. */
+static void test_permanent_failure_ends_message(void **state)
+{
+    fixture *f = *state;
+    set(f, "from_address", "sip:silo@example.org");
+    set(f, "failure_message", "Not delivered to $tU.");
+    set(f, "contact_hdr", "Contact: <sip:silo@example.org>");
+    engine_fixture_start(f->ef);
+    assert_int_equal(store(f, "text/plain"), 0);
+    assert_int_equal(f->ef->tr->sent->len, 0); /* no offline_message: no offline notification */
+    dump_rec d = { 0 };
+    dump(f, &d);
+    assert_int_equal(f->ef->tr->sent->len, 1);
+    fake_transport_answer(f->ef->tr, 0, 415);
+    assert_true(run_until_idle(f->ef->e, f->ef->ctx, TRUE));
+    assert_int_equal(d.calls, 1);
+    assert_int_equal(d.res.failed, 1);
+    assert_int_equal(count(f), 0);
+    msilo_engine_t *e = f->ef->e;
+    assert_int_equal(msilo_engine_stat(e, MSILO_STAT_PERMANENT_FAILURES), 1);
+    assert_int_equal(msilo_engine_stat(e, MSILO_STAT_FAILED_MESSAGES), 1);
+    assert_int_equal(msilo_engine_stat(e, MSILO_STAT_QUEUED), 0);
+
+    /* the notice: to bob, from the silo, text/plain */
+    assert_int_equal(f->ef->tr->sent->len, 2);
+    const fake_sent_t *n = sent(f, 1);
+    assert_string_equal(n->ruri, BOB);
+    assert_string_equal(n->to, BOB);
+    assert_string_equal(n->from, "sip:silo@example.org");
+    assert_string_equal(n->content_type, "text/plain");
+    gsize len = 0;
+    const char *body = g_bytes_get_data(n->body, &len);
+    assert_int_equal(len, strlen("Not delivered to alice."));
+    assert_memory_equal(body, "Not delivered to alice.", len);
+    char *contact = fake_sent_header(n, "Contact");
+    assert_string_equal(contact, "<sip:silo@example.org>");
+    g_free(contact);
+    fake_transport_answer(f->ef->tr, 1, 200);
+    assert_true(run_until_idle(f->ef->e, f->ef->ctx, TRUE));
+    assert_int_equal(msilo_engine_stat(e, MSILO_STAT_NOTIFICATIONS_SENT), 1);
+
+    /* nothing more: not at the checks, not at the next REGISTER */
+    for (int i = 0; i < 10; i++) {
+        f->ef->clock.now += 60;
+        msilo_engine_tick(e);
+        assert_true(run_until_idle(e, f->ef->ctx, TRUE));
+    }
+    dump_rec d2 = { 0 };
+    dump(f, &d2);
+    assert_int_equal(f->ef->tr->sent->len, 2);
+}
+
+/* A status not in the list (503) is retried as before; without from_address
+ * a permanent failure tells nobody (there is no channel configured). */
+static void test_transient_failure_kept_and_no_notice(void **state)
+{
+    fixture *f = *state;
+    set(f, "permanent_failures", "404, 415");
+    engine_fixture_start(f->ef);
+    assert_int_equal(store(f, "text/plain"), 0);
+    assert_int_equal(store(f, "text/plain"), 0);
+    dump_rec d = { 0 };
+    dump(f, &d);
+    assert_int_equal(f->ef->tr->sent->len, 2);
+    fake_transport_answer(f->ef->tr, 0, 503);
+    fake_transport_answer(f->ef->tr, 1, 404);
+    assert_true(run_until_idle(f->ef->e, f->ef->ctx, TRUE));
+    assert_int_equal(count(f), 1); /* the 503 one waits for its retry */
+    assert_int_equal(msilo_engine_stat(f->ef->e, MSILO_STAT_PERMANENT_FAILURES), 1);
+    assert_int_equal(msilo_engine_stat(f->ef->e, MSILO_STAT_FAILED_MESSAGES), 2);
+    assert_int_equal(f->ef->tr->sent->len, 2); /* no notice */
+}
+
+/* The list is checked when the configuration is: 300..699 only. */
+static void test_permanent_list_validated(void **state)
+{
+    fixture *f = *state;
+    set(f, "permanent_failures", "415 200");
+    assert_int_equal(msilo_config_validate(f->ef->cfg), MSILO_ECONFIG);
+    assert_non_null(strstr(msilo_error_detail(), "permanent_failures"));
+    set(f, "permanent_failures", "415 abc");
+    assert_int_equal(msilo_config_validate(f->ef->cfg), MSILO_ECONFIG);
+    set(f, "permanent_failures", "");
+    assert_int_equal(msilo_config_validate(f->ef->cfg), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_transient_not_stored, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transient_configurable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transient_none, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_permanent_failure_ends_message, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transient_failure_kept_and_no_notice, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_permanent_list_validated, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
