@@ -77,6 +77,9 @@ static const msilo_config_key_t keys[] = {
     { "failure_message", S, "Your message to $tu could not be delivered.", 0, 0,
       "body (text/plain) of the notice sent to the sender, through the offline notification's "
       "from_address and contact_hdr, when a delivery fails for good (template)" },
+    { "imdn", B, "1", 0, 1,
+      "send RFC 5438 notifications for a stored message/cpim that asks for them: <stored/> "
+      "once committed, <failed/> when its delivery fails for good" },
     { "permanent_failures", S, "403 404 410 415 488 603 604 606", 0, 0,
       "delivery statuses that end a message at once (deleted, sender told; no retry); a "
       "comma- or space-separated list of 300..699, empty = none" },

@@ -252,7 +252,7 @@ struct msilo_engine {
     /* cached configuration */
     int64_t expire_time, check_time, send_time, clean_period, max_messages, max_body;
     int64_t max_attempts, lease_time, dump_batch, dump_window, max_in_flight;
-    gboolean use_contact, add_date, use_callid, reminders_on;
+    gboolean use_contact, add_date, use_callid, reminders_on, imdn;
     const char *reminder, *outbound_proxy, *id_header, *default_domain;
     char *extra_hdrs; /* CRLF-terminated or NULL */
     char **transient_types; /* lower-case media types never stored (NULL-terminated) */
@@ -533,9 +533,13 @@ void engine_coalesce_schedule(msilo_engine_t *e, coalescer_t *c);
 /* ---- telling the sender (engine-imdn.c) ------------------------------------- */
 
 /* @m's delivery failed for good (@status, in permanent_failures): tells its
- * sender, with the failure notice (failure_message, when the offline
- * notification is configured). @m stays the caller's. */
+ * sender, with a <failed/> IMDN when @m asked for negative-delivery, else
+ * with the failure notice (failure_message, when the offline notification
+ * is configured). @m stays the caller's. */
 void engine_tell_sender_failed(msilo_engine_t *e, const msilo_message_t *m, int status);
+/* @m was committed: the <stored/> processing IMDN when it is a message/cpim
+ * that asks for one (and imdn is on). @m stays the caller's. */
+void engine_imdn_stored(msilo_engine_t *e, const msilo_message_t *m);
 
 /* ---- owners and dumps (engine-dump.c) --------------------------------------- */
 

@@ -369,6 +369,8 @@ void engine_complete_put(msilo_engine_t *e, job_t *j)
             gauge_add(e, MSILO_STAT_QUEUED, 1);
             if (op->n_ruri && !engine_stopping(e))
                 engine_send_notification(e, op);
+            if (e->imdn)
+                engine_imdn_stored(e, op->msg);
         } else if (rc == MSILO_EFULL) {
             stat_add(e, MSILO_STAT_REJECTED_FULL, 1);
         } else {

@@ -151,6 +151,7 @@ static int engine_new(msilo_engine_t **ret, const msilo_config_t *cfg, msilo_sto
     e->use_contact = cfg_int(own, "use_contact") != 0;
     e->add_date = cfg_int(own, "add_date") != 0;
     e->use_callid = cfg_int(own, "use_callid") != 0;
+    e->imdn = cfg_int(own, "imdn") != 0;
     e->reminder = msilo_config_get_string(own, "reminder");
     e->outbound_proxy = msilo_config_get_string(own, "outbound_proxy");
     e->default_domain = msilo_config_get_string(own, "default_domain");
@@ -512,7 +513,7 @@ static const char *const stat_names[MSILO_STAT_COUNT_] = {
     "store_errors",      "expired_messages",       "notifications_sent",
     "notifications_failed", "queued_messages",     "deliveries_in_flight",
     "delivery_latency_us",  "deliveries_timed",    "rejected_transient",
-    "permanent_failures",
+    "permanent_failures",   "imdn_sent",
 };
 
 const char *msilo_stat_name(msilo_stat_t stat)

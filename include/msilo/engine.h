@@ -75,6 +75,8 @@ typedef enum msilo_stat {
                                           `transient_types` (MSILO_ETRANSIENT) */
     MSILO_STAT_PERMANENT_FAILURES,   /**< messages deleted at once because their delivery
                                           got a status in `permanent_failures` */
+    MSILO_STAT_IMDN_SENT,            /**< RFC 5438 notifications sent (`<stored/>`,
+                                          `<failed/>`; the `imdn` key) */
     MSILO_STAT_COUNT_                /**< number of statistics (grows) */
 } msilo_stat_t;
 
