@@ -45,7 +45,8 @@ static const msilo_config_key_t keys[] = {
     { "sc_snd_time", S, "snd_time", 0, 0, "column: reminder send time" },
     { "snd_time_avp", S, NULL, 0, 0,
       "where the embedder finds a reminder time (msilo-server: a request header name)" },
-    { "add_date", B, "1", 0, 1, "prefix text/plain bodies with the date they were stored" },
+    { "add_date", B, "1", 0, 1,
+      "prefix text/plain bodies with the date they were stored (local time and its UTC offset)" },
     { "max_messages", I, "0", 0, BIG, "messages kept per AoR; 0 = no limit" },
     /* Kamailio's */
     { "extra_hdrs", S, NULL, 0, 0, "header lines added to every delivered message" },
@@ -77,6 +78,10 @@ static const msilo_config_key_t keys[] = {
     { "failure_message", S, "Your message to $tu could not be delivered.", 0, 0,
       "body (text/plain) of the notice sent to the sender, through the offline notification's "
       "from_address and contact_hdr, when a delivery fails for good (template)" },
+    { "stored_headers", S, "Subject, Priority, In-Reply-To, Reply-To", 0, 0,
+      "standard headers of a MESSAGE stored with it and re-sent on delivery (the request "
+      "adapter keeps them: msilo_sofia_request_new_with()); headers the SIP parser does not "
+      "know are kept anyway" },
     { "imdn", B, "1", 0, 1,
       "send RFC 5438 notifications for a stored message/cpim that asks for them: <stored/> "
       "once committed, <failed/> when its delivery fails for good" },

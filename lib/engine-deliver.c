@@ -155,6 +155,29 @@ static void send_ctx_release(msilo_engine_t *e, send_ctx *sc)
     e->sc_free = sc;
 }
 
+/* Appends the stored header lines @lines to @s, but the display-name line,
+ * whose value goes to *ret_display (g_free; NULL when none). */
+static void append_stored_headers(GString *s, const char *lines, char **ret_display)
+{
+    static const char name[] = DISPLAY_HEADER ": ";
+    *ret_display = NULL;
+    const char *d = lines ? strstr(lines, name) : NULL;
+    if (d && d != lines && d[-1] != '\n')
+        d = NULL; /* not at the start of a line */
+    if (!d) {
+        append_header_lines(s, lines);
+        return;
+    }
+    const char *v = d + sizeof name - 1;
+    size_t vn = strcspn(v, "\r\n");
+    *ret_display = g_strndup(v, vn);
+    const char *after = v + vn;
+    while (*after == '\r' || *after == '\n')
+        after++;
+    sb_put(s, lines, (size_t)(d - lines));
+    append_header_lines(s, after);
+}
+
 /* Sends one stored message (offline or reminder). */
 void engine_deliver(msilo_engine_t *e, send_kind kind, owner_t *o, msilo_message_t *m)
 {
@@ -178,7 +201,8 @@ void engine_deliver(msilo_engine_t *e, send_kind kind, owner_t *o, msilo_message
         sb_put(hdrs, "\r\n", 2);
     }
     append_header_lines(hdrs, e->extra_hdrs);
-    append_header_lines(hdrs, m->extra_hdrs);
+    char *from_display = NULL;
+    append_stored_headers(hdrs, m->extra_hdrs, &from_display);
 
     const void *body = m->body;
     size_t body_len = m->body_len;
@@ -193,10 +217,13 @@ void engine_deliver(msilo_engine_t *e, send_kind kind, owner_t *o, msilo_message
         body = b->str;
         body_len = b->len;
     }
+    char *from_full = from_display && kind != SEND_REMINDER
+                          ? g_strdup_printf("%s <%s>", from_display, m->src) : NULL;
+    g_free(from_display);
     msilo_outgoing_t out = {
         .ruri = ruri,
         .next_hop = e->outbound_proxy,
-        .from = kind == SEND_REMINDER ? e->reminder : m->src,
+        .from = kind == SEND_REMINDER ? e->reminder : from_full ? from_full : m->src,
         .to = to,
         .content_type = m->ctype ? m->ctype : "text/plain",
         .body = body,
@@ -212,6 +239,7 @@ void engine_deliver(msilo_engine_t *e, send_kind kind, owner_t *o, msilo_message
         o->in_flight++;
     int rc = start_send(e, sc, &out);
     g_free(reminder_ruri);
+    g_free(from_full);
     /* the buffers are the transport's no longer: do not keep a huge body */
     if (e->body_buf->allocated_len > DELIVERY_BODY_KEEP_MAX) {
         g_string_free(e->body_buf, TRUE);

@@ -497,6 +497,10 @@ void engine_prepare_notification(msilo_engine_t *e, const msilo_request_t *req, 
                                  const msilo_uri_t *ru, const msilo_uri_t *fu,
                                  const msilo_uri_t *tu);
 
+/* The stored header line that carries the From's display name
+ * (engine-request.c adds it, engine-deliver.c puts it back into the From). */
+#define DISPLAY_HEADER "X-Msilo-From-Display"
+
 /* Appends @lines ("Name: value" lines, NULL or "" for none) to @s, ending
  * with CRLF (for the notification, and twice per delivered message). */
 static inline void append_header_lines(GString *s, const char *lines)

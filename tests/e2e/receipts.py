@@ -6,7 +6,8 @@ offline user gets 480 and is not stored (forwarded when the user is online);
 a 415 on delivery is not retried and the sender gets the failure notice; a
 CPIM message asking for processing and negative-delivery gets a <stored/>
 IMDN, then a <failed/> one after the 415, both valid against RFC 5438's
-schema (xmllint, tests/engine/imdn.xsd).
+schema (xmllint, tests/engine/imdn.xsd); the From display name, Subject and
+Priority are stored and re-sent, the date prefix has its UTC offset.
 
   receipts.py --server build/examples/msilo-server/msilo-server [TEST...]
 
@@ -163,7 +164,42 @@ def test_cpim_imdn(tmp):
         srv.stop()
 
 
-TESTS = [test_iscomposing_offline_480, test_permanent_failure_415, test_cpim_imdn]
+def test_display_name_and_subject(tmp):
+    """The From's display name, Subject, Priority and an unknown header are
+    stored and arrive with the delivery; the date prefix has its offset."""
+    srv = Server(tmp)
+    uas = Uas(200)
+    try:
+        def make(lport):
+            body = b"see you at noon"
+            return ("MESSAGE sip:fred@127.0.0.1:%d SIP/2.0\r\n"
+                    "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK-rc-%d;rport\r\n"
+                    "From: \"Alice A.\" <sip:alice@127.0.0.1>;tag=rc1\r\n"
+                    "To: <sip:fred@127.0.0.1>\r\nCall-ID: rc-%d@127.0.0.1\r\n"
+                    "CSeq: 1 MESSAGE\r\nMax-Forwards: 70\r\nSubject: lunch\r\n"
+                    "Priority: urgent\r\nX-Custom: kept\r\nContent-Type: text/plain\r\n"
+                    "Content-Length: %d\r\n\r\n" % (srv.port, LOOPBACK, lport, os.getpid(),
+                                                     os.getpid(), len(body))).encode() + body
+        r = e2e.sip_exchange(srv.port, "udp", make, 8)
+        check(r and r[0] == 202, "stored: %s" % (r,))
+        register(srv, "fred", "sip:fred@127.0.0.1:%d" % uas.port)
+        check(wait_until(lambda: uas.messages(), 5), "delivered")
+        _, hdrs, body = uas.messages()[0]
+        frm = header(hdrs, "From") or ""
+        check(frm.startswith('"Alice A." <sip:alice@127.0.0.1>'), "display name kept: " + frm)
+        check(header(hdrs, "Subject") == "lunch", "Subject arrived: %s" % hdrs)
+        check(header(hdrs, "Priority") == "urgent", "Priority arrived: %s" % hdrs)
+        check(header(hdrs, "X-Custom") == "kept", "unknown header arrived: %s" % hdrs)
+        check(header(hdrs, "X-Msilo-From-Display") is None, "no internal header: %s" % hdrs)
+        check(re.match(rb"\[Offline message - .* [+-]\d{4}\] see you at noon$", body),
+              "date prefix with its offset: %r" % body)
+    finally:
+        uas.close()
+        srv.stop()
+
+
+TESTS = [test_iscomposing_offline_480, test_permanent_failure_415, test_cpim_imdn,
+         test_display_name_and_subject]
 
 
 def main():

@@ -3,8 +3,10 @@
  * What the engine keeps and what it tells the sender (issue 16): transient
  * content types are never stored (MSILO_ETRANSIENT, 480, counted); a
  * delivery answered with a permanent failure ends the message at once
- * (deleted, counted, no retry) and the sender gets the failure notice. The
- * memory store, the recording transport, a fake clock.
+ * (deleted, counted, no retry) and the sender gets the failure notice; the
+ * From display name and the stored headers come back on delivery; the date
+ * prefix has its UTC offset. The memory store, the recording transport, a
+ * fake clock.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -244,6 +246,65 @@ static void test_permanent_list_validated(void **state)
     assert_int_equal(msilo_config_validate(f->ef->cfg), 0);
 }
 
+/* ---- the sender's identity and headers ---------------------------------- */
+
+/* The From's display name and the stored headers (Subject...) come back on
+ * delivery, the display name in the From (not as a header); the date prefix
+ * carries its UTC offset (TZ=UTC: +0000). */
+static void test_display_name_and_headers(void **state)
+{
+    fixture *f = *state;
+    engine_fixture_start(f->ef);
+    msilo_request_t r = message("text/plain", "hi");
+    r.from = "\"Bob B.\" <" BOB ">;tag=b1";
+    const msilo_header_t hdrs[] = { { "Subject", "lunch?" }, { "Priority", "urgent" } };
+    r.headers = hdrs;
+    r.n_headers = 2;
+    int64_t id = 0;
+    assert_int_equal(msilo_engine_store_sync(f->ef->e, &r, NULL, &id), 0);
+    dump_rec d = { 0 };
+    dump(f, &d);
+    assert_int_equal(f->ef->tr->sent->len, 1);
+    const fake_sent_t *s = sent(f, 0);
+    assert_string_equal(s->from, "\"Bob B.\" <" BOB ">");
+    char *v = fake_sent_header(s, "Subject");
+    assert_string_equal(v, "lunch?");
+    g_free(v);
+    v = fake_sent_header(s, "Priority");
+    assert_string_equal(v, "urgent");
+    g_free(v);
+    assert_null(strstr(s->headers, "X-Msilo-From-Display"));
+    gsize len = 0;
+    const char *body = g_bytes_get_data(s->body, &len);
+    char *b = g_strndup(body, len);
+    assert_true(g_str_has_prefix(b, "[Offline message - "));
+    assert_non_null(strstr(b, " +0000] hi"));
+    g_free(b);
+    /* the dump completes once its delivery has (d lives on this stack) */
+    fake_transport_answer(f->ef->tr, 0, 200);
+    assert_true(run_until_idle(f->ef->e, f->ef->ctx, FALSE));
+    assert_int_equal(d.calls, 1);
+}
+
+/* Without a display name the From is the bare stored URI, as before. */
+static void test_no_display_name(void **state)
+{
+    fixture *f = *state;
+    engine_fixture_start(f->ef);
+    msilo_request_t r = message("text/plain", "hi");
+    r.from = "<" BOB ">;tag=b1";
+    int64_t id = 0;
+    assert_int_equal(msilo_engine_store_sync(f->ef->e, &r, NULL, &id), 0);
+    dump_rec d = { 0 };
+    dump(f, &d);
+    assert_string_equal(sent(f, 0)->from, BOB);
+    assert_true(sent(f, 0)->headers == NULL ||
+                strstr(sent(f, 0)->headers, "X-Msilo-From-Display") == NULL);
+    fake_transport_answer(f->ef->tr, 0, 200);
+    assert_true(run_until_idle(f->ef->e, f->ef->ctx, FALSE));
+    assert_int_equal(d.calls, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -253,6 +314,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_permanent_failure_ends_message, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transient_failure_kept_and_no_notice, setup, teardown),
         cmocka_unit_test_setup_teardown(test_permanent_list_validated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_display_name_and_headers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_display_name, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
