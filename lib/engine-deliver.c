@@ -460,8 +460,8 @@ static void delivery_finished(msilo_engine_t *e, send_ctx *sc, int status)
         gauge_add(e, MSILO_STAT_QUEUED, -1);
         stat_add(e, MSILO_STAT_FAILED_MESSAGES, 1);
         stat_add(e, MSILO_STAT_PERMANENT_FAILURES, 1);
-        for (guint i = 0; o && i < o->dumps->len; i++)
-            ((dump_op *)o->dumps->pdata[i])->res.failed++;
+        if (owner_result(o))
+            owner_result(o)->failed++;
         engine_coalesce_schedule(e, &e->acks);
         engine_tell_sender_failed(e, m, status);
     } else if (ok) {
@@ -490,14 +490,13 @@ static void delivery_finished(msilo_engine_t *e, send_ctx *sc, int status)
         }
         engine_log(e, MSILO_LOG_INFO, "delivery of message %lld to %s@%s failed (%d), attempt %u",
                    (long long)m->id, m->user, m->domain, status, r.attempts);
-        for (guint i = 0; o && i < o->dumps->len; i++)
-            ((dump_op *)o->dumps->pdata[i])->res.failed++;
+        if (owner_result(o))
+            owner_result(o)->failed++;
         g_array_append_val(e->releases.wait, r);
         engine_coalesce_schedule(e, &e->releases);
     }
-    if (ok && o)
-        for (guint i = 0; i < o->dumps->len; i++)
-            ((dump_op *)o->dumps->pdata[i])->res.delivered++;
+    if (ok && owner_result(o))
+        owner_result(o)->delivered++;
     msilo_message_free(m);
     send_ctx_release(e, sc);
     if (o) {

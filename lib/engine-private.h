@@ -336,6 +336,16 @@ struct msilo_engine {
     unsigned in_callback;
 };
 
+/* Where a round's claims, deliveries and failures are counted: the first
+ * dump waiting on @o (NULL: none). Dumps that overlap share one round; each
+ * message is counted once, in the oldest of them, so that the dumps' counts
+ * add up to what happened (issue 16: a log line per merged dump repeated
+ * every claim). */
+static inline msilo_dump_result_t *owner_result(const owner_t *o)
+{
+    return o && o->dumps->len ? &((dump_op *)o->dumps->pdata[0])->res : NULL;
+}
+
 /* TRUE once msilo_engine_shutdown() or msilo_engine_free() has started:
  * nothing new is claimed, sent or notified, claimed messages are given back. */
 static inline gboolean engine_stopping(const msilo_engine_t *e)

@@ -305,6 +305,29 @@ static void test_no_display_name(void **state)
     assert_int_equal(d.calls, 1);
 }
 
+/* ---- overlapping dumps ---------------------------------------------------- */
+
+/* Two REGISTERs whose dumps overlap share one round: each message is
+ * counted once across the two results (it was counted in both). */
+static void test_merged_dumps_count_once(void **state)
+{
+    fixture *f = *state;
+    engine_fixture_start(f->ef);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(store(f, "text/plain"), 0);
+    dump_rec a = { 0 }, b = { 0 };
+    dump(f, &a);
+    dump(f, &b); /* while a's deliveries are out */
+    assert_int_equal(fake_transport_answer_all(f->ef->tr, 200), 3);
+    assert_true(run_until_idle(f->ef->e, f->ef->ctx, FALSE));
+    assert_int_equal(a.calls, 1);
+    assert_int_equal(b.calls, 1);
+    assert_int_equal(a.res.claimed + b.res.claimed, 3);
+    assert_int_equal(a.res.delivered + b.res.delivered, 3);
+    assert_int_equal(a.res.failed + b.res.failed, 0);
+    assert_int_equal(count(f), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -316,6 +339,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_permanent_list_validated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_display_name_and_headers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_display_name, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_merged_dumps_count_once, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
