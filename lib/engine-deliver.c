@@ -547,6 +547,8 @@ void engine_complete_remove(msilo_engine_t *e, job_t *j)
         return;
     }
     engine_coalesce_schedule(e, &e->acks);
+    if (n)
+        engine_count_changed(e, NULL, NULL);
     engine_flush_finished_dumps(e, FALSE);
 }
 

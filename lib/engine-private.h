@@ -265,6 +265,8 @@ struct msilo_engine {
     void *clock_data;
     msilo_log_fn log;
     void *log_data;
+    msilo_count_fn count_fn; /* msilo_engine_set_count_hook() */
+    void *count_data;
     /* written on the loop thread only, read from any (msilo_engine_stat()):
      * relaxed atomics, plain loads and stores on the usual targets; through
      * stat_get(), stat_add(), stat_set(), gauge_add() */
@@ -428,6 +430,9 @@ static inline void engine_leave(msilo_engine_t *e)
 int engine_ethread(const char *fn);
 
 /* ---- life cycle and statistics (engine.c) ------------------------------- */
+
+/* Calls the embedder's count-change hook, if any (@user, @domain NULL: any owner). */
+void engine_count_changed(msilo_engine_t *e, const char *user, const char *domain);
 
 /* Passes a message to the embedder's log hook, if any. */
 void engine_log(msilo_engine_t *e, msilo_log_level_t lvl, const char *fmt, ...)

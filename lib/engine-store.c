@@ -371,6 +371,7 @@ void engine_complete_put(msilo_engine_t *e, job_t *j)
                 engine_send_notification(e, op);
             if (e->imdn)
                 engine_imdn_stored(e, op->msg);
+            engine_count_changed(e, op->msg->user, op->msg->domain);
         } else if (rc == MSILO_EFULL) {
             stat_add(e, MSILO_STAT_REJECTED_FULL, 1);
         } else {

@@ -251,6 +251,27 @@ int msilo_engine_set_log(msilo_engine_t *e, msilo_log_fn fn, void *data)
     return 0;
 }
 
+int msilo_engine_set_count_hook(msilo_engine_t *e, msilo_count_fn fn, void *data)
+{
+    if (!e)
+        return msilo_fail(MSILO_EINVAL, "msilo_engine_set_count_hook: engine is NULL");
+    if (!engine_enter(e))
+        return engine_ethread("msilo_engine_set_count_hook");
+    e->count_fn = fn;
+    e->count_data = fn ? data : NULL;
+    engine_leave(e);
+    return 0;
+}
+
+void engine_count_changed(msilo_engine_t *e, const char *user, const char *domain)
+{
+    if (!e->count_fn || e->freeing)
+        return;
+    e->in_callback++; /* the engine is used after the hook returns */
+    e->count_fn(e, user, domain, e->count_data);
+    e->in_callback--;
+}
+
 /* ---- shutdown ---------------------------------------------------------------- */
 
 /* Runs the shutdown: its first dispatch stops the owners (their callbacks

@@ -328,6 +328,58 @@ static void test_merged_dumps_count_once(void **state)
     assert_int_equal(count(f), 0);
 }
 
+/* ---- the count-change hook ------------------------------------------------ */
+
+typedef struct {
+    GPtrArray *calls; /* "user@domain" or "*" */
+} count_rec;
+
+static void count_hook(msilo_engine_t *e, const char *user, const char *domain, void *data)
+{
+    (void)e;
+    count_rec *c = data;
+    g_ptr_array_add(c->calls, user ? g_strdup_printf("%s@%s", user, domain) : g_strdup("*"));
+}
+
+/* The hook hears of a committed store (its owner), of the delete of
+ * delivered messages and of expiry (any owner); NULL removes it. */
+static void test_count_hook(void **state)
+{
+    fixture *f = *state;
+    set(f, "expire_time", "100");
+    engine_fixture_start(f->ef);
+    count_rec c = { g_ptr_array_new_with_free_func(g_free) };
+    assert_int_equal(msilo_engine_set_count_hook(NULL, count_hook, &c), MSILO_EINVAL);
+    assert_int_equal(msilo_engine_set_count_hook(f->ef->e, count_hook, &c), 0);
+    assert_int_equal(store(f, "text/plain"), 0);
+    assert_int_equal(c.calls->len, 1);
+    assert_string_equal(c.calls->pdata[0], "alice@example.org");
+    assert_int_equal(store(f, "application/im-iscomposing+xml"), MSILO_ETRANSIENT);
+    assert_int_equal(c.calls->len, 1); /* nothing stored, nothing changed */
+
+    dump_rec d = { 0 };
+    dump(f, &d);
+    fake_transport_answer(f->ef->tr, 0, 200);
+    assert_true(run_until_idle(f->ef->e, f->ef->ctx, FALSE));
+    assert_int_equal(c.calls->len, 2);
+    assert_string_equal(c.calls->pdata[1], "*");
+    assert_int_equal(count(f), 0);
+
+    assert_int_equal(store(f, "text/plain"), 0);
+    assert_int_equal(c.calls->len, 3);
+    f->ef->clock.now += 1000; /* past expire_time: the next tick expires it */
+    msilo_engine_tick(f->ef->e);
+    assert_true(run_until_idle(f->ef->e, f->ef->ctx, TRUE));
+    assert_int_equal(count(f), 0);
+    assert_int_equal(c.calls->len, 4);
+    assert_string_equal(c.calls->pdata[3], "*");
+
+    assert_int_equal(msilo_engine_set_count_hook(f->ef->e, NULL, NULL), 0);
+    assert_int_equal(store(f, "text/plain"), 0);
+    assert_int_equal(c.calls->len, 4);
+    g_ptr_array_unref(c.calls);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -340,6 +392,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_display_name_and_headers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_display_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_merged_dumps_count_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_count_hook, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
