@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The engine: m_store / m_dump semantics, reminders, expiry, retries. This
- * file is its life cycle (msilo_engine_new, _set_clock, _set_log, _free) and
+ * file is its life cycle (msilo_engine_new, _set_clock, _set_log,
+ * _set_count_hook, _free) and
  * its statistics; the rest is one file per part, each saying at its top
  * what it owns and which invariants it keeps:
  *
@@ -10,6 +11,7 @@
  *   engine-store.c     msilo_engine_store: store ops, batches, peer store handles
  *   engine-request.c   the checks of a store's request view, the offline notification
  *   engine-deliver.c   formatting and sending, completion, backoff, delete/release coalescing
+ *   engine-imdn.c      telling the sender: RFC 5438 IMDNs, the failure notice
  *   engine-dump.c      msilo_engine_dump: owners, claims, the pump
  *   engine-periodic.c  msilo_engine_tick: retries, expiry, reminders
  *   engine-sync.c      the blocking wrappers
