@@ -452,8 +452,17 @@ char *msilo_format_ctime(int64_t t)
     struct tm tm;
     if (!localtime_r(&tt, &tm))
         return g_strdup("?");
-    return g_strdup_printf("%s %s %2d %02d:%02d:%02d %d", wdays[tm.tm_wday], months[tm.tm_mon],
-                           tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, tm.tm_year + 1900);
+    /* the zone as an offset (issue 16: a date without one is ambiguous to a
+     * reader elsewhere); from GLib, as struct tm's tm_gmtoff is not ISO C */
+    GDateTime *d = g_date_time_new_from_unix_local(t);
+    char *zone = d ? g_date_time_format(d, "%z") : NULL;
+    if (d)
+        g_date_time_unref(d);
+    char *s = g_strdup_printf("%s %s %2d %02d:%02d:%02d %d %s", wdays[tm.tm_wday],
+                              months[tm.tm_mon], tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                              tm.tm_year + 1900, zone ? zone : "+0000");
+    g_free(zone);
+    return s;
 }
 
 char *msilo_format_http_date(int64_t t)

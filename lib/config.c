@@ -45,7 +45,8 @@ static const msilo_config_key_t keys[] = {
     { "sc_snd_time", S, "snd_time", 0, 0, "column: reminder send time" },
     { "snd_time_avp", S, NULL, 0, 0,
       "where the embedder finds a reminder time (msilo-server: a request header name)" },
-    { "add_date", B, "1", 0, 1, "prefix text/plain bodies with the date they were stored" },
+    { "add_date", B, "1", 0, 1,
+      "prefix text/plain bodies with the date they were stored (local time and its UTC offset)" },
     { "max_messages", I, "0", 0, BIG, "messages kept per AoR; 0 = no limit" },
     /* Kamailio's */
     { "extra_hdrs", S, NULL, 0, 0, "header lines added to every delivered message" },
@@ -71,6 +72,22 @@ static const msilo_config_key_t keys[] = {
     { "id_header", S, "X-Msilo-Id", 0, 0,
       "header carrying the stored message id on delivery (duplicate detection); empty = none" },
     { "default_domain", S, NULL, 0, 0, "domain for tel: owners without phone-context" },
+    { "transient_types", S, "application/im-iscomposing+xml", 0, 0,
+      "content types never stored (RFC 3994 states): refused with 480 when the user is "
+      "offline; a comma- or space-separated list, empty = none" },
+    { "failure_message", S, "Your message to $tu could not be delivered.", 0, 0,
+      "body (text/plain) of the notice sent to the sender, through the offline notification's "
+      "from_address and contact_hdr, when a delivery fails for good (template)" },
+    { "stored_headers", S, "Subject, Priority, In-Reply-To, Reply-To", 0, 0,
+      "standard headers of a MESSAGE stored with it and re-sent on delivery (the request "
+      "adapter keeps them: msilo_sofia_request_new_with()); headers the SIP parser does not "
+      "know are kept anyway" },
+    { "imdn", B, "1", 0, 1,
+      "send RFC 5438 notifications for a stored message/cpim that asks for them: <stored/> "
+      "once committed, <failed/> when its delivery fails for good" },
+    { "permanent_failures", S, "403 404 410 415 488 603 604 606", 0, 0,
+      "delivery statuses that end a message at once (deleted, sender told; no retry); a "
+      "comma- or space-separated list of 300..699, empty = none" },
 };
 #undef S
 #undef I
@@ -277,12 +294,30 @@ static int check_header_lines(const char *key, const char *text)
     return 0;
 }
 
+/* A list of SIP final failure statuses (300..699), separated by commas or spaces. */
+static int check_status_list(const char *key, const char *list)
+{
+    gchar **items = g_strsplit_set(list, ", \t", -1);
+    int rc = 0;
+    for (gchar **it = items; !rc && *it; it++) {
+        if (!**it)
+            continue;
+        char *end = NULL;
+        long v = strtol(*it, &end, 10);
+        if (*end || v < 300 || v > 699)
+            rc = msilo_fail(MSILO_ECONFIG, "%s: '%.16s' is not a failure status (300..699)", key,
+                            *it);
+    }
+    g_strfreev(items);
+    return rc;
+}
+
 int msilo_config_validate(const msilo_config_t *cfg)
 {
     if (!cfg)
         return msilo_fail(MSILO_EINVAL, "msilo_config_validate: cfg is NULL");
     static const char *const templates[] = { "from_address", "contact_hdr", "content_type_hdr",
-                                             "offline_message" };
+                                             "offline_message", "failure_message" };
     for (size_t i = 0; i < G_N_ELEMENTS(templates); i++) {
         const char *t = msilo_config_get_string(cfg, templates[i]);
         if (!t)
@@ -311,6 +346,12 @@ int msilo_config_validate(const msilo_config_t *cfg)
     if (cth && g_ascii_strncasecmp(cth, "Content-Type:", 13) != 0 &&
         g_ascii_strncasecmp(cth, "c:", 2) != 0)
         return msilo_fail(MSILO_ECONFIG, "content_type_hdr must be a Content-Type header line");
+    const char *pf = msilo_config_get_string(cfg, "permanent_failures");
+    if (pf) {
+        int rc = check_status_list("permanent_failures", pf);
+        if (rc)
+            return rc;
+    }
     static const char *const uris[] = { "reminder", "outbound_proxy" };
     for (size_t i = 0; i < G_N_ELEMENTS(uris); i++) {
         const char *u = msilo_config_get_string(cfg, uris[i]);

@@ -29,6 +29,10 @@
  * - The transport borrows the buffers only during send(): they are reused
  *   for the next message, and a body buffer grown past
  *   DELIVERY_BODY_KEEP_MAX is given back.
+ * - A delivery answered with a status of permanent_failures (415, 404, ...)
+ *   is not retried: the message is deleted like a delivered one, counted
+ *   (failed_messages and permanent_failures) and its sender told
+ *   (engine-imdn.c). Reminders keep the msilo rule below.
  * - A failed delivery is released with attempts + 1 and next_try = now +
  *   check_time * 2^(attempts - 1), capped at RETRY_BACKOFF_MAX; after
  *   max_attempts it waits for the next REGISTER (next_try INT64_MAX). A
@@ -151,6 +155,29 @@ static void send_ctx_release(msilo_engine_t *e, send_ctx *sc)
     e->sc_free = sc;
 }
 
+/* Appends the stored header lines @lines to @s, but the display-name line,
+ * whose value goes to *ret_display (g_free; NULL when none). */
+static void append_stored_headers(GString *s, const char *lines, char **ret_display)
+{
+    static const char name[] = DISPLAY_HEADER ": ";
+    *ret_display = NULL;
+    const char *d = lines ? strstr(lines, name) : NULL;
+    if (d && d != lines && d[-1] != '\n')
+        d = NULL; /* not at the start of a line */
+    if (!d) {
+        append_header_lines(s, lines);
+        return;
+    }
+    const char *v = d + sizeof name - 1;
+    size_t vn = strcspn(v, "\r\n");
+    *ret_display = g_strndup(v, vn);
+    const char *after = v + vn;
+    while (*after == '\r' || *after == '\n')
+        after++;
+    sb_put(s, lines, (size_t)(d - lines));
+    append_header_lines(s, after);
+}
+
 /* Sends one stored message (offline or reminder). */
 void engine_deliver(msilo_engine_t *e, send_kind kind, owner_t *o, msilo_message_t *m)
 {
@@ -174,7 +201,8 @@ void engine_deliver(msilo_engine_t *e, send_kind kind, owner_t *o, msilo_message
         sb_put(hdrs, "\r\n", 2);
     }
     append_header_lines(hdrs, e->extra_hdrs);
-    append_header_lines(hdrs, m->extra_hdrs);
+    char *from_display = NULL;
+    append_stored_headers(hdrs, m->extra_hdrs, &from_display);
 
     const void *body = m->body;
     size_t body_len = m->body_len;
@@ -189,10 +217,13 @@ void engine_deliver(msilo_engine_t *e, send_kind kind, owner_t *o, msilo_message
         body = b->str;
         body_len = b->len;
     }
+    char *from_full = from_display && kind != SEND_REMINDER
+                          ? g_strdup_printf("%s <%s>", from_display, m->src) : NULL;
+    g_free(from_display);
     msilo_outgoing_t out = {
         .ruri = ruri,
         .next_hop = e->outbound_proxy,
-        .from = kind == SEND_REMINDER ? e->reminder : m->src,
+        .from = kind == SEND_REMINDER ? e->reminder : from_full ? from_full : m->src,
         .to = to,
         .content_type = m->ctype ? m->ctype : "text/plain",
         .body = body,
@@ -208,6 +239,7 @@ void engine_deliver(msilo_engine_t *e, send_kind kind, owner_t *o, msilo_message
         o->in_flight++;
     int rc = start_send(e, sc, &out);
     g_free(reminder_ruri);
+    g_free(from_full);
     /* the buffers are the transport's no longer: do not keep a huge body */
     if (e->body_buf->allocated_len > DELIVERY_BODY_KEEP_MAX) {
         g_string_free(e->body_buf, TRUE);
@@ -218,6 +250,17 @@ void engine_deliver(msilo_engine_t *e, send_kind kind, owner_t *o, msilo_message
         engine_log(e, MSILO_LOG_WARNING, "send of message %lld failed to start: %s",
                    (long long)m->id, msilo_strerror(rc));
         delivery_finished(e, sc, rc);
+    }
+}
+
+void engine_send_notice(msilo_engine_t *e, const msilo_outgoing_t *out)
+{
+    send_ctx *sc = send_ctx_new(e);
+    sc->kind = SEND_NOTIFY;
+    int rc = start_send(e, sc, out);
+    if (rc) {
+        stat_add(e, MSILO_STAT_NOTIFICATIONS_FAILED, 1);
+        send_ctx_release(e, sc);
     }
 }
 
@@ -233,13 +276,7 @@ void engine_send_notification(msilo_engine_t *e, store_op *op)
         .body_len = strlen(op->n_body),
         .headers = op->n_headers,
     };
-    send_ctx *sc = send_ctx_new(e);
-    sc->kind = SEND_NOTIFY;
-    int rc = start_send(e, sc, &out);
-    if (rc) {
-        stat_add(e, MSILO_STAT_NOTIFICATIONS_FAILED, 1);
-        send_ctx_release(e, sc);
-    }
+    engine_send_notice(e, &out);
 }
 
 /* Gives free global slots to the owners waiting for them, oldest first. */
@@ -415,7 +452,19 @@ static void delivery_finished(msilo_engine_t *e, send_ctx *sc, int status)
     }
     msilo_message_t *m = sc->msg;
     owner_t *o = sc->owner;
-    if (ok) {
+    if (!ok && sc->kind == SEND_OFFLINE && engine_is_permanent(e, status)) {
+        /* retrying cannot fix it: the message ends now, and its sender is told */
+        engine_log(e, MSILO_LOG_INFO, "delivery of message %lld to %s@%s failed for good (%d): "
+                   "deleted", (long long)m->id, m->user, m->domain, status);
+        g_array_append_val(e->acks.wait, m->id);
+        gauge_add(e, MSILO_STAT_QUEUED, -1);
+        stat_add(e, MSILO_STAT_FAILED_MESSAGES, 1);
+        stat_add(e, MSILO_STAT_PERMANENT_FAILURES, 1);
+        if (owner_result(o))
+            owner_result(o)->failed++;
+        engine_coalesce_schedule(e, &e->acks);
+        engine_tell_sender_failed(e, m, status);
+    } else if (ok) {
         g_array_append_val(e->acks.wait, m->id);
         gauge_add(e, MSILO_STAT_QUEUED, -1);
         stat_add(e, sc->kind == SEND_REMINDER ? MSILO_STAT_DUMPED_REMINDERS
@@ -441,14 +490,13 @@ static void delivery_finished(msilo_engine_t *e, send_ctx *sc, int status)
         }
         engine_log(e, MSILO_LOG_INFO, "delivery of message %lld to %s@%s failed (%d), attempt %u",
                    (long long)m->id, m->user, m->domain, status, r.attempts);
-        for (guint i = 0; o && i < o->dumps->len; i++)
-            ((dump_op *)o->dumps->pdata[i])->res.failed++;
+        if (owner_result(o))
+            owner_result(o)->failed++;
         g_array_append_val(e->releases.wait, r);
         engine_coalesce_schedule(e, &e->releases);
     }
-    if (ok && o)
-        for (guint i = 0; i < o->dumps->len; i++)
-            ((dump_op *)o->dumps->pdata[i])->res.delivered++;
+    if (ok && owner_result(o))
+        owner_result(o)->delivered++;
     msilo_message_free(m);
     send_ctx_release(e, sc);
     if (o) {
@@ -499,6 +547,8 @@ void engine_complete_remove(msilo_engine_t *e, job_t *j)
         return;
     }
     engine_coalesce_schedule(e, &e->acks);
+    if (n)
+        engine_count_changed(e, NULL, NULL);
     engine_flush_finished_dumps(e, FALSE);
 }
 

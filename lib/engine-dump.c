@@ -242,8 +242,8 @@ void engine_complete_claim(msilo_engine_t *e, job_t *j)
         engine_owner_pump(e, o);
         return;
     }
-    for (guint i = 0; i < o->dumps->len; i++)
-        ((dump_op *)o->dumps->pdata[i])->res.claimed += j->claim.out_n;
+    if (owner_result(o))
+        owner_result(o)->claimed += j->claim.out_n;
     ready_add(o, j->claim.out, j->claim.out_n);
     if (o->limit_left != SIZE_MAX)
         o->limit_left -= j->claim.out_n;

@@ -64,6 +64,8 @@ void engine_complete_expire(msilo_engine_t *e, job_t *j)
     }
     stat_add(e, MSILO_STAT_EXPIRED_MESSAGES, j->expire.deleted);
     stat_set(e, MSILO_STAT_QUEUED, (uint64_t)MAX(j->expire.count, 0));
+    if (j->expire.deleted)
+        engine_count_changed(e, NULL, NULL);
 }
 
 static void tick(msilo_engine_t *e);

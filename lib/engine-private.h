@@ -252,16 +252,21 @@ struct msilo_engine {
     /* cached configuration */
     int64_t expire_time, check_time, send_time, clean_period, max_messages, max_body;
     int64_t max_attempts, lease_time, dump_batch, dump_window, max_in_flight;
-    gboolean use_contact, add_date, use_callid, reminders_on;
+    gboolean use_contact, add_date, use_callid, reminders_on, imdn;
     const char *reminder, *outbound_proxy, *id_header, *default_domain;
     char *extra_hdrs; /* CRLF-terminated or NULL */
+    char **transient_types; /* lower-case media types never stored (NULL-terminated) */
+    GArray *perm_codes;     /* int: delivery statuses that end a message at once */
     char *instance_id;
     msilo_template_t *t_from, *t_contact, *t_ctype, *t_body; /* the notification's */
+    msilo_template_t *t_fail; /* failure_message: the notice of a permanent failure */
 
     msilo_clock_fn clock;
     void *clock_data;
     msilo_log_fn log;
     void *log_data;
+    msilo_count_fn count_fn; /* msilo_engine_set_count_hook() */
+    void *count_data;
     /* written on the loop thread only, read from any (msilo_engine_stat()):
      * relaxed atomics, plain loads and stores on the usual targets; through
      * stat_get(), stat_add(), stat_set(), gauge_add() */
@@ -333,6 +338,16 @@ struct msilo_engine {
     unsigned in_callback;
 };
 
+/* Where a round's claims, deliveries and failures are counted: the first
+ * dump waiting on @o (NULL: none). Dumps that overlap share one round; each
+ * message is counted once, in the oldest of them, so that the dumps' counts
+ * add up to what happened (issue 16: a log line per merged dump repeated
+ * every claim). */
+static inline msilo_dump_result_t *owner_result(const owner_t *o)
+{
+    return o && o->dumps->len ? &((dump_op *)o->dumps->pdata[0])->res : NULL;
+}
+
 /* TRUE once msilo_engine_shutdown() or msilo_engine_free() has started:
  * nothing new is claimed, sent or notified, claimed messages are given back. */
 static inline gboolean engine_stopping(const msilo_engine_t *e)
@@ -370,6 +385,28 @@ static inline void gauge_add(msilo_engine_t *e, msilo_stat_t s, int64_t d)
     stat_set(e, s, d < 0 && v < (uint64_t)-d ? 0 : v + (uint64_t)d);
 }
 
+/* TRUE when the media type of @ctype (its parameters ignored) is one of
+ * transient_types: such a message is never stored (RFC 3994). */
+static inline gboolean engine_is_transient(const msilo_engine_t *e, const char *ctype)
+{
+    if (!ctype || !e->transient_types[0])
+        return FALSE;
+    size_t n = strcspn(ctype, "; \t");
+    for (char **t = e->transient_types; *t; t++)
+        if (strlen(*t) == n && g_ascii_strncasecmp(ctype, *t, n) == 0)
+            return TRUE;
+    return FALSE;
+}
+
+/* TRUE when a delivery answered @status ends the message (permanent_failures). */
+static inline gboolean engine_is_permanent(const msilo_engine_t *e, int status)
+{
+    for (guint i = 0; i < e->perm_codes->len; i++)
+        if (g_array_index(e->perm_codes, int, i) == status)
+            return TRUE;
+    return FALSE;
+}
+
 /* ---- threads ---------------------------------------------------------------- */
 
 /* Every public engine function but msilo_engine_stat() starts with this: the
@@ -393,6 +430,9 @@ static inline void engine_leave(msilo_engine_t *e)
 int engine_ethread(const char *fn);
 
 /* ---- life cycle and statistics (engine.c) ------------------------------- */
+
+/* Calls the embedder's count-change hook, if any (@user, @domain NULL: any owner). */
+void engine_count_changed(msilo_engine_t *e, const char *user, const char *domain);
 
 /* Passes a message to the embedder's log hook, if any. */
 void engine_log(msilo_engine_t *e, msilo_log_level_t lvl, const char *fmt, ...)
@@ -472,6 +512,10 @@ void engine_prepare_notification(msilo_engine_t *e, const msilo_request_t *req, 
                                  const msilo_uri_t *ru, const msilo_uri_t *fu,
                                  const msilo_uri_t *tu);
 
+/* The stored header line that carries the From's display name
+ * (engine-request.c adds it, engine-deliver.c puts it back into the From). */
+#define DISPLAY_HEADER "X-Msilo-From-Display"
+
 /* Appends @lines ("Name: value" lines, NULL or "" for none) to @s, ending
  * with CRLF (for the notification, and twice per delivered message). */
 static inline void append_header_lines(GString *s, const char *lines)
@@ -492,6 +536,9 @@ static inline void append_header_lines(GString *s, const char *lines)
 void engine_deliver(msilo_engine_t *e, send_kind kind, owner_t *o, msilo_message_t *m);
 /* Sends the offline notification prepared in @op (it stays @op's). */
 void engine_send_notification(msilo_engine_t *e, store_op *op);
+/* Sends a notice to a sender (a SEND_NOTIFY: counted as a notification,
+ * never retried); @out is borrowed for the call. */
+void engine_send_notice(msilo_engine_t *e, const msilo_outgoing_t *out);
 /* Creates e->box (after e->dispatch). */
 void engine_postbox_new(msilo_engine_t *e);
 /* The dispatch source's part: completes the sends posted from other threads. */
@@ -501,6 +548,17 @@ void engine_run_posted(msilo_engine_t *e);
 void engine_postbox_close(msilo_engine_t *e);
 /* Hands what waits in @c to the store as one job, unless one is running. */
 void engine_coalesce_schedule(msilo_engine_t *e, coalescer_t *c);
+
+/* ---- telling the sender (engine-imdn.c) ------------------------------------- */
+
+/* @m's delivery failed for good (@status, in permanent_failures): tells its
+ * sender, with a <failed/> IMDN when @m asked for negative-delivery, else
+ * with the failure notice (failure_message, when the offline notification
+ * is configured). @m stays the caller's. */
+void engine_tell_sender_failed(msilo_engine_t *e, const msilo_message_t *m, int status);
+/* @m was committed: the <stored/> processing IMDN when it is a message/cpim
+ * that asks for one (and imdn is on). @m stays the caller's. */
+void engine_imdn_stored(msilo_engine_t *e, const msilo_message_t *m);
 
 /* ---- owners and dumps (engine-dump.c) --------------------------------------- */
 

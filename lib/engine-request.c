@@ -61,6 +61,26 @@ static int build_extra_headers(const msilo_request_t *req, char **ret)
     return 0;
 }
 
+/* The display name of a From header value ("Bob" <sip:bob@x>;tag=1 gives
+ * "Bob" with its quotes), g_malloc'd; NULL when there is none or it cannot be
+ * one header line of UTF-8. */
+static char *from_display(const char *from)
+{
+    const char *lt = from ? strchr(from, '<') : NULL;
+    if (!lt)
+        return NULL;
+    char *d = g_strstrip(g_strndup(from, (gsize)(lt - from)));
+    gboolean ok = *d && g_utf8_validate(d, -1, NULL) && strlen(d) <= 255;
+    for (const char *p = d; ok && *p; p++)
+        if ((unsigned char)*p < 0x20 && *p != '\t')
+            ok = FALSE;
+    if (!ok) {
+        g_free(d);
+        return NULL;
+    }
+    return d;
+}
+
 /* Short single-line UTF-8 text (stored in text columns). NULL is fine. */
 static gboolean text_ok(const char *s)
 {
@@ -99,6 +119,9 @@ int engine_store_request_parse(msilo_engine_t *e, const msilo_request_t *req, co
     if (!text_ok(req->call_id))
         return msilo_fail(MSILO_EINVAL, "invalid Call-ID (control characters, not UTF-8, or over "
                           "%d bytes)", TEXT_MAX_LEN);
+    if (engine_is_transient(e, req->content_type))
+        return msilo_fail(MSILO_ETRANSIENT, "content type '%.64s' is transient (transient_types): "
+                          "not stored", req->content_type);
 
     /* from and to are set by their parse, which leaves nothing behind when it fails */
     msilo_uri_init(&r->ruri);
@@ -150,6 +173,17 @@ int engine_store_request_parse(msilo_engine_t *e, const msilo_request_t *req, co
     rc = build_extra_headers(req, &r->extra_hdrs);
     if (rc)
         goto fail;
+    /* the sender's display name goes with the stored headers (no column of
+     * its own: the table stays the msilo modules'); delivery takes it back
+     * out into the From */
+    char *display = from_display(req->from);
+    if (display) {
+        char *x = g_strconcat(r->extra_hdrs ? r->extra_hdrs : "", DISPLAY_HEADER ": ", display,
+                              "\r\n", NULL);
+        g_free(r->extra_hdrs);
+        g_free(display);
+        r->extra_hdrs = x;
+    }
     return 0;
 
 fail:

@@ -369,6 +369,9 @@ void engine_complete_put(msilo_engine_t *e, job_t *j)
             gauge_add(e, MSILO_STAT_QUEUED, 1);
             if (op->n_ruri && !engine_stopping(e))
                 engine_send_notification(e, op);
+            if (e->imdn)
+                engine_imdn_stored(e, op->msg);
+            engine_count_changed(e, op->msg->user, op->msg->domain);
         } else if (rc == MSILO_EFULL) {
             stat_add(e, MSILO_STAT_REJECTED_FULL, 1);
         } else {
@@ -444,6 +447,8 @@ int msilo_engine_store(msilo_engine_t *e, const msilo_request_t *req, const char
     else
         rc = engine_store_request_parse(e, req, owner, &r);
     if (rc) {
+        if (rc == MSILO_ETRANSIENT)
+            stat_add(e, MSILO_STAT_REJECTED_TRANSIENT, 1);
         engine_leave(e);
         return rc;
     }

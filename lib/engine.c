@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The engine: m_store / m_dump semantics, reminders, expiry, retries. This
- * file is its life cycle (msilo_engine_new, _set_clock, _set_log, _free) and
+ * file is its life cycle (msilo_engine_new, _set_clock, _set_log,
+ * _set_count_hook, _free) and
  * its statistics; the rest is one file per part, each saying at its top
  * what it owns and which invariants it keeps:
  *
@@ -10,6 +11,7 @@
  *   engine-store.c     msilo_engine_store: store ops, batches, peer store handles
  *   engine-request.c   the checks of a store's request view, the offline notification
  *   engine-deliver.c   formatting and sending, completion, backoff, delete/release coalescing
+ *   engine-imdn.c      telling the sender: RFC 5438 IMDNs, the failure notice
  *   engine-dump.c      msilo_engine_dump: owners, claims, the pump
  *   engine-periodic.c  msilo_engine_tick: retries, expiry, reminders
  *   engine-sync.c      the blocking wrappers
@@ -71,6 +73,20 @@ static int compile_opt(const msilo_config_t *cfg, const char *key, msilo_templat
     const char *t = msilo_config_get_string(cfg, key);
     *ret = NULL;
     return t ? msilo_template_compile(key, t, ret) : 0;
+}
+
+/* The items of a comma- or space-separated list, lower-cased, empty ones
+ * dropped (g_strfreev()). */
+static char **split_list(const char *list)
+{
+    GPtrArray *a = g_ptr_array_new();
+    gchar **items = g_strsplit_set(list ? list : "", ", \t", -1);
+    for (gchar **it = items; *it; it++)
+        if (**it)
+            g_ptr_array_add(a, g_ascii_strdown(*it, -1));
+    g_strfreev(items);
+    g_ptr_array_add(a, NULL);
+    return (char **)g_ptr_array_free(a, FALSE);
 }
 
 int engine_ethread(const char *fn)
@@ -137,6 +153,7 @@ static int engine_new(msilo_engine_t **ret, const msilo_config_t *cfg, msilo_sto
     e->use_contact = cfg_int(own, "use_contact") != 0;
     e->add_date = cfg_int(own, "add_date") != 0;
     e->use_callid = cfg_int(own, "use_callid") != 0;
+    e->imdn = cfg_int(own, "imdn") != 0;
     e->reminder = msilo_config_get_string(own, "reminder");
     e->outbound_proxy = msilo_config_get_string(own, "outbound_proxy");
     e->default_domain = msilo_config_get_string(own, "default_domain");
@@ -147,6 +164,14 @@ static int engine_new(msilo_engine_t **ret, const msilo_config_t *cfg, msilo_sto
     const char *xh = msilo_config_get_string(own, "extra_hdrs");
     if (xh && *xh)
         e->extra_hdrs = g_str_has_suffix(xh, "\r\n") ? g_strdup(xh) : g_strconcat(xh, "\r\n", NULL);
+    e->transient_types = split_list(msilo_config_get_string(own, "transient_types"));
+    e->perm_codes = g_array_new(FALSE, FALSE, sizeof(int));
+    char **codes = split_list(msilo_config_get_string(own, "permanent_failures"));
+    for (char **c = codes; *c; c++) {
+        int v = (int)g_ascii_strtoll(*c, NULL, 10); /* validated: 300..699 */
+        g_array_append_val(e->perm_codes, v);
+    }
+    g_strfreev(codes);
     const char *iid = msilo_config_get_string(own, "instance_id");
     e->instance_id = iid && *iid ? g_strdup(iid)
                                  : g_strdup_printf("%s/%08x%08x", g_get_host_name(),
@@ -156,6 +181,7 @@ static int engine_new(msilo_engine_t **ret, const msilo_config_t *cfg, msilo_sto
     compile_opt(own, "contact_hdr", &e->t_contact);
     compile_opt(own, "content_type_hdr", &e->t_ctype);
     compile_opt(own, "offline_message", &e->t_body);
+    compile_opt(own, "failure_message", &e->t_fail);
 
     e->todo = g_async_queue_new();
     e->done = g_async_queue_new();
@@ -225,6 +251,27 @@ int msilo_engine_set_log(msilo_engine_t *e, msilo_log_fn fn, void *data)
     e->log_data = data;
     engine_leave(e);
     return 0;
+}
+
+int msilo_engine_set_count_hook(msilo_engine_t *e, msilo_count_fn fn, void *data)
+{
+    if (!e)
+        return msilo_fail(MSILO_EINVAL, "msilo_engine_set_count_hook: engine is NULL");
+    if (!engine_enter(e))
+        return engine_ethread("msilo_engine_set_count_hook");
+    e->count_fn = fn;
+    e->count_data = fn ? data : NULL;
+    engine_leave(e);
+    return 0;
+}
+
+void engine_count_changed(msilo_engine_t *e, const char *user, const char *domain)
+{
+    if (!e->count_fn || e->freeing)
+        return;
+    e->in_callback++; /* the engine is used after the hook returns */
+    e->count_fn(e, user, domain, e->count_data);
+    e->in_callback--;
 }
 
 /* ---- shutdown ---------------------------------------------------------------- */
@@ -456,7 +503,10 @@ void msilo_engine_free(msilo_engine_t *e)
     msilo_template_free(e->t_contact);
     msilo_template_free(e->t_ctype);
     msilo_template_free(e->t_body);
+    msilo_template_free(e->t_fail);
     g_free(e->extra_hdrs);
+    g_strfreev(e->transient_types);
+    g_array_unref(e->perm_codes);
     g_free(e->instance_id);
     for (size_t i = 0; i < TIME_CACHE; i++) {
         g_free(e->date_cache[i].s);
@@ -485,7 +535,8 @@ static const char *const stat_names[MSILO_STAT_COUNT_] = {
     "dumped_reminders",  "failed_reminders",       "rejected_full",
     "store_errors",      "expired_messages",       "notifications_sent",
     "notifications_failed", "queued_messages",     "deliveries_in_flight",
-    "delivery_latency_us",  "deliveries_timed",
+    "delivery_latency_us",  "deliveries_timed",    "rejected_transient",
+    "permanent_failures",   "imdn_sent",
 };
 
 const char *msilo_stat_name(msilo_stat_t stat)

@@ -34,6 +34,7 @@ static const struct {
     { MSILO_ETIMEDOUT, "MSILO_ETIMEDOUT", "timed out" },
     { MSILO_EBUSY, "MSILO_EBUSY", "resource busy" },
     { MSILO_ESHUTDOWN, "MSILO_ESHUTDOWN", "the engine is shutting down" },
+    { MSILO_ETRANSIENT, "MSILO_ETRANSIENT", "transient content is not stored" },
 };
 
 const char *msilo_strerror(int code)
@@ -68,6 +69,8 @@ int msilo_error_sip_status(int code)
         return 486;
     case MSILO_EMETHOD:
         return 405;
+    case MSILO_ETRANSIENT: /* RFC 3994: not stored, the user is not available now */
+        return 480;
     case MSILO_ESHUTDOWN: /* 503: try again, here later or at another instance */
     default:
         return 503;

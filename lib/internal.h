@@ -111,7 +111,8 @@ const char *const *msilo_template_variables(void);
 
 /* ---- times (aor.c) ------------------------------------------------------ */
 
-/* ctime()-style "Fri Nov 27 02:01:01 2026" in local time, locale independent. */
+/* ctime()-style "Fri Nov 27 02:01:01 2026 +0100" in local time with its
+ * offset from UTC, locale independent. */
 char *msilo_format_ctime(int64_t t);
 /* RFC 1123 "Fri, 27 Nov 2026 02:01:01 GMT". */
 char *msilo_format_http_date(int64_t t);

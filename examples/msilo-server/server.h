@@ -90,6 +90,7 @@ typedef struct server {
     int engine_stop_rc;   /* with this result */
     GHashTable *once;     /* request identity -> its store (loop.c) */
     const char *snd_time_header; /* msilo key snd_time_avp: header with a reminder time */
+    const char *stored_headers;  /* msilo key stored_headers: standard headers kept */
     guint expire_timer;
     bool stopping;
     /* counters of the server itself */

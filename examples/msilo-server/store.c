@@ -127,7 +127,7 @@ void server_store_request(server_t *s, nta_incoming_t *irq, bool forwarded)
             break;
         }
     }
-    r = msilo_sofia_request_new(&req, sip, s->snd_time_header);
+    r = msilo_sofia_request_new_with(&req, sip, s->snd_time_header, s->stored_headers);
     if (r == 0)
         r = msilo_engine_store(s->engine, msilo_sofia_request_view(req), owner,
                                os ? once_store_done : store_done, os ? (void *)os : (void *)irq);

@@ -71,6 +71,12 @@ typedef enum msilo_stat {
     MSILO_STAT_DELIVERY_LATENCY_US,  /**< sum of the times from send to final response of
                                           deliveries (offline and reminders), microseconds */
     MSILO_STAT_DELIVERIES_TIMED,     /**< how many deliveries that sum covers */
+    MSILO_STAT_REJECTED_TRANSIENT,   /**< stores refused because their content type is in
+                                          `transient_types` (MSILO_ETRANSIENT) */
+    MSILO_STAT_PERMANENT_FAILURES,   /**< messages deleted at once because their delivery
+                                          got a status in `permanent_failures` */
+    MSILO_STAT_IMDN_SENT,            /**< RFC 5438 notifications sent (`<stored/>`,
+                                          `<failed/>`; the `imdn` key) */
     MSILO_STAT_COUNT_                /**< number of statistics (grows) */
 } msilo_stat_t;
 
@@ -186,6 +192,22 @@ MSILO_API int msilo_engine_set_clock(msilo_engine_t *e, msilo_clock_fn fn, void 
 /** Sets the log hook (default: none); it is called on the context's thread.
  *  @return 0, MSILO_EINVAL (@p e NULL) or MSILO_ETHREAD. */
 MSILO_API int msilo_engine_set_log(msilo_engine_t *e, msilo_log_fn fn, void *data);
+
+/**
+ * Called when the number of messages stored for an owner may have changed
+ * (for an RFC 3842 message-summary, say): @p user and @p domain name the
+ * owner after a store committed a message for it; both are NULL after
+ * delivered or failed-for-good messages were deleted and after expiry
+ * deleted messages (any owner's count may have changed: count the ones you
+ * watch, e.g. with msilo_store_count()). Called on the context's thread,
+ * after the change is committed; the strings are valid during the call.
+ */
+typedef void (*msilo_count_fn)(msilo_engine_t *e, const char *user, const char *domain,
+                               void *data);
+
+/** Sets the count-change hook (default: none; NULL removes it). Appended in
+ *  0.2 (issue 16). @return 0, MSILO_EINVAL (@p e NULL) or MSILO_ETHREAD. */
+MSILO_API int msilo_engine_set_count_hook(msilo_engine_t *e, msilo_count_fn fn, void *data);
 
 /** Result of a store. @p id is the stored message's id (0 on failure). */
 typedef void (*msilo_store_cb)(msilo_engine_t *e, int result, int64_t id, void *data);

@@ -43,6 +43,8 @@ typedef enum msilo_error {
     MSILO_EBUSY = -18,     /**< a resource is in use (e.g. dump already running) */
     MSILO_ESHUTDOWN = -19, /**< the engine is shutting down (msilo_engine_shutdown()):
                                 it takes no new work */
+    MSILO_ETRANSIENT = -20,/**< the content type is transient (`transient_types`, e.g.
+                                an RFC 3994 isComposing state): it is never stored */
 } msilo_error_t;
 
 /** Static, English description of @p code ("unknown error" for others). */
@@ -62,7 +64,8 @@ MSILO_API const char *msilo_error_detail(void);
  * SIP final status an embedder should answer a MESSAGE with when
  * msilo_engine_store() reported @p code: 202 for MSILO_OK, 400 for malformed
  * input (EINVAL, EURI, EMISSING, ETIME), 413 for ETOOBIG, 486 for EFULL,
- * 405 for EMETHOD, 503 for store/transport/internal failures (ETHREAD
+ * 405 for EMETHOD, 480 for ETRANSIENT (the user is not available and the
+ * message is not kept), 503 for store/transport/internal failures (ETHREAD
  * included: the embedder's mistake, not the sender's; ESHUTDOWN too: the
  * sender may retry, another instance may take it).
  */

@@ -89,8 +89,12 @@ typedef struct msilo_sofia_request msilo_sofia_request_t;
  * - contact: the first Contact URI (none for `Contact: *`);
  * - content_type, allow: the header values; body, body_len: the payload
  *   (bytes of @p sip's message, see below); call_id, cseq, from_tag; expires;
+ * - from: with the From's display name when it has one (`Bob <sip:bob@…>`,
+ *   stored and re-sent by the engine);
  * - headers: every header Sofia does not know (P-Asserted-Identity, X-…), to
- *   be stored and re-sent on delivery;
+ *   be stored and re-sent on delivery (Reply-To among them), then the
+ *   standard headers Subject, Priority and In-Reply-To
+ *   (msilo_sofia_request_new_with() takes another list);
  * - snd_time: the value of the header named @p snd_time_header (msilo's
  *   snd_time_avp; NULL or "" = none), which is then not among the headers.
  *
@@ -103,6 +107,20 @@ typedef struct msilo_sofia_request msilo_sofia_request_t;
  */
 MSILO_API int msilo_sofia_request_new(msilo_sofia_request_t **ret, const struct sip_s *sip,
                                       const char *snd_time_header);
+
+/**
+ * msilo_sofia_request_new() keeping the standard headers named in
+ * @p stored_headers (comma- or space-separated, case-insensitive; among
+ * Subject, Priority, In-Reply-To, Organization; the engine key
+ * `stored_headers` holds the list an embedder passes) instead of the
+ * default list; NULL = the default, "" = none. Headers Sofia does not parse
+ * (Reply-To, X-…) are kept either way.
+ *
+ * @return 0, or MSILO_EINVAL as msilo_sofia_request_new().
+ */
+MSILO_API int msilo_sofia_request_new_with(msilo_sofia_request_t **ret, const struct sip_s *sip,
+                                           const char *snd_time_header,
+                                           const char *stored_headers);
 
 /** The view of @p r (owned by @p r), or NULL for NULL. */
 MSILO_API msilo_request_t *msilo_sofia_request_view(msilo_sofia_request_t *r);

@@ -751,11 +751,11 @@ static void test_dump_delivers_in_order_and_deletes(void **state)
         fake_sent_t *s = sent(f, i);
         assert_string_equal(s->ruri, "sip:alice@192.0.2.1:5090;transport=tcp"); /* the contact */
         assert_string_equal(s->to, "sip:alice@example.org");
-        assert_string_equal(s->from, "sip:bob@example.org");
+        assert_string_equal(s->from, "\"Bob\" <sip:bob@example.org>"); /* display name kept */
         assert_null(s->next_hop);
         assert_string_equal(s->content_type, "text/plain");
         char *b = body_of(s);
-        char *want = g_strdup_printf("[Offline message - Fri Jan 15 08:00:00 2027] msg %u", i);
+        char *want = g_strdup_printf("[Offline message - Fri Jan 15 08:00:00 2027 +0000] msg %u", i);
         assert_string_equal(b, want);
         g_free(b);
         g_free(want);
@@ -1275,7 +1275,7 @@ static void test_reminder_sent_when_due(void **state)
     assert_string_equal(s->ruri, "sip:alice@example.org");
     assert_string_equal(s->from, "sip:registrar@example.org");
     char *b = body_of(s);
-    assert_string_equal(b, "[Reminder message - Fri Jan 15 08:00:00 2027] wake up");
+    assert_string_equal(b, "[Reminder message - Fri Jan 15 08:00:00 2027 +0000] wake up");
     g_free(b);
     fake_transport_answer(f->tr, 0, 200);
     assert_true(run_until_idle(f->e, f->ctx, FALSE));

@@ -10,6 +10,7 @@
  * encoded into a buffer with room to spare and their length checked (see
  * msilo_sofia_header_string()).
  */
+#include <stddef.h>
 #include <string.h>
 
 #include <msilo/errors.h>
@@ -56,8 +57,50 @@ char *msilo_sofia_header_string(struct su_home_s *home, const union sip_header_u
     return buf;
 }
 
+/* The standard headers an adapter may keep with the message (the names of
+ * stored_headers): Sofia parses them into these members of sip_t. */
+static const struct {
+    const char *name;
+    size_t offset;
+} keepable[] = {
+    { "Subject", offsetof(sip_t, sip_subject) },
+    { "Priority", offsetof(sip_t, sip_priority) },
+    { "In-Reply-To", offsetof(sip_t, sip_in_reply_to) },
+    { "Organization", offsetof(sip_t, sip_organization) },
+};
+
+#define DEFAULT_KEPT "Subject, Priority, In-Reply-To, Reply-To"
+
+/* Appends the headers of @sip named in @list (comma- or space-separated) to @headers. */
+static void keep_standard(su_home_t *home, const sip_t *sip, const char *list, GArray *headers)
+{
+    gchar **names = g_strsplit_set(list, ", \t", -1);
+    for (gchar **n = names; *n; n++) {
+        for (size_t i = 0; **n && i < G_N_ELEMENTS(keepable); i++) {
+            if (g_ascii_strcasecmp(*n, keepable[i].name) != 0)
+                continue;
+            sip_header_t const *h = *(sip_header_t *const *)(const void *)
+                                         ((const char *)sip + keepable[i].offset);
+            for (; h; h = (sip_header_t const *)h->sh_next) {
+                char *v = msilo_sofia_header_string(home, h);
+                if (!v)
+                    continue;
+                msilo_header_t mh = { keepable[i].name, v };
+                g_array_append_val(headers, mh);
+            }
+        }
+    }
+    g_strfreev(names);
+}
+
 int msilo_sofia_request_new(msilo_sofia_request_t **ret, const struct sip_s *sip,
                             const char *snd_time_header)
+{
+    return msilo_sofia_request_new_with(ret, sip, snd_time_header, NULL);
+}
+
+int msilo_sofia_request_new_with(msilo_sofia_request_t **ret, const struct sip_s *sip,
+                                 const char *snd_time_header, const char *stored_headers)
 {
     if (!ret || !sip || !sip->sip_request)
         return MSILO_EINVAL;
@@ -74,6 +117,10 @@ int msilo_sofia_request_new(msilo_sofia_request_t **ret, const struct sip_s *sip
         req->to = url_as_string(home, sip->sip_to->a_url);
     if (sip->sip_from) {
         req->from = url_as_string(home, sip->sip_from->a_url);
+        /* the display name is stored and re-sent; the URI is still Sofia's */
+        const char *d = sip->sip_from->a_display;
+        if (d && *d && !strpbrk(d, "\r\n<"))
+            req->from = su_sprintf(home, "%s <%s>", d, req->from);
         req->from_tag = sip->sip_from->a_tag;
     }
     if (sip->sip_cseq)
@@ -105,6 +152,7 @@ int msilo_sofia_request_new(msilo_sofia_request_t **ret, const struct sip_s *sip
         msilo_header_t h = { u->un_name, u->un_value ? u->un_value : "" };
         g_array_append_val(r->headers, h);
     }
+    keep_standard(home, sip, stored_headers ? stored_headers : DEFAULT_KEPT, r->headers);
     req->headers = (const msilo_header_t *)(void *)r->headers->data;
     req->n_headers = r->headers->len;
     req->header_size = sizeof(msilo_header_t); /* the GArray's element size */
