@@ -19,6 +19,8 @@
  *     NATed over TCP, flow dead    -> the Contact (it may listen there)
  *     otherwise                    -> the Contact
  *   "NATed": the top Via's sent-by is not the source of the REGISTER.
+ * - A connection that carries a flow is not closed as idle or slow by
+ *   limits.c (server_flow_peer()): its client keeps it with CRLF pings.
  * - The engine's deliveries take the same way: the Sofia transport asks
  *   server_flow_lookup() (msilo_sofia_transport_set_flow_lookup()) with the
  *   contact URI and the owner, and sends where the binding says. A send to
@@ -45,6 +47,8 @@
 #include <sofia-sip/url.h>
 
 struct flow {
+    server_t *srv;
+    char *peer;     /* server_peer_key() of a connection, counted in srv->flow_peers */
     char proto[8];  /* "udp", "tcp", "tls" */
     char *host;     /* source address (IPv6 without brackets) */
     unsigned port;  /* source port */
@@ -99,6 +103,24 @@ void server_flow_received(msg_t *msg, sip_t *sip)
 
 /* ---- the flow of a binding ------------------------------------------------------- */
 
+static void peer_forget(flow_t *f)
+{
+    guint n;
+    if (!f->peer || !f->srv->flow_peers)
+        return;
+    n = GPOINTER_TO_UINT(g_hash_table_lookup(f->srv->flow_peers, f->peer));
+    if (n > 1)
+        g_hash_table_insert(f->srv->flow_peers, g_strdup(f->peer), GUINT_TO_POINTER(n - 1));
+    else
+        g_hash_table_remove(f->srv->flow_peers, f->peer);
+    g_clear_pointer(&f->peer, g_free);
+}
+
+bool server_flow_peer(server_t *s, const char *key)
+{
+    return key && s->flow_peers && g_hash_table_contains(s->flow_peers, key);
+}
+
 static void flow_connection_gone(tp_stack_t *stack, tp_client_t *client, tport_t *tp, msg_t *msg,
                                  int error)
 {
@@ -113,6 +135,7 @@ static void flow_connection_gone(tp_stack_t *stack, tp_client_t *client, tport_t
     f->tport = NULL;
     f->pendd = 0;
     f->dead = true;
+    peer_forget(f);
     REQ_LOG("flow %s %s:%u: connection closed", f->proto, f->host, f->port);
 }
 
@@ -143,6 +166,7 @@ flow_t *server_flow_new(server_t *s, nta_incoming_t *irq, sip_t const *sip,
     if (!msg || !tp || !source_of(msg, host, sizeof host, &port))
         goto out;
     f = g_new0(flow_t, 1);
+    f->srv = s;
     g_strlcpy(f->proto, tport_name(tp)->tpn_proto ? tport_name(tp)->tpn_proto : "udp",
               sizeof f->proto);
     for (char *c = f->proto; *c; c++)
@@ -181,6 +205,14 @@ flow_t *server_flow_new(server_t *s, nta_incoming_t *irq, sip_t const *sip,
         f->pendd = tport_pend(f->tport, NULL, flow_connection_gone, (tp_client_t *)f);
         if (f->pendd == -1)
             f->pendd = 0;
+        f->peer = server_peer_key(&msg_addr(msg)->su_sa);
+        if (f->peer) {
+            if (!s->flow_peers)
+                s->flow_peers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+            g_hash_table_insert(s->flow_peers, g_strdup(f->peer),
+                                GUINT_TO_POINTER(GPOINTER_TO_UINT(g_hash_table_lookup(
+                                                     s->flow_peers, f->peer)) + 1));
+        }
     }
 out:
     if (tp)
@@ -200,6 +232,7 @@ void server_flow_free(flow_t *f)
             tport_release(f->tport, f->pendd, NULL, NULL, (tp_client_t *)f, 0);
         tport_unref(f->tport);
     }
+    peer_forget(f);
     g_free(f->host);
     g_free(f->instance);
     g_free(f->reg_id);

@@ -78,6 +78,8 @@ bool server_flow_outbound(const flow_t *f);
  * *ret_route (Route values, may be NULL) set; 0: to the Contact as it is;
  * MSILO_ETRANSPORT: unreachable (an outbound flow whose connection went). */
 int server_flow_route(const flow_t *f, const char **ret_next_hop, const char **ret_route);
+/* Whether the TCP peer @key (server_peer_key()) holds a registered flow. */
+bool server_flow_peer(struct server *s, const char *key);
 /* The Sofia transport's flow lookup (msilo_sofia_transport_set_flow_lookup()). */
 int server_flow_lookup(const msilo_outgoing_t *msg, msilo_sofia_flow_t *ret_flow, void *data);
 
@@ -135,6 +137,7 @@ typedef struct server {
     unsigned tcp_port;        /* our TCP listening port */
     uint64_t n_slow_closed;   /* connections shut down as slow senders */
     uint64_t n_idle_closed;   /* and as idle */
+    GHashTable *flow_peers;   /* flow.c: "peer" of a registered connection -> count */
 } server_t;
 
 /* Creates the agent (no default leg: requests come to its message
@@ -218,6 +221,9 @@ void server_once_expire(server_t *s, int64_t now);
 /* Raises the descriptor limit and starts the TCP connection cap. */
 void server_limits_start(server_t *s);
 void server_limits_stop(server_t *s);
+/* "1.2.3.4:5060" of a peer address, the key of s->conns (g_free it); NULL for another family. */
+struct sockaddr;
+char *server_peer_key(const struct sockaddr *sa);
 /* A complete request arrived in @msg (its peer's connection is not slow). */
 void server_limits_request(server_t *s, msg_t *msg);
 

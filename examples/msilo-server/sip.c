@@ -317,6 +317,9 @@ void server_sip_stop(server_t *s)
     /* the bindings hold references to the agent's connections (flow.c) */
     registrar_free(s->registrar);
     s->registrar = NULL;
+    if (s->flow_peers)
+        g_hash_table_unref(s->flow_peers);
+    s->flow_peers = NULL;
     if (s->agent)
         nta_agent_destroy(s->agent);
     s->agent = NULL;

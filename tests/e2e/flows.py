@@ -364,8 +364,55 @@ def test_outbound_flow(tmp):
         srv.stop()
 
 
+def test_flow_kept_open(tmp):
+    """tcp_idle_timeout / tcp_message_timeout close idle and slow TCP
+    connections (limits.c); a connection that carries a registered flow and
+    only sends CRLF keep-alives is kept, while a plain one beside it goes."""
+    conf = e2e.write_conf(tmp, "keep.conf", "[server]\ntcp_idle_timeout = 1000\n"
+                          "tcp_message_timeout = 500\n")
+    srv = e2e.Server(tmp, conf)
+    try:
+        c = socket.create_connection((LOOPBACK, srv.port), timeout=5)
+        lport = c.getsockname()[1]
+        stream = e2e.Stream(c)
+        c.sendall(request("REGISTER", "sip:127.0.0.1", "%s:%d" % (LOOPBACK, lport),
+                          "sip:keepy@127.0.0.1", "sip:keepy@127.0.0.1",
+                          "Contact: <sip:keepy@127.0.0.1:%d;transport=tcp>;reg-id=1;"
+                          "+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-000000000002>\"\r\n"
+                          "Expires: 300\r\n" % lport, proto="TCP"))
+        resp = stream.next(5)
+        check(resp is not None and resp.startswith(b"SIP/2.0 200"), "REGISTER: 200")
+        plain = socket.create_connection((LOOPBACK, srv.port), timeout=5)
+        plain.settimeout(0.4)
+        closed_plain = False
+        # pings for ~4 s, one per 0.4 s (the pace is the wait for the plain
+        # connection's end): several looks of limits.c
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            c.sendall(b"\r\n\r\n")
+            c.settimeout(3)
+            pong = c.recv(16)
+            check(pong.startswith(b"\r\n"), "pong on the flow: %r" % pong)
+            try:
+                if plain.recv(16) == b"":
+                    closed_plain = True
+            except socket.timeout:
+                pass
+            except OSError:
+                closed_plain = True
+        check(closed_plain, "the plain idle connection was closed (tcp_idle_timeout)")
+        c.sendall(request("OPTIONS", "sip:127.0.0.1", "%s:%d" % (LOOPBACK, lport),
+                          "sip:keepy@127.0.0.1", "sip:127.0.0.1", proto="TCP"))
+        r = stream.next(5)
+        check(r is not None and r.startswith(b"SIP/2.0 200"), "the flow still answers")
+        c.close()
+        plain.close()
+    finally:
+        srv.stop()
+
+
 TESTS = [test_received, test_tcp_nat_relay, test_udp_wrong_contact_rport, test_path_followed,
-         test_outbound_flow]
+         test_outbound_flow, test_flow_kept_open]
 
 
 def main():
