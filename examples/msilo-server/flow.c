@@ -286,10 +286,13 @@ int server_flow_lookup(const msilo_outgoing_t *msg, msilo_sofia_flow_t *ret_flow
     to = url_make(home, msg->to);
     ruri = url_make(home, msg->ruri);
     if (to && ruri && (aor = server_aor_of_url(to)) &&
-        (bindings = registrar_lookup(s->registrar, aor, server_now()))) {
+        (bindings = registrar_peek(s->registrar, aor))) {
+        /* not registrar_lookup(): its removed hook would call the engine
+         * from inside the engine's own send */
+        int64_t now = server_now();
         for (guint i = 0; i < bindings->len; i++) {
             binding_t const *b = bindings->pdata[i];
-            url_t *bu = b->flow ? url_make(home, b->uri) : NULL;
+            url_t *bu = b->flow && b->expires > now ? url_make(home, b->uri) : NULL;
             if (!bu || url_cmp_all(bu, ruri) != 0)
                 continue;
             r = server_flow_route(b->flow, &ret_flow->next_hop, &ret_flow->route);

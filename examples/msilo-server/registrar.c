@@ -83,6 +83,11 @@ GPtrArray *registrar_lookup(registrar_t *r, const char *aor, int64_t now)
     return a;
 }
 
+GPtrArray *registrar_peek(registrar_t *r, const char *aor)
+{
+    return g_hash_table_lookup(r->aors, aor);
+}
+
 void registrar_update(registrar_t *r, const char *aor, const char *uri, const char *contact,
                       int64_t expires, double q, int64_t now, flow_t *flow)
 {

@@ -50,6 +50,9 @@ void registrar_free(registrar_t *r);
 /* Current bindings of @aor (expired ones dropped), best first (q, then newest).
  * The array is owned by the registrar and valid until its next call. */
 GPtrArray *registrar_lookup(registrar_t *r, const char *aor, int64_t now);
+/* The bindings of @aor as they are (expired ones included, none removed,
+ * no removed hook runs: safe from inside the engine's sends), or NULL. */
+GPtrArray *registrar_peek(registrar_t *r, const char *aor);
 /* Adds, refreshes or (expires == 0) removes one binding. Takes @flow
  * (server_flow_new(); may be NULL), which replaces the binding's. */
 void registrar_update(registrar_t *r, const char *aor, const char *uri, const char *contact,
