@@ -191,9 +191,10 @@ flow_t *server_flow_new(server_t *s, nta_incoming_t *irq, sip_t const *sip,
         }
         f->path = g_string_free(path, path->len == 0);
     }
-    /* RFC 5626 section 6: reg-id counts with an instance, and behind a Path
-     * only when the edge proxy marked its hop with "ob" */
-    f->outbound = f->reg_id && f->instance &&
+    /* RFC 5626 section 6: reg-id counts with an instance and the client's
+     * Supported: outbound, and behind a Path only when the edge proxy
+     * marked its hop with "ob" */
+    f->outbound = f->reg_id && f->instance && sip_has_supported(sip->sip_supported, "outbound") &&
                   (!sip->sip_path || url_has_param(sip->sip_path->r_url, "ob"));
     f->next_hop = g_strdup_printf(strchr(host, ':') ? "sip:[%s]:%u;transport=%s"
                                                     : "sip:%s:%u;transport=%s",

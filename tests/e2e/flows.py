@@ -377,6 +377,24 @@ def test_outbound_flow(tmp):
         srv.stop()
 
 
+def test_no_outbound_without_supported(tmp):
+    """reg-id counts only with Supported: outbound (RFC 5626 6): no Require."""
+    srv = e2e.Server(tmp)
+    try:
+        st, hdrs, _ = e2e.sip_request(
+            srv.port, "REGISTER", "sip:127.0.0.1", to="sip:plain@127.0.0.1",
+            frm="sip:plain@127.0.0.1",
+            extra="Contact: <sip:plain@127.0.0.1:%d>;reg-id=1;+sip.instance="
+                  "\"<urn:uuid:00000000-0000-1000-8000-000000000003>\"\r\nExpires: 60\r\n"
+                  % unused_port())
+        check(st == 200, "REGISTER: %d" % st)
+        check(header(hdrs, "Require") is None, "no Require: %s" % header(hdrs, "Require"))
+        check("outbound" in (header(hdrs, "Supported") or ""), "Supported: outbound offered")
+        stop_clean(srv)
+    finally:
+        srv.stop()
+
+
 def test_flow_kept_open(tmp):
     """tcp_idle_timeout / tcp_message_timeout close idle and slow TCP
     connections (limits.c); a connection that carries a registered flow and
@@ -390,7 +408,7 @@ def test_flow_kept_open(tmp):
         stream = e2e.Stream(c)
         c.sendall(request("REGISTER", "sip:127.0.0.1", "%s:%d" % (LOOPBACK, lport),
                           "sip:keepy@127.0.0.1", "sip:keepy@127.0.0.1",
-                          "Contact: <sip:keepy@127.0.0.1:%d;transport=tcp>;reg-id=1;"
+                          "Supported: outbound\r\nContact: <sip:keepy@127.0.0.1:%d;transport=tcp>;reg-id=1;"
                           "+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-000000000002>\"\r\n"
                           "Expires: 300\r\n" % lport, proto="TCP"))
         resp = stream.next(5)
@@ -426,7 +444,8 @@ def test_flow_kept_open(tmp):
 
 
 TESTS = [test_received, test_tcp_nat_relay, test_udp_wrong_contact_rport, test_path_followed,
-         test_outbound_flow, test_flow_kept_open]
+         test_outbound_flow, test_no_outbound_without_supported,
+         test_flow_kept_open]
 
 
 def main():
