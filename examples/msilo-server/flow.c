@@ -48,6 +48,7 @@
 
 struct flow {
     server_t *srv;
+    bool counted;   /* in srv->n_routed_flows */
     char *peer;     /* server_peer_key() of a connection, counted in srv->flow_peers */
     char proto[8];  /* "udp", "tcp", "tls" */
     char *host;     /* source address (IPv6 without brackets) */
@@ -196,6 +197,12 @@ flow_t *server_flow_new(server_t *s, nta_incoming_t *irq, sip_t const *sip,
      * marked its hop with "ob" */
     f->outbound = f->reg_id && f->instance && sip_has_supported(sip->sip_supported, "outbound") &&
                   (!sip->sip_path || url_has_param(sip->sip_path->r_url, "ob"));
+    if (f->path || f->outbound || f->nated) {
+        /* only these can change where a delivery goes: the lookup of a
+         * server without any returns at once */
+        f->counted = true;
+        s->n_routed_flows++;
+    }
     f->next_hop = g_strdup_printf(strchr(host, ':') ? "sip:[%s]:%u;transport=%s"
                                                     : "sip:%s:%u;transport=%s",
                                   host, port, f->proto);
@@ -234,6 +241,8 @@ void server_flow_free(flow_t *f)
         tport_unref(f->tport);
     }
     peer_forget(f);
+    if (f->counted)
+        f->srv->n_routed_flows--;
     g_free(f->host);
     g_free(f->instance);
     g_free(f->reg_id);
@@ -276,31 +285,45 @@ int server_flow_lookup(const msilo_outgoing_t *msg, msilo_sofia_flow_t *ret_flow
 {
     server_t *s = data;
     su_home_t home[1] = { SU_HOME_INIT(home) };
-    url_t *to, *ruri;
+    binding_t const *found = NULL;
     g_autofree char *aor = NULL;
-    GPtrArray *bindings;
+    GPtrArray *bindings = NULL;
+    url_t *ruri;
+    int64_t now;
     int r = 0;
 
     /* an outbound proxy of the engine's configuration routes by itself */
-    if (!s->registrar || (msg->next_hop && msg->next_hop[0]))
+    if (!s->registrar || s->n_routed_flows == 0 || (msg->next_hop && msg->next_hop[0]))
         return 0;
-    to = url_make(home, msg->to);
-    ruri = url_make(home, msg->ruri);
-    if (to && ruri && (aor = server_aor_of_url(to)) &&
-        (bindings = registrar_peek(s->registrar, aor))) {
-        /* not registrar_lookup(): its removed hook would call the engine
-         * from inside the engine's own send */
-        int64_t now = server_now();
-        for (guint i = 0; i < bindings->len; i++) {
+    /* the owner as the registrar keys it: "sip:user@domain" is the common
+     * form of a delivery's To; anything else is parsed */
+    if (g_ascii_strncasecmp(msg->to, "sip:", 4) == 0 && !strpbrk(msg->to + 4, ":;?<> "))
+        bindings = registrar_peek(s->registrar, msg->to + 4);
+    if (!bindings) {
+        url_t *to = url_make(home, msg->to);
+        if (to && (aor = server_aor_of_url(to)))
+            bindings = registrar_peek(s->registrar, aor);
+    }
+    /* not registrar_lookup(): its removed hook would call the engine
+     * from inside the engine's own send */
+    now = server_now();
+    for (guint i = 0; bindings && i < bindings->len && !found; i++) {
+        binding_t const *b = bindings->pdata[i];
+        if (b->flow && b->expires > now && g_ascii_strcasecmp(b->uri, msg->ruri) == 0)
+            found = b;
+    }
+    if (!found && bindings && (ruri = url_make(home, msg->ruri))) {
+        for (guint i = 0; i < bindings->len && !found; i++) {
             binding_t const *b = bindings->pdata[i];
             url_t *bu = b->flow && b->expires > now ? url_make(home, b->uri) : NULL;
-            if (!bu || url_cmp_all(bu, ruri) != 0)
-                continue;
-            r = server_flow_route(b->flow, &ret_flow->next_hop, &ret_flow->route);
-            if (r < 0)
-                REQ_LOG("delivery to %s: its flow has gone: unreachable", b->uri);
-            break;
+            if (bu && url_cmp_all(bu, ruri) == 0)
+                found = b;
         }
+    }
+    if (found) {
+        r = server_flow_route(found->flow, &ret_flow->next_hop, &ret_flow->route);
+        if (r < 0)
+            REQ_LOG("delivery to %s: its flow has gone: unreachable", found->uri);
     }
     su_home_deinit(home);
     return r;

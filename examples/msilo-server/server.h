@@ -141,6 +141,7 @@ typedef struct server {
     uint64_t n_slow_closed;   /* connections shut down as slow senders */
     uint64_t n_idle_closed;   /* and as idle */
     GHashTable *flow_peers;   /* flow.c: "peer" of a registered connection -> count */
+    size_t n_routed_flows;    /* flow.c: flows that change where a delivery goes */
 } server_t;
 
 /* Creates the agent (no default leg: requests come to its message
