@@ -4,7 +4,8 @@
  * statefully to the best binding and a 2xx is relayed; a failure, or no final
  * answer within forward_timeout, stores it (the failure_route of the msilo
  * admin guide's sample configuration). A MESSAGE with a reminder time is
- * always stored.
+ * always stored. The forward takes the binding's flow (flow.c): its Path as
+ * route set, or the connection / source address it registered from.
  */
 #include <string.h>
 
@@ -87,15 +88,18 @@ static gboolean forward_guard(gpointer data)
     return G_SOURCE_REMOVE;
 }
 
-/* Forwards the MESSAGE of @irq to @contact_uri. @return false when it could not be sent. */
-static bool forward_request(server_t *s, nta_incoming_t *irq, const char *contact_uri)
+/* Forwards the MESSAGE of @irq to @contact_uri, by @next_hop with the
+ * Route values @route when set (the binding's flow, flow.c). @return false
+ * when it could not be sent. */
+static bool forward_request(server_t *s, nta_incoming_t *irq, const char *contact_uri,
+                            const char *next_hop, const char *route)
 {
     msg_t *orig = nta_incoming_getrequest(irq);
     msg_t *copy = orig ? msg_copy(orig) : NULL;
     sip_t *sip = copy ? sip_object(copy) : NULL;
     su_home_t *home = copy ? msg_home(copy) : NULL;
     sip_request_t *rq;
-    url_t *target;
+    url_t *target, *hop = NULL;
     forward_t *f;
     char branch[SERVER_BRANCH_SIZE];
 
@@ -120,6 +124,11 @@ static bool forward_request(server_t *s, nta_incoming_t *irq, const char *contac
      * send to that Route, i.e. back to us. We are that hop: drop it. */
     while (sip->sip_route && server_is_local(s, sip->sip_route->r_url))
         sip_route_remove(copy, sip);
+    if ((next_hop && !(hop = url_make(home, next_hop))) ||
+        (route && sip_add_tl(copy, sip, SIPTAG_ROUTE_STR(route), TAG_END()) < 0)) {
+        msg_destroy(copy);
+        return false;
+    }
     if (sip->sip_max_forwards) {
         sip->sip_max_forwards->mf_count--;
         sip_fragment_clear(sip->sip_max_forwards->mf_common);
@@ -130,7 +139,7 @@ static bool forward_request(server_t *s, nta_incoming_t *irq, const char *contac
     f = g_new0(forward_t, 1);
     f->srv = s;
     f->irq = irq;
-    f->orq = nta_outgoing_mcreate(s->agent, forward_response, f, NULL, copy,
+    f->orq = nta_outgoing_mcreate(s->agent, forward_response, f, (url_string_t *)hop, copy,
                                   NTATAG_BRANCH_KEY(branch), TAG_END());
     if (!f->orq) {
         msg_destroy(copy);
@@ -161,13 +170,22 @@ int server_handle_message(server_t *s, nta_incoming_t *irq, sip_t const *sip)
     /* the same owner the store would get (server_message_owner) */
     aor = server_aor_of_url(server_message_owner(sip));
     bindings = aor ? registrar_lookup(s->registrar, aor, server_now()) : NULL;
-    if (bindings && bindings->len > 0) {
-        binding_t const *b = bindings->pdata[0];
-        if (forward_request(s, irq, b->uri)) {
-            REQ_LOG("MESSAGE for %s forwarded to %s", aor, b->uri);
+    /* the best binding that can be reached (an outbound flow whose
+     * connection went cannot) */
+    for (guint i = 0; bindings && i < bindings->len; i++) {
+        binding_t const *b = bindings->pdata[i];
+        const char *hop, *route;
+        if (server_flow_route(b->flow, &hop, &route) < 0) {
+            REQ_LOG("MESSAGE for %s: %s unreachable, its flow has gone", aor, b->uri);
+            continue;
+        }
+        if (forward_request(s, irq, b->uri, hop, route)) {
+            REQ_LOG("MESSAGE for %s forwarded to %s%s%s", aor, b->uri, hop ? " via " : "",
+                    hop ? hop : "");
             return 0;
         }
         g_warning("cannot forward MESSAGE for %s to %s: storing it", aor, b->uri);
+        break;
     }
     server_store_request(s, irq, false);
     return 0;

@@ -28,7 +28,8 @@
  * closes the connection itself (its descriptor is never closed behind its
  * back). A connection without data for tcp_idle_timeout is shut down the
  * same way. CRLF keep-alives count as data: a client that sends only those for
- * longer than tcp_message_timeout is closed too (it reconnects).
+ * longer than tcp_message_timeout is closed too (it reconnects), unless the
+ * connection carries a registered flow (flow.c), which is never closed here.
  */
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -63,7 +64,7 @@ typedef struct conn_seen {
     guint look;     /* the look that last saw it */
 } conn_seen;
 
-static char *peer_key(const struct sockaddr *sa)
+char *server_peer_key(const struct sockaddr *sa)
 {
     char host[64] = "";
     if (sa->sa_family == AF_INET) {
@@ -90,7 +91,7 @@ void server_limits_request(server_t *s, msg_t *msg)
 
     if (!s->conns || !su)
         return;
-    key = peer_key(&su->su_sa);
+    key = server_peer_key(&su->su_sa);
     if (!key)
         return;
     c = g_hash_table_lookup(s->conns, key);
@@ -136,7 +137,7 @@ static void look_at_connections(server_t *s)
             continue; /* ours to a contact, or another server's (metrics) */
         if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) != 0)
             continue;
-        g_autofree char *key = peer_key((struct sockaddr *)&peer);
+        g_autofree char *key = server_peer_key((struct sockaddr *)&peer);
         if (!key)
             continue;
         conn_seen *c = g_hash_table_lookup(s->conns, key);
@@ -152,6 +153,11 @@ static void look_at_connections(server_t *s)
         int64_t active = received && last_data > c->since ? last_data : c->since;
         bool slow = in_progress && now - c->since > (int64_t)s->opt.tcp_message_timeout;
         bool idle = !in_progress && now - active > (int64_t)s->opt.tcp_idle_timeout;
+        /* a registered flow (flow.c) is kept: its client pings it with
+         * CRLFCRLF (RFC 5626: every 95-120 s), which looks like a request
+         * in progress here, and its messages can reach it no other way */
+        if ((slow || idle) && server_flow_peer(s, key))
+            slow = idle = false;
         if (!slow && !idle) {
             c->flagged = false;
             continue;

@@ -6,6 +6,9 @@
  * A binding that goes away (Expires: 0, "Contact: *", or expired in the
  * registrar) cancels the engine's deliveries and retries to it
  * (msilo_engine_cancel()): no MESSAGE goes to a contact after its UA left.
+ * Each binding keeps the flow its REGISTER came on (flow.c): the 200 says
+ * `Supported: path, outbound`, echoes the Path and has `Require: outbound`
+ * when a Contact's reg-id was taken.
  *
  * Bounds (issue 17): at most max_bindings contacts per AoR (a REGISTER that
  * would add more gets 503, as Kamailio's max_contacts; at ~1 300 bindings the
@@ -140,6 +143,7 @@ int server_handle_register(server_t *s, nta_incoming_t *irq, sip_t const *sip)
     sip_time_t dump_expires = 0;
     GPtrArray *bindings;
     GString *contacts;
+    bool outbound = false; /* a Contact's reg-id was taken (RFC 5626) */
 
     s->n_register++;
     /* set here, where the bindings are made: the registrar knows no engine */
@@ -198,7 +202,10 @@ int server_handle_register(server_t *s, nta_incoming_t *irq, sip_t const *sip)
                 q = g_ascii_strtod(m->m_q, NULL);
             uri = g_strdup(url_as_string(home, m->m_url));
             value = msilo_sofia_header_string(home, (sip_header_t const *)m);
-            registrar_update(s->registrar, aor, uri, value, (int64_t)exp, q, now);
+            flow_t *flow = exp > 0 ? server_flow_new(s, irq, sip, m) : NULL;
+            if (server_flow_outbound(flow))
+                outbound = true;
+            registrar_update(s->registrar, aor, uri, value, (int64_t)exp, q, now, flow);
             REQ_LOG("REGISTER %s: %s expires %u", aor, uri, (unsigned)exp);
             if (exp > 0 && !dump_to)
                 dump_to = m, dump_expires = exp;
@@ -213,11 +220,12 @@ int server_handle_register(server_t *s, nta_incoming_t *irq, sip_t const *sip)
         g_string_append_printf(contacts, "%s<%s>;expires=%" G_GINT64_FORMAT,
                                contacts->len ? ", " : "", b->uri, b->expires - now);
     }
-    if (contacts->len)
-        server_reply(irq, 200, SIPTAG_CONTACT_STR(contacts->str),
-                          SIPTAG_DATE(sip_date_create(home, sip_now())), TAG_END());
-    else
-        server_reply(irq, 200, SIPTAG_DATE(sip_date_create(home, sip_now())), TAG_END());
+    /* Path is stored and echoed (RFC 3327 5.3); Require: outbound when a
+     * reg-id was taken (RFC 5626 6) */
+    server_reply(irq, 200, TAG_IF(contacts->len, SIPTAG_CONTACT_STR(contacts->str)),
+                 SIPTAG_DATE(sip_date_create(home, sip_now())), SIPTAG_SUPPORTED_STR("path, outbound"),
+                 TAG_IF(sip->sip_path, SIPTAG_PATH(sip->sip_path)),
+                 TAG_IF(outbound, SIPTAG_REQUIRE_STR("outbound")), TAG_END());
     g_string_free(contacts, TRUE);
 
     /* m_dump(): the stored messages go to the registering contact. */

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* In-memory location service: AoR -> contacts with expiry (usrloc db_mode 0).
+/* In-memory location service: AoR -> contacts with expiry (usrloc db_mode 0),
+ * each with the flow its REGISTER came on (flow.c; freed with the binding).
  * Every binding that goes away (removed by its UA, all removed with
  * "Contact: *", or expired) is reported to the removed hook, so that the
  * engine stops retrying deliveries to it (register.c). */
@@ -29,6 +30,7 @@ static void binding_free(gpointer p)
     binding_t *b = p;
     g_free(b->uri);
     g_free(b->contact);
+    server_flow_free(b->flow);
     g_free(b);
 }
 
@@ -81,8 +83,13 @@ GPtrArray *registrar_lookup(registrar_t *r, const char *aor, int64_t now)
     return a;
 }
 
+GPtrArray *registrar_peek(registrar_t *r, const char *aor)
+{
+    return g_hash_table_lookup(r->aors, aor);
+}
+
 void registrar_update(registrar_t *r, const char *aor, const char *uri, const char *contact,
-                      int64_t expires, double q, int64_t now)
+                      int64_t expires, double q, int64_t now, flow_t *flow)
 {
     GPtrArray *a = g_hash_table_lookup(r->aors, aor);
     binding_t *b = NULL;
@@ -96,6 +103,7 @@ void registrar_update(registrar_t *r, const char *aor, const char *uri, const ch
                     g_ptr_array_remove_index(a, i);
                     if (a->len == 0)
                         g_hash_table_remove(r->aors, aor);
+                    server_flow_free(flow);
                     return;
                 }
                 b = x;
@@ -103,8 +111,10 @@ void registrar_update(registrar_t *r, const char *aor, const char *uri, const ch
             }
         }
     }
-    if (expires <= 0)
+    if (expires <= 0) {
+        server_flow_free(flow);
         return;
+    }
     if (!a) {
         a = g_ptr_array_new_with_free_func(binding_free);
         g_hash_table_insert(r->aors, g_strdup(aor), a);
@@ -119,6 +129,10 @@ void registrar_update(registrar_t *r, const char *aor, const char *uri, const ch
     b->expires = now + expires;
     b->q = q;
     b->seq = ++r->seq;
+    if (flow) {
+        server_flow_free(b->flow);
+        b->flow = flow;
+    }
 }
 
 void registrar_remove_all(registrar_t *r, const char *aor)

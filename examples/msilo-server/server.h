@@ -32,12 +32,15 @@ struct forward;
 
 /* ---- registrar (registrar.c) -------------------------------------------- */
 
+typedef struct flow flow_t; /* flow.c */
+
 typedef struct binding {
     char *uri;        /* contact URI, canonical text (the identity of the binding) */
     char *contact;    /* Contact header value as registered (with parameters) */
     int64_t expires;  /* absolute, seconds (g_get_real_time based) */
     double q;         /* 0..1, 1 when absent */
     int64_t seq;      /* registration order, newest highest */
+    flow_t *flow;     /* how its REGISTER came (flow.c), owned; may be NULL */
 } binding_t;
 
 typedef struct registrar registrar_t;
@@ -47,9 +50,13 @@ void registrar_free(registrar_t *r);
 /* Current bindings of @aor (expired ones dropped), best first (q, then newest).
  * The array is owned by the registrar and valid until its next call. */
 GPtrArray *registrar_lookup(registrar_t *r, const char *aor, int64_t now);
-/* Adds, refreshes or (expires == 0) removes one binding. */
+/* The bindings of @aor as they are (expired ones included, none removed,
+ * no removed hook runs: safe from inside the engine's sends), or NULL. */
+GPtrArray *registrar_peek(registrar_t *r, const char *aor);
+/* Adds, refreshes or (expires == 0) removes one binding. Takes @flow
+ * (server_flow_new(); may be NULL), which replaces the binding's. */
 void registrar_update(registrar_t *r, const char *aor, const char *uri, const char *contact,
-                      int64_t expires, double q, int64_t now);
+                      int64_t expires, double q, int64_t now, flow_t *flow);
 void registrar_remove_all(registrar_t *r, const char *aor);
 /* Drops expired bindings of every AoR. @return how many. */
 size_t registrar_expire(registrar_t *r, int64_t now);
@@ -58,6 +65,26 @@ size_t registrar_count(const registrar_t *r);
  * freed; @uri is its contact URI as registered (binding_t.uri). */
 typedef void (*registrar_removed_fn)(const char *aor, const char *uri, void *data);
 void registrar_set_removed(registrar_t *r, registrar_removed_fn fn, void *data);
+
+/* ---- flows (flow.c) ---------------------------------------------------------- */
+
+/* RFC 3581 section 4: received= in the top Via of a request with rport. */
+void server_flow_received(msg_t *msg, sip_t *sip);
+/* The flow the REGISTER of @irq came on, for its Contact @m (free it with
+ * server_flow_free() unless the registrar took it); NULL when unknown. */
+flow_t *server_flow_new(struct server *s, nta_incoming_t *irq, sip_t const *sip,
+                        sip_contact_t const *m);
+void server_flow_free(flow_t *f);
+/* Whether @f is an RFC 5626 flow (reg-id and +sip.instance accepted). */
+bool server_flow_outbound(const flow_t *f);
+/* The way to its binding: 1 with *ret_next_hop (URI to send to) and
+ * *ret_route (Route values, may be NULL) set; 0: to the Contact as it is;
+ * MSILO_ETRANSPORT: unreachable (an outbound flow whose connection went). */
+int server_flow_route(const flow_t *f, const char **ret_next_hop, const char **ret_route);
+/* Whether the TCP peer @key (server_peer_key()) holds a registered flow. */
+bool server_flow_peer(struct server *s, const char *key);
+/* The Sofia transport's flow lookup (msilo_sofia_transport_set_flow_lookup()). */
+int server_flow_lookup(const msilo_outgoing_t *msg, msilo_sofia_flow_t *ret_flow, void *data);
 
 /* ---- the Sofia root in the GLib loop (root.c) ------------------------------ */
 
@@ -114,6 +141,8 @@ typedef struct server {
     unsigned tcp_port;        /* our TCP listening port */
     uint64_t n_slow_closed;   /* connections shut down as slow senders */
     uint64_t n_idle_closed;   /* and as idle */
+    GHashTable *flow_peers;   /* flow.c: "peer" of a registered connection -> count */
+    size_t n_routed_flows;    /* flow.c: flows that change where a delivery goes */
 } server_t;
 
 /* Creates the agent (no default leg: requests come to its message
@@ -197,6 +226,9 @@ void server_once_expire(server_t *s, int64_t now);
 /* Raises the descriptor limit and starts the TCP connection cap. */
 void server_limits_start(server_t *s);
 void server_limits_stop(server_t *s);
+/* "1.2.3.4:5060" of a peer address, the key of s->conns (g_free it); NULL for another family. */
+struct sockaddr;
+char *server_peer_key(const struct sockaddr *sa);
 /* A complete request arrived in @msg (its peer's connection is not slow). */
 void server_limits_request(server_t *s, msg_t *msg);
 

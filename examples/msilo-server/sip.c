@@ -165,6 +165,7 @@ static int agent_cb(server_t *s, nta_agent_t *agent, msg_t *msg, sip_t *sip)
     }
     method = sip->sip_request->rq_method;
     server_limits_request(s, msg);
+    server_flow_received(msg, sip);
     if (method == sip_method_ack) {
         msg_destroy(msg); /* nothing to acknowledge: we never answer INVITE with 2xx */
         return 0;
@@ -246,6 +247,8 @@ int server_sip_start(server_t *s, GError **error)
                                 NTATAG_USE_NAPTR(0), NTATAG_USE_SRV(0),
                                 NTATAG_UDP_MTU(65535),
                                 TPTAG_IDLE(s->opt.tcp_idle_timeout),
+                                /* RFC 5626 4.4.1: CRLF pong to a CRLFCRLF ping */
+                                TPTAG_PONG2PING(1),
                                 TPTAG_TIMEOUT(s->opt.tcp_message_timeout),
                                 NTATAG_MAXSIZE((usize_t)s->opt.max_message_size), TAG_END());
     if (!s->agent) {
@@ -256,6 +259,8 @@ int server_sip_start(server_t *s, GError **error)
     r = msilo_sofia_transport_new(&s->transport, s->agent, s->root);
     if (r == 0 && s->opt.delivery_timeout)
         r = msilo_sofia_transport_set_timeout(s->transport, s->opt.delivery_timeout);
+    if (r == 0) /* deliveries follow the registered flows (flow.c) */
+        r = msilo_sofia_transport_set_flow_lookup(s->transport, server_flow_lookup, s);
     if (r < 0) {
         g_set_error(error, SERVER_ERROR, 1, "cannot create the transport: %s",
                     msilo_strerror(r));
@@ -309,14 +314,18 @@ void server_sip_stop(server_t *s)
     }
     msilo_transport_free(s->transport);
     s->transport = NULL;
+    /* the bindings hold references to the agent's connections (flow.c) */
+    registrar_free(s->registrar);
+    s->registrar = NULL;
+    if (s->flow_peers)
+        g_hash_table_unref(s->flow_peers);
+    s->flow_peers = NULL;
     if (s->agent)
         nta_agent_destroy(s->agent);
     s->agent = NULL;
     if (s->auth)
         auth_mod_destroy(s->auth);
     s->auth = NULL;
-    registrar_free(s->registrar);
-    s->registrar = NULL;
     if (s->silent)
         g_hash_table_unref(s->silent);
     s->silent = NULL;

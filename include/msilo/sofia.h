@@ -21,7 +21,9 @@
  * bytes included). msg->next_hop, when set, is the URI the request is sent to
  * (an outbound proxy; no Route header is added, as with OpenSIPS msilo's
  * outbound_proxy); otherwise the agent's NTATAG_DEFAULT_PROXY applies, else
- * the Request-URI.
+ * the Request-URI. A flow lookup (msilo_sofia_transport_set_flow_lookup())
+ * may send it elsewhere: over the connection or to the address a client
+ * registered from, with a pre-loaded route set (RFC 5626, RFC 3327).
  *
  * Threading: everything runs on the thread that runs @p root (the engine's
  * GMainContext when @p root comes from su_glib_root_create() and its GSource
@@ -67,6 +69,44 @@ MSILO_API int msilo_sofia_transport_new(msilo_transport_t **ret, struct nta_agen
  * @return 0 or MSILO_EINVAL (@p t is not a Sofia transport).
  */
 MSILO_API int msilo_sofia_transport_set_timeout(msilo_transport_t *t, unsigned timeout_ms);
+
+/**
+ * Where one send goes when the registrar knows better than its Request-URI
+ * (RFC 5626 flows, RFC 3261 section 18 connection reuse, RFC 3327 Path).
+ * The transport zeroes it before the lookup; members are only appended.
+ */
+typedef struct msilo_sofia_flow {
+    /** URI the request is sent to instead of msg->next_hop or the Request-URI,
+     *  e.g. the source of the REGISTER, `sip:192.0.2.7:40312;transport=tcp`:
+     *  NTA reuses the connection open to that address (the client's own),
+     *  and over UDP sends to that address and port. NULL: unchanged. */
+    const char *next_hop;
+    /** Route header value(s) to pre-load, e.g. the REGISTER's Path,
+     *  `<sip:edge.example;lr>, <sip:p2.example;lr>`. NULL: none. */
+    const char *route;
+} msilo_sofia_flow_t;
+
+/**
+ * A flow lookup: called from inside send() for every MESSAGE, on the
+ * transport's thread, with the request it is about to send (@p msg: ruri is
+ * the registered contact on a delivery, to the owner's AoR). It fills
+ * @p ret_flow with strings that stay valid until it is called again or the
+ * registrar changes, and returns 1; or returns 0 (send as usual); or a
+ * negative MSILO_E* code, which send() returns without sending (e.g.
+ * MSILO_ETRANSPORT when the connection the client registered on has gone
+ * and there is no other way to reach it: the engine counts a failed
+ * delivery and the message stays stored). It must not call the transport.
+ */
+typedef int (*msilo_sofia_flow_fn)(const msilo_outgoing_t *msg, msilo_sofia_flow_t *ret_flow,
+                                   void *data);
+
+/**
+ * Sets (or, with @p fn NULL, clears) the flow lookup of @p t, with @p data
+ * passed to it. Applies to sends started afterwards.
+ * @return 0 or MSILO_EINVAL (@p t is not a Sofia transport).
+ */
+MSILO_API int msilo_sofia_transport_set_flow_lookup(msilo_transport_t *t, msilo_sofia_flow_fn fn,
+                                                    void *data);
 
 /** Number of sends whose done callback has not run yet (0 for NULL). */
 MSILO_API size_t msilo_sofia_transport_in_flight(const msilo_transport_t *t);

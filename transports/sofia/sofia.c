@@ -53,6 +53,8 @@ struct sofia_transport {
     sofia_send_t *sends; /* in flight (done not yet called) */
     size_t n_sends;
     unsigned in_send;    /* > 0 while inside send() */
+    msilo_sofia_flow_fn flow_fn; /* the embedder's registrar, or NULL */
+    void *flow_data;
 };
 
 static int sofia_send(msilo_transport_t *base, const msilo_outgoing_t *msg,
@@ -263,6 +265,31 @@ static int build_request(sofia_transport_t *t, msg_t *m, const msilo_outgoing_t 
     return 0;
 }
 
+/* The registrar's flow for @msg (msilo_sofia_transport_set_flow_lookup()):
+ * its next hop replaces *route, its route set becomes Route headers.
+ * @return 0, or the hook's error (the send fails with it). */
+static int apply_flow(sofia_transport_t *t, msg_t *m, const msilo_outgoing_t *msg, url_t **route)
+{
+    msilo_sofia_flow_t flow;
+    sip_t *sip = sip_object(m);
+    int r;
+
+    memset(&flow, 0, sizeof flow);
+    r = t->flow_fn(msg, &flow, t->flow_data);
+    if (r <= 0)
+        return r;
+    if (flow.next_hop && flow.next_hop[0]) {
+        url_t *hop = url_make(msg_home(m), flow.next_hop);
+        if (!hop || hop->url_type <= url_any || !hop->url_host)
+            return MSILO_EURI;
+        *route = hop;
+    }
+    if (flow.route && flow.route[0] &&
+        (sip_add_tl(m, sip, SIPTAG_ROUTE_STR(flow.route), TAG_END()) < 0 || sip->sip_error))
+        return MSILO_EURI;
+    return 0;
+}
+
 static int sofia_send(msilo_transport_t *base, const msilo_outgoing_t *msg,
                       msilo_transport_done_fn done, void *data)
 {
@@ -281,6 +308,8 @@ static int sofia_send(msilo_transport_t *base, const msilo_outgoing_t *msg,
     if (!m)
         return MSILO_ENOMEM;
     r = build_request(t, m, msg, &route);
+    if (r == 0 && t->flow_fn)
+        r = apply_flow(t, m, msg, &route);
     if (r < 0) {
         msg_destroy(m);
         return r;
@@ -384,6 +413,17 @@ int msilo_sofia_transport_set_timeout(msilo_transport_t *base, unsigned timeout_
     if (!t)
         return MSILO_EINVAL;
     t->timeout_ms = timeout_ms;
+    return 0;
+}
+
+int msilo_sofia_transport_set_flow_lookup(msilo_transport_t *base, msilo_sofia_flow_fn fn,
+                                          void *data)
+{
+    sofia_transport_t *t = sofia_cast(base);
+    if (!t)
+        return MSILO_EINVAL;
+    t->flow_fn = fn;
+    t->flow_data = fn ? data : NULL;
     return 0;
 }
 
