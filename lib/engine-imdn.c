@@ -206,8 +206,8 @@ static void send_imdn(msilo_engine_t *e, const msilo_message_t *m, const cpim_im
 
 void engine_imdn_stored(msilo_engine_t *e, const msilo_message_t *m)
 {
-    if (!e->imdn || !e->transport || engine_stopping(e))
-        return;
+    if (!e->imdn || !e->transport || !is_cpim(m->ctype) || engine_stopping(e))
+        return; /* (checked before the parse: this runs for every store) */
     cpim_imdn c;
     if (!cpim_imdn_parse(m, &c))
         return;

@@ -69,7 +69,17 @@ static char *from_display(const char *from)
     const char *lt = from ? strchr(from, '<') : NULL;
     if (!lt)
         return NULL;
-    char *d = g_strstrip(g_strndup(from, (gsize)(lt - from)));
+    /* trimmed in place first: most From values have no display name, and a
+     * store must not allocate for nothing (this runs for every MESSAGE) */
+    const char *b = from;
+    while (b < lt && g_ascii_isspace(*b))
+        b++;
+    const char *z = lt;
+    while (z > b && g_ascii_isspace(z[-1]))
+        z--;
+    if (z == b)
+        return NULL;
+    char *d = g_strndup(b, (gsize)(z - b));
     gboolean ok = *d && g_utf8_validate(d, -1, NULL) && strlen(d) <= 255;
     for (const char *p = d; ok && *p; p++)
         if ((unsigned char)*p < 0x20 && *p != '\t')
