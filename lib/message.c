@@ -63,6 +63,7 @@ msilo_message_t *msilo_message_copy(const msilo_message_t *m)
     c->extra_hdrs = g_strdup(m->extra_hdrs);
     c->callid = g_strdup(m->callid);
     c->store_key = g_strdup(m->store_key);
+    c->device = g_strdup(m->device);
     return c;
 }
 
@@ -90,6 +91,7 @@ void msilo_message_free(msilo_message_t *m)
         free_field(m, packed, m->extra_hdrs);
         free_field(m, packed, m->callid);
         free_field(m, packed, m->store_key);
+        free_field(m, packed, m->device);
         g_free(h);
         return;
     }
@@ -102,6 +104,7 @@ void msilo_message_free(msilo_message_t *m)
     g_free(m->extra_hdrs);
     g_free(m->callid);
     g_free(m->store_key);
+    g_free(m->device);
     g_free(h);
 }
 

@@ -20,6 +20,7 @@ static const size_t request_version_size[] = {
     [1] = MEMBER_END(msilo_request_t, flags),
     [2] = MEMBER_END(msilo_request_t, header_size),
     [3] = MEMBER_END(msilo_request_t, store_key),
+    [4] = MEMBER_END(msilo_request_t, device),
 };
 /* A new version appends a row above. */
 G_STATIC_ASSERT(G_N_ELEMENTS(request_version_size) == MSILO_REQUEST_VERSION + 1);
@@ -70,7 +71,8 @@ int msilo_request_copy(const msilo_request_t *req, msilo_request_t **ret)
                                  req->from,         req->contact,  req->content_type,
                                  req->call_id,      req->allow,    req->snd_time,
                                  req->version >= 3 ? req->from_tag : NULL,
-                                 req->version >= 3 ? req->store_key : NULL };
+                                 req->version >= 3 ? req->store_key : NULL,
+                                 req->version >= 4 ? req->device : NULL };
     size_t size = sizeof(msilo_request_t) + req->n_headers * sizeof(msilo_header_t) +
                   req->body_len + 1;
     for (size_t i = 0; i < G_N_ELEMENTS(strs); i++)
@@ -107,6 +109,8 @@ int msilo_request_copy(const msilo_request_t *req, msilo_request_t **ret)
         c->from_tag = put(&p, req->from_tag);
         c->store_key = put(&p, req->store_key);
     }
+    if (req->version >= 4)
+        c->device = put(&p, req->device);
     /* the body may hold NUL bytes; one more keeps text bodies terminated */
     if (req->body_len)
         memcpy(p, req->body, req->body_len);

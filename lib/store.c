@@ -13,6 +13,7 @@ static const size_t store_version_size[] = {
     [1] = MEMBER_END(msilo_store_t, reset_leases),
     [2] = MEMBER_END(msilo_store_t, open_peer),
     [3] = MEMBER_END(msilo_store_t, interrupt), /* + release() got its item_size */
+    [4] = MEMBER_END(msilo_store_t, forget_devices),
 };
 /* A new version appends a row above. */
 G_STATIC_ASSERT(G_N_ELEMENTS(store_version_size) == MSILO_STORE_VERSION + 1);
@@ -200,6 +201,37 @@ int msilo_store_interrupt(msilo_store_t *s)
         return msilo_fail(MSILO_ENOTSUP, "store '%s' cannot be interrupted", s->name);
     s->interrupt(s);
     return 0;
+}
+
+int msilo_store_take_expired(msilo_store_t *s, int64_t now, const char *ctype, size_t max,
+                             msilo_message_t ***ret_msgs, size_t *ret_n)
+{
+    if (!s || !ret_msgs || !ret_n || max == 0)
+        return msilo_fail(MSILO_EINVAL, "msilo_store_take_expired: bad arguments");
+    *ret_msgs = NULL;
+    *ret_n = 0;
+    if (s->version < 4 || !s->take_expired)
+        return msilo_fail(MSILO_ENOTSUP, "store '%s' cannot take expired messages", s->name);
+    return s->take_expired(s, now, ctype, max, ret_msgs, ret_n);
+}
+
+int msilo_store_mark_delivered(msilo_store_t *s, const char *device, const int64_t *ids,
+                               size_t n, size_t *ret_deleted)
+{
+    if (!s || !device || (n && !ids))
+        return msilo_fail(MSILO_EINVAL, "msilo_store_mark_delivered: bad arguments");
+    if (s->version < 4 || !s->mark_delivered)
+        return msilo_fail(MSILO_ENOTSUP, "store '%s' has no per-device delivery", s->name);
+    return s->mark_delivered(s, device, ids, n, ret_deleted);
+}
+
+int msilo_store_forget_devices(msilo_store_t *s, int64_t seen_before, size_t *ret_n)
+{
+    if (!s)
+        return msilo_fail(MSILO_EINVAL, "msilo_store_forget_devices: store is NULL");
+    if (s->version < 4 || !s->forget_devices)
+        return msilo_fail(MSILO_ENOTSUP, "store '%s' has no per-device delivery", s->name);
+    return s->forget_devices(s, seen_before, ret_n);
 }
 
 int msilo_store_fail(int code, const char *fmt, ...)

@@ -46,6 +46,10 @@ typedef struct msilo_message {
      *  engine derives it from the request (msilo_request_t.store_key, else
      *  Call-ID, CSeq number, From tag and owner). Appended in libmsilo 1.1. */
     char *store_key;
+    /** The one device this message is for (msilo_request_t.device of its
+     *  store); NULL = every device of the owner. Appended in libmsilo 1.2
+     *  (store revision 4). */
+    char *device;
 } msilo_message_t;
 
 /** Allocates a zeroed message. Never returns NULL (aborts on OOM, like GLib).

@@ -27,8 +27,9 @@
 MSILO_BEGIN_DECLS
 
 /** The revision of msilo_request_t in this header. 2 added `header_size`;
- *  3 added `cseq`, `from_tag` and `store_key` (idempotent stores). */
-#define MSILO_REQUEST_VERSION 3
+ *  3 added `cseq`, `from_tag` and `store_key` (idempotent stores); 4 added
+ *  `device` (delivery to each device of a user). */
+#define MSILO_REQUEST_VERSION 4
 
 /** One header of the original request, kept with the message and re-sent.
  *  It grows by appending; see msilo_request_t.header_size. */
@@ -84,6 +85,18 @@ typedef struct msilo_request {
                                     lost) reports the stored message's id and
                                     stores nothing. Without it and without a
                                     cseq, every store stores. */
+    /* ---- version 4 ---- */
+    const char *device;        /**< the device (RFC 5626/5627), as an opaque id.
+                                    REGISTER (dump): the device this binding
+                                    belongs to; NULL = the engine takes it from
+                                    the contact (its +sip.instance, else the
+                                    contact URI). MESSAGE (store): store for this
+                                    device only (e.g. the instance of the GRUU
+                                    the MESSAGE was sent to, or the one device of
+                                    a fork that did not answer); NULL = for every
+                                    device of the owner (the engine takes a `gr`
+                                    parameter of the Request-URI as the device).
+                                    Used only with deliver_to = every_device. */
 } msilo_request_t;
 
 /** Initialiser of a request view: every member at its default. */

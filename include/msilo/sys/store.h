@@ -59,7 +59,7 @@
 
 MSILO_BEGIN_DECLS
 
-#define MSILO_STORE_VERSION 3
+#define MSILO_STORE_VERSION 4
 
 /** Backend capability flags. */
 enum {
@@ -89,6 +89,10 @@ typedef struct msilo_store_release {
     const char *lease_owner; /**< when not NULL: release only if the message is still
                                   leased by this claimer (a late release after the lease
                                   ran out must not end another instance's fresh lease) */
+    /* ---- revision 4 ---- */
+    const char *device;      /**< when not NULL: end this device's lease of the
+                                  message (a per-device claim, see
+                                  msilo_store_claim_t.device), not the message's */
 } msilo_store_release_t;
 
 /**
@@ -111,6 +115,20 @@ typedef struct msilo_store_claim {
     const char *lease_owner; /**< instance that claims (e.g. "host:5060/1234") */
     int64_t lease_until;     /**< the lease expires at this time */
     size_t max;              /**< at most this many; > 0 */
+    /* ---- revision 4 (a backend of revision < 4 never sees a device) ---- */
+    /**
+     * NULL: a message-level claim, as in revisions 1-3 (one lease per
+     * message; a 2xx deletes it). Not NULL (only with reminders = 0): a
+     * claim for this device of the owner (deliver_to = every_device): the
+     * store records the device as known for the owner (last seen = now),
+     * and claims the owner's messages whose `device` is NULL or this
+     * device, that this device has not got yet (mark_delivered) and whose
+     * lease *for this device* has run out; the lease is per (message,
+     * device), so the owner's other devices can claim the same message at
+     * the same time. attempts/next_try of the returned messages are this
+     * device's.
+     */
+    const char *device;
 } msilo_store_claim_t;
 
 typedef struct msilo_store msilo_store_t;
@@ -218,6 +236,41 @@ struct msilo_store {
      * backend's own timeouts. Read only when version >= 3.
      */
     void (*interrupt)(msilo_store_t *s);
+
+    /* ---- optional (version 4); NULL = MSILO_ENOTSUP ---- */
+
+    /**
+     * Deletes up to @p max messages (max > 0) whose exp_time <= now and whose
+     * content type, without parameters and compared case-insensitively, is
+     * @p ctype (NULL = any), oldest id first, and hands them to the caller
+     * (bodies included) in *ret_msgs / *ret_n (NULL, 0 when none). Atomic: a
+     * message taken by one caller is never taken by another, on any handle
+     * or server sharing the storage. The engine takes expired message/cpim
+     * messages this way to send their RFC 5438 <failed/> notifications,
+     * before expire() deletes the rest. Read only when version >= 4.
+     */
+    int (*take_expired)(msilo_store_t *s, int64_t now, const char *ctype, size_t max,
+                        msilo_message_t ***ret_msgs, size_t *ret_n);
+
+    /**
+     * Per-device delivery (deliver_to = every_device): records that
+     * @p device has got the messages @p ids (after its 2xx), ends its lease
+     * of them, and deletes each message that every device known for its
+     * owner now has, or whose `device` is @p device. Unknown ids are
+     * ignored. *ret_deleted (may be NULL) receives how many messages were
+     * deleted. A store that implements this honours
+     * msilo_store_claim_t.device and msilo_store_release_t.device too.
+     * Read only when version >= 4.
+     */
+    int (*mark_delivered)(msilo_store_t *s, const char *device, const int64_t *ids, size_t n,
+                          size_t *ret_deleted);
+
+    /**
+     * Forgets the devices last seen (claimed for) before @p seen_before: a
+     * message no longer waits for them. *ret_n (may be NULL) receives how
+     * many were forgotten. Read only when version >= 4.
+     */
+    int (*forget_devices)(msilo_store_t *s, int64_t seen_before, size_t *ret_n);
 };
 
 #define MSILO_STORE_INIT { .version = MSILO_STORE_VERSION }
@@ -280,6 +333,16 @@ MSILO_API int msilo_store_open_peer(msilo_store_t *s, msilo_store_t **ret);
  *         (version < 3 or no interrupt method).
  */
 MSILO_API int msilo_store_interrupt(msilo_store_t *s);
+/** take_expired(); MSILO_ENOTSUP when the store has none (version < 4). */
+MSILO_API int msilo_store_take_expired(msilo_store_t *s, int64_t now, const char *ctype,
+                                       size_t max, msilo_message_t ***ret_msgs,
+                                       size_t *ret_n);
+/** mark_delivered(); MSILO_ENOTSUP when the store has none (version < 4). */
+MSILO_API int msilo_store_mark_delivered(msilo_store_t *s, const char *device,
+                                         const int64_t *ids, size_t n, size_t *ret_deleted);
+/** forget_devices(); MSILO_ENOTSUP when the store has none (version < 4). */
+MSILO_API int msilo_store_forget_devices(msilo_store_t *s, int64_t seen_before,
+                                         size_t *ret_n);
 /** Calls s->free. NULL is a no-op. */
 MSILO_API void msilo_store_free(msilo_store_t *s);
 
