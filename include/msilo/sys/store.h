@@ -246,7 +246,7 @@ struct msilo_store {
      * (bodies included) in *ret_msgs / *ret_n (NULL, 0 when none). Atomic: a
      * message taken by one caller is never taken by another, on any handle
      * or server sharing the storage. The engine takes expired message/cpim
-     * messages this way to send their RFC 5438 <failed/> notifications,
+     * messages this way to send their RFC 5438 `<failed/>` notifications,
      * before expire() deletes the rest. Read only when version >= 4.
      */
     int (*take_expired)(msilo_store_t *s, int64_t now, const char *ctype, size_t max,
