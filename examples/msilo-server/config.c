@@ -20,6 +20,39 @@ static bool parse_uint(const char *text, unsigned max, unsigned *ret)
     return true;
 }
 
+/* "SHA-256, MD5": the algorithms in challenge order, each once. */
+static bool parse_algorithms(const char *value, int *ret, char **ret_why)
+{
+    g_auto(GStrv) names = g_strsplit_set(value, ", ", -1);
+    int algs[SERVER_DIGEST_MAX + 1] = { 0 };
+    size_t n = 0;
+    for (size_t i = 0; names[i]; i++) {
+        int a;
+        if (!names[i][0])
+            continue;
+        if (g_ascii_strcasecmp(names[i], "SHA-256") == 0)
+            a = SERVER_DIGEST_SHA256;
+        else if (g_ascii_strcasecmp(names[i], "MD5") == 0)
+            a = SERVER_DIGEST_MD5;
+        else {
+            *ret_why = g_strdup_printf("'%s' is not a Digest algorithm (SHA-256, MD5)", names[i]);
+            return false;
+        }
+        for (size_t j = 0; j < n; j++)
+            if (algs[j] == a) {
+                *ret_why = g_strdup_printf("'%s' is listed twice", names[i]);
+                return false;
+            }
+        algs[n++] = a;
+    }
+    if (!n) {
+        *ret_why = g_strdup("auth_algorithms needs SHA-256, MD5 or both");
+        return false;
+    }
+    memcpy(ret, algs, sizeof(algs));
+    return true;
+}
+
 /* Applies one [server] key. */
 static bool set_server_key(server_options_t *opt, const char *key, const char *value,
                            char **ret_why)
@@ -106,6 +139,9 @@ static bool set_server_key(server_options_t *opt, const char *key, const char *v
             *ret_why = g_strdup_printf("'%s' is not a boolean (0/1/true/false)", value);
             return false;
         }
+    } else if (strcmp(key, "auth_algorithms") == 0) {
+        if (!parse_algorithms(value, opt->auth_algorithms, ret_why))
+            return false;
     } else if (strcmp(key, "metrics") == 0) {
         g_free(opt->metrics);
         opt->metrics = value[0] ? g_strdup(value) : NULL;
@@ -225,6 +261,8 @@ void server_options_init(server_options_t *opt)
     opt->max_header_size = DEFAULT_MAX_HEADER_SIZE;
     opt->max_stored_headers = DEFAULT_MAX_STORED_HEADERS;
     opt->auth_realm = g_strdup("msilo");
+    opt->auth_algorithms[0] = SERVER_DIGEST_SHA256;
+    opt->auth_algorithms[1] = SERVER_DIGEST_MD5;
     opt->max_bindings = DEFAULT_MAX_BINDINGS;
     opt->auth_max_failures = DEFAULT_AUTH_MAX_FAILURES;
     opt->auth_failure_window = DEFAULT_AUTH_FAILURE_WINDOW;

@@ -29,6 +29,12 @@
 #define DEFAULT_TCP_IDLE_TIMEOUT 60000u    /* ms */
 #define DEFAULT_TCP_MESSAGE_TIMEOUT 10000u /* ms */
 
+/* Digest algorithms ([server] auth_algorithms, digest.c) */
+#define SERVER_DIGEST_MD5 1
+#define SERVER_DIGEST_SHA256 2
+#define SERVER_DIGEST_MAX 2
+#define DEFAULT_AUTH_ALGORITHMS "SHA-256, MD5"
+
 typedef struct server_options {
     char *listen;              /* "sip:127.0.0.1:5060" */
     char *store;               /* "memory" / "sqlite" / "postgres" */
@@ -46,6 +52,7 @@ typedef struct server_options {
     char *auth_users;          /* users file: user:password:realm or user:realm:HA1 lines */
     char *auth_realm;          /* realm of the challenges */
     bool auth_message;         /* also authenticate MESSAGE (as its From user) */
+    int auth_algorithms[SERVER_DIGEST_MAX + 1]; /* SERVER_DIGEST_*, challenge order, 0-terminated */
     unsigned auth_max_failures;   /* wrong credentials per source and window; 0 = no limit */
     unsigned auth_failure_window; /* s */
     char *metrics;             /* "127.0.0.1:9464": Prometheus endpoint; NULL = off */

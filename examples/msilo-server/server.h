@@ -107,7 +107,7 @@ typedef struct server {
     msilo_transport_t *transport;
     msilo_store_t *store;
     msilo_engine_t *engine;
-    struct auth_mod_t *auth;     /* NULL: no authentication */
+    struct digest *auth;         /* digest.c; NULL: no authentication */
     registrar_t *registrar;
     GMainLoop *loop;
     struct _SoupServer *metrics; /* NULL unless [server] metrics is set */

@@ -22,8 +22,8 @@
 
 #include "server.h"
 #include "request.h"
+#include "digest.h"
 
-#include <sofia-sip/auth_module.h>
 #include <sofia-sip/nta_stateless.h>
 #include <sofia-sip/msg_header.h>
 #include <sofia-sip/sip_header.h>
@@ -267,11 +267,12 @@ int server_sip_start(server_t *s, GError **error)
         return -1;
     }
     if (s->opt.auth_users) {
-        s->auth = auth_mod_create(s->root, AUTHTAG_METHOD("Digest"), AUTHTAG_DB(s->opt.auth_users),
-                                  AUTHTAG_REALM(s->opt.auth_realm), AUTHTAG_ALGORITHM("MD5"),
-                                  AUTHTAG_QOP("auth"), AUTHTAG_EXPIRES(300), TAG_END());
+        g_autoptr(GError) derr = NULL;
+        s->auth = digest_new(s->opt.auth_users, s->opt.auth_realm, s->opt.auth_algorithms,
+                             DIGEST_NONCE_LIFETIME, &derr);
         if (!s->auth) {
-            g_set_error(error, SERVER_ERROR, 1, "cannot read the users file %s", s->opt.auth_users);
+            g_set_error(error, SERVER_ERROR, 1, "cannot read the users file %s: %s", s->opt.auth_users,
+                        derr ? derr->message : "?");
             return -1;
         }
     }
@@ -323,8 +324,7 @@ void server_sip_stop(server_t *s)
     if (s->agent)
         nta_agent_destroy(s->agent);
     s->agent = NULL;
-    if (s->auth)
-        auth_mod_destroy(s->auth);
+    digest_free(s->auth);
     s->auth = NULL;
     if (s->silent)
         g_hash_table_unref(s->silent);
