@@ -111,6 +111,14 @@ static bool set_server_key(server_options_t *opt, const char *key, const char *v
             opt->memory_max_messages = v;
         else
             opt->memory_max_bytes = v;
+    } else if (strcmp(key, "sqlite_max_messages") == 0 || strcmp(key, "sqlite_max_bytes") == 0) {
+        guint64 v;
+        if (!g_ascii_string_to_unsigned(value, 10, 0, G_MAXINT64, &v, NULL))
+            goto bad_size;
+        if (strcmp(key, "sqlite_max_messages") == 0)
+            opt->sqlite_max_messages = v;
+        else
+            opt->sqlite_max_bytes = v;
     } else if (strcmp(key, "tcp_max_connections") == 0) {
         if (!parse_uint(value, 1000000, &opt->tcp_max_connections))
             goto bad_size;
@@ -269,6 +277,8 @@ void server_options_init(server_options_t *opt)
     opt->dump_backoff = DEFAULT_DUMP_BACKOFF;
     opt->memory_max_messages = DEFAULT_MEMORY_MAX_MESSAGES;
     opt->memory_max_bytes = DEFAULT_MEMORY_MAX_BYTES;
+    opt->sqlite_max_messages = DEFAULT_SQLITE_MAX_MESSAGES;
+    opt->sqlite_max_bytes = DEFAULT_SQLITE_MAX_BYTES;
     opt->tcp_max_connections = DEFAULT_TCP_MAX_CONNECTIONS;
     opt->tcp_idle_timeout = DEFAULT_TCP_IDLE_TIMEOUT;
     opt->tcp_message_timeout = DEFAULT_TCP_MESSAGE_TIMEOUT;

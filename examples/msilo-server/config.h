@@ -21,6 +21,8 @@
 #define DEFAULT_MAX_EXPIRES 3600u      /* s */
 #define DEFAULT_MEMORY_MAX_MESSAGES 1000000ull
 #define DEFAULT_MEMORY_MAX_BYTES (1024ull << 20) /* 1 GiB */
+#define DEFAULT_SQLITE_MAX_MESSAGES 1000000ull
+#define DEFAULT_SQLITE_MAX_BYTES (4096ull << 20) /* 4 GiB */
 #define DEFAULT_MAX_BINDINGS 10u
 #define DEFAULT_AUTH_MAX_FAILURES 10u
 #define DEFAULT_AUTH_FAILURE_WINDOW 60u /* s */
@@ -61,6 +63,9 @@ typedef struct server_options {
     /* global caps of the memory store (0 = none): MESSAGEs beyond get 486 */
     unsigned long long memory_max_messages;
     unsigned long long memory_max_bytes;
+    /* and of the SQLite store (0 = none): the same, over the whole table */
+    unsigned long long sqlite_max_messages;
+    unsigned long long sqlite_max_bytes;
     /* connections (limits.c, sip.c) */
     unsigned tcp_max_connections; /* open TCP connections before accepting pauses; 0 = no cap */
     unsigned tcp_idle_timeout;    /* ms: an idle TCP connection is closed */

@@ -17,6 +17,9 @@
 #include <sofia-sip/su_log.h>
 
 #include <msilo/stores.h>
+#ifdef MSILO_SERVER_HAVE_SQLITE
+#include <msilo/sqlite.h>
+#endif
 
 /* Refuses a secret file that others may read. @what names it in the message. */
 static bool private_enough(const char *path, const char *what)
@@ -94,6 +97,8 @@ static void print_config(void)
            "# (doubling while it stays silent; 0: off)\n#dump_backoff = %u\n"
            "# the memory store's caps over all mailboxes: messages and bytes (0: none);\n"
            "# a MESSAGE beyond them gets 486\n#memory_max_messages = %llu\n#memory_max_bytes = %llu\n"
+           "# the same caps for the SQLite store, over its whole table (0: none)\n"
+           "#sqlite_max_messages = %llu\n#sqlite_max_bytes = %llu\n"
            "# TCP: open connections before new ones wait (0: no cap), ms without data\n"
            "# before a connection is closed, ms a request may take to arrive once begun\n"
            "#tcp_max_connections = %u\n#tcp_idle_timeout = %u\n#tcp_message_timeout = %u\n"
@@ -102,7 +107,8 @@ static void print_config(void)
            DEFAULT_LISTEN, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_HEADERS, DEFAULT_MAX_HEADER_SIZE,
            DEFAULT_MAX_STORED_HEADERS, DEFAULT_AUTH_MAX_FAILURES, DEFAULT_AUTH_FAILURE_WINDOW,
            DEFAULT_MAX_BINDINGS, DEFAULT_DUMP_BACKOFF, DEFAULT_MEMORY_MAX_MESSAGES,
-           DEFAULT_MEMORY_MAX_BYTES, DEFAULT_TCP_MAX_CONNECTIONS, DEFAULT_TCP_IDLE_TIMEOUT,
+           DEFAULT_MEMORY_MAX_BYTES, DEFAULT_SQLITE_MAX_MESSAGES, DEFAULT_SQLITE_MAX_BYTES,
+           DEFAULT_TCP_MAX_CONNECTIONS, DEFAULT_TCP_IDLE_TIMEOUT,
            DEFAULT_TCP_MESSAGE_TIMEOUT);
     const msilo_config_key_t *k;
     for (size_t i = 0; (k = msilo_config_key_at(i)); i++) {
@@ -405,6 +411,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "msilo-server: memory store limits: %s\n", msilo_error_detail());
         goto stop;
     }
+#ifdef MSILO_SERVER_HAVE_SQLITE
+    if (strcmp(s.opt.store, "sqlite") == 0 &&
+        (msilo_sqlite_store_set_limit(s.store, MSILO_SQLITE_MAX_MESSAGES,
+                                      s.opt.sqlite_max_messages) < 0 ||
+         msilo_sqlite_store_set_limit(s.store, MSILO_SQLITE_MAX_BYTES,
+                                      s.opt.sqlite_max_bytes) < 0)) {
+        fprintf(stderr, "msilo-server: sqlite store limits: %s\n", msilo_error_detail());
+        goto stop;
+    }
+#endif
     if (server_sip_start(&s, &error) < 0) {
         fprintf(stderr, "msilo-server: %s\n", error->message);
         goto stop;

@@ -230,6 +230,45 @@ def test_memory_store_cap(tmp):
         srv.stop()
 
 
+def test_sqlite_store_cap(tmp):
+    """[server] sqlite_max_messages / sqlite_max_bytes cap the SQLite table
+    the same way: 486 (Warning: Mailbox full) beyond them for every user,
+    nothing stored, the file bounded. (5 000 x 60 KB had made a 291 MB file.)"""
+    db = os.path.join(tmp, "cap.db")
+    conf = e2e.write_conf(tmp, "caps.conf", "[server]\nstore = sqlite\nsqlite_max_messages = 20\n"
+                          "sqlite_max_bytes = 1000000\n[msilo]\ndb_url = sqlite://%s\n"
+                          "max_body_size = 65536\n" % db)
+    srv = e2e.Server(tmp, conf)
+    try:
+        got = [store(srv, "u%d" % (i % 7), b"m%d" % i)[0] for i in range(25)]
+        check(got[:20] == [202] * 20, "20 stored: %s" % got[:20])
+        check(got[20:] == [486] * 5, "then 486 for every user: %s" % got[20:])
+        st, h = store(srv, "newcomer", b"x")
+        check(st == 486 and "Mailbox full" in (e2e.header(h, "Warning") or ""),
+              "a new user too, with Warning: %d %s" % (st, e2e.header(h, "Warning")))
+    finally:
+        srv.stop()
+    # the byte cap: 60 000-byte bodies against 200 000 bytes, whatever is sent
+    db2 = os.path.join(tmp, "capb.db")
+    conf = e2e.write_conf(tmp, "capsb.conf", "[server]\nstore = sqlite\nsqlite_max_bytes = 200000\n"
+                          "[msilo]\ndb_url = sqlite://%s\nmax_body_size = 65536\n" % db2)
+    srv = e2e.Server(tmp, conf)
+    try:
+        got = []
+        for i in range(30):
+            st, _, _ = e2e.sip_request(srv.port, "MESSAGE", "sip:big%d@%s" % (i, LOOPBACK), "tcp",
+                                       "Content-Type: text/plain\r\n", b"b" * 60000,
+                                       to="sip:big%d@%s" % (i, LOOPBACK))
+            got.append(st)
+        check(got[:3] == [202] * 3 and got[3:] == [486] * 27,
+              "60 KB bodies against 200 000 bytes: %s" % got)
+        size = sum(os.path.getsize(p) for p in (db2, db2 + "-wal") if os.path.exists(p))
+        print("  SQLite byte cap: 30 x 60 KB sent, 3 stored, file + WAL %d KiB" % (size // 1024))
+        check(size < 2 * 1024 * 1024, "the file stays bounded: %d bytes" % size)
+    finally:
+        srv.stop()
+
+
 def register(srv, user, contacts, expires=60):
     extra = "".join("Contact: <%s>\r\n" % c for c in contacts) + "Expires: %d\r\n" % expires
     st, h, _ = e2e.sip_request(srv.port, "REGISTER", "sip:%s:%d" % (LOOPBACK, srv.port), "udp",
@@ -309,7 +348,7 @@ def cpu_seconds(pid):
 
 
 TESTS = [test_options_flood_memory, test_many_tcp_closes, test_tcp_cap_and_slow_senders,
-         test_memory_store_cap, test_bindings_limit, test_silent_contact_backoff_and_open_warning]
+         test_memory_store_cap, test_sqlite_store_cap, test_bindings_limit, test_silent_contact_backoff_and_open_warning]
 
 
 def main():
