@@ -122,6 +122,9 @@ static bool set_server_key(server_options_t *opt, const char *key, const char *v
     } else if (strcmp(key, "tcp_max_connections") == 0) {
         if (!parse_uint(value, 1000000, &opt->tcp_max_connections))
             goto bad_size;
+    } else if (strcmp(key, "max_transactions") == 0) {
+        if (!parse_uint(value, 10000000, &opt->max_transactions))
+            goto bad_size;
     } else if (strcmp(key, "tcp_idle_timeout") == 0) {
         if (!parse_uint(value, 86400000, &opt->tcp_idle_timeout) || opt->tcp_idle_timeout < 1000)
             goto bad_number;
@@ -282,6 +285,7 @@ void server_options_init(server_options_t *opt)
     opt->tcp_max_connections = DEFAULT_TCP_MAX_CONNECTIONS;
     opt->tcp_idle_timeout = DEFAULT_TCP_IDLE_TIMEOUT;
     opt->tcp_message_timeout = DEFAULT_TCP_MESSAGE_TIMEOUT;
+    opt->max_transactions = DEFAULT_MAX_TRANSACTIONS;
 }
 
 bool server_store_kind_known(const char *kind)

@@ -28,6 +28,7 @@
 #define DEFAULT_AUTH_FAILURE_WINDOW 60u /* s */
 #define DEFAULT_DUMP_BACKOFF 60u /* s */
 #define DEFAULT_TCP_MAX_CONNECTIONS 1000u
+#define DEFAULT_MAX_TRANSACTIONS 20000u
 #define DEFAULT_TCP_IDLE_TIMEOUT 60000u    /* ms */
 #define DEFAULT_TCP_MESSAGE_TIMEOUT 10000u /* ms */
 
@@ -70,6 +71,7 @@ typedef struct server_options {
     unsigned tcp_max_connections; /* open TCP connections before accepting pauses; 0 = no cap */
     unsigned tcp_idle_timeout;    /* ms: an idle TCP connection is closed */
     unsigned tcp_message_timeout; /* ms: a message not complete by then closes its connection */
+    unsigned max_transactions;    /* server transactions kept; beyond: stateless 503; 0 = no cap */
 } server_options_t;
 
 /* memory, sqlite or postgres */

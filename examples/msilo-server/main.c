@@ -102,6 +102,9 @@ static void print_config(void)
            "# TCP: open connections before new ones wait (0: no cap), ms without data\n"
            "# before a connection is closed, ms a request may take to arrive once begun\n"
            "#tcp_max_connections = %u\n#tcp_idle_timeout = %u\n#tcp_message_timeout = %u\n"
+           "# REGISTER/MESSAGE transactions kept at once (each ~8 KB for 32 s); beyond,\n"
+           "# new ones get a stateless 503 with Retry-After (0: no cap)\n"
+           "#max_transactions = %u\n"
            "# Prometheus statistics on http://ADDRESS/metrics (loopback only). Unset: off.\n"
            "#metrics = 127.0.0.1:9464\n\n[msilo]\n",
            DEFAULT_LISTEN, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_HEADERS, DEFAULT_MAX_HEADER_SIZE,
@@ -109,7 +112,7 @@ static void print_config(void)
            DEFAULT_MAX_BINDINGS, DEFAULT_DUMP_BACKOFF, DEFAULT_MEMORY_MAX_MESSAGES,
            DEFAULT_MEMORY_MAX_BYTES, DEFAULT_SQLITE_MAX_MESSAGES, DEFAULT_SQLITE_MAX_BYTES,
            DEFAULT_TCP_MAX_CONNECTIONS, DEFAULT_TCP_IDLE_TIMEOUT,
-           DEFAULT_TCP_MESSAGE_TIMEOUT);
+           DEFAULT_TCP_MESSAGE_TIMEOUT, DEFAULT_MAX_TRANSACTIONS);
     const msilo_config_key_t *k;
     for (size_t i = 0; (k = msilo_config_key_at(i)); i++) {
         printf("# %s (%s)\n", k->help ? k->help : "",
@@ -170,13 +173,14 @@ static void print_stats(server_t *s)
                            " tcp_connections=%u tcp_stalls=%" PRIu64 " tcp_slow_closed=%" PRIu64
                            " tcp_idle_closed=%" PRIu64 " dumps_held=%" PRIu64
                            " too_many_bindings=%" PRIu64 " auth_replays=%" PRIu64
-                           " auth_blocked=%" PRIu64,
+                           " auth_blocked=%" PRIu64 " transactions_refused=%" PRIu64,
                            s->n_register, s->registrar ? registrar_count(s->registrar) : 0,
                            s->n_message, s->n_forwarded, s->n_relayed_2xx, s->n_forward_failed,
                            s->n_auth_challenged, s->n_auth_forbidden, s->n_loops,
                            s->n_stored_once, s->n_stateless, s->tcp_connections, s->n_tcp_stalls,
                            s->n_slow_closed, s->n_idle_closed, s->n_dumps_held,
-                           s->n_too_many_bindings, s->n_auth_replays, s->n_auth_blocked);
+                           s->n_too_many_bindings, s->n_auth_replays, s->n_auth_blocked,
+                           s->n_transactions_refused);
     g_message("%s", out->str);
     g_string_free(out, TRUE);
 }

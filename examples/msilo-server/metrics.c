@@ -66,6 +66,9 @@ char *server_metrics_text(server_t *s)
     add_metric(out, "msilo_server_stored_once_total", "counter",
                "Stores of a request that was stored already (answered, not stored again).",
                s->n_stored_once);
+    add_metric(out, "msilo_server_transactions_refused_total", "counter",
+               "REGISTER/MESSAGE answered 503 statelessly at max_transactions.",
+               s->n_transactions_refused);
     add_metric(out, "msilo_server_bindings", "gauge", "Registered contacts.",
                registrar_count(s->registrar));
     return g_string_free(out, FALSE);

@@ -143,6 +143,8 @@ typedef struct server {
     uint64_t n_idle_closed;   /* and as idle */
     GHashTable *flow_peers;   /* flow.c: "peer" of a registered connection -> count */
     size_t n_routed_flows;    /* flow.c: flows that change where a delivery goes */
+    uint64_t n_transactions_refused; /* limits.c: requests refused at max_transactions */
+    int64_t transactions_logged;     /* limits.c: when that was last logged (monotonic us) */
 } server_t;
 
 /* Creates the agent (no default leg: requests come to its message
@@ -231,6 +233,9 @@ struct sockaddr;
 char *server_peer_key(const struct sockaddr *sa);
 /* A complete request arrived in @msg (its peer's connection is not slow). */
 void server_limits_request(server_t *s, msg_t *msg);
+/* Whether max_transactions server transactions exist: the caller answers
+ * statelessly 503 (counted and logged here, at most every 10 s). */
+bool server_limits_transactions_full(server_t *s);
 
 /* ---- metrics (metrics.c) ---------------------------------------------------- */
 

@@ -197,6 +197,11 @@ static int agent_cb(server_t *s, nta_agent_t *agent, msg_t *msg, sip_t *sip)
         reply_stateless(s, msg, sip, 405, SIPTAG_ALLOW_STR(SERVER_ALLOW), TAG_END());
         return 0;
     }
+    if (server_limits_transactions_full(s)) {
+        reply_stateless(s, msg, sip, 503, SIPTAG_RETRY_AFTER_STR("5"),
+                        SIPTAG_WARNING_STR("399 msilo \"Too many transactions\""), TAG_END());
+        return 0;
+    }
     /* The transaction owns @msg from here on (freed when it fails). The
      * handlers may answer and destroy it while they still read @sip, which
      * lives in @msg: a reference of ours keeps it until they return (NTA's
