@@ -122,6 +122,13 @@ static bool set_server_key(server_options_t *opt, const char *key, const char *v
     } else if (strcmp(key, "tcp_max_connections") == 0) {
         if (!parse_uint(value, 1000000, &opt->tcp_max_connections))
             goto bad_size;
+    } else if (strcmp(key, "metrics_max_connections") == 0) {
+        if (!parse_uint(value, 100000, &opt->metrics_max_connections) ||
+            opt->metrics_max_connections == 0)
+            goto bad_size;
+    } else if (strcmp(key, "metrics_timeout") == 0) {
+        if (!parse_uint(value, 600000, &opt->metrics_timeout) || opt->metrics_timeout < 100)
+            goto bad_number;
     } else if (strcmp(key, "max_transactions") == 0) {
         if (!parse_uint(value, 10000000, &opt->max_transactions))
             goto bad_size;
@@ -286,6 +293,8 @@ void server_options_init(server_options_t *opt)
     opt->tcp_idle_timeout = DEFAULT_TCP_IDLE_TIMEOUT;
     opt->tcp_message_timeout = DEFAULT_TCP_MESSAGE_TIMEOUT;
     opt->max_transactions = DEFAULT_MAX_TRANSACTIONS;
+    opt->metrics_max_connections = DEFAULT_METRICS_MAX_CONNECTIONS;
+    opt->metrics_timeout = DEFAULT_METRICS_TIMEOUT;
 }
 
 bool server_store_kind_known(const char *kind)

@@ -29,6 +29,8 @@
 #define DEFAULT_DUMP_BACKOFF 60u /* s */
 #define DEFAULT_TCP_MAX_CONNECTIONS 1000u
 #define DEFAULT_MAX_TRANSACTIONS 20000u
+#define DEFAULT_METRICS_MAX_CONNECTIONS 16u
+#define DEFAULT_METRICS_TIMEOUT 5000u /* ms */
 #define DEFAULT_TCP_IDLE_TIMEOUT 60000u    /* ms */
 #define DEFAULT_TCP_MESSAGE_TIMEOUT 10000u /* ms */
 
@@ -59,6 +61,8 @@ typedef struct server_options {
     unsigned auth_max_failures;   /* wrong credentials per source and window; 0 = no limit */
     unsigned auth_failure_window; /* s */
     char *metrics;             /* "127.0.0.1:9464": Prometheus endpoint; NULL = off */
+    unsigned metrics_max_connections; /* open at once; beyond, closed at once */
+    unsigned metrics_timeout;         /* ms: a metrics connection is shut down after it */
     unsigned max_bindings;     /* contacts per AoR; a REGISTER beyond gets 503 */
     unsigned dump_backoff;     /* s: no dump to a contact whose last dump went unanswered */
     /* global caps of the memory store (0 = none): MESSAGEs beyond get 486 */

@@ -106,13 +106,17 @@ static void print_config(void)
            "# new ones get a stateless 503 with Retry-After (0: no cap)\n"
            "#max_transactions = %u\n"
            "# Prometheus statistics on http://ADDRESS/metrics (loopback only). Unset: off.\n"
-           "#metrics = 127.0.0.1:9464\n\n[msilo]\n",
+           "#metrics = 127.0.0.1:9464\n"
+           "# metrics connections open at once (beyond, closed at once), and ms after\n"
+           "# which each is shut down, finished or not\n"
+           "#metrics_max_connections = %u\n#metrics_timeout = %u\n\n[msilo]\n",
            DEFAULT_LISTEN, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_HEADERS, DEFAULT_MAX_HEADER_SIZE,
            DEFAULT_MAX_STORED_HEADERS, DEFAULT_AUTH_MAX_FAILURES, DEFAULT_AUTH_FAILURE_WINDOW,
            DEFAULT_MAX_BINDINGS, DEFAULT_DUMP_BACKOFF, DEFAULT_MEMORY_MAX_MESSAGES,
            DEFAULT_MEMORY_MAX_BYTES, DEFAULT_SQLITE_MAX_MESSAGES, DEFAULT_SQLITE_MAX_BYTES,
            DEFAULT_TCP_MAX_CONNECTIONS, DEFAULT_TCP_IDLE_TIMEOUT,
-           DEFAULT_TCP_MESSAGE_TIMEOUT, DEFAULT_MAX_TRANSACTIONS);
+           DEFAULT_TCP_MESSAGE_TIMEOUT, DEFAULT_MAX_TRANSACTIONS, DEFAULT_METRICS_MAX_CONNECTIONS,
+           DEFAULT_METRICS_TIMEOUT);
     const msilo_config_key_t *k;
     for (size_t i = 0; (k = msilo_config_key_at(i)); i++) {
         printf("# %s (%s)\n", k->help ? k->help : "",

@@ -110,7 +110,7 @@ typedef struct server {
     struct digest *auth;         /* digest.c; NULL: no authentication */
     registrar_t *registrar;
     GMainLoop *loop;
-    struct _SoupServer *metrics; /* NULL unless [server] metrics is set */
+    struct server_metrics *metrics; /* metrics.c; NULL unless [server] metrics is set */
     GHashTable *forwards; /* forward_t* set: forwards in progress */
     GHashTable *stores;   /* nta_incoming_t* set: stores waiting for their result */
     bool engine_stopped;  /* msilo_engine_shutdown() has called back */
@@ -239,10 +239,11 @@ bool server_limits_transactions_full(server_t *s);
 
 /* ---- metrics (metrics.c) ---------------------------------------------------- */
 
-/* Serves GET /metrics on @hostport (a loopback address only). */
+/* Serves GET /metrics on @hostport (a loopback address only), from a thread
+ * of its own; the text is server_metrics_text() as the SIP loop publishes it. */
 bool server_metrics_start(server_t *s, const char *hostport, GError **error);
 void server_metrics_stop(server_t *s);
-/* The Prometheus text (g_free it). */
+/* The Prometheus text (g_free it); on the SIP loop only. */
 char *server_metrics_text(server_t *s);
 
 #endif
