@@ -535,16 +535,44 @@ static int coalesce_done(coalescer_t *c, job_t *j)
     return j->rc;
 }
 
+/* A database that is down fails every delete, once per delivery: one line
+ * a second with the cause, the others counted, as for stores (engine-store.c). */
+#define REMOVE_FAIL_LOG_INTERVAL G_TIME_SPAN_SECOND
+
+static void log_remove_failure(msilo_engine_t *e, guint n, int rc, const char *detail)
+{
+    gint64 now = g_get_monotonic_time();
+    if (e->remove_fail_logged_at && now - e->remove_fail_logged_at < REMOVE_FAIL_LOG_INTERVAL) {
+        e->remove_fail_quiet++;
+        return;
+    }
+    if (e->remove_fail_quiet)
+        engine_log(e, MSILO_LOG_WARNING,
+                   "deleting %u delivered messages failed: %s: %s; will retry (%" G_GUINT64_FORMAT
+                   " more failed deletes not logged since the previous line)",
+                   n, msilo_strerror(rc), detail, e->remove_fail_quiet);
+    else
+        engine_log(e, MSILO_LOG_WARNING, "deleting %u delivered messages failed: %s: %s; will retry",
+                   n, msilo_strerror(rc), detail);
+    e->remove_fail_logged_at = now;
+    e->remove_fail_quiet = 0;
+}
+
 void engine_complete_remove(msilo_engine_t *e, job_t *j)
 {
     guint n = j->batch.items->len;
     int rc = coalesce_done(&e->acks, j);
     if (rc) {
-        engine_log(e, MSILO_LOG_WARNING, "deleting %u delivered messages failed: %s: %s; will retry",
-                   n, msilo_strerror(rc), job_detail(j));
+        log_remove_failure(e, n, rc, job_detail(j));
         /* the dumps waiting on it still complete: their messages are delivered */
         engine_flush_finished_dumps(e, TRUE);
         return;
+    }
+    if (G_UNLIKELY(e->remove_fail_quiet)) {
+        engine_log(e, MSILO_LOG_WARNING,
+                   "deletes succeed again (%" G_GUINT64_FORMAT " more failed deletes were not "
+                   "logged)", e->remove_fail_quiet);
+        e->remove_fail_quiet = 0;
     }
     engine_coalesce_schedule(e, &e->acks);
     if (n)

@@ -299,6 +299,9 @@ struct msilo_engine {
      * when the last line went out (monotonic µs) and how many since */
     gint64 store_fail_logged_at;
     guint64 store_fail_quiet;
+    /* and failed deletes of delivered messages (engine-deliver.c), the same way */
+    gint64 remove_fail_logged_at;
+    guint64 remove_fail_quiet;
 
     /* delivery (engine-deliver.c) */
     /* formatted times of recent stored seconds (a dump's messages come from a

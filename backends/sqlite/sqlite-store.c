@@ -47,6 +47,7 @@ typedef struct sq_store {
     sqlite3_stmt *st[Q_N];
     sq_schema_t schema;
     atomic_bool interrupted; /* sq_interrupt(): every later statement fails */
+    sq_limits_t limits;      /* sqlite-limit.c */
 } sq_store;
 
 /* Columns read into a message, in this order (see row_to_message). */
@@ -390,9 +391,16 @@ static int sq_put(msilo_store_t *base, msilo_message_t *const *msgs, size_t n,
             if (e || have >= max_per_owner)
                 continue; /* ids[i] stays 0: refused */
         }
+        bool fits = true;
+        if ((e = sq_limits_admit(&s->limits, s->db, msgs[i], &fits)) || !fits)
+            continue; /* the global cap: refused as a full mailbox is */
         e = insert(s, msgs[i], &ids[i]);
+        if (!e)
+            sq_limits_added(&s->limits, msgs[i]);
     }
     e = end(s, e);
+    if (e)
+        s->limits.valid = false;
     if (!e) {
         for (size_t i = 0; i < n; i++) {
             results[i] = ids[i] > 0 ? 0 : MSILO_EFULL;
@@ -603,6 +611,7 @@ static void sq_free(msilo_store_t *base)
         return;
     for (int q = 0; q < Q_N; q++)
         sqlite3_finalize(s->st[q]); /* NULL is a no-op */
+    sq_limits_clear(&s->limits);
     /* close_v2: never fails with "busy"; the WAL is checkpointed when the
      * last connection closes. */
     sqlite3_close_v2(s->db);
@@ -648,6 +657,8 @@ int msilo_sqlite_store_new_table(msilo_store_t **ret, const char *path_or_url, c
     if (!e) {
         char *t = sq_ident(table);
         e = prepare_all(s, t);
+        if (!e)
+            e = sq_limits_init(&s->limits, s->db, table, t);
         g_free(t);
     }
     if (e) {
@@ -661,4 +672,23 @@ int msilo_sqlite_store_new_table(msilo_store_t **ret, const char *path_or_url, c
 int msilo_sqlite_store_new(msilo_store_t **ret, const char *path_or_url)
 {
     return msilo_sqlite_store_new_table(ret, path_or_url, NULL);
+}
+
+int msilo_sqlite_store_set_limit(msilo_store_t *store, msilo_sqlite_limit_t limit,
+                                 uint64_t value)
+{
+    if (!store || store->put != sq_put)
+        return msilo_store_fail(MSILO_EINVAL, "msilo_sqlite_store_set_limit: not a SQLite store");
+    if (limit != MSILO_SQLITE_MAX_MESSAGES && limit != MSILO_SQLITE_MAX_BYTES)
+        return msilo_store_fail(MSILO_EINVAL, "msilo_sqlite_store_set_limit: unknown limit %d",
+                                (int)limit);
+    if (value > (uint64_t)INT64_MAX)
+        return msilo_store_fail(MSILO_EINVAL, "msilo_sqlite_store_set_limit: %" G_GUINT64_FORMAT
+                                " is too large", value);
+    LOCKED(store);
+    if (limit == MSILO_SQLITE_MAX_MESSAGES)
+        s->limits.max_messages = value;
+    else
+        s->limits.max_bytes = value;
+    return 0;
 }

@@ -1,20 +1,21 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * msilo-server's Digest authentication, on Sofia-SIP's auth module (the
- * htdigest-style users file, MD5, qop=auth); the identity check is ours,
- * and so are (issue 17):
+ * msilo-server's Digest authentication on the request path: digest.c checks
+ * the response (MD5 and SHA-256, RFC 8760; the users file; nonces); here are
+ * (issue 17):
  *  - the identity: the credentials' realm must be auth_realm, and their user
  *    the AoR's user -- or, for a users-file line "user@domain", the AoR's
  *    user@domain -- so one user's password is not valid for every domain;
- *  - replay protection: Sofia's nonces are stateless (valid auth_expires
- *    seconds), so a captured Authorization could be sent again. Each (user,
+ *  - replay protection: digest.c's nonces are stateless (valid
+ *    DIGEST_NONCE_LIFETIME seconds), so a captured Authorization could be sent again. Each (user,
  *    nonce)'s highest nonce-count is kept while the nonce is valid; a request whose nc
  *    is not above it (or a second use of a nonce without qop) gets a fresh
  *    challenge, as a stale nonce does;
  *  - a failure limit per source address: auth_max_failures wrong credentials
  *    within auth_failure_window seconds, and further requests with credentials
  *    from that address get 403 without being checked until the window ends.
- * SHA-256 (RFC 8760) is not offered: Sofia-SIP 1.12's module only does MD5.
+ * The 401 carries one WWW-Authenticate per algorithm of [server]
+ * auth_algorithms, in its order (SHA-256 first by default, RFC 8760 2.4).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -24,9 +25,8 @@
 
 #include "server.h"
 #include "request.h"
+#include "digest.h"
 
-#include <sofia-sip/auth_digest.h>
-#include <sofia-sip/auth_module.h>
 #include <sofia-sip/msg_addr.h>
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_status.h>
@@ -37,7 +37,7 @@
 
 /* ---- Digest authentication ------------------------------------------------ */
 
-#define NONCE_LIFETIME 300 /* s: AUTHTAG_EXPIRES in sip.c */
+
 
 typedef struct nonce_seen {
     uint64_t nc;   /* highest nonce-count accepted */
@@ -49,22 +49,6 @@ typedef struct source_failures {
     int64_t since; /* s: start of the window */
     bool logged;
 } source_failures;
-
-/* The Digest credentials of @sip for our realm, parsed into @ar. */
-static bool our_credentials(server_t *s, su_home_t *home, sip_t const *sip, auth_response_t *ar)
-{
-    for (sip_authorization_t const *au = sip->sip_authorization; au; au = au->au_next) {
-        if (!au->au_scheme || g_ascii_strcasecmp(au->au_scheme, "Digest") != 0)
-            continue;
-        memset(ar, 0, sizeof(*ar));
-        ar->ar_size = (int)sizeof(*ar);
-        if (auth_digest_response_get(home, ar, au->au_params) < 0)
-            continue;
-        if (ar->ar_realm && strcmp(ar->ar_realm, s->opt.auth_realm) == 0)
-            return true;
-    }
-    return false;
-}
 
 /* The source address of the request of @irq, numeric (g_free it). */
 static char *source_of(nta_incoming_t *irq)
@@ -135,7 +119,7 @@ void server_auth_expire(server_t *s, int64_t now)
         return;
     g_hash_table_iter_init(&it, s->nonces);
     while (g_hash_table_iter_next(&it, NULL, &value))
-        if (((nonce_seen *)value)->first + NONCE_LIFETIME + 60 < now)
+        if (((nonce_seen *)value)->first + DIGEST_NONCE_LIFETIME + 60 < now)
             g_hash_table_iter_remove(&it);
     g_hash_table_iter_init(&it, s->auth_failures);
     while (g_hash_table_iter_next(&it, NULL, &value))
@@ -180,6 +164,13 @@ static bool source_blocked(server_t *s, const char *source)
     return true;
 }
 
+/* Answers @irq with a 401 that challenges with every algorithm offered. */
+static void challenge(server_t *s, nta_incoming_t *irq, bool stale)
+{
+    g_autofree char *www = digest_challenge(s->auth, stale);
+    server_reply(irq, 401, SIPTAG_HEADER_STR(www), TAG_END());
+}
+
 /* Authenticates the request of @irq with the users file: the credentials must
  * be valid and name @user (the AoR's user for REGISTER, the From user for
  * MESSAGE). @return true when it may go on; otherwise it has been answered:
@@ -187,83 +178,53 @@ static bool source_blocked(server_t *s, const char *source)
  * credentials of another user). */
 bool server_authenticate(server_t *s, nta_incoming_t *irq, sip_t const *sip, url_t const *who)
 {
-    static auth_challenger_t const challenger = {
-        401, sip_401_Unauthorized, sip_www_authenticate_class, sip_authentication_info_class
-    };
     su_home_t home[1] = { SU_HOME_INIT(home) };
-    auth_status_t *as = auth_status_new(home);
+    const char *method = sip->sip_request->rq_method_name;
+    digest_check_t ck;
+    digest_result_t r = digest_verify(s->auth, home, sip, &ck);
+    g_autofree char *source = source_of(irq);
     bool ok = false;
 
-    if (!as) {
-        server_reply(irq, 500, TAG_END());
-        su_home_deinit(home);
-        return false;
-    }
-    as->as_method = sip->sip_request->rq_method_name;
-    as->as_uri = url_as_string(as->as_home, sip->sip_request->rq_url);
-    as->as_realm = s->opt.auth_realm;
-    as->as_user_uri = who;
-    if (sip->sip_payload) {
-        as->as_body = sip->sip_payload->pl_data;
-        as->as_bodylen = (isize_t)sip->sip_payload->pl_len;
-    }
-    g_autofree char *source = source_of(irq);
-    auth_response_t ar;
-    bool has_ours = our_credentials(s, home, sip, &ar);
-
-    if (has_ours && source_blocked(s, source)) {
+    if (r != DIGEST_NONE && source_blocked(s, source)) {
         s->n_auth_blocked++;
         server_reply(irq, 403,
                      SIPTAG_WARNING_STR("399 msilo \"Too many failed authentications\""),
                      TAG_END());
-        auth_status_unref(as);
         su_home_deinit(home);
         return false;
     }
-    auth_mod_verify(s->auth, as, sip->sip_authorization, &challenger);
-    if (as->as_status == 0 && has_ours && ar.ar_nonce &&
-        !fresh_nonce_count(s, ar.ar_username, ar.ar_nonce, ar.ar_nc)) {
+    if (r == DIGEST_OK && !fresh_nonce_count(s, ck.user, ck.nonce, ck.nc)) {
         /* a replay (or a nonce used again without qop): a fresh challenge */
         s->n_auth_replays++;
         g_message("%s: nonce-count %s of a nonce seen before from %s: challenged again",
-                  as->as_method, ar.ar_nc ? ar.ar_nc : "(none)", source);
-        auth_status_unref(as);
-        as = auth_status_new(home);
-        as->as_method = sip->sip_request->rq_method_name;
-        as->as_uri = url_as_string(as->as_home, sip->sip_request->rq_url);
-        as->as_realm = s->opt.auth_realm;
-        as->as_user_uri = who;
-        auth_mod_challenge(s->auth, as, &challenger);
-        if (!as->as_status)
-            as->as_status = 401;
-    }
-    if (as->as_status == 0) {
+                  method, ck.nc ? ck.nc : "(none)", source);
+        s->n_auth_challenged++;
+        challenge(s, irq, false);
+    } else if (r == DIGEST_OK) {
         /* valid credentials of our realm: are they the AoR's (or sender's) own? */
-        if (has_ours && same_identity(as->as_user, who)) {
+        if (same_identity(ck.user, who)) {
             ok = true;
         } else {
             s->n_auth_forbidden++;
             count_failure(s, source);
-            g_message("%s: user '%s' may not act for %s@%s: 403", as->as_method,
-                      as->as_user ? as->as_user : "", who && who->url_user ? who->url_user : "",
+            g_message("%s: user '%s' may not act for %s@%s: 403", method, ck.user,
+                      who && who->url_user ? who->url_user : "",
                       who && who->url_host ? who->url_host : "");
             server_reply(irq, 403, SIPTAG_WARNING_STR("399 msilo \"Credentials of another user\""),
-                              TAG_END());
+                         TAG_END());
         }
-    } else if (as->as_status >= 300) {
-        s->n_auth_challenged++;
-        /* wrong credentials count, a first request without any or a stale nonce does not */
-        if (has_ours && !as->as_stale)
-            count_failure(s, source);
-        g_info("%s: %d %s", as->as_method, as->as_status, as->as_phrase ? as->as_phrase : "");
-        server_reply(irq, as->as_status, SIPTAG_HEADER((sip_header_t const *)as->as_response),
-                          TAG_END());
     } else {
-        /* the file-based module is synchronous: anything else is a bug */
-        server_reply(irq, 500, TAG_END());
+        s->n_auth_challenged++;
+        /* wrong credentials count; none, a stale nonce or an algorithm we do
+         * not offer do not */
+        if (r == DIGEST_WRONG)
+            count_failure(s, source);
+        g_info("%s: 401 (%s%s%s)", method,
+               r == DIGEST_NONE ? "no credentials" : r == DIGEST_STALE ? "stale nonce"
+               : r == DIGEST_WRONG ? "wrong credentials" : "unsupported algorithm or qop",
+               ck.algorithm ? ", " : "", ck.algorithm ? ck.algorithm : "");
+        challenge(s, irq, r == DIGEST_STALE);
     }
-    auth_status_unref(as);
     su_home_deinit(home);
     return ok;
 }
-

@@ -20,6 +20,39 @@ static bool parse_uint(const char *text, unsigned max, unsigned *ret)
     return true;
 }
 
+/* "SHA-256, MD5": the algorithms in challenge order, each once. */
+static bool parse_algorithms(const char *value, int *ret, char **ret_why)
+{
+    g_auto(GStrv) names = g_strsplit_set(value, ", ", -1);
+    int algs[SERVER_DIGEST_MAX + 1] = { 0 };
+    size_t n = 0;
+    for (size_t i = 0; names[i]; i++) {
+        int a;
+        if (!names[i][0])
+            continue;
+        if (g_ascii_strcasecmp(names[i], "SHA-256") == 0)
+            a = SERVER_DIGEST_SHA256;
+        else if (g_ascii_strcasecmp(names[i], "MD5") == 0)
+            a = SERVER_DIGEST_MD5;
+        else {
+            *ret_why = g_strdup_printf("'%s' is not a Digest algorithm (SHA-256, MD5)", names[i]);
+            return false;
+        }
+        for (size_t j = 0; j < n; j++)
+            if (algs[j] == a) {
+                *ret_why = g_strdup_printf("'%s' is listed twice", names[i]);
+                return false;
+            }
+        algs[n++] = a;
+    }
+    if (!n) {
+        *ret_why = g_strdup("auth_algorithms needs SHA-256, MD5 or both");
+        return false;
+    }
+    memcpy(ret, algs, sizeof(algs));
+    return true;
+}
+
 /* Applies one [server] key. */
 static bool set_server_key(server_options_t *opt, const char *key, const char *value,
                            char **ret_why)
@@ -78,8 +111,26 @@ static bool set_server_key(server_options_t *opt, const char *key, const char *v
             opt->memory_max_messages = v;
         else
             opt->memory_max_bytes = v;
+    } else if (strcmp(key, "sqlite_max_messages") == 0 || strcmp(key, "sqlite_max_bytes") == 0) {
+        guint64 v;
+        if (!g_ascii_string_to_unsigned(value, 10, 0, G_MAXINT64, &v, NULL))
+            goto bad_size;
+        if (strcmp(key, "sqlite_max_messages") == 0)
+            opt->sqlite_max_messages = v;
+        else
+            opt->sqlite_max_bytes = v;
     } else if (strcmp(key, "tcp_max_connections") == 0) {
         if (!parse_uint(value, 1000000, &opt->tcp_max_connections))
+            goto bad_size;
+    } else if (strcmp(key, "metrics_max_connections") == 0) {
+        if (!parse_uint(value, 100000, &opt->metrics_max_connections) ||
+            opt->metrics_max_connections == 0)
+            goto bad_size;
+    } else if (strcmp(key, "metrics_timeout") == 0) {
+        if (!parse_uint(value, 600000, &opt->metrics_timeout) || opt->metrics_timeout < 100)
+            goto bad_number;
+    } else if (strcmp(key, "max_transactions") == 0) {
+        if (!parse_uint(value, 10000000, &opt->max_transactions))
             goto bad_size;
     } else if (strcmp(key, "tcp_idle_timeout") == 0) {
         if (!parse_uint(value, 86400000, &opt->tcp_idle_timeout) || opt->tcp_idle_timeout < 1000)
@@ -106,6 +157,9 @@ static bool set_server_key(server_options_t *opt, const char *key, const char *v
             *ret_why = g_strdup_printf("'%s' is not a boolean (0/1/true/false)", value);
             return false;
         }
+    } else if (strcmp(key, "auth_algorithms") == 0) {
+        if (!parse_algorithms(value, opt->auth_algorithms, ret_why))
+            return false;
     } else if (strcmp(key, "metrics") == 0) {
         g_free(opt->metrics);
         opt->metrics = value[0] ? g_strdup(value) : NULL;
@@ -225,15 +279,22 @@ void server_options_init(server_options_t *opt)
     opt->max_header_size = DEFAULT_MAX_HEADER_SIZE;
     opt->max_stored_headers = DEFAULT_MAX_STORED_HEADERS;
     opt->auth_realm = g_strdup("msilo");
+    opt->auth_algorithms[0] = SERVER_DIGEST_SHA256;
+    opt->auth_algorithms[1] = SERVER_DIGEST_MD5;
     opt->max_bindings = DEFAULT_MAX_BINDINGS;
     opt->auth_max_failures = DEFAULT_AUTH_MAX_FAILURES;
     opt->auth_failure_window = DEFAULT_AUTH_FAILURE_WINDOW;
     opt->dump_backoff = DEFAULT_DUMP_BACKOFF;
     opt->memory_max_messages = DEFAULT_MEMORY_MAX_MESSAGES;
     opt->memory_max_bytes = DEFAULT_MEMORY_MAX_BYTES;
+    opt->sqlite_max_messages = DEFAULT_SQLITE_MAX_MESSAGES;
+    opt->sqlite_max_bytes = DEFAULT_SQLITE_MAX_BYTES;
     opt->tcp_max_connections = DEFAULT_TCP_MAX_CONNECTIONS;
     opt->tcp_idle_timeout = DEFAULT_TCP_IDLE_TIMEOUT;
     opt->tcp_message_timeout = DEFAULT_TCP_MESSAGE_TIMEOUT;
+    opt->max_transactions = DEFAULT_MAX_TRANSACTIONS;
+    opt->metrics_max_connections = DEFAULT_METRICS_MAX_CONNECTIONS;
+    opt->metrics_timeout = DEFAULT_METRICS_TIMEOUT;
 }
 
 bool server_store_kind_known(const char *kind)

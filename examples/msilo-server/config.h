@@ -21,13 +21,24 @@
 #define DEFAULT_MAX_EXPIRES 3600u      /* s */
 #define DEFAULT_MEMORY_MAX_MESSAGES 1000000ull
 #define DEFAULT_MEMORY_MAX_BYTES (1024ull << 20) /* 1 GiB */
+#define DEFAULT_SQLITE_MAX_MESSAGES 1000000ull
+#define DEFAULT_SQLITE_MAX_BYTES (4096ull << 20) /* 4 GiB */
 #define DEFAULT_MAX_BINDINGS 10u
 #define DEFAULT_AUTH_MAX_FAILURES 10u
 #define DEFAULT_AUTH_FAILURE_WINDOW 60u /* s */
 #define DEFAULT_DUMP_BACKOFF 60u /* s */
 #define DEFAULT_TCP_MAX_CONNECTIONS 1000u
+#define DEFAULT_MAX_TRANSACTIONS 20000u
+#define DEFAULT_METRICS_MAX_CONNECTIONS 16u
+#define DEFAULT_METRICS_TIMEOUT 5000u /* ms */
 #define DEFAULT_TCP_IDLE_TIMEOUT 60000u    /* ms */
 #define DEFAULT_TCP_MESSAGE_TIMEOUT 10000u /* ms */
+
+/* Digest algorithms ([server] auth_algorithms, digest.c) */
+#define SERVER_DIGEST_MD5 1
+#define SERVER_DIGEST_SHA256 2
+#define SERVER_DIGEST_MAX 2
+#define DEFAULT_AUTH_ALGORITHMS "SHA-256, MD5"
 
 typedef struct server_options {
     char *listen;              /* "sip:127.0.0.1:5060" */
@@ -46,18 +57,25 @@ typedef struct server_options {
     char *auth_users;          /* users file: user:password:realm or user:realm:HA1 lines */
     char *auth_realm;          /* realm of the challenges */
     bool auth_message;         /* also authenticate MESSAGE (as its From user) */
+    int auth_algorithms[SERVER_DIGEST_MAX + 1]; /* SERVER_DIGEST_*, challenge order, 0-terminated */
     unsigned auth_max_failures;   /* wrong credentials per source and window; 0 = no limit */
     unsigned auth_failure_window; /* s */
     char *metrics;             /* "127.0.0.1:9464": Prometheus endpoint; NULL = off */
+    unsigned metrics_max_connections; /* open at once; beyond, closed at once */
+    unsigned metrics_timeout;         /* ms: a metrics connection is shut down after it */
     unsigned max_bindings;     /* contacts per AoR; a REGISTER beyond gets 503 */
     unsigned dump_backoff;     /* s: no dump to a contact whose last dump went unanswered */
     /* global caps of the memory store (0 = none): MESSAGEs beyond get 486 */
     unsigned long long memory_max_messages;
     unsigned long long memory_max_bytes;
+    /* and of the SQLite store (0 = none): the same, over the whole table */
+    unsigned long long sqlite_max_messages;
+    unsigned long long sqlite_max_bytes;
     /* connections (limits.c, sip.c) */
     unsigned tcp_max_connections; /* open TCP connections before accepting pauses; 0 = no cap */
     unsigned tcp_idle_timeout;    /* ms: an idle TCP connection is closed */
     unsigned tcp_message_timeout; /* ms: a message not complete by then closes its connection */
+    unsigned max_transactions;    /* server transactions kept; beyond: stateless 503; 0 = no cap */
 } server_options_t;
 
 /* memory, sqlite or postgres */

@@ -30,6 +30,13 @@
  * same way. CRLF keep-alives count as data: a client that sends only those for
  * longer than tcp_message_timeout is closed too (it reconnects), unless the
  * connection carries a registered flow (flow.c), which is never closed here.
+ *
+ * Server transactions ([server] max_transactions): NTA keeps each REGISTER
+ * and MESSAGE transaction 32 s after its answer (Timer J, ~8 KB each), so a
+ * flood of them grows memory by ~8 KB x rate x 32 s. At the cap (NTA's count
+ * of incoming transactions, NTATAG_S_IRQ_HASH_USED) a new request is
+ * answered statelessly 503 with Retry-After instead (sip.c): no transaction,
+ * nothing stored; retransmissions of the transactions there still find them.
  */
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -42,7 +49,9 @@
 #include "server.h"
 
 #include <sofia-sip/msg_addr.h>
+#include <sofia-sip/nta_tag.h>
 #include <sofia-sip/nta_tport.h>
+#include <sofia-sip/su_tag.h>
 #include <sofia-sip/tport.h>
 
 /* Open descriptors of the process (/proc/self/fd), or -1. */
@@ -187,6 +196,25 @@ static void look_at_connections(server_t *s)
     while (g_hash_table_iter_next(&it, NULL, &value))
         if (((conn_seen *)value)->look != s->conns_look)
             g_hash_table_iter_remove(&it);
+}
+
+bool server_limits_transactions_full(server_t *s)
+{
+    usize_t used = 0;
+    if (!s->opt.max_transactions)
+        return false;
+    nta_agent_get_stats(s->agent, NTATAG_S_IRQ_HASH_USED_REF(used), TAG_END());
+    if (used < s->opt.max_transactions)
+        return false;
+    s->n_transactions_refused++;
+    int64_t now = g_get_monotonic_time();
+    if (!s->transactions_logged || now - s->transactions_logged >= 10 * G_USEC_PER_SEC) {
+        s->transactions_logged = now;
+        g_warning("%u server transactions (max_transactions): new REGISTER/MESSAGE get 503 "
+                  "until some end (%" G_GUINT64_FORMAT " refused so far)",
+                  (unsigned)used, s->n_transactions_refused);
+    }
+    return true;
 }
 
 static void set_stalled(server_t *s, bool stall)

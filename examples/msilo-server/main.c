@@ -17,6 +17,9 @@
 #include <sofia-sip/su_log.h>
 
 #include <msilo/stores.h>
+#ifdef MSILO_SERVER_HAVE_SQLITE
+#include <msilo/sqlite.h>
+#endif
 
 /* Refuses a secret file that others may read. @what names it in the message. */
 static bool private_enough(const char *path, const char *what)
@@ -80,9 +83,12 @@ static void print_config(void)
            "#max_stored_headers = %u\n"
            "# Digest authentication of REGISTER (and, with auth_message, of\n"
            "# MESSAGE as its From user) against a users file of\n"
-           "# user:password:realm or user:realm:HA1 lines; unset = no authentication.\n"
+           "# user:password:realm or user:realm:HA1 lines (HA1: 32 hex digits for MD5,\n"
+           "# 64 for SHA-256); unset = no authentication.\n"
            "# The file must not be readable by others.\n"
            "#auth_users = \n#auth_realm = msilo\n#auth_message = 0\n"
+           "# Digest algorithms offered, one WWW-Authenticate each, in this order\n"
+           "#auth_algorithms = " DEFAULT_AUTH_ALGORITHMS "\n"
            "# wrong credentials from one source address within auth_failure_window\n"
            "# seconds after which its credentials get 403 until the window ends (0: no limit)\n"
            "#auth_max_failures = %u\n#auth_failure_window = %u\n"
@@ -91,16 +97,26 @@ static void print_config(void)
            "# (doubling while it stays silent; 0: off)\n#dump_backoff = %u\n"
            "# the memory store's caps over all mailboxes: messages and bytes (0: none);\n"
            "# a MESSAGE beyond them gets 486\n#memory_max_messages = %llu\n#memory_max_bytes = %llu\n"
+           "# the same caps for the SQLite store, over its whole table (0: none)\n"
+           "#sqlite_max_messages = %llu\n#sqlite_max_bytes = %llu\n"
            "# TCP: open connections before new ones wait (0: no cap), ms without data\n"
            "# before a connection is closed, ms a request may take to arrive once begun\n"
            "#tcp_max_connections = %u\n#tcp_idle_timeout = %u\n#tcp_message_timeout = %u\n"
+           "# REGISTER/MESSAGE transactions kept at once (each ~8 KB for 32 s); beyond,\n"
+           "# new ones get a stateless 503 with Retry-After (0: no cap)\n"
+           "#max_transactions = %u\n"
            "# Prometheus statistics on http://ADDRESS/metrics (loopback only). Unset: off.\n"
-           "#metrics = 127.0.0.1:9464\n\n[msilo]\n",
+           "#metrics = 127.0.0.1:9464\n"
+           "# metrics connections open at once (beyond, closed at once), and ms after\n"
+           "# which each is shut down, finished or not\n"
+           "#metrics_max_connections = %u\n#metrics_timeout = %u\n\n[msilo]\n",
            DEFAULT_LISTEN, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_HEADERS, DEFAULT_MAX_HEADER_SIZE,
            DEFAULT_MAX_STORED_HEADERS, DEFAULT_AUTH_MAX_FAILURES, DEFAULT_AUTH_FAILURE_WINDOW,
            DEFAULT_MAX_BINDINGS, DEFAULT_DUMP_BACKOFF, DEFAULT_MEMORY_MAX_MESSAGES,
-           DEFAULT_MEMORY_MAX_BYTES, DEFAULT_TCP_MAX_CONNECTIONS, DEFAULT_TCP_IDLE_TIMEOUT,
-           DEFAULT_TCP_MESSAGE_TIMEOUT);
+           DEFAULT_MEMORY_MAX_BYTES, DEFAULT_SQLITE_MAX_MESSAGES, DEFAULT_SQLITE_MAX_BYTES,
+           DEFAULT_TCP_MAX_CONNECTIONS, DEFAULT_TCP_IDLE_TIMEOUT,
+           DEFAULT_TCP_MESSAGE_TIMEOUT, DEFAULT_MAX_TRANSACTIONS, DEFAULT_METRICS_MAX_CONNECTIONS,
+           DEFAULT_METRICS_TIMEOUT);
     const msilo_config_key_t *k;
     for (size_t i = 0; (k = msilo_config_key_at(i)); i++) {
         printf("# %s (%s)\n", k->help ? k->help : "",
@@ -161,13 +177,14 @@ static void print_stats(server_t *s)
                            " tcp_connections=%u tcp_stalls=%" PRIu64 " tcp_slow_closed=%" PRIu64
                            " tcp_idle_closed=%" PRIu64 " dumps_held=%" PRIu64
                            " too_many_bindings=%" PRIu64 " auth_replays=%" PRIu64
-                           " auth_blocked=%" PRIu64,
+                           " auth_blocked=%" PRIu64 " transactions_refused=%" PRIu64,
                            s->n_register, s->registrar ? registrar_count(s->registrar) : 0,
                            s->n_message, s->n_forwarded, s->n_relayed_2xx, s->n_forward_failed,
                            s->n_auth_challenged, s->n_auth_forbidden, s->n_loops,
                            s->n_stored_once, s->n_stateless, s->tcp_connections, s->n_tcp_stalls,
                            s->n_slow_closed, s->n_idle_closed, s->n_dumps_held,
-                           s->n_too_many_bindings, s->n_auth_replays, s->n_auth_blocked);
+                           s->n_too_many_bindings, s->n_auth_replays, s->n_auth_blocked,
+                           s->n_transactions_refused);
     g_message("%s", out->str);
     g_string_free(out, TRUE);
 }
@@ -402,6 +419,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "msilo-server: memory store limits: %s\n", msilo_error_detail());
         goto stop;
     }
+#ifdef MSILO_SERVER_HAVE_SQLITE
+    if (strcmp(s.opt.store, "sqlite") == 0 &&
+        (msilo_sqlite_store_set_limit(s.store, MSILO_SQLITE_MAX_MESSAGES,
+                                      s.opt.sqlite_max_messages) < 0 ||
+         msilo_sqlite_store_set_limit(s.store, MSILO_SQLITE_MAX_BYTES,
+                                      s.opt.sqlite_max_bytes) < 0)) {
+        fprintf(stderr, "msilo-server: sqlite store limits: %s\n", msilo_error_detail());
+        goto stop;
+    }
+#endif
     if (server_sip_start(&s, &error) < 0) {
         fprintf(stderr, "msilo-server: %s\n", error->message);
         goto stop;

@@ -118,10 +118,10 @@ typedef struct server {
     msilo_transport_t *transport;
     msilo_store_t *store;
     msilo_engine_t *engine;
-    struct auth_mod_t *auth;     /* NULL: no authentication */
+    struct digest *auth;         /* digest.c; NULL: no authentication */
     registrar_t *registrar;
     GMainLoop *loop;
-    struct _SoupServer *metrics; /* NULL unless [server] metrics is set */
+    struct server_metrics *metrics; /* metrics.c; NULL unless [server] metrics is set */
     GHashTable *forwards; /* forward_t* set: forwards in progress */
     GHashTable *stores;   /* nta_incoming_t* set: stores waiting for their result */
     bool engine_stopped;  /* msilo_engine_shutdown() has called back */
@@ -155,6 +155,8 @@ typedef struct server {
     uint64_t n_idle_closed;   /* and as idle */
     GHashTable *flow_peers;   /* flow.c: "peer" of a registered connection -> count */
     size_t n_routed_flows;    /* flow.c: flows that change where a delivery goes */
+    uint64_t n_transactions_refused; /* limits.c: requests refused at max_transactions */
+    int64_t transactions_logged;     /* limits.c: when that was last logged (monotonic us) */
 } server_t;
 
 /* Creates the agent (no default leg: requests come to its message
@@ -245,13 +247,17 @@ struct sockaddr;
 char *server_peer_key(const struct sockaddr *sa);
 /* A complete request arrived in @msg (its peer's connection is not slow). */
 void server_limits_request(server_t *s, msg_t *msg);
+/* Whether max_transactions server transactions exist: the caller answers
+ * statelessly 503 (counted and logged here, at most every 10 s). */
+bool server_limits_transactions_full(server_t *s);
 
 /* ---- metrics (metrics.c) ---------------------------------------------------- */
 
-/* Serves GET /metrics on @hostport (a loopback address only). */
+/* Serves GET /metrics on @hostport (a loopback address only), from a thread
+ * of its own; the text is server_metrics_text() as the SIP loop publishes it. */
 bool server_metrics_start(server_t *s, const char *hostport, GError **error);
 void server_metrics_stop(server_t *s);
-/* The Prometheus text (g_free it). */
+/* The Prometheus text (g_free it); on the SIP loop only. */
 char *server_metrics_text(server_t *s);
 
 #endif

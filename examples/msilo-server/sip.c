@@ -22,8 +22,8 @@
 
 #include "server.h"
 #include "request.h"
+#include "digest.h"
 
-#include <sofia-sip/auth_module.h>
 #include <sofia-sip/nta_stateless.h>
 #include <sofia-sip/msg_header.h>
 #include <sofia-sip/sip_header.h>
@@ -197,6 +197,11 @@ static int agent_cb(server_t *s, nta_agent_t *agent, msg_t *msg, sip_t *sip)
         reply_stateless(s, msg, sip, 405, SIPTAG_ALLOW_STR(SERVER_ALLOW), TAG_END());
         return 0;
     }
+    if (server_limits_transactions_full(s)) {
+        reply_stateless(s, msg, sip, 503, SIPTAG_RETRY_AFTER_STR("5"),
+                        SIPTAG_WARNING_STR("399 msilo \"Too many transactions\""), TAG_END());
+        return 0;
+    }
     /* The transaction owns @msg from here on (freed when it fails). The
      * handlers may answer and destroy it while they still read @sip, which
      * lives in @msg: a reference of ours keeps it until they return (NTA's
@@ -267,11 +272,12 @@ int server_sip_start(server_t *s, GError **error)
         return -1;
     }
     if (s->opt.auth_users) {
-        s->auth = auth_mod_create(s->root, AUTHTAG_METHOD("Digest"), AUTHTAG_DB(s->opt.auth_users),
-                                  AUTHTAG_REALM(s->opt.auth_realm), AUTHTAG_ALGORITHM("MD5"),
-                                  AUTHTAG_QOP("auth"), AUTHTAG_EXPIRES(300), TAG_END());
+        g_autoptr(GError) derr = NULL;
+        s->auth = digest_new(s->opt.auth_users, s->opt.auth_realm, s->opt.auth_algorithms,
+                             DIGEST_NONCE_LIFETIME, &derr);
         if (!s->auth) {
-            g_set_error(error, SERVER_ERROR, 1, "cannot read the users file %s", s->opt.auth_users);
+            g_set_error(error, SERVER_ERROR, 1, "cannot read the users file %s: %s", s->opt.auth_users,
+                        derr ? derr->message : "?");
             return -1;
         }
     }
@@ -323,8 +329,7 @@ void server_sip_stop(server_t *s)
     if (s->agent)
         nta_agent_destroy(s->agent);
     s->agent = NULL;
-    if (s->auth)
-        auth_mod_destroy(s->auth);
+    digest_free(s->auth);
     s->auth = NULL;
     if (s->silent)
         g_hash_table_unref(s->silent);

@@ -40,6 +40,8 @@
 #ifndef MSILO_SQLITE_H
 #define MSILO_SQLITE_H
 
+#include <stdint.h>
+
 #include <msilo/common.h>
 #include <msilo/sys/store.h>
 
@@ -76,6 +78,40 @@ MSILO_API int msilo_sqlite_store_new_table(msilo_store_t **ret, const char *path
  */
 MSILO_API int msilo_sqlite_migrate(const char *path_or_url, const char *table,
                                    size_t *ret_changes);
+
+/**
+ * The global limits of a SQLite store (msilo_sqlite_store_set_limit()).
+ * New limits are only ever appended.
+ */
+typedef enum {
+    /** messages in the whole table; 0 (the default): no limit */
+    MSILO_SQLITE_MAX_MESSAGES = 1,
+    /** bytes of the stored messages together: body, addresses, content
+     *  type, extra headers and Call-ID (SQLite's length(), which counts
+     *  characters of text columns), without SQLite's own overhead per row;
+     *  0 (the default): no limit */
+    MSILO_SQLITE_MAX_BYTES = 2,
+} msilo_sqlite_limit_t;
+
+/**
+ * Caps the whole table, whoever the messages are for, as
+ * msilo_memory_store_set_limit() caps the memory store: a put that would go
+ * beyond @p limit gets MSILO_EFULL for that message (the engine answers it
+ * like a full mailbox: 486 from msilo-server), nothing is evicted. The check
+ * runs inside the put's write transaction and counts what other connections
+ * on the file stored too; it costs O(1) per message, plus one count of the
+ * table after a delete or after another connection wrote. Lowering a limit
+ * below what is stored keeps what is stored and refuses new puts. The limit
+ * belongs to this store object (not to the file). Thread-safe (the store's
+ * lock).
+ * @param store a store made by msilo_sqlite_store_new() (or "sqlite:")
+ * @param limit which limit
+ * @param value the limit; 0 turns it off
+ * @return 0, or MSILO_EINVAL (not a SQLite store, unknown @p limit, a
+ * @p value above INT64_MAX).
+ */
+MSILO_API int msilo_sqlite_store_set_limit(msilo_store_t *store, msilo_sqlite_limit_t limit,
+                                           uint64_t value);
 
 MSILO_END_DECLS
 

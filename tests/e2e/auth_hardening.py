@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Digest hardening of msilo-server (issue 17) on 127.0.0.1: replayed
-credentials, the failure limit per source, the user compared with the domain.
+credentials, the failure limit per source, the user compared with the domain,
+SHA-256 (RFC 8760) offered beside MD5.
 
   auth_hardening.py --server build/examples/msilo-server/msilo-server [TEST...]
 
 Exit status: 0 passed, 1 failed.
 """
+import hashlib
 import os
+import re
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -84,7 +87,117 @@ def test_user_with_domain(tmp):
         srv.stop()
 
 
-TESTS = [test_replay_gets_a_fresh_challenge, test_failure_limit_per_source, test_user_with_domain]
+def challenges(h):
+    """Every WWW-Authenticate of a 401 as (algorithm, params), in order."""
+    out = []
+    for v in e2e.headers_all(h, "WWW-Authenticate"):
+        check(v.startswith("Digest "), "a Digest challenge: %r" % v)
+        p = dict(re.findall(r'(\w+)="?([^",]*)"?', v[7:]))
+        out.append((p.get("algorithm"), p))
+    return out
+
+
+def hexdigest(alg, text):
+    return (hashlib.sha256 if alg == "SHA-256" else hashlib.md5)(text.encode()).hexdigest()
+
+
+def authorization(alg, ch, method, ruri, user, pw, nc="00000001", cnonce="c0ffee", ha1=None,
+                  response=None):
+    """An Authorization header answering challenge @ch with @alg (RFC 7616 3.4.1)."""
+    ha1 = ha1 or hexdigest(alg, "%s:%s:%s" % (user, ch["realm"], pw))
+    ha2 = hexdigest(alg, "%s:%s" % (method, ruri))
+    resp = response or hexdigest(alg, "%s:%s:%s:%s:auth:%s" % (ha1, ch["nonce"], nc, cnonce, ha2))
+    return ('Authorization: Digest username="%s", realm="%s", nonce="%s", uri="%s", '
+            'response="%s", algorithm=%s, cnonce="%s", qop=auth, nc=%s\r\n'
+            % (user, ch["realm"], ch["nonce"], ruri, resp, alg, cnonce, nc))
+
+
+def auth_request(args, alg, ch, user, pw, **kw):
+    port, method, ruri, to, frm, extra = args
+    return request(port, method, ruri, to, frm,
+                   extra + authorization(alg, ch, method, ruri, user, pw, **kw))
+
+
+def test_sha256_and_md5(tmp):
+    """The 401 challenges with SHA-256 first, then MD5 (RFC 8760 2.4); a
+    SHA-256 response is accepted, an MD5 one too, a wrong SHA-256 one is not,
+    a replayed SHA-256 nonce-count is challenged again; a SHA-256 HA1 line of
+    the users file works."""
+    users = security.users_file(tmp)
+    with open(users, "a") as f:
+        f.write("dave:%s:%s\n" % (REALM, hashlib.sha256(
+            ("dave:%s:davepw" % REALM).encode()).hexdigest()))
+    srv = e2e.Server(tmp, security.auth_conf(tmp, users))
+    try:
+        args = reg_args(srv, "alice")
+        st, h = request(*args)
+        chs = challenges(h)
+        print("  401 challenges: %s" % e2e.headers_all(h, "WWW-Authenticate"))
+        check(st == 401 and [a for a, _ in chs] == ["SHA-256", "MD5"],
+              "401 with SHA-256 then MD5: %d %s" % (st, [a for a, _ in chs]))
+        check(all(p.get("qop") == "auth" and p.get("realm") == REALM for _, p in chs),
+              "qop=auth and our realm in both: %s" % chs)
+        sha = chs[0][1]
+        st, _ = auth_request(args, "SHA-256", sha, "alice", "alicepw")
+        check(st == 200, "SHA-256 response accepted: %d" % st)
+        st, _ = auth_request(args, "SHA-256", sha, "alice", "alicepw")
+        check(st == 401, "the same SHA-256 nonce-count again: %d" % st)
+        st, _ = auth_request(args, "SHA-256", sha, "alice", "alicepw", nc="00000002")
+        check(st == 200, "a higher nonce-count: %d" % st)
+        st, h = request(*args)
+        st, _ = auth_request(args, "SHA-256", challenges(h)[0][1], "alice", "wrongpw")
+        check(st in (401, 403), "wrong SHA-256 response refused: %d" % st)
+        st, h = request(*args)
+        st, _ = auth_request(args, "SHA-256", challenges(h)[0][1], "alice", "alicepw",
+                             response=hexdigest("MD5", "x"))
+        check(st in (401, 403), "an MD5-sized response for SHA-256 refused: %d" % st)
+        st, h = request(*args)
+        st, _ = auth_request(args, "MD5", challenges(h)[1][1], "alice", "alicepw")
+        check(st == 200, "MD5 response still accepted: %d" % st)
+        # HA1 lines: bob has an MD5 one only, dave a SHA-256 one only
+        bob = reg_args(srv, "bob")
+        st, h = request(*bob)
+        st, _ = auth_request(bob, "MD5", challenges(h)[1][1], "bob", "bobpw")
+        check(st == 200, "bob (MD5 HA1) with MD5: %d" % st)
+        st, h = request(*bob)
+        st, _ = auth_request(bob, "SHA-256", challenges(h)[0][1], "bob", "bobpw")
+        check(st == 401, "bob (no SHA-256 HA1) with SHA-256: challenged: %d" % st)
+        dave = reg_args(srv, "dave")
+        st, h = request(*dave)
+        st, _ = auth_request(dave, "SHA-256", challenges(h)[0][1], "dave", "davepw")
+        check(st == 200, "dave (SHA-256 HA1) with SHA-256: %d" % st)
+    finally:
+        srv.stop()
+
+
+def test_md5_only(tmp):
+    """auth_algorithms = MD5: one challenge, MD5; a SHA-256 response is
+    challenged again, not accepted."""
+    srv = e2e.Server(tmp, security.auth_conf(tmp, security.users_file(tmp),
+                                             server="auth_algorithms = MD5\n"))
+    try:
+        args = reg_args(srv, "alice")
+        st, h = request(*args)
+        chs = challenges(h)
+        check(st == 401 and [a for a, _ in chs] == ["MD5"], "MD5 only: %d %s" % (st, chs))
+        st, _ = auth_request(args, "SHA-256", chs[0][1], "alice", "alicepw")
+        check(st == 401, "SHA-256 not offered, not accepted: %d" % st)
+        st, h = request(*args)
+        st, _ = auth_request(args, "MD5", challenges(h)[0][1], "alice", "alicepw")
+        check(st == 200, "MD5: %d" % st)
+    finally:
+        srv.stop()
+    srv = e2e.Server(tmp, security.auth_conf(tmp, security.users_file(tmp), name="order.conf",
+                                             server="auth_algorithms = MD5, SHA-256\n"))
+    try:
+        st, h = request(*reg_args(srv, "alice"))
+        check([a for a, _ in challenges(h)] == ["MD5", "SHA-256"], "the configured order")
+    finally:
+        srv.stop()
+
+
+TESTS = [test_replay_gets_a_fresh_challenge, test_failure_limit_per_source, test_user_with_domain,
+         test_sha256_and_md5, test_md5_only]
 
 
 def main():

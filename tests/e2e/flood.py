@@ -9,6 +9,7 @@ bound (memory, connections, bindings) and keeps answering.
 Bounds are sizes (RSS in KiB, counts), never timings. Exit status: 0 passed, 1 failed.
 """
 import os
+import re
 import socket
 import sys
 import time
@@ -37,33 +38,68 @@ def options(port, lport, i):
                LOOPBACK)).encode()
 
 
-def udp_flood(port, n, make):
+def udp_flood(port, n, make, statuses=None, sample=None):
     """Sends n requests from one UDP socket as fast as the server answers
-    (at most 64 unanswered), reading the answers. Returns the answer count."""
+    (at most 64 unanswered), reading the answers. Returns how many answers
+    came; counts them by status in the dict @statuses and keeps one answer
+    per status in the dict @sample when given."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind((LOOPBACK, 0))
     s.settimeout(0.2)
     lport = s.getsockname()[1]
-    sent = got = 0
+    sent = got = real = 0
+
+    def seen(data):
+        if statuses is not None and data.startswith(b"SIP/2.0 "):
+            st = int(data.split(b" ", 2)[1])
+            statuses[st] = statuses.get(st, 0) + 1
+            if sample is not None:
+                sample.setdefault(st, data)
     try:
         while sent < n:
             while sent < n and sent - got < 64:
                 s.sendto(make(port, lport, sent), (LOOPBACK, port))
                 sent += 1
             try:
-                s.recv(65535)
+                seen(s.recv(65535))
                 got += 1
+                real += 1
             except socket.timeout:
                 got = sent  # lost datagrams: do not stall the flood
         s.settimeout(0.5)
         try:
             while True:
-                s.recv(65535)
+                seen(s.recv(65535))
+                real += 1
         except socket.timeout:
             pass
     finally:
         s.close()
-    return got
+    return real
+
+
+def probe_rate(srv, n=1000):
+    """Answers per second to n OPTIONS sent as udp_flood() does."""
+    t0 = time.monotonic()
+    got = udp_flood(srv.port, n, options)
+    # the last 0.5 s of udp_flood() waits for stragglers: not the server's time
+    return got / max(time.monotonic() - t0 - 0.5, 0.001)
+
+
+def flood_report(name, srv, flood):
+    """Runs flood() (returns its answer count) between two probes and prints
+    the server's RSS and answer rate before, during and after it."""
+    rss0, rate0 = rss_kib(srv.proc.pid), probe_rate(srv)
+    t0 = time.monotonic()
+    answers = flood()
+    dt = max(time.monotonic() - t0, 0.001)
+    rss1 = rss_kib(srv.proc.pid)
+    rate2 = probe_rate(srv)
+    rss2 = rss_kib(srv.proc.pid)
+    print("  FLOOD %s: RSS %d / %d / %d KiB before / during / after; answers %.0f / %.0f / %.0f "
+          "per s (%d answers in %.1f s)" % (name, rss0, rss1, rss2, rate0, answers / dt, rate2,
+                                             answers, dt))
+    return rss0, rss1, rss2
 
 
 def test_options_flood_memory(tmp):
@@ -72,14 +108,11 @@ def test_options_flood_memory(tmp):
     request kept 32 s: 400 MB for this flood) and the server answers after."""
     srv = e2e.Server(tmp)
     try:
-        before = rss_kib(srv.proc.pid)
-        got = udp_flood(srv.port, 50000, options)
-        during = rss_kib(srv.proc.pid)
-        bad = udp_flood(srv.port, 20000, lambda p, lp, i: options(p, lp, i).replace(
-            b"Max-Forwards: 70", b"Max-Forwards: 0"))
-        after = rss_kib(srv.proc.pid)
-        print("  OPTIONS flood: RSS %d KiB before, %d after 50 000 OPTIONS (%d answers), "
-              "%d after 20 000 Max-Forwards: 0 (%d answers)" % (before, during, got, after, bad))
+        before, during, _ = flood_report("50 000 OPTIONS", srv,
+                                         lambda: udp_flood(srv.port, 50000, options))
+        _, _, after = flood_report("20 000 Max-Forwards: 0", srv, lambda: udp_flood(
+            srv.port, 20000, lambda p, lp, i: options(p, lp, i).replace(
+                b"Max-Forwards: 70", b"Max-Forwards: 0")))
         check(during - before < 20 * 1024, "RSS bounded during the OPTIONS flood: %d -> %d KiB"
               % (before, during))
         check(after - before < 20 * 1024, "RSS bounded after the 483 flood: %d -> %d KiB"
@@ -88,6 +121,47 @@ def test_options_flood_memory(tmp):
         check(st == 200, "OPTIONS answered after the flood: %d" % st)
     finally:
         srv.stop()
+
+
+def message(port, lport, i, user="sink"):
+    return ("MESSAGE sip:%s@%s SIP/2.0\r\nVia: SIP/2.0/UDP %s:%d;branch=z9hG4bK-fm-%d\r\n"
+            "From: <sip:flood@%s>;tag=m%d\r\nTo: <sip:%s@%s>\r\nCall-ID: fm-%d-%d@%s\r\n"
+            "CSeq: 1 MESSAGE\r\nMax-Forwards: 70\r\nContent-Type: text/plain\r\n"
+            "Content-Length: 1\r\n\r\nx"
+            % (user, LOOPBACK, LOOPBACK, lport, i, LOOPBACK, i, user, LOOPBACK, os.getpid(), i,
+               LOOPBACK)).encode()
+
+
+def test_message_flood_transaction_cap(tmp):
+    """max_transactions = 1000: a flood of 20 000 MESSAGEs (each would keep a
+    transaction 32 s) gets 503 with Retry-After beyond the cap, answered
+    statelessly and counted (transactions_refused); RSS stays bounded; the
+    server answers OPTIONS at once afterwards and stores again once the
+    transactions have ended."""
+    conf = e2e.write_conf(tmp, "tx.conf", "[server]\nmax_transactions = 1000\n")
+    srv = e2e.Server(tmp, conf)
+    statuses, sample = {}, {}
+    try:
+        before, during, after = flood_report("20 000 MESSAGE, max_transactions 1000", srv,
+                                             lambda: udp_flood(srv.port, 20000, message,
+                                                               statuses, sample))
+        print("  answers by status: %s" % sorted(statuses.items()))
+        check(statuses.get(503, 0) > 10000, "503s beyond the cap: %s" % statuses)
+        check(0 < statuses.get(202, 0) <= 1100, "at most ~the cap stored: %s" % statuses)
+        check(b"Retry-After:" in sample.get(503, b""), "503 with Retry-After: %r" % sample.get(503))
+        check(during - before < 40 * 1024, "RSS bounded during the flood: %d -> %d KiB"
+              % (before, during))
+        check(wait_until(lambda: "(max_transactions)" in read(srv.log), 5), "the cap is logged")
+        st, _, _ = e2e.sip_request(srv.port, "OPTIONS", "sip:%s:%d" % (LOOPBACK, srv.port))
+        check(st == 200, "OPTIONS answered after the flood: %d" % st)
+        # the transactions end 32 s (Timer J) after their answer
+        check(wait_until(lambda: store(srv, "later", b"y")[0] == 202, 45, step=0.5),
+              "MESSAGE stored again once the transactions ended")
+    finally:
+        srv.stop()
+    counted = re.search(r"transactions_refused=(\d+)", read(srv.log))
+    check(counted and int(counted.group(1)) >= statuses.get(503, 0),
+          "counted in the statistics: %s" % (counted and counted.group(0)))
 
 
 def tcp_options(port, i, timeout=10):
@@ -115,13 +189,23 @@ def test_many_tcp_closes(tmp):
     srv = e2e.Server(tmp, conf)
     conns = []
     try:
-        for i in range(2000):
-            c, st = tcp_options(srv.port, i)
-            check(st == 200, "connection %d answered: %d" % (i, st))
-            conns.append(c)
-        for c in conns:
+        def connect_all():
+            for i in range(2000):
+                c, st = tcp_options(srv.port, i)
+                check(st == 200, "connection %d answered: %d" % (i, st))
+                conns.append(c)
+            return len(conns)
+        flood_report("2 000 TCP connections", srv, connect_all)
+
+        def close_all():
+            for c in conns:
+                c.close()
+            n = len(conns)
+            del conns[:]
+            c, st = tcp_options(srv.port, 99998, 10)
             c.close()
-        conns = []
+            return n
+        flood_report("2 000 TCP closes (then one new connection)", srv, close_all)
         c, st = tcp_options(srv.port, 99999, 10)
         c.close()
         check(st == 200, "a new TCP connection is answered after 2 000 closes: %d" % st)
@@ -230,6 +314,45 @@ def test_memory_store_cap(tmp):
         srv.stop()
 
 
+def test_sqlite_store_cap(tmp):
+    """[server] sqlite_max_messages / sqlite_max_bytes cap the SQLite table
+    the same way: 486 (Warning: Mailbox full) beyond them for every user,
+    nothing stored, the file bounded. (5 000 x 60 KB had made a 291 MB file.)"""
+    db = os.path.join(tmp, "cap.db")
+    conf = e2e.write_conf(tmp, "caps.conf", "[server]\nstore = sqlite\nsqlite_max_messages = 20\n"
+                          "sqlite_max_bytes = 1000000\n[msilo]\ndb_url = sqlite://%s\n"
+                          "max_body_size = 65536\n" % db)
+    srv = e2e.Server(tmp, conf)
+    try:
+        got = [store(srv, "u%d" % (i % 7), b"m%d" % i)[0] for i in range(25)]
+        check(got[:20] == [202] * 20, "20 stored: %s" % got[:20])
+        check(got[20:] == [486] * 5, "then 486 for every user: %s" % got[20:])
+        st, h = store(srv, "newcomer", b"x")
+        check(st == 486 and "Mailbox full" in (e2e.header(h, "Warning") or ""),
+              "a new user too, with Warning: %d %s" % (st, e2e.header(h, "Warning")))
+    finally:
+        srv.stop()
+    # the byte cap: 60 000-byte bodies against 200 000 bytes, whatever is sent
+    db2 = os.path.join(tmp, "capb.db")
+    conf = e2e.write_conf(tmp, "capsb.conf", "[server]\nstore = sqlite\nsqlite_max_bytes = 200000\n"
+                          "[msilo]\ndb_url = sqlite://%s\nmax_body_size = 65536\n" % db2)
+    srv = e2e.Server(tmp, conf)
+    try:
+        got = []
+        for i in range(30):
+            st, _, _ = e2e.sip_request(srv.port, "MESSAGE", "sip:big%d@%s" % (i, LOOPBACK), "tcp",
+                                       "Content-Type: text/plain\r\n", b"b" * 60000,
+                                       to="sip:big%d@%s" % (i, LOOPBACK))
+            got.append(st)
+        check(got[:3] == [202] * 3 and got[3:] == [486] * 27,
+              "60 KB bodies against 200 000 bytes: %s" % got)
+        size = sum(os.path.getsize(p) for p in (db2, db2 + "-wal") if os.path.exists(p))
+        print("  SQLite byte cap: 30 x 60 KB sent, 3 stored, file + WAL %d KiB" % (size // 1024))
+        check(size < 2 * 1024 * 1024, "the file stays bounded: %d bytes" % size)
+    finally:
+        srv.stop()
+
+
 def register(srv, user, contacts, expires=60):
     extra = "".join("Contact: <%s>\r\n" % c for c in contacts) + "Expires: %d\r\n" % expires
     st, h, _ = e2e.sip_request(srv.port, "REGISTER", "sip:%s:%d" % (LOOPBACK, srv.port), "udp",
@@ -308,8 +431,8 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-TESTS = [test_options_flood_memory, test_many_tcp_closes, test_tcp_cap_and_slow_senders,
-         test_memory_store_cap, test_bindings_limit, test_silent_contact_backoff_and_open_warning]
+TESTS = [test_options_flood_memory, test_message_flood_transaction_cap, test_many_tcp_closes, test_tcp_cap_and_slow_senders,
+         test_memory_store_cap, test_sqlite_store_cap, test_bindings_limit, test_silent_contact_backoff_and_open_warning]
 
 
 def main():

@@ -4,7 +4,7 @@
  * (Call-ID, CSeq, From tag and owner, or the view's store_key) makes storing
  * the same request twice one message with one id; and a store that fails
  * every put is logged at most once a second, with its cause, the lines left
- * out counted. The memory store (behind a wrapper that can fail puts), the
+ * out counted; so is a failing delete of delivered messages. The memory store (behind a wrapper that can fail puts), the
  * recording transport, a fake clock.
  */
 #include <setjmp.h>
@@ -30,6 +30,8 @@ typedef struct flaky_store {
     msilo_store_t base;
     msilo_store_t *inner;
     gboolean fail; /* set on the test's thread before the store is called */
+    gboolean fail_remove;   /* the same for remove */
+    unsigned remove_failed; /* removes failed so far */
 } flaky_store;
 
 static int flaky_put(msilo_store_t *base, msilo_message_t *const *msgs, size_t n, int64_t max,
@@ -51,6 +53,11 @@ static int flaky_claim(msilo_store_t *b, const msilo_store_claim_t *c, msilo_mes
 
 static int flaky_remove(msilo_store_t *b, const int64_t *ids, size_t n, size_t *d)
 {
+    flaky_store *f = (flaky_store *)b;
+    if (f->fail_remove) {
+        f->remove_failed++;
+        return msilo_store_fail(MSILO_ESTORE, "flaky store: cannot delete, the database is down");
+    }
     return msilo_store_remove(INNER(b), ids, n, d);
 }
 
@@ -275,6 +282,85 @@ static void test_failures_rate_limited(void **state)
     assert_true(said_back || counted == 0);
 }
 
+/* "N more failed deletes" in a log line, 0 if none. */
+static guint64 quiet_deletes(const char *line)
+{
+    const char *p = strstr(line, "more failed deletes");
+    if (!p)
+        return 0;
+    while (p > line && p[-1] != '(')
+        p--;
+    return g_ascii_strtoull(p, NULL, 10);
+}
+
+/* A database that fails every delete while deliveries go on: 150 failed
+ * deletes are a few warnings with the cause, each either on a line or
+ * counted in one, the count said when deletes work again. */
+static void test_delete_failures_rate_limited(void **state)
+{
+    fixture *f = *state;
+    enum { N = 150 };
+    f->ef->tr->auto_status = 200;
+    for (int i = 0; i < N; i++) {
+        char *to = g_strdup_printf("sip:u%d@example.org", i);
+        char *cid = g_strdup_printf("del-%d", i);
+        msilo_request_t r = message(to, cid, 1, "t", "to deliver");
+        store(f, &r);
+        g_free(cid);
+        g_free(to);
+    }
+    f->store->fail_remove = TRUE;
+    for (int i = 0; i < N; i++) {
+        char *aor = g_strdup_printf("sip:u%d@example.org", i);
+        msilo_request_t reg = MSILO_REQUEST_INIT;
+        reg.method = "REGISTER";
+        reg.ruri = "sip:example.org";
+        reg.to = aor;
+        reg.from = aor;
+        reg.contact = "sip:u@192.0.2.1";
+        reg.expires = 60;
+        msilo_dump_result_t res;
+        assert_int_equal(msilo_engine_dump_sync(f->ef->e, &reg, NULL, 0, &res, sizeof res), 0);
+        assert_int_equal(res.delivered, 1);
+        g_free(aor);
+    }
+    unsigned failed = f->store->remove_failed;
+    assert_true(failed >= 10); /* deletes were tried (and retried) while it was down */
+    f->store->fail_remove = FALSE;
+    /* one more delivery: its delete (and the retried ones) succeed */
+    msilo_request_t r = message("sip:last@example.org", "del-last", 1, "t", "x");
+    store(f, &r);
+    msilo_request_t reg = MSILO_REQUEST_INIT;
+    reg.method = "REGISTER";
+    reg.ruri = "sip:example.org";
+    reg.to = reg.from = "sip:last@example.org";
+    reg.contact = "sip:last@192.0.2.1";
+    reg.expires = 60;
+    msilo_dump_result_t res;
+    assert_int_equal(msilo_engine_dump_sync(f->ef->e, &reg, NULL, 0, &res, sizeof res), 0);
+    assert_true(run_until_idle(f->ef->e, f->ef->ctx, TRUE));
+
+    guint lines = 0;
+    guint64 counted = 0;
+    gboolean said_back = FALSE;
+    for (guint i = 0; i < f->log->len; i++) {
+        const char *l = f->log->pdata[i];
+        if (strstr(l, "delivered messages failed")) {
+            lines++;
+            assert_non_null(strstr(l, "cannot delete, the database is down"));
+        }
+        if (strstr(l, "deletes succeed again"))
+            said_back = TRUE;
+        counted += quiet_deletes(l);
+    }
+    fprintf(stderr, "%u failed deletes: %u lines, %" G_GUINT64_FORMAT " counted\n", failed, lines,
+            counted);
+    assert_true(lines >= 1 && lines < failed / 5);
+    assert_int_equal(lines + counted, failed);
+    assert_true(said_back || counted == 0);
+    assert_int_equal(count(f, "u0"), 0); /* the retried deletes went through */
+}
+
 /* msilo_request_copy() keeps revision 3's members; a revision-2 view's copy
  * has their defaults (its struct ends before them). */
 static void test_request_copy_v3(void **state)
@@ -304,6 +390,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_same_request_stored_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_explicit_key_and_no_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failures_rate_limited, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delete_failures_rate_limited, setup, teardown),
         cmocka_unit_test(test_request_copy_v3),
     };
     return cmocka_run_group_tests_name("engine-store-key", tests, NULL, NULL);
