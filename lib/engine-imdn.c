@@ -3,7 +3,8 @@
  * Telling the sender what became of a stored message: RFC 5438 IMDNs for a
  * stored message/cpim that asks for them (a processing notification
  * <stored/> once the store has committed it, a delivery notification
- * <failed/> when its delivery failed for good), else the failure notice of
+ * <failed/> when its delivery failed for good or it expired undelivered),
+ * else the failure notice of
  * a permanent delivery failure (failure_message, through the offline
  * notification's from_address and contact_hdr).
  *
@@ -213,6 +214,18 @@ void engine_imdn_stored(msilo_engine_t *e, const msilo_message_t *m)
         return;
     if (c.processing)
         send_imdn(e, m, &c, "processing-notification", "stored");
+    cpim_imdn_clear(&c);
+}
+
+void engine_imdn_expired(msilo_engine_t *e, const msilo_message_t *m)
+{
+    if (!e->imdn || !e->transport || engine_stopping(e))
+        return;
+    cpim_imdn c;
+    if (!cpim_imdn_parse(m, &c))
+        return;
+    if (c.negative)
+        send_imdn(e, m, &c, "delivery-notification", "failed");
     cpim_imdn_clear(&c);
 }
 
