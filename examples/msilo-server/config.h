@@ -28,6 +28,13 @@
 #define DEFAULT_TCP_MAX_CONNECTIONS 1000u
 #define DEFAULT_TCP_IDLE_TIMEOUT 60000u    /* ms */
 #define DEFAULT_TCP_MESSAGE_TIMEOUT 10000u /* ms */
+#define DEFAULT_SUBSCRIBE_MIN_EXPIRES 60u    /* s */
+#define DEFAULT_SUBSCRIBE_MAX_EXPIRES 3600u  /* s */
+#define DEFAULT_REGISTERED_WITHIN 2592000u   /* s: 30 days */
+
+/* Who gets a mailbox (known.c): anybody of a local domain (msilo), the users
+ * of the auth users file, or the users that registered lately. */
+typedef enum { STORE_FOR_ANY, STORE_FOR_USERS_FILE, STORE_FOR_REGISTERED } store_for_t;
 
 typedef struct server_options {
     char *listen;              /* "sip:127.0.0.1:5060" */
@@ -58,6 +65,13 @@ typedef struct server_options {
     unsigned tcp_max_connections; /* open TCP connections before accepting pauses; 0 = no cap */
     unsigned tcp_idle_timeout;    /* ms: an idle TCP connection is closed */
     unsigned tcp_message_timeout; /* ms: a message not complete by then closes its connection */
+    /* RFC 3842 message-summary subscriptions (mwi.c) */
+    bool mwi;                       /* accept SUBSCRIBE to message-summary */
+    unsigned subscribe_min_expires; /* s: a shorter Expires gets 423 */
+    unsigned subscribe_max_expires; /* s: a longer one is cut to this */
+    /* known users only (known.c) */
+    store_for_t store_for;
+    unsigned registered_within; /* s: store_for = registered looks back this far */
 } server_options_t;
 
 /* memory, sqlite or postgres */
