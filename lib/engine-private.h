@@ -265,6 +265,11 @@ struct msilo_engine {
     const char *reminder, *outbound_proxy, *id_header, *default_domain;
     char *extra_hdrs; /* CRLF-terminated or NULL */
     char **transient_types; /* lower-case media types never stored (NULL-terminated) */
+    /* ids of the stored messages whose <stored/> IMDN went out, the last
+     * IMDN_STORED_MEMORY of them (engine-imdn.c): a put of the same store
+     * key again (a retransmission) reports that id, and gets no second one */
+    GHashTable *imdn_stored_ids; /* int64_t* set, the keys owned by the queue */
+    GQueue imdn_stored_fifo;     /* int64_t*, oldest first */
     GArray *perm_codes;     /* int: delivery statuses that end a message at once */
     char *instance_id;
     msilo_template_t *t_from, *t_contact, *t_ctype, *t_body; /* the notification's */

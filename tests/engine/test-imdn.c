@@ -81,9 +81,10 @@ static void set(fixture *f, const char *key, const char *value)
         fail_msg("%s: %s", key, msilo_error_detail());
 }
 
-static int64_t store(fixture *f, const char *ctype, const char *body)
+static int64_t store_keyed(fixture *f, const char *ctype, const char *body, const char *key)
 {
     msilo_request_t r = MSILO_REQUEST_INIT;
+    r.store_key = key;
     r.method = "MESSAGE";
     r.ruri = ALICE;
     r.to = ALICE;
@@ -97,6 +98,11 @@ static int64_t store(fixture *f, const char *ctype, const char *body)
         fail_msg("store: %s (%s)", msilo_strerror(rc), msilo_error_detail());
     assert_true(run_until_idle(f->ef->e, f->ef->ctx, TRUE));
     return id;
+}
+
+static int64_t store(fixture *f, const char *ctype, const char *body)
+{
+    return store_keyed(f, ctype, body, NULL);
 }
 
 static void dump_cb(msilo_engine_t *e, int rc, const msilo_dump_result_t *res, void *data)
@@ -272,6 +278,23 @@ static void test_not_cpim(void **state)
     assert_int_equal(f->ef->tr->sent->len, 0);
 }
 
+/* The same store key twice (a retransmission after a lost 202): one
+ * message, one <stored/>; another key: another message and its own. */
+static void test_stored_once_per_message(void **state)
+{
+    fixture *f = *state;
+    engine_fixture_start(f->ef);
+    int64_t a = store_keyed(f, "message/cpim", cpim_full, "<k1@example.org>");
+    int64_t b = store_keyed(f, "message/cpim", cpim_full, "<k1@example.org>");
+    assert_true(a > 0);
+    assert_int_equal(a, b);
+    assert_int_equal(f->ef->tr->sent->len, 1);
+    int64_t c = store_keyed(f, "message/cpim", cpim_full, "<k2@example.org>");
+    assert_true(c != a);
+    assert_int_equal(f->ef->tr->sent->len, 2);
+    assert_int_equal(msilo_engine_stat(f->ef->e, MSILO_STAT_IMDN_SENT), 2);
+}
+
 /* Moves the fake clock to @p t and runs the expiry (and everything it
  * starts) to the end. */
 static void expire_at(fixture *f, int64_t t)
@@ -381,6 +404,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_not_asked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_off_and_not_cpim, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_cpim, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stored_once_per_message, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_on_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_on_expiry_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expiry_without_take, setup, teardown),
