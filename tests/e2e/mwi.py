@@ -121,8 +121,25 @@ def store(srv, user, text):
 
 def test_summary(tmp):
     """3 stored -> NOTIFY 3/0; REGISTER delivers them -> 0/0; Expires 0 ->
-    terminated; another event -> 489; no Event -> 489."""
-    srv = Server(tmp, write_conf(tmp, "mwi.conf", "[msilo]\nadd_date = 0\n"))
+    terminated; another event -> 489; no Event -> 489. The memory store:
+    counted on the loop thread."""
+    summary(tmp, write_conf(tmp, "mwi.conf", "[msilo]\nadd_date = 0\n"), ())
+
+
+def test_summary_sqlite(tmp):
+    """The same on SQLite: counted on the count thread, on the store."""
+    db = os.path.join(tmp, "mwi-%d.db" % os.getpid())
+    summary(tmp, None, ["--store", "sqlite", "--db-url", "sqlite://" + db])
+
+
+def test_summary_pg(tmp):
+    """The same on PostgreSQL: counted on the count thread, on a peer handle."""
+    conf, extra = e2e.pg_args(tmp, "mwi")
+    summary(tmp, conf, extra)
+
+
+def summary(tmp, conf, extra):
+    srv = Server(tmp, conf, extra)
     uas = Uas(200)
     try:
         for i in range(3):
@@ -272,7 +289,7 @@ def test_mwi_off(tmp):
         srv.stop()
 
 
-TESTS = [test_summary, test_expires_rules, test_auth, test_store_for_users_file,
+TESTS = [test_summary, test_summary_sqlite, test_summary_pg, test_expires_rules, test_auth, test_store_for_users_file,
          test_store_for_registered, test_mwi_off]
 
 
