@@ -3,7 +3,8 @@
  * Telling the sender what became of a stored message: RFC 5438 IMDNs for a
  * stored message/cpim that asks for them (a processing notification
  * <stored/> once the store has committed it, a delivery notification
- * <failed/> when its delivery failed for good), else the failure notice of
+ * <failed/> when its delivery failed for good or it expired undelivered),
+ * else the failure notice of
  * a permanent delivery failure (failure_message, through the offline
  * notification's from_address and contact_hdr).
  *
@@ -21,6 +22,10 @@
  *   its body is a message/imdn+xml document valid against RFC 5438's schema
  *   (tests/engine/imdn.xsd).
  * - Nothing is sent without a transport, or while the engine stops.
+ * - One <stored/> per stored message: a store of the same store key again
+ *   (the put reports the stored message's id) sends none, as long as this
+ *   engine remembers the id (the last IMDN_STORED_MEMORY; another server
+ *   on the same store does not know them).
  */
 #include "engine-private.h"
 
@@ -204,6 +209,28 @@ static void send_imdn(msilo_engine_t *e, const msilo_message_t *m, const cpim_im
     g_free(now);
 }
 
+/* How many ids of sent <stored/> IMDNs are remembered: a retransmission
+ * comes seconds after its original, not thousands of IMDNs later. */
+#define IMDN_STORED_MEMORY 4096
+
+/* TRUE when the <stored/> of message @id went out already (a put of the
+ * same store key reports the stored message's id); else remembers it. */
+static gboolean stored_sent_before(msilo_engine_t *e, int64_t id)
+{
+    if (g_hash_table_contains(e->imdn_stored_ids, &id))
+        return TRUE;
+    int64_t *k = g_new(int64_t, 1);
+    *k = id;
+    g_hash_table_add(e->imdn_stored_ids, k);
+    g_queue_push_tail(&e->imdn_stored_fifo, k);
+    if (e->imdn_stored_fifo.length > IMDN_STORED_MEMORY) {
+        int64_t *old = g_queue_pop_head(&e->imdn_stored_fifo);
+        g_hash_table_remove(e->imdn_stored_ids, old);
+        g_free(old);
+    }
+    return FALSE;
+}
+
 void engine_imdn_stored(msilo_engine_t *e, const msilo_message_t *m)
 {
     if (!e->imdn || !e->transport || !is_cpim(m->ctype) || engine_stopping(e))
@@ -211,8 +238,20 @@ void engine_imdn_stored(msilo_engine_t *e, const msilo_message_t *m)
     cpim_imdn c;
     if (!cpim_imdn_parse(m, &c))
         return;
-    if (c.processing)
+    if (c.processing && !stored_sent_before(e, m->id))
         send_imdn(e, m, &c, "processing-notification", "stored");
+    cpim_imdn_clear(&c);
+}
+
+void engine_imdn_expired(msilo_engine_t *e, const msilo_message_t *m)
+{
+    if (!e->imdn || !e->transport || engine_stopping(e))
+        return;
+    cpim_imdn c;
+    if (!cpim_imdn_parse(m, &c))
+        return;
+    if (c.negative)
+        send_imdn(e, m, &c, "delivery-notification", "failed");
     cpim_imdn_clear(&c);
 }
 

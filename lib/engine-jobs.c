@@ -72,7 +72,22 @@ static void job_execute(msilo_engine_t *e, job_t *j)
                                     j->batch.items->len, sizeof(msilo_store_release_t));
         break;
     case JOB_EXPIRE:
-        j->rc = msilo_store_expire(s, j->expire.now, &j->expire.deleted);
+        if (j->expire.take) {
+            /* expired message/cpim first, a bounded batch: the loop thread
+             * sends their IMDNs and submits the next batch while one is full */
+            j->rc = msilo_store_take_expired(s, j->expire.now, "message/cpim",
+                                             ENGINE_EXPIRE_TAKE_MAX, &j->expire.taken,
+                                             &j->expire.taken_n);
+            if (j->rc == MSILO_ENOTSUP) { /* the old way: expire() deletes them */
+                j->rc = 0;
+                j->expire.take = FALSE;
+            } else if (j->rc == 0 && j->expire.taken_n == ENGINE_EXPIRE_TAKE_MAX) {
+                j->expire.full = TRUE;
+                break;
+            }
+        }
+        if (j->rc == 0)
+            j->rc = msilo_store_expire(s, j->expire.now, &j->expire.deleted);
         if (j->rc == 0)
             j->rc = msilo_store_count(s, NULL, NULL, &j->expire.count);
         break;

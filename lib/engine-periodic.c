@@ -18,6 +18,12 @@
  *   a full claim makes the next tick claim again.
  * - At most one expiry job and one reminder claim are in flight; a tick
  *   while one runs does not start another.
+ * - Expiry takes the expired message/cpim messages first (take_expired, at
+ *   most ENGINE_EXPIRE_TAKE_MAX a job; a full batch submits the next job at
+ *   once) and sends the <failed/> IMDN of those that asked for
+ *   negative-delivery (engine-imdn.c); then expire() deletes the rest.
+ *   Without a transport, with imdn off, or with a store that has no
+ *   take_expired, expire() deletes them all as before.
  * - Expiry runs on the expiry worker (a store handle of its own) once the
  *   store has opened one, so that counting a large table does not hold up
  *   stores and claims; until then, and for stores that cannot, on the main
@@ -54,18 +60,40 @@ void engine_complete_reminders(msilo_engine_t *e, job_t *j)
     }
 }
 
+/* Submits an expiry job for @now: it takes the expired message/cpim
+ * messages first when their IMDNs can be sent. */
+static void expire_submit(msilo_engine_t *e, int64_t now)
+{
+    job_t *j = job_new(JOB_EXPIRE);
+    j->expire.now = now;
+    j->expire.take = e->imdn && e->transport != NULL;
+    j->worker = engine_worker_for_expiry(e);
+    e->clean_running = TRUE;
+    engine_job_submit(e, j);
+}
+
 void engine_complete_expire(msilo_engine_t *e, job_t *j)
 {
     e->clean_running = FALSE;
+    /* the taken messages are deleted already: their <failed/> now */
+    for (size_t i = 0; i < j->expire.taken_n; i++)
+        engine_imdn_expired(e, j->expire.taken[i]);
+    msilo_message_array_free(j->expire.taken, j->expire.taken_n);
+    stat_add(e, MSILO_STAT_EXPIRED_MESSAGES, j->expire.taken_n);
     if (j->rc) {
         engine_log(e, MSILO_LOG_WARNING, "expiry failed: %s: %s", msilo_strerror(j->rc),
                    job_detail(j));
+        if (j->expire.taken_n)
+            engine_count_changed(e, NULL, NULL);
         return;
     }
     stat_add(e, MSILO_STAT_EXPIRED_MESSAGES, j->expire.deleted);
-    stat_set(e, MSILO_STAT_QUEUED, (uint64_t)MAX(j->expire.count, 0));
-    if (j->expire.deleted)
+    if (!j->expire.full)
+        stat_set(e, MSILO_STAT_QUEUED, (uint64_t)MAX(j->expire.count, 0));
+    if (j->expire.deleted || j->expire.taken_n)
         engine_count_changed(e, NULL, NULL);
+    if (j->expire.full && !engine_stopping(e) && !e->freeing)
+        expire_submit(e, j->expire.now); /* the next batch, then expire() */
 }
 
 static void tick(msilo_engine_t *e);
@@ -94,11 +122,7 @@ static void tick(msilo_engine_t *e)
     }
     if (now >= e->next_clean && !e->clean_running) {
         e->next_clean = now + e->check_time * e->clean_period;
-        job_t *j = job_new(JOB_EXPIRE);
-        j->expire.now = now;
-        j->worker = engine_worker_for_expiry(e);
-        e->clean_running = TRUE;
-        engine_job_submit(e, j);
+        expire_submit(e, now);
     }
     if (e->reminders_on && e->transport && now >= e->next_reminder && !e->reminders_running) {
         e->next_reminder = now + e->send_time;

@@ -32,6 +32,9 @@
 
 /* Seconds whose formatted Date and ctime strings are cached (direct-mapped). */
 #define TIME_CACHE 16
+/* At most this many expired message/cpim messages taken by one expiry job
+ * (engine-periodic.c): bounded memory, and IMDNs sent in rounds. */
+#define ENGINE_EXPIRE_TAKE_MAX 64
 /* The initial sizes of the delivery buffers (e->hdr_buf, e->body_buf). */
 #define DELIVERY_HDR_INITIAL 256
 #define DELIVERY_BODY_INITIAL 1024
@@ -114,6 +117,12 @@ struct job {
             int64_t now;
             size_t deleted;
             int64_t count;
+            /* take expired message/cpim first (take_expired), for their
+             * <failed/> IMDNs; cleared when the store has no take_expired */
+            gboolean take;
+            msilo_message_t **taken;
+            size_t taken_n;
+            gboolean full; /* a full batch taken: more to take, no expire() yet */
         } expire;
         struct {
             size_t taken;
@@ -256,6 +265,11 @@ struct msilo_engine {
     const char *reminder, *outbound_proxy, *id_header, *default_domain;
     char *extra_hdrs; /* CRLF-terminated or NULL */
     char **transient_types; /* lower-case media types never stored (NULL-terminated) */
+    /* ids of the stored messages whose <stored/> IMDN went out, the last
+     * IMDN_STORED_MEMORY of them (engine-imdn.c): a put of the same store
+     * key again (a retransmission) reports that id, and gets no second one */
+    GHashTable *imdn_stored_ids; /* int64_t* set, the keys owned by the queue */
+    GQueue imdn_stored_fifo;     /* int64_t*, oldest first */
     GArray *perm_codes;     /* int: delivery statuses that end a message at once */
     char *instance_id;
     msilo_template_t *t_from, *t_contact, *t_ctype, *t_body; /* the notification's */
@@ -562,6 +576,9 @@ void engine_tell_sender_failed(msilo_engine_t *e, const msilo_message_t *m, int 
 /* @m was committed: the <stored/> processing IMDN when it is a message/cpim
  * that asks for one (and imdn is on). @m stays the caller's. */
 void engine_imdn_stored(msilo_engine_t *e, const msilo_message_t *m);
+/* After expiry took @m (undelivered): the <failed/> delivery notification
+ * when it asked for negative-delivery (and imdn is on). @m stays the caller's. */
+void engine_imdn_expired(msilo_engine_t *e, const msilo_message_t *m);
 
 /* ---- owners and dumps (engine-dump.c) --------------------------------------- */
 

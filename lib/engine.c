@@ -165,6 +165,8 @@ static int engine_new(msilo_engine_t **ret, const msilo_config_t *cfg, msilo_sto
     if (xh && *xh)
         e->extra_hdrs = g_str_has_suffix(xh, "\r\n") ? g_strdup(xh) : g_strconcat(xh, "\r\n", NULL);
     e->transient_types = split_list(msilo_config_get_string(own, "transient_types"));
+    e->imdn_stored_ids = g_hash_table_new(g_int64_hash, g_int64_equal);
+    g_queue_init(&e->imdn_stored_fifo);
     e->perm_codes = g_array_new(FALSE, FALSE, sizeof(int));
     char **codes = split_list(msilo_config_get_string(own, "permanent_failures"));
     for (char **c = codes; *c; c++) {
@@ -506,6 +508,8 @@ void msilo_engine_free(msilo_engine_t *e)
     msilo_template_free(e->t_fail);
     g_free(e->extra_hdrs);
     g_strfreev(e->transient_types);
+    g_hash_table_unref(e->imdn_stored_ids);
+    g_queue_clear_full(&e->imdn_stored_fifo, g_free);
     g_array_unref(e->perm_codes);
     g_free(e->instance_id);
     for (size_t i = 0; i < TIME_CACHE; i++) {

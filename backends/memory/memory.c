@@ -48,9 +48,11 @@
  * per-message path (bench/engine counts its instructions). Split across
  * files they would become calls (the build has no LTO). The sections below
  * (heaps, expiry heap, id index, owners, leases, entries, methods) are the
- * seams if that ever changes.
+ * seams if that ever changes. Methods off that path live in files of their
+ * own and reach these structures through memory-internal.h
+ * (memory-expired.c: take_expired, on mem_take_due() below).
  */
-#include "../../lib/internal.h"
+#include "memory-internal.h"
 #include "../../lib/tsan.h"
 
 #include <inttypes.h>
@@ -1127,6 +1129,58 @@ static int mem_expire(msilo_store_t *s, int64_t now, size_t *ret_deleted)
     return 0;
 }
 
+/* The due pairs of the expiry heap under node @p i (a due node's children
+ * may be due, a node that is not due has no due descendants). */
+static void exp_collect_due(const exp_heap_t *h, size_t i, int64_t now, GArray *out)
+{
+    if (i >= h->n || h->v[i].t > now)
+        return;
+    g_array_append_val(out, h->v[i]);
+    exp_collect_due(h, 2 * i + 1, now, out);
+    exp_collect_due(h, 2 * i + 2, now, out);
+}
+
+/* The entry's content type as stored ("text/plain" when flagged), or NULL. */
+static const char *entry_ctype(const entry_t *e)
+{
+    if (e->flags & CTYPE_TEXT_PLAIN)
+        return text_plain;
+    if (!(e->flags & HAS_CTYPE))
+        return NULL;
+    const char *p = e->data + e->body_len;
+    for (unsigned i = 0; i < 2; i++) /* src, dst come before it */
+        if (e->flags & (1u << i))
+            p += strlen(p) + 1;
+    return p;
+}
+
+int mem_take_due(msilo_store_t *s, int64_t now, mem_ctype_match_fn match, const void *data,
+                 size_t max, msilo_message_t ***ret_msgs, size_t *ret_n)
+{
+    LOCKED(s);
+    g_autoptr(GArray) due = g_array_new(FALSE, FALSE, sizeof(exp_item_t));
+    exp_collect_due(&m->exp_heap, 0, now, due);
+    g_autoptr(GPtrArray) got = g_ptr_array_new();
+    for (guint i = 0; i < due->len; i++) {
+        const exp_item_t *it = &g_array_index(due, exp_item_t, i);
+        entry_t *e = ids_find(&m->ids, it->id, NULL);
+        /* a pair whose entry is gone is stale; expire() drops it */
+        if (e && e->exp_time == it->t && match(entry_ctype(e), data))
+            g_ptr_array_add(got, e);
+    }
+    g_ptr_array_sort(got, entry_cmp_id);
+    size_t n = MIN((size_t)got->len, max);
+    msilo_message_t **out = n ? g_new(msilo_message_t *, n) : NULL;
+    for (size_t i = 0; i < n; i++) {
+        entry_t *e = got->pdata[i];
+        out[i] = entry_to_plain_message(e);
+        entry_delete(m, e, (size_t)-1); /* leaves its pair stale, as every delete */
+    }
+    *ret_msgs = out;
+    *ret_n = n;
+    return 0;
+}
+
 static int mem_list(msilo_store_t *s, const char *user, const char *domain, int64_t after_id,
                     size_t max, msilo_message_t ***ret_msgs, size_t *ret_n)
 {
@@ -1292,6 +1346,7 @@ int msilo_memory_store_new(msilo_store_t **ret)
     m->base.get = mem_get;
     m->base.purge = mem_purge;
     m->base.reset_leases = mem_reset_leases;
+    m->base.take_expired = mem_take_expired;
     g_mutex_init(&m->lock);
     m->next_id = 1;
     otab_init(&m->owners);

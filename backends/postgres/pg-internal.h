@@ -139,12 +139,16 @@ typedef enum {
     Q_PURGE,
     Q_RESET,
     Q_BY_KEY,
+    Q_TAKE_EXPIRED,
     Q_N
 } query_t;
 
 /* Builds the SQL text of every statement for table @t (quoted) and the
  * quoted column names @q into @sql (g_free each). */
 void pg_sql_build(char *sql[Q_N], const char *t, char *const q[PG_COL_N]);
+/* The SQL of Q_TAKE_EXPIRED (pg-expired.c); @p tcols: the select list with
+ * the "m." prefix. */
+char *pg_sql_take_expired(const char *t, char *const q[PG_COL_N], const char *tcols);
 
 /* ---- the store (pg-store.c), shared with its put (pg-put.c) ---- */
 
@@ -190,6 +194,12 @@ void pg_after_failure(pg_store *s);
 int64_t pg_clamp_to(const pg_store *s, int col, int64_t v);
 /* What put writes for @p v into @p col (see sql_not_null()). */
 const char *pg_nn(const pg_store *s, int col, const char *v, const char *subst);
+/* Every row of @p r as a message, sorted by id (NULL, 0 when none). */
+void pg_rows_to_messages(const pg_store *s, const PGresult *r, msilo_message_t ***ret_msgs,
+                         size_t *ret_n);
+/* The take_expired method (pg-expired.c). */
+int pg_take_expired(msilo_store_t *base, int64_t now, const char *ctype, size_t max,
+                    msilo_message_t ***ret_msgs, size_t *ret_n);
 /* The put method (pg-put.c). */
 int pg_put(msilo_store_t *base, msilo_message_t *const *msgs, size_t n, int64_t max_per_owner,
            int *results);

@@ -161,6 +161,7 @@ void pg_sql_build(char *sql[Q_N], const char *t, char *const q[PG_COL_N])
     sql[Q_RESET] = g_strdup_printf("UPDATE %s SET %s = NULL, %s = 0 WHERE %s = $1::text", t,
                                       q[PG_COL_LEASE_OWNER], q[PG_COL_LEASE_UNTIL],
                                       q[PG_COL_LEASE_OWNER]);
+    sql[Q_TAKE_EXPIRED] = pg_sql_take_expired(t, q, tcols);
     g_free(cols);
     g_free(tcols);
 }

@@ -287,8 +287,8 @@ static msilo_message_t *row_to_message(const pg_store *s, const PGresult *r, int
 
 /* Turns every row into a message, sorted by id (UPDATE ... RETURNING has no
  * defined order). */
-static void rows_to_messages(const pg_store *s, const PGresult *r, msilo_message_t ***ret_msgs,
-                             size_t *ret_n)
+void pg_rows_to_messages(const pg_store *s, const PGresult *r, msilo_message_t ***ret_msgs,
+                         size_t *ret_n)
 {
     int n = PQntuples(r);
     if (n <= 0) {
@@ -322,7 +322,7 @@ static int pg_claim(msilo_store_t *base, const msilo_store_claim_t *c,
     int e = pg_run(s, c->reminders ? Q_CLAIM_REMINDERS : Q_CLAIM_OWNER, &p, "claiming messages", &r);
     if (e)
         return e;
-    rows_to_messages(s, r, ret_msgs, ret_n);
+    pg_rows_to_messages(s, r, ret_msgs, ret_n);
     PQclear(r);
     return 0;
 }
@@ -430,7 +430,7 @@ static int pg_list(msilo_store_t *base, const char *user, const char *domain, in
     int e = pg_run(s, q, &p, "listing messages", &r);
     if (e)
         return e;
-    rows_to_messages(s, r, ret_msgs, ret_n);
+    pg_rows_to_messages(s, r, ret_msgs, ret_n);
     PQclear(r);
     return 0;
 }
@@ -570,6 +570,7 @@ int msilo_pg_store_new(msilo_store_t **ret, const msilo_pg_options_t *opts)
     s->base.reset_leases = pg_reset_leases;
     s->base.open_peer = pg_open_peer;
     s->base.interrupt = pg_interrupt;
+    s->base.take_expired = pg_take_expired;
     g_mutex_init(&s->conn_lock);
     s->sock = -1;
     s->opts = pg_options_copy(opts);

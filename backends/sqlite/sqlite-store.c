@@ -37,6 +37,7 @@ typedef enum {
     Q_PURGE,
     Q_RESET,
     Q_BY_KEY,
+    Q_TAKE_EXPIRED,
     Q_N
 } query_t;
 
@@ -156,6 +157,18 @@ static int prepare_all(sq_store *s, const char *t)
      * lease_owner would cost every claim an index update. */
     sql[Q_RESET] = g_strdup_printf(
         "UPDATE %s SET lease_owner = NULL, lease_until = 0 WHERE lease_owner = ?1", t);
+
+    /* take_expired: chooses and deletes in one statement inside BEGIN
+     * IMMEDIATE, so no other connection takes the same rows. The media
+     * type is the stored Content-Type up to its parameters, trimmed and
+     * lower-cased; a missing one reads as text/plain. */
+    sql[Q_TAKE_EXPIRED] = g_strdup_printf(
+        "DELETE FROM %s WHERE id IN (SELECT id FROM (SELECT id, exp_time, "
+        "coalesce(nullif(ctype, ''), 'text/plain') AS c FROM %s WHERE exp_time <= ?1) "
+        "WHERE ?2 IS NULL OR lower(trim(CASE WHEN instr(c, ';') > 0 "
+        "THEN substr(c, 1, instr(c, ';') - 1) ELSE c END, ' ' || char(9))) = lower(?2) "
+        "ORDER BY id LIMIT ?3) RETURNING " SELECT_COLS,
+        t, t);
 
     int e = 0;
     for (int q = 0; q < Q_N; q++) {
@@ -520,6 +533,41 @@ static int sq_expire(msilo_store_t *base, int64_t now, size_t *ret_deleted)
     return e;
 }
 
+/* The media type of @p ctype (parameters and blanks dropped), g_free. */
+static char *media_type(const char *ctype)
+{
+    while (*ctype == ' ' || *ctype == '\t')
+        ctype++;
+    return g_strndup(ctype, strcspn(ctype, "; \t"));
+}
+
+static int sq_take_expired(msilo_store_t *base, int64_t now, const char *ctype, size_t max,
+                           msilo_message_t ***ret_msgs, size_t *ret_n)
+{
+    if (!ret_msgs || !ret_n || max == 0)
+        return msilo_store_fail(MSILO_EINVAL, "sqlite take_expired: bad arguments");
+    g_autofree char *want = ctype ? media_type(ctype) : NULL;
+    LOCKED(base);
+    msilo_message_t **msgs = NULL;
+    size_t n = 0;
+    int e = begin(s);
+    if (!e) {
+        sqlite3_stmt *st = s->st[Q_TAKE_EXPIRED];
+        sqlite3_bind_int64(st, 1, now);
+        bind_text(st, 2, want);
+        sqlite3_bind_int64(st, 3, sql_limit(max));
+        e = collect(s, Q_TAKE_EXPIRED, "taking expired messages", &msgs, &n);
+    }
+    e = end(s, e);
+    if (e) {
+        msilo_message_array_free(msgs, n);
+        return e;
+    }
+    *ret_msgs = msgs;
+    *ret_n = n;
+    return 0;
+}
+
 static int sq_list(msilo_store_t *base, const char *user, const char *domain, int64_t after_id,
                    size_t max, msilo_message_t ***ret_msgs, size_t *ret_n)
 {
@@ -647,6 +695,7 @@ int msilo_sqlite_store_new_table(msilo_store_t **ret, const char *path_or_url, c
     s->base.purge = sq_purge;
     s->base.reset_leases = sq_reset_leases;
     s->base.interrupt = sq_interrupt;
+    s->base.take_expired = sq_take_expired;
     g_mutex_init(&s->lock);
 
     int e = sq_open(path_or_url, &s->db);

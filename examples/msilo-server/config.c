@@ -53,6 +53,18 @@ static bool parse_algorithms(const char *value, int *ret, char **ret_why)
     return true;
 }
 
+/* "1"/"0"/"true"/"false" (any case). */
+static bool parse_bool(const char *text, bool *ret)
+{
+    if (strcmp(text, "1") == 0 || g_ascii_strcasecmp(text, "true") == 0)
+        *ret = true;
+    else if (strcmp(text, "0") == 0 || g_ascii_strcasecmp(text, "false") == 0)
+        *ret = false;
+    else
+        return false;
+    return true;
+}
+
 /* Applies one [server] key. */
 static bool set_server_key(server_options_t *opt, const char *key, const char *value,
                            char **ret_why)
@@ -137,6 +149,35 @@ static bool set_server_key(server_options_t *opt, const char *key, const char *v
             goto bad_number;
     } else if (strcmp(key, "tcp_message_timeout") == 0) {
         if (!parse_uint(value, 600000, &opt->tcp_message_timeout) || opt->tcp_message_timeout < 100)
+            goto bad_number;
+    } else if (strcmp(key, "mwi") == 0) {
+        if (!parse_bool(value, &opt->mwi)) {
+            *ret_why = g_strdup_printf("'%s' is not a boolean (0/1/true/false)", value);
+            return false;
+        }
+    } else if (strcmp(key, "subscribe_min_expires") == 0) {
+        if (!parse_uint(value, 86400, &opt->subscribe_min_expires) ||
+            opt->subscribe_min_expires == 0)
+            goto bad_number;
+    } else if (strcmp(key, "subscribe_max_expires") == 0) {
+        if (!parse_uint(value, 86400 * 7, &opt->subscribe_max_expires) ||
+            opt->subscribe_max_expires == 0)
+            goto bad_number;
+    } else if (strcmp(key, "store_for") == 0) {
+        if (strcmp(value, "any") == 0)
+            opt->store_for = STORE_FOR_ANY;
+        else if (strcmp(value, "users_file") == 0)
+            opt->store_for = STORE_FOR_USERS_FILE;
+        else if (strcmp(value, "registered") == 0)
+            opt->store_for = STORE_FOR_REGISTERED;
+        else {
+            *ret_why = g_strdup_printf("store_for '%s' is not any, users_file or registered",
+                                       value);
+            return false;
+        }
+    } else if (strcmp(key, "registered_within") == 0) {
+        if (!parse_uint(value, 86400 * 3650, &opt->registered_within) ||
+            opt->registered_within == 0)
             goto bad_number;
     } else if (strcmp(key, "auth_users") == 0) {
         g_free(opt->auth_users);
@@ -295,6 +336,11 @@ void server_options_init(server_options_t *opt)
     opt->max_transactions = DEFAULT_MAX_TRANSACTIONS;
     opt->metrics_max_connections = DEFAULT_METRICS_MAX_CONNECTIONS;
     opt->metrics_timeout = DEFAULT_METRICS_TIMEOUT;
+    opt->mwi = true;
+    opt->subscribe_min_expires = DEFAULT_SUBSCRIBE_MIN_EXPIRES;
+    opt->subscribe_max_expires = DEFAULT_SUBSCRIBE_MAX_EXPIRES;
+    opt->store_for = STORE_FOR_ANY;
+    opt->registered_within = DEFAULT_REGISTERED_WITHIN;
 }
 
 bool server_store_kind_known(const char *kind)

@@ -33,6 +33,13 @@
 #define DEFAULT_METRICS_TIMEOUT 5000u /* ms */
 #define DEFAULT_TCP_IDLE_TIMEOUT 60000u    /* ms */
 #define DEFAULT_TCP_MESSAGE_TIMEOUT 10000u /* ms */
+#define DEFAULT_SUBSCRIBE_MIN_EXPIRES 60u    /* s */
+#define DEFAULT_SUBSCRIBE_MAX_EXPIRES 3600u  /* s */
+#define DEFAULT_REGISTERED_WITHIN 2592000u   /* s: 30 days */
+
+/* Who gets a mailbox (known.c): anybody of a local domain (msilo), the users
+ * of the auth users file, or the users that registered lately. */
+typedef enum { STORE_FOR_ANY, STORE_FOR_USERS_FILE, STORE_FOR_REGISTERED } store_for_t;
 
 /* Digest algorithms ([server] auth_algorithms, digest.c) */
 #define SERVER_DIGEST_MD5 1
@@ -76,6 +83,13 @@ typedef struct server_options {
     unsigned tcp_idle_timeout;    /* ms: an idle TCP connection is closed */
     unsigned tcp_message_timeout; /* ms: a message not complete by then closes its connection */
     unsigned max_transactions;    /* server transactions kept; beyond: stateless 503; 0 = no cap */
+    /* RFC 3842 message-summary subscriptions (mwi.c) */
+    bool mwi;                       /* accept SUBSCRIBE to message-summary */
+    unsigned subscribe_min_expires; /* s: a shorter Expires gets 423 */
+    unsigned subscribe_max_expires; /* s: a longer one is cut to this */
+    /* known users only (known.c) */
+    store_for_t store_for;
+    unsigned registered_within; /* s: store_for = registered looks back this far */
 } server_options_t;
 
 /* memory, sqlite or postgres */

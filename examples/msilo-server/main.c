@@ -109,14 +109,22 @@ static void print_config(void)
            "#metrics = 127.0.0.1:9464\n"
            "# metrics connections open at once (beyond, closed at once), and ms after\n"
            "# which each is shut down, finished or not\n"
-           "#metrics_max_connections = %u\n#metrics_timeout = %u\n\n[msilo]\n",
+           "#metrics_max_connections = %u\n#metrics_timeout = %u\n"
+           "# RFC 3842 message-summary: SUBSCRIBE for a local user's waiting count,\n"
+           "# Expires below the minimum gets 423, above the maximum is cut (seconds)\n"
+           "#mwi = true\n#subscribe_min_expires = %u\n#subscribe_max_expires = %u\n"
+           "# who gets a mailbox: any (every user of a local domain), users_file (the\n"
+           "# users of auth_users) or registered (users that registered within\n"
+           "# registered_within seconds, remembered by this process); others get 404\n"
+           "#store_for = any\n#registered_within = %u\n\n[msilo]\n",
            DEFAULT_LISTEN, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_HEADERS, DEFAULT_MAX_HEADER_SIZE,
            DEFAULT_MAX_STORED_HEADERS, DEFAULT_AUTH_MAX_FAILURES, DEFAULT_AUTH_FAILURE_WINDOW,
            DEFAULT_MAX_BINDINGS, DEFAULT_DUMP_BACKOFF, DEFAULT_MEMORY_MAX_MESSAGES,
            DEFAULT_MEMORY_MAX_BYTES, DEFAULT_SQLITE_MAX_MESSAGES, DEFAULT_SQLITE_MAX_BYTES,
            DEFAULT_TCP_MAX_CONNECTIONS, DEFAULT_TCP_IDLE_TIMEOUT,
            DEFAULT_TCP_MESSAGE_TIMEOUT, DEFAULT_MAX_TRANSACTIONS, DEFAULT_METRICS_MAX_CONNECTIONS,
-           DEFAULT_METRICS_TIMEOUT);
+           DEFAULT_METRICS_TIMEOUT, DEFAULT_SUBSCRIBE_MIN_EXPIRES,
+           DEFAULT_SUBSCRIBE_MAX_EXPIRES, DEFAULT_REGISTERED_WITHIN);
     const msilo_config_key_t *k;
     for (size_t i = 0; (k = msilo_config_key_at(i)); i++) {
         printf("# %s (%s)\n", k->help ? k->help : "",
@@ -438,6 +446,11 @@ int main(int argc, char **argv)
         goto stop;
     }
     msilo_engine_set_log(s.engine, engine_log, NULL);
+    if (!server_known_start(&s, &error)) {
+        fprintf(stderr, "msilo-server: %s\n", error->message);
+        goto stop;
+    }
+    server_mwi_start(&s);
     s.snd_time_header = msilo_config_get_string(cfg, "snd_time_avp");
     s.stored_headers = msilo_config_get_string(cfg, "stored_headers");
     s.per_device = g_strcmp0(msilo_config_get_string(cfg, "deliver_to"), "every_device") == 0;
@@ -477,9 +490,11 @@ int main(int argc, char **argv)
 
 stop:
     server_metrics_stop(&s);
+    server_mwi_stop(&s);
     msilo_engine_free(s.engine);
     s.engine = NULL;
     server_sip_stop(&s);
+    server_known_stop(&s);
     msilo_store_free(s.store);
     if (s.loop)
         g_main_loop_unref(s.loop);

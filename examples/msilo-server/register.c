@@ -270,6 +270,8 @@ int server_handle_register(server_t *s, nta_incoming_t *irq, sip_t const *sip)
     /* 200 with every current binding and its remaining time. */
     contacts = g_string_new(NULL);
     bindings = registrar_lookup(s->registrar, aor, now);
+    if (bindings && bindings->len)
+        server_known_seen(s, aor, now); /* store_for = registered */
     for (guint i = 0; bindings && i < bindings->len; i++) {
         binding_t const *b = bindings->pdata[i];
         g_string_append_printf(contacts, "%s<%s>;expires=%" G_GINT64_FORMAT,

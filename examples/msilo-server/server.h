@@ -157,6 +157,9 @@ typedef struct server {
     size_t n_routed_flows;    /* flow.c: flows that change where a delivery goes */
     uint64_t n_transactions_refused; /* limits.c: requests refused at max_transactions */
     int64_t transactions_logged;     /* limits.c: when that was last logged (monotonic us) */
+    struct known *known;      /* known.c: who gets a mailbox (store_for) */
+    struct mwi *mwi;          /* mwi.c: message-summary subscriptions */
+    uint64_t n_unknown_users; /* MESSAGEs and SUBSCRIBEs refused: not a known user */
 } server_t;
 
 /* Creates the agent (no default leg: requests come to its message
@@ -250,6 +253,29 @@ void server_limits_request(server_t *s, msg_t *msg);
 /* Whether max_transactions server transactions exist: the caller answers
  * statelessly 503 (counted and logged here, at most every 10 s). */
 bool server_limits_transactions_full(server_t *s);
+
+/* ---- known users (known.c) ---------------------------------------------------- */
+
+/* Reads what store_for needs (the users file's names); false with @error. */
+bool server_known_start(server_t *s, GError **error);
+void server_known_stop(server_t *s);
+/* @aor ("user@domain") registered at @now (store_for = registered). */
+void server_known_seen(server_t *s, const char *aor, int64_t now);
+/* Whether @owner may have a mailbox under store_for. */
+bool server_known_user(server_t *s, url_t const *owner);
+/* Forgets the addresses not registered within registered_within. */
+void server_known_expire(server_t *s, int64_t now);
+
+/* ---- message-summary (mwi.c) ------------------------------------------------- */
+
+/* Starts the subscriptions (with [server] mwi) and sets the engine's count
+ * hook: after msilo_engine_new(). */
+void server_mwi_start(server_t *s);
+/* Ends every subscription (a final NOTIFY each, not waited for) and frees
+ * them: before the engine is freed. */
+void server_mwi_stop(server_t *s);
+/* A SUBSCRIBE outside any dialog, in its transaction: answered (or kept). */
+int server_handle_subscribe(server_t *s, nta_incoming_t *irq, sip_t const *sip);
 
 /* ---- metrics (metrics.c) ---------------------------------------------------- */
 

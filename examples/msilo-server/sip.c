@@ -9,6 +9,7 @@
  *                                     failure/timeout -> m_store(), 202
  *     MESSAGE, user not registered -> m_store(), 202 (or the error's status)
  *     OPTIONS                      -> 200
+ *     SUBSCRIBE (mwi)              -> message-summary subscriptions (mwi.c)
  *     anything else                -> 405 with Allow
  *   }
  * Max-Forwards, the size checks, OPTIONS and 405 are answered statelessly
@@ -92,6 +93,9 @@ static int request_cb(server_t *s, nta_incoming_t *irq, sip_t const *sip)
 {
     sip_method_t method = sip->sip_request->rq_method;
 
+    if (method == sip_method_subscribe)
+        return server_handle_subscribe(s, irq, sip);
+
     if (method == sip_method_message && server_request_looped(s, sip)) {
         s->n_loops++;
         g_message("MESSAGE %s came back unchanged: 482", sip->sip_call_id->i_id);
@@ -124,6 +128,13 @@ static int request_cb(server_t *s, nta_incoming_t *irq, sip_t const *sip)
                                : (sip->sip_from ? sip->sip_from->a_url : NULL);
         if (!server_authenticate(s, irq, sip, who))
             return 0;
+    }
+
+    /* store_for (known.c): a mailbox only for known users */
+    if (method == sip_method_message && !server_known_user(s, server_message_owner(sip))) {
+        s->n_unknown_users++;
+        server_reply(irq, 404, SIPTAG_WARNING_STR("399 msilo \"Not a known user\""), TAG_END());
+        return 0;
     }
 
     if (method == sip_method_register)
@@ -188,13 +199,16 @@ static int agent_cb(server_t *s, nta_agent_t *agent, msg_t *msg, sip_t *sip)
         reply_stateless(s, msg, sip, status, SIPTAG_WARNING_STR(warning), TAG_END());
         return 0;
     }
+    const char *allow = s->mwi ? SERVER_ALLOW ", SUBSCRIBE" : SERVER_ALLOW;
     if (method == sip_method_options) {
-        reply_stateless(s, msg, sip, 200, SIPTAG_ALLOW_STR(SERVER_ALLOW),
+        reply_stateless(s, msg, sip, 200, SIPTAG_ALLOW_STR(allow),
+                        TAG_IF(s->mwi, SIPTAG_ALLOW_EVENTS_STR("message-summary")),
                         SIPTAG_ACCEPT_STR("text/plain, */*"), TAG_END());
         return 0;
     }
-    if (method != sip_method_register && method != sip_method_message) {
-        reply_stateless(s, msg, sip, 405, SIPTAG_ALLOW_STR(SERVER_ALLOW), TAG_END());
+    if (method != sip_method_register && method != sip_method_message &&
+        !(method == sip_method_subscribe && s->mwi)) {
+        reply_stateless(s, msg, sip, 405, SIPTAG_ALLOW_STR(allow), TAG_END());
         return 0;
     }
     if (server_limits_transactions_full(s)) {
@@ -226,6 +240,7 @@ static gboolean expire_tick(gpointer data)
     server_once_expire(s, server_now());
     server_silent_expire(s, server_now());
     server_auth_expire(s, server_now());
+    server_known_expire(s, server_now());
     /* Give freed memory back: after a burst of transactions (each ~8 KB,
      * freed 32 s later by Timer J) glibc keeps the heap at its peak. A
      * trim with nothing to return costs a few microseconds. */

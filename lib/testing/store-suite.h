@@ -80,5 +80,6 @@ int kst_run_put(const char *group);
 int kst_run_claim(const char *group);
 int kst_run_other(const char *group);
 int kst_run_concurrent(const char *group);
+int kst_run_expired(const char *group); /* store-expired.c */
 
 #endif

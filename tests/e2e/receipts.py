@@ -6,7 +6,8 @@ offline user gets 480 and is not stored (forwarded when the user is online);
 a 415 on delivery is not retried and the sender gets the failure notice; a
 CPIM message asking for processing and negative-delivery gets a <stored/>
 IMDN, then a <failed/> one after the 415, both valid against RFC 5438's
-schema (xmllint, tests/engine/imdn.xsd); the From display name, Subject and
+schema (xmllint, tests/engine/imdn.xsd); one that expires undelivered (a
+2-second expire_time) gets a <failed/> from the expiry; the From display name, Subject and
 Priority are stored and re-sent, the date prefix has its UTC offset.
 
   receipts.py --server build/examples/msilo-server/msilo-server [TEST...]
@@ -164,6 +165,45 @@ def test_cpim_imdn(tmp):
         srv.stop()
 
 
+def test_cpim_expired_failed(tmp):
+    """CPIM asking for negative-delivery, never delivered: when it expires
+    (expire_time 2 s, expiry every second) the sender gets a schema-valid
+    <failed/> delivery notification with the original's Message-ID, and the
+    message is gone."""
+    if not shutil.which("xmllint"):
+        raise e2e.Skip("no xmllint")
+    sender = Uas(200)
+    srv = Server(tmp, write_conf(tmp, "expiry.conf", "[msilo]\ncheck_time = 1\n"
+                                 "clean_period = 1\nexpire_time = 2\n"))
+    try:
+        frm = "sip:alice@127.0.0.1:%d" % sender.port
+        cpim = ("From: Alice <%s>\r\nTo: <sip:gina@127.0.0.1>\r\n"
+                "NS: imdn <urn:ietf:params:imdn>\r\n"
+                "imdn.Message-ID: e2e-exp-5438\r\nDateTime: 2026-12-01T11:00:00Z\r\n"
+                "imdn.Disposition-Notification: negative-delivery\r\n\r\n"
+                "Content-Type: text/plain\r\nContent-Length: 7\r\n\r\nexpires" % frm
+                ).encode()
+        st, _ = message(srv, "gina", "message/cpim", cpim, frm=frm)
+        check(st == 202, "stored (%d)" % st)
+        check(wait_until(lambda: sender.messages(), 10), "the <failed/> IMDN arrived")
+        _, hdrs, body = sender.messages()[0]
+        check(header(hdrs, "Content-Type") == "message/cpim", "IMDN is CPIM: %s" % hdrs)
+        xml = imdn_xml(tmp, body, "expired.xml")
+        check("<delivery-notification><status><failed/></status>" in xml and
+              "<message-id>e2e-exp-5438</message-id>" in xml and
+              "<datetime>2026-12-01T11:00:00Z</datetime>" in xml, "failed: " + xml)
+        print("---- the <failed/> IMDN of an expired message as received ----\n%s\n%s\n" % (
+            "\n".join("%s: %s" % h for h in hdrs), body.decode()), flush=True)
+        s = stats(srv)
+        check(s.get("expired_messages") == 1 and s.get("queued_messages", 0) == 0,
+              "expired and gone: %s" % s)
+        check(wait_quiet(lambda: len(sender.messages()), 1.5, 6) and
+              len(sender.messages()) == 1, "one IMDN, once")
+    finally:
+        sender.close()
+        srv.stop()
+
+
 def test_display_name_and_subject(tmp):
     """The From's display name, Subject, Priority and an unknown header are
     stored and arrive with the delivery; the date prefix has its offset."""
@@ -199,7 +239,7 @@ def test_display_name_and_subject(tmp):
 
 
 TESTS = [test_iscomposing_offline_480, test_permanent_failure_415, test_cpim_imdn,
-         test_display_name_and_subject]
+         test_cpim_expired_failed, test_display_name_and_subject]
 
 
 def main():

@@ -7,8 +7,10 @@
  * notice); IMDN-Record-Route becomes the Request-URI and IMDN-Route; the
  * original's Message-ID and DateTime are in the document, which validates
  * against RFC 5438's schema (xmllint, tests/engine/imdn.xsd, given in
- * MSILO_IMDN_XSD); the stored CPIM body is never changed. The memory store,
- * the recording transport, a fake clock.
+ * MSILO_IMDN_XSD); the stored CPIM body is never changed. A message/cpim
+ * that expires undelivered gets its <failed/> from the expiry run (in
+ * bounded batches); a store without take_expired keeps the old expiry. The
+ * memory store, the recording transport, a fake clock.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -49,6 +51,8 @@ static const char cpim_full[] =
     "imdn.IMDN-Record-Route: <sip:proxy2.example.org;lr>\r\n" CPIM_TAIL;
 static const char cpim_positive_only[] =
     CPIM_HEAD("x", "positive-delivery") CPIM_TAIL;
+static const char cpim_negative_only[] =
+    CPIM_HEAD("imdn", "negative-delivery") CPIM_TAIL;
 
 typedef struct fixture {
     engine_fixture_t *ef;
@@ -77,9 +81,10 @@ static void set(fixture *f, const char *key, const char *value)
         fail_msg("%s: %s", key, msilo_error_detail());
 }
 
-static int64_t store(fixture *f, const char *ctype, const char *body)
+static int64_t store_keyed(fixture *f, const char *ctype, const char *body, const char *key)
 {
     msilo_request_t r = MSILO_REQUEST_INIT;
+    r.store_key = key;
     r.method = "MESSAGE";
     r.ruri = ALICE;
     r.to = ALICE;
@@ -93,6 +98,11 @@ static int64_t store(fixture *f, const char *ctype, const char *body)
         fail_msg("store: %s (%s)", msilo_strerror(rc), msilo_error_detail());
     assert_true(run_until_idle(f->ef->e, f->ef->ctx, TRUE));
     return id;
+}
+
+static int64_t store(fixture *f, const char *ctype, const char *body)
+{
+    return store_keyed(f, ctype, body, NULL);
 }
 
 static void dump_cb(msilo_engine_t *e, int rc, const msilo_dump_result_t *res, void *data)
@@ -268,6 +278,124 @@ static void test_not_cpim(void **state)
     assert_int_equal(f->ef->tr->sent->len, 0);
 }
 
+/* The same store key twice (a retransmission after a lost 202): one
+ * message, one <stored/>; another key: another message and its own. */
+static void test_stored_once_per_message(void **state)
+{
+    fixture *f = *state;
+    engine_fixture_start(f->ef);
+    int64_t a = store_keyed(f, "message/cpim", cpim_full, "<k1@example.org>");
+    int64_t b = store_keyed(f, "message/cpim", cpim_full, "<k1@example.org>");
+    assert_true(a > 0);
+    assert_int_equal(a, b);
+    assert_int_equal(f->ef->tr->sent->len, 1);
+    int64_t c = store_keyed(f, "message/cpim", cpim_full, "<k2@example.org>");
+    assert_true(c != a);
+    assert_int_equal(f->ef->tr->sent->len, 2);
+    assert_int_equal(msilo_engine_stat(f->ef->e, MSILO_STAT_IMDN_SENT), 2);
+}
+
+/* Moves the fake clock to @p t and runs the expiry (and everything it
+ * starts) to the end. */
+static void expire_at(fixture *f, int64_t t)
+{
+    f->ef->clock.now = t;
+    assert_int_equal(msilo_engine_tick(f->ef->e), 0);
+    assert_true(run_until_idle(f->ef->e, f->ef->ctx, TRUE));
+}
+
+static int64_t stored_count(fixture *f)
+{
+    int64_t n = -1;
+    assert_int_equal(msilo_store_count(f->ef->store, NULL, NULL, &n), 0);
+    return n;
+}
+
+/* negative-delivery asked and never delivered: expiry deletes the message
+ * and sends <failed/> (to the first IMDN-Record-Route, schema-valid, with
+ * the original's Message-ID); a text/plain message expires silently. */
+static void test_failed_on_expiry(void **state)
+{
+    fixture *f = *state;
+    set(f, "expire_time", "600");
+    set(f, "check_time", "1");
+    set(f, "clean_period", "1"); /* expiry at every tick a second apart */
+    engine_fixture_start(f->ef);
+    store(f, "message/cpim", cpim_full);
+    store(f, "text/plain", "plain");
+    assert_int_equal(f->ef->tr->sent->len, 1); /* <stored/> */
+    fake_transport_answer(f->ef->tr, 0, 200);
+    expire_at(f, T0 + 599); /* not yet */
+    assert_int_equal(f->ef->tr->sent->len, 1);
+    assert_int_equal(stored_count(f), 2);
+    expire_at(f, T0 + 700);
+    assert_int_equal(stored_count(f), 0);
+    assert_int_equal(f->ef->tr->sent->len, 2);
+    const fake_sent_t *s = sent(f, 1);
+    assert_string_equal(s->ruri, "sip:proxy1.example.org");
+    assert_string_equal(s->to, BOB);
+    char *xml = validated_xml(s);
+    assert_non_null(strstr(xml, "<delivery-notification><status><failed/></status>"));
+    assert_non_null(strstr(xml, "<message-id>34jk324j</message-id>"));
+    assert_non_null(strstr(xml, "<datetime>2026-12-01T10:00:00Z</datetime>"));
+    g_free(xml);
+    assert_int_equal(msilo_engine_stat(f->ef->e, MSILO_STAT_EXPIRED_MESSAGES), 2);
+    assert_int_equal(msilo_engine_stat(f->ef->e, MSILO_STAT_IMDN_SENT), 2);
+}
+
+/* More expired CPIM messages than one batch takes: every one gets its
+ * <failed/> exactly once, in one expiry run (the batches follow each
+ * other), and those that did not ask get none. */
+static void test_failed_on_expiry_batches(void **state)
+{
+    fixture *f = *state;
+    set(f, "expire_time", "600");
+    engine_fixture_start(f->ef);
+    enum { N = 150 }; /* > 2 x ENGINE_EXPIRE_TAKE_MAX (64) */
+    for (int i = 0; i < N; i++)
+        store(f, "message/cpim", cpim_negative_only);
+    store(f, "message/cpim", cpim_positive_only);
+    assert_int_equal(f->ef->tr->sent->len, 0); /* nobody asked for processing */
+    expire_at(f, T0 + 601);
+    assert_int_equal(stored_count(f), 0);
+    assert_int_equal(f->ef->tr->sent->len, N);
+    for (guint i = 0; i < f->ef->tr->sent->len; i++) {
+        char *b = body_of(sent(f, i));
+        assert_non_null(strstr(b, "<failed/>"));
+        g_free(b);
+    }
+    assert_int_equal(msilo_engine_stat(f->ef->e, MSILO_STAT_EXPIRED_MESSAGES), N + 1);
+    assert_int_equal(msilo_engine_stat(f->ef->e, MSILO_STAT_QUEUED), 0);
+}
+
+/* A store of revision 3 (no take_expired): expiry deletes as before, and
+ * no IMDN goes out. The memory store's methods under an older version. */
+static void test_expiry_without_take(void **state)
+{
+    fixture *f = *state;
+    set(f, "expire_time", "600");
+    f->ef->store->version = 3;
+    engine_fixture_start(f->ef);
+    store(f, "message/cpim", cpim_negative_only);
+    expire_at(f, T0 + 601);
+    assert_int_equal(stored_count(f), 0);
+    assert_int_equal(f->ef->tr->sent->len, 0);
+    assert_int_equal(msilo_engine_stat(f->ef->e, MSILO_STAT_EXPIRED_MESSAGES), 1);
+}
+
+/* imdn = 0: the message expires without an IMDN. */
+static void test_expiry_imdn_off(void **state)
+{
+    fixture *f = *state;
+    set(f, "expire_time", "600");
+    set(f, "imdn", "0");
+    engine_fixture_start(f->ef);
+    store(f, "message/cpim", cpim_negative_only);
+    expire_at(f, T0 + 601);
+    assert_int_equal(stored_count(f), 0);
+    assert_int_equal(f->ef->tr->sent->len, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -276,6 +404,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_not_asked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_off_and_not_cpim, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_cpim, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stored_once_per_message, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_on_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_on_expiry_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expiry_without_take, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expiry_imdn_off, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,7 +7,8 @@
  * Every storage backend (include/msilo/sys/store.h) must pass this suite:
  * about forty cmocka tests of the store contract (ids, round trips of every
  * field, per-owner limits, claims and leases, reminders, release, remove,
- * expire, paging, purge, reset_leases, open_peer, concurrent claimers). Each
+ * expire, paging, purge, reset_leases, open_peer, concurrent claimers,
+ * take_expired: skipped for a store without it). Each
  * test opens a fresh, EMPTY store through the implementer's `open` callback,
  * uses only the public wrappers of <msilo/sys/store.h>, drives time through
  * their `now` arguments (never the wall clock) and closes the store again.
