@@ -88,6 +88,14 @@ static const msilo_config_key_t keys[] = {
     { "permanent_failures", S, "403 404 410 415 488 603 604 606", 0, 0,
       "delivery statuses that end a message at once (deleted, sender told; no retry); a "
       "comma- or space-separated list of 300..699, empty = none" },
+    { "deliver_to", S, "first", 0, 0,
+      "who gets a stored message: 'first' = the first device of the user that registers "
+      "(deleted on its 2xx, as the msilo modules do); 'every_device' = each device "
+      "(+sip.instance, else Contact) that registers within its lifetime, deleted once every "
+      "known device has it (needs a store with per-device delivery)" },
+    { "device_ttl", I, "2592000", 60, BIG,
+      "with deliver_to = every_device: seconds after its last registration a device is "
+      "forgotten, so that messages no longer wait for it (30 days)" },
 };
 #undef S
 #undef I
@@ -346,6 +354,10 @@ int msilo_config_validate(const msilo_config_t *cfg)
     if (cth && g_ascii_strncasecmp(cth, "Content-Type:", 13) != 0 &&
         g_ascii_strncasecmp(cth, "c:", 2) != 0)
         return msilo_fail(MSILO_ECONFIG, "content_type_hdr must be a Content-Type header line");
+    const char *dt = msilo_config_get_string(cfg, "deliver_to");
+    if (dt && strcmp(dt, "first") != 0 && strcmp(dt, "every_device") != 0)
+        return msilo_fail(MSILO_ECONFIG, "deliver_to must be 'first' or 'every_device', not '%s'",
+                          dt);
     const char *pf = msilo_config_get_string(cfg, "permanent_failures");
     if (pf) {
         int rc = check_status_list("permanent_failures", pf);

@@ -452,12 +452,19 @@ static void delivery_finished(msilo_engine_t *e, send_ctx *sc, int status)
     }
     msilo_message_t *m = sc->msg;
     owner_t *o = sc->owner;
+    /* every_device: what ends a message for this device is marked, not deleted */
+    char *device = o && sc->kind == SEND_OFFLINE ? o->device : NULL;
     if (!ok && sc->kind == SEND_OFFLINE && engine_is_permanent(e, status)) {
         /* retrying cannot fix it: the message ends now, and its sender is told */
-        engine_log(e, MSILO_LOG_INFO, "delivery of message %lld to %s@%s failed for good (%d): "
-                   "deleted", (long long)m->id, m->user, m->domain, status);
-        g_array_append_val(e->acks.wait, m->id);
-        gauge_add(e, MSILO_STAT_QUEUED, -1);
+        engine_log(e, MSILO_LOG_INFO, "delivery of message %lld to %s@%s%s%s failed for good "
+                   "(%d): %s", (long long)m->id, m->user, m->domain, device ? " device " : "",
+                   device ? device : "", status, device ? "done for that device" : "deleted");
+        if (G_UNLIKELY(device)) {
+            engine_mark_delivered(e, device, m->id);
+        } else {
+            g_array_append_val(e->acks.wait, m->id);
+            gauge_add(e, MSILO_STAT_QUEUED, -1);
+        }
         stat_add(e, MSILO_STAT_FAILED_MESSAGES, 1);
         stat_add(e, MSILO_STAT_PERMANENT_FAILURES, 1);
         if (owner_result(o))
@@ -465,15 +472,20 @@ static void delivery_finished(msilo_engine_t *e, send_ctx *sc, int status)
         engine_coalesce_schedule(e, &e->acks);
         engine_tell_sender_failed(e, m, status);
     } else if (ok) {
-        g_array_append_val(e->acks.wait, m->id);
-        gauge_add(e, MSILO_STAT_QUEUED, -1);
         stat_add(e, sc->kind == SEND_REMINDER ? MSILO_STAT_DUMPED_REMINDERS
                                               : MSILO_STAT_DUMPED_MESSAGES, 1);
-        engine_coalesce_schedule(e, &e->acks);
+        if (G_UNLIKELY(device)) {
+            engine_mark_delivered(e, device, m->id);
+        } else {
+            g_array_append_val(e->acks.wait, m->id);
+            gauge_add(e, MSILO_STAT_QUEUED, -1);
+            engine_coalesce_schedule(e, &e->acks);
+        }
     } else {
         int64_t now = now_of(e);
         msilo_store_release_t r = { .id = m->id, .attempts = m->attempts + 1,
-                                    .lease_owner = e->instance_id };
+                                    .lease_owner = e->instance_id,
+                                    .device = device ? g_ref_string_acquire(device) : NULL };
         if (sc->kind == SEND_REMINDER) {
             /* as in the msilo modules of OpenSIPS and Kamailio: a failed reminder
              * becomes an offline message */
@@ -583,10 +595,32 @@ void engine_complete_remove(msilo_engine_t *e, job_t *j)
 void engine_complete_release(msilo_engine_t *e, job_t *j)
 {
     guint n = j->batch.items->len;
+    if (j->rc == 0) /* else the items wait again, with their devices */
+        engine_device_items_drop(&e->releases, j->batch.items);
     int rc = coalesce_done(&e->releases, j);
     if (rc == 0)
         engine_coalesce_schedule(e, &e->releases);
     else /* the leases run out by themselves; the retry keeps the attempt counts */
         engine_log(e, MSILO_LOG_WARNING, "releasing %u messages failed: %s: %s; will retry", n,
                    msilo_strerror(rc), job_detail(j));
+}
+
+void engine_complete_mark(msilo_engine_t *e, job_t *j)
+{
+    guint n = j->batch.items->len;
+    if (j->rc == 0)
+        engine_device_items_drop(&e->marks, j->batch.items);
+    int rc = coalesce_done(&e->marks, j);
+    if (rc) {
+        engine_log(e, MSILO_LOG_WARNING, "recording %u per-device deliveries failed: %s: %s; "
+                   "will retry", n, msilo_strerror(rc), job_detail(j));
+        engine_flush_finished_dumps(e, TRUE);
+        return;
+    }
+    engine_coalesce_schedule(e, &e->marks);
+    /* only the messages that every device now has are gone */
+    gauge_add(e, MSILO_STAT_QUEUED, -(int64_t)j->batch.deleted);
+    if (j->batch.deleted)
+        engine_count_changed(e, NULL, NULL);
+    engine_flush_finished_dumps(e, FALSE);
 }

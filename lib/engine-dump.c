@@ -3,7 +3,8 @@
  * Owners and dumps: msilo_engine_dump(), the per-owner delivery state, the
  * claims that fill it, and the pump that sends what was claimed.
  *
- * Owns: e->owners (owner_t by "user@domain"), each owner's claimed-but-unsent
+ * Owns: e->owners (owner_t by "user@domain", with deliver_to = every_device
+ * one per device of the owner, by "user@domain\ndevice"), each owner's claimed-but-unsent
  * messages (ready) and the dumps waiting on it (dump_op), e->noop_dumps and
  * e->finished_dumps.
  *
@@ -11,6 +12,9 @@
  * - An owner exists while it has work (a claim in flight, messages ready or
  *   in flight, a round to follow, dumps waiting) or a retry due while its
  *   registration lasts; then it is forgotten (owner_maybe_forget()).
+ * - every_device: the state is per (owner, device): a dump is for the
+ *   device of its view (engine-device.c), claims and releases carry that
+ *   device, and an un-REGISTER cancels that device's round only.
  * - One round at a time per owner: a dump for a busy owner sends nothing
  *   twice (the claimed messages are leased) and asks for another round.
  *   Claims take at most dump_batch messages; a full claim is followed by
@@ -87,15 +91,26 @@ static void owner_free(owner_t *o)
     g_free(o->user);
     g_free(o->domain);
     g_free(o->contact);
+    if (o->device)
+        g_ref_string_release(o->device);
     while (ready_len(o))
         msilo_message_free(ready_pop(o));
     g_ptr_array_unref(o->dumps);
     g_free(o);
 }
 
-static owner_t *owner_get(msilo_engine_t *e, const char *user, const char *domain)
+/* The owners table's key of user@domain, and of one of its devices. */
+static char *owner_key(const char *user, const char *domain, const char *device)
 {
-    char *key = g_strconcat(user, "@", domain, NULL);
+    return device ? g_strconcat(user, "@", domain, "\n", device, NULL)
+                  : g_strconcat(user, "@", domain, NULL);
+}
+
+/* @device: every_device, the device of the state (NULL: deliver_to = first) */
+static owner_t *owner_get(msilo_engine_t *e, const char *user, const char *domain,
+                          const char *device)
+{
+    char *key = owner_key(user, domain, device);
     owner_t *o = g_hash_table_lookup(e->owners, key);
     if (o) {
         g_free(key);
@@ -105,6 +120,7 @@ static owner_t *owner_get(msilo_engine_t *e, const char *user, const char *domai
     o->key = key;
     o->user = g_strdup(user);
     o->domain = g_strdup(domain);
+    o->device = device ? g_ref_string_new(device) : NULL;
     o->dumps = g_ptr_array_new();
     g_hash_table_insert(e->owners, o->key, o);
     return o;
@@ -127,6 +143,7 @@ static void owner_claim(msilo_engine_t *e, owner_t *o)
     j->claim.args.lease_owner = e->instance_id;
     j->claim.args.lease_until = now + e->lease_time;
     j->claim.args.max = (size_t)MIN((uint64_t)e->dump_batch, (uint64_t)o->limit_left);
+    j->claim.args.device = o->device;
     o->claiming = TRUE;
     o->more = FALSE;
     engine_job_submit(e, j);
@@ -202,11 +219,12 @@ void engine_owner_pump(msilo_engine_t *e, owner_t *o)
 
 /* Ends the leases of claimed messages that will not be sent (the engine is
  * going away), unchanged otherwise; frees @msgs and the array. */
-void engine_give_back(msilo_engine_t *e, msilo_message_t **msgs, size_t n)
+void engine_give_back(msilo_engine_t *e, msilo_message_t **msgs, size_t n, char *device)
 {
     for (size_t i = 0; i < n; i++) {
         msilo_store_release_t r = { .id = msgs[i]->id, .attempts = msgs[i]->attempts,
-                                    .next_try = msgs[i]->next_try, .lease_owner = e->instance_id };
+                                    .next_try = msgs[i]->next_try, .lease_owner = e->instance_id,
+                                    .device = device ? g_ref_string_acquire(device) : NULL };
         g_array_append_val(e->releases.wait, r);
     }
     msilo_message_array_free(msgs, n);
@@ -238,7 +256,7 @@ void engine_complete_claim(msilo_engine_t *e, job_t *j)
         return;
     }
     if (engine_stopping(e) || cancelled) {
-        engine_give_back(e, j->claim.out, j->claim.out_n);
+        engine_give_back(e, j->claim.out, j->claim.out_n, o->device);
         engine_owner_pump(e, o);
         return;
     }
@@ -314,9 +332,10 @@ static gboolean contact_is_star(const char *c)
     return *c == '*';
 }
 
-static owner_t *owner_find(msilo_engine_t *e, const char *user, const char *domain)
+static owner_t *owner_find(msilo_engine_t *e, const char *user, const char *domain,
+                           const char *device)
 {
-    char *key = g_strconcat(user, "@", domain, NULL);
+    char *key = owner_key(user, domain, device);
     owner_t *o = g_hash_table_lookup(e->owners, key);
     g_free(key);
     return o;
@@ -326,7 +345,8 @@ static owner_t *owner_find(msilo_engine_t *e, const char *user, const char *doma
  * from the loop (after the deletes in progress, which may be theirs). */
 static void owner_cancel_dumps(msilo_engine_t *e, owner_t *o)
 {
-    gboolean deleting = e->acks.running || e->acks.wait->len;
+    gboolean deleting = e->acks.running || e->acks.wait->len || e->marks.running ||
+                        e->marks.wait->len;
     for (guint i = 0; i < o->dumps->len; i++) {
         dump_op *d = o->dumps->pdata[i];
         d->owner = NULL;
@@ -348,7 +368,7 @@ static void owner_cancel(msilo_engine_t *e, owner_t *o)
         msilo_message_t **unsent = g_new(msilo_message_t *, n);
         for (size_t i = 0; i < n; i++)
             unsent[i] = ready_pop(o);
-        engine_give_back(e, unsent, n);
+        engine_give_back(e, unsent, n, o->device);
     }
     if (o->claiming)
         o->claim_cancelled = TRUE;
@@ -360,11 +380,31 @@ static void owner_cancel(msilo_engine_t *e, owner_t *o)
     engine_log(e, MSILO_LOG_DEBUG, "dumps and retries of %s cancelled (%zu released)", o->key, n);
 }
 
+/* every_device: cancels the rounds of @device of owner @ou (NULL: of each
+ * of its devices). */
+static void cancel_device(msilo_engine_t *e, const msilo_uri_t *ou, const char *device)
+{
+    if (device) {
+        owner_t *o = owner_find(e, ou->user, ou->host, device);
+        if (o)
+            owner_cancel(e, o);
+        return;
+    }
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, e->owners);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        owner_t *o = v; /* owner_cancel() frees nothing: the iteration stays valid */
+        if (o->device && strcmp(o->user, ou->user) == 0 && strcmp(o->domain, ou->host) == 0)
+            owner_cancel(e, o);
+    }
+}
+
 /* Cancels the rounds of owner @ou to @contact (NULL: any contact; "" the
  * AoR, a dump without Contact). */
 static void cancel_matching(msilo_engine_t *e, const msilo_uri_t *ou, const char *contact)
 {
-    owner_t *o = owner_find(e, ou->user, ou->host);
+    owner_t *o = owner_find(e, ou->user, ou->host, NULL);
     if (!o)
         return;
     if (contact && (*contact ? !o->contact || g_ascii_strcasecmp(o->contact, contact) != 0
@@ -376,6 +416,21 @@ static void cancel_matching(msilo_engine_t *e, const msilo_uri_t *ou, const char
 /* An un-REGISTER (expires 0 or Contact "*"): ends the retries to its contact. */
 static void unregister(msilo_engine_t *e, const msilo_request_t *reg, const msilo_uri_t *ou)
 {
+    if (e->every_device) {
+        /* only the device that leaves: the others' rounds go on */
+        if (reg->contact && contact_is_star(reg->contact)) {
+            cancel_device(e, ou, NULL);
+            return;
+        }
+        msilo_uri_t cu;
+        gboolean have_cu = reg->contact && msilo_uri_parse(reg->contact, "Contact", &cu) == 0;
+        char *device = engine_dump_device(reg, have_cu ? cu.uri : NULL, ou->user, ou->host);
+        cancel_device(e, ou, device);
+        g_free(device);
+        if (have_cu)
+            msilo_uri_clear(&cu);
+        return;
+    }
     if (!reg->contact) {
         cancel_matching(e, ou, "");
         return;
@@ -402,9 +457,18 @@ int msilo_engine_cancel(msilo_engine_t *e, const char *owner, const char *contac
     int rc = owner_parse(e, owner, "owner", &ou, &dflt_host);
     if (rc == 0) {
         if (!contact || contact_is_star(contact)) {
-            cancel_matching(e, &ou, NULL);
+            if (e->every_device)
+                cancel_device(e, &ou, NULL);
+            else
+                cancel_matching(e, &ou, NULL);
         } else if ((rc = msilo_uri_parse(contact, "Contact", &cu)) == 0) {
-            cancel_matching(e, &ou, cu.uri);
+            if (e->every_device) {
+                char *inst = engine_contact_instance(contact);
+                cancel_device(e, &ou, inst ? inst : cu.uri);
+                g_free(inst);
+            } else {
+                cancel_matching(e, &ou, cu.uri);
+            }
             msilo_uri_clear(&cu);
         }
         msilo_uri_clear(&ou);
@@ -490,7 +554,9 @@ int engine_dump_start(msilo_engine_t *e, const msilo_request_t *reg, const char 
         msilo_error_clear();
         return 0;
     }
-    owner_t *o = owner_get(e, ou.user, ou.host);
+    char *device = e->every_device ? engine_dump_device(reg, contact, ou.user, ou.host) : NULL;
+    owner_t *o = owner_get(e, ou.user, ou.host, device);
+    g_free(device);
     msilo_uri_clear(&ou);
     g_free(dflt_host);
     g_free(o->contact);
@@ -523,7 +589,8 @@ void engine_complete_noop_dumps(msilo_engine_t *e, int result)
 
 void engine_flush_finished_dumps(msilo_engine_t *e, gboolean force)
 {
-    if ((e->acks.running || e->acks.wait->len) && !e->freeing && !force)
+    if ((e->acks.running || e->acks.wait->len || e->marks.running || e->marks.wait->len) &&
+        !e->freeing && !force)
         return;
     dump_op *d;
     while ((d = g_queue_pop_head(&e->finished_dumps))) {
@@ -572,7 +639,7 @@ void engine_owners_free(msilo_engine_t *e)
         msilo_message_t **unsent = g_new(msilo_message_t *, n ? n : 1);
         for (size_t i = 0; i < n; i++)
             unsent[i] = ready_pop(o);
-        engine_give_back(e, unsent, n);
+        engine_give_back(e, unsent, n, o->device);
         for (guint i = 0; i < o->dumps->len; i++) {
             dump_op *d = o->dumps->pdata[i];
             if (d->cb)
@@ -605,7 +672,7 @@ void engine_owners_stop(msilo_engine_t *e)
             msilo_message_t **unsent = g_new(msilo_message_t *, n);
             for (size_t k = 0; k < n; k++)
                 unsent[k] = ready_pop(o);
-            engine_give_back(e, unsent, n);
+            engine_give_back(e, unsent, n, o->device);
         }
         if (o->blocked) {
             g_queue_remove(&e->blocked, o);

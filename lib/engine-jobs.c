@@ -71,7 +71,14 @@ static void job_execute(msilo_engine_t *e, job_t *j)
         j->rc = msilo_store_release(s, (const msilo_store_release_t *)(void *)j->batch.items->data,
                                     j->batch.items->len, sizeof(msilo_store_release_t));
         break;
+    case JOB_MARK:
+        j->rc = engine_marks_execute(s, j->batch.items, &j->batch.deleted);
+        break;
     case JOB_EXPIRE:
+        /* devices not seen for device_ttl: messages wait for them no longer */
+        if (e->every_device &&
+            (j->rc = msilo_store_forget_devices(s, j->expire.now - e->device_ttl, NULL)) != 0)
+            break;
         if (j->expire.take) {
             /* expired message/cpim first, a bounded batch: the loop thread
              * sends their IMDNs and submits the next batch while one is full */
@@ -257,6 +264,7 @@ static void job_complete(msilo_engine_t *e, job_t *j)
     case JOB_CLAIM_REMINDERS: engine_complete_reminders(e, j); break;
     case JOB_REMOVE: engine_complete_remove(e, j); break;
     case JOB_RELEASE: engine_complete_release(e, j); break;
+    case JOB_MARK: engine_complete_mark(e, j); break;
     case JOB_EXPIRE: engine_complete_expire(e, j); break;
     case JOB_RESET_LEASES: engine_complete_reset_leases(e, j); break;
     case JOB_OPEN_PEER: engine_complete_open_peer(e, j); break;

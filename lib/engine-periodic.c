@@ -50,7 +50,7 @@ void engine_complete_reminders(msilo_engine_t *e, job_t *j)
         engine_log(e, MSILO_LOG_WARNING, "claiming due reminders failed: %s: %s",
                    msilo_strerror(j->rc), job_detail(j));
     if (j->rc == 0 && engine_stopping(e)) {
-        engine_give_back(e, j->claim.out, j->claim.out_n);
+        engine_give_back(e, j->claim.out, j->claim.out_n, NULL);
     } else if (j->rc == 0) {
         for (size_t i = 0; i < j->claim.out_n; i++)
             engine_deliver(e, SEND_REMINDER, NULL, j->claim.out[i]);
@@ -119,6 +119,7 @@ static void tick(msilo_engine_t *e)
         /* deletes/releases that failed earlier */
         engine_coalesce_schedule(e, &e->acks);
         engine_coalesce_schedule(e, &e->releases);
+        engine_coalesce_schedule(e, &e->marks);
     }
     if (now >= e->next_clean && !e->clean_running) {
         e->next_clean = now + e->check_time * e->clean_period;

@@ -50,6 +50,7 @@ typedef enum {
     JOB_CLAIM_REMINDERS, /* claim (owner NULL): the reminders that are due */
     JOB_REMOVE,          /* batch: int64_t ids of delivered messages, deleted */
     JOB_RELEASE,         /* batch: msilo_store_release_t of failed deliveries */
+    JOB_MARK,            /* batch: mark_item_t, delivered to a device (every_device) */
     JOB_EXPIRE,          /* expire: expiry, then the queued_messages count */
     JOB_RESET_LEASES,    /* reset: this instance's leases from before a restart */
     JOB_OPEN_PEER,       /* open_peer: another store handle, opened by the main worker */
@@ -164,8 +165,15 @@ typedef struct coalescer {
     GArray *wait;
     GArray *spare; /* the last job's array, emptied, for the next wait */
     gboolean running;
-    job_kind kind; /* JOB_REMOVE or JOB_RELEASE */
+    job_kind kind; /* JOB_REMOVE, JOB_RELEASE or JOB_MARK */
 } coalescer_t;
+
+/* An item of e->marks: message @id was delivered to @device (a GRefString
+ * reference the item holds, engine-device.c). */
+typedef struct mark_item {
+    int64_t id;
+    char *device;
+} mark_item_t;
 
 /* A msilo_engine_dump() call, until its callback has run. */
 typedef struct dump_op {
@@ -180,8 +188,9 @@ typedef struct dump_op {
 
 /* Per-owner delivery state; exists while the owner has work or retries due. */
 struct owner {
-    char *key; /* "user@domain" */
+    char *key; /* "user@domain"; with a device "user@domain\ndevice" */
     char *user, *domain;
+    char *device;        /* every_device: the device of this state (GRefString); else NULL */
     char *contact;       /* where to deliver; NULL = the stored To via outbound_proxy */
     int64_t reg_until;   /* registration lasts until (retries stop after) */
     int64_t retry_at;    /* next retry round; 0 = none */
@@ -261,6 +270,8 @@ struct msilo_engine {
     /* cached configuration */
     int64_t expire_time, check_time, send_time, clean_period, max_messages, max_body;
     int64_t max_attempts, lease_time, dump_batch, dump_window, max_in_flight;
+    gboolean every_device; /* deliver_to = every_device (engine-device.c) */
+    int64_t device_ttl;
     gboolean use_contact, add_date, use_callid, reminders_on, imdn;
     const char *reminder, *outbound_proxy, *id_header, *default_domain;
     char *extra_hdrs; /* CRLF-terminated or NULL */
@@ -333,6 +344,7 @@ struct msilo_engine {
     gboolean unblocking;
     coalescer_t acks;     /* int64_t ids delivered: delete */
     coalescer_t releases; /* msilo_store_release_t: failed deliveries */
+    coalescer_t marks;    /* mark_item_t: delivered to a device (every_device) */
 
     /* owners and dumps (engine-dump.c) */
     GHashTable *owners;    /* key -> owner_t* */
@@ -478,6 +490,7 @@ void engine_complete_open_peer(msilo_engine_t *e, job_t *j);    /* engine-store.
 void engine_complete_claim(msilo_engine_t *e, job_t *j);        /* engine-dump.c */
 void engine_complete_remove(msilo_engine_t *e, job_t *j);       /* engine-deliver.c */
 void engine_complete_release(msilo_engine_t *e, job_t *j);      /* engine-deliver.c */
+void engine_complete_mark(msilo_engine_t *e, job_t *j);         /* engine-deliver.c */
 void engine_complete_reminders(msilo_engine_t *e, job_t *j);    /* engine-periodic.c */
 void engine_complete_expire(msilo_engine_t *e, job_t *j);       /* engine-periodic.c */
 void engine_complete_reset_leases(msilo_engine_t *e, job_t *j); /* engine.c */
@@ -592,8 +605,9 @@ void engine_flush_finished_dumps(msilo_engine_t *e, gboolean force);
 /* Completes the dumps that had nothing to do with @result. */
 void engine_complete_noop_dumps(msilo_engine_t *e, int result);
 /* Releases claimed messages unchanged (they will not be sent: the engine is
- * being freed), ending their leases; frees @msgs and the array. */
-void engine_give_back(msilo_engine_t *e, msilo_message_t **msgs, size_t n);
+ * being freed), ending their leases (of @device when not NULL: a
+ * GRefString); frees @msgs and the array. */
+void engine_give_back(msilo_engine_t *e, msilo_message_t **msgs, size_t n, char *device);
 /* The tick's part: starts a retry round for each registered owner whose
  * retry is due, and forgets those whose registration has run out. */
 void engine_owners_retry(msilo_engine_t *e, int64_t now);
@@ -611,6 +625,25 @@ void engine_dump_cancel(msilo_engine_t *e, dump_op *d);
  * ends the rounds that have nothing out (their dumps complete once their
  * deletes have committed); the others end when their claim or sends do. */
 void engine_owners_stop(msilo_engine_t *e);
+
+/* ---- devices (engine-device.c) ------------------------------------------------ */
+
+/* The +sip.instance of a Contact value, unquoted (g_free), or NULL. */
+char *engine_contact_instance(const char *contact);
+/* The device a dump is for (g_free): the view's device, else the Contact's
+ * +sip.instance, else @contact_uri, else the AoR user@domain. */
+char *engine_dump_device(const msilo_request_t *reg, const char *contact_uri,
+                         const char *user, const char *domain);
+/* The one device a stored message is for (g_free), or NULL for every device:
+ * the view's device, else the Request-URI's gr parameter as "<urn:...>". */
+char *engine_store_device(const msilo_request_t *req);
+/* Queues "message @id delivered to @device (GRefString)" for the store. */
+void engine_mark_delivered(msilo_engine_t *e, char *device, int64_t id);
+/* The JOB_MARK store call: mark_delivered per run of one device's items. */
+int engine_marks_execute(msilo_store_t *s, GArray *items, size_t *ret_deleted);
+/* Releases the device references of @items of coalescer @c (they are done
+ * with: committed, or dropped). */
+void engine_device_items_drop(coalescer_t *c, GArray *items);
 
 /* ---- periodic jobs (engine-periodic.c) ---------------------------------------- */
 

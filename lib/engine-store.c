@@ -113,6 +113,7 @@ static store_op *store_op_alloc(msilo_engine_t *e, size_t size)
 static void store_op_free(msilo_engine_t *e, store_op *op)
 {
     g_free(op->msg_.extra_hdrs);
+    g_free(op->msg_.device);
     g_free(op->n_ruri);
     g_free(op->n_from);
     g_free(op->n_to);
@@ -499,6 +500,9 @@ int msilo_engine_store(msilo_engine_t *e, const msilo_request_t *req, const char
     if (key_n)
         m->store_key = memcpy(p, key, key_n);
     m->extra_hdrs = r.extra_hdrs;
+    /* every_device: a MESSAGE for one device only (rare: its own allocation) */
+    if (G_UNLIKELY(e->every_device))
+        m->device = engine_store_device(req);
     m->inc_time = now;
     int64_t life = e->expire_time;
     if (req->expires > 0 && req->expires < life)

@@ -130,6 +130,14 @@ static int engine_new(msilo_engine_t **ret, const msilo_config_t *cfg, msilo_sto
         msilo_config_free(own);
         return rc;
     }
+    const char *dt = msilo_config_get_string(own, "deliver_to");
+    if (strcmp(dt, "every_device") == 0 &&
+        (store->version < 4 || !store->mark_delivered || !store->forget_devices)) {
+        msilo_config_free(own);
+        return msilo_fail(MSILO_ECONFIG, "deliver_to = every_device needs a store with "
+                          "per-device delivery (mark_delivered, forget_devices); store '%s' "
+                          "has none", store->name);
+    }
     msilo_engine_t *e = g_new0(msilo_engine_t, 1);
     e->cfg = own;
     e->store = store;
@@ -150,6 +158,8 @@ static int engine_new(msilo_engine_t **ret, const msilo_config_t *cfg, msilo_sto
     e->dump_window = cfg_int(own, "dump_window");
     e->max_in_flight = cfg_int(own, "max_in_flight");
     e->store_threads = cfg_int(own, "store_threads");
+    e->device_ttl = cfg_int(own, "device_ttl");
+    e->every_device = strcmp(msilo_config_get_string(own, "deliver_to"), "every_device") == 0;
     e->use_contact = cfg_int(own, "use_contact") != 0;
     e->add_date = cfg_int(own, "add_date") != 0;
     e->use_callid = cfg_int(own, "use_callid") != 0;
@@ -195,6 +205,8 @@ static int engine_new(msilo_engine_t **ret, const msilo_config_t *cfg, msilo_sto
                              .kind = JOB_REMOVE };
     e->releases = (coalescer_t){ .wait = g_array_new(FALSE, FALSE, sizeof(msilo_store_release_t)),
                                  .kind = JOB_RELEASE };
+    e->marks = (coalescer_t){ .wait = g_array_new(FALSE, FALSE, sizeof(mark_item_t)),
+                              .kind = JOB_MARK };
     e->owners = g_hash_table_new(g_str_hash, g_str_equal);
     e->hdr_buf = g_string_sized_new(DELIVERY_HDR_INITIAL);
     e->body_buf = g_string_sized_new(DELIVERY_BODY_INITIAL);
@@ -293,6 +305,7 @@ static gboolean stop_finished(const msilo_engine_t *e)
 {
     return e->jobs_pending == 0 && e->put_wait.length == 0 && !e->acks.running &&
            e->acks.wait->len == 0 && !e->releases.running && e->releases.wait->len == 0 &&
+           !e->marks.running && e->marks.wait->len == 0 &&
            e->sends_out == 0 && e->noop_dumps.length == 0 &&
            e->finished_dumps.length == 0 && g_hash_table_size(e->owners) == 0;
 }
@@ -314,8 +327,9 @@ static void stop_drop_failed(msilo_engine_t *e, coalescer_t *c, const char *what
                "shutdown: %u %s not written (the store failed); those messages keep their "
                "leases and are delivered again when they run out",
                c->wait->len, what);
+    engine_device_items_drop(c, c->wait);
     g_array_set_size(c->wait, 0);
-    if (c == &e->acks)
+    if (c == &e->acks || c == &e->marks)
         engine_flush_finished_dumps(e, FALSE);
 }
 
@@ -330,6 +344,7 @@ static gboolean stop_ready(stop_source *ss, gint64 now, gint *timeout)
 {
     const msilo_engine_t *e = ss->e;
     if (!ss->started || coalescer_failed(&e->acks) || coalescer_failed(&e->releases) ||
+        coalescer_failed(&e->marks) ||
         stop_finished(e) || stop_deadline_passed(ss, now))
         return TRUE;
     if (timeout)
@@ -380,6 +395,7 @@ static gboolean stop_dispatch(GSource *src, GSourceFunc unused, gpointer unused_
     e->in_callback++; /* the log hook and dumps may run here */
     stop_drop_failed(e, &e->acks, "deletes of delivered messages");
     stop_drop_failed(e, &e->releases, "releases");
+    stop_drop_failed(e, &e->marks, "per-device deliveries");
     e->in_callback--;
     if (!stop_finished(e) && !stop_deadline_passed(ss, g_get_monotonic_time()))
         return G_SOURCE_CONTINUE;
@@ -475,6 +491,7 @@ void msilo_engine_free(msilo_engine_t *e)
     engine_schedule_put(e); /* runs synchronously now (freeing) until the queue is empty */
     engine_coalesce_schedule(e, &e->acks); /* delete what was delivered */
     engine_coalesce_schedule(e, &e->releases);
+    engine_coalesce_schedule(e, &e->marks);
     engine_owners_free(e);
     engine_complete_noop_dumps(e, 0);
     engine_flush_finished_dumps(e, FALSE);
@@ -495,8 +512,14 @@ void msilo_engine_free(msilo_engine_t *e)
     engine_peer_worker_free(e->expiry_worker);
     g_ptr_array_unref(e->put_workers);
     g_hash_table_unref(e->put_owners);
+    /* what a failed store call left waiting: the messages keep their leases */
+    engine_device_items_drop(&e->releases, e->releases.wait);
+    engine_device_items_drop(&e->marks, e->marks.wait);
     g_array_unref(e->acks.wait);
     g_array_unref(e->releases.wait);
+    g_array_unref(e->marks.wait);
+    if (e->marks.spare)
+        g_array_unref(e->marks.spare);
     if (e->acks.spare)
         g_array_unref(e->acks.spare);
     if (e->releases.spare)
@@ -567,6 +590,7 @@ size_t msilo_engine_pending(const msilo_engine_t *e)
         return SIZE_MAX; /* never "idle" */
     }
     size_t n = e->jobs_pending + e->put_wait.length + e->acks.wait->len + e->releases.wait->len +
+               e->marks.wait->len +
                e->noop_dumps.length + e->finished_dumps.length;
     engine_leave(me);
     return n;

@@ -40,6 +40,11 @@
  *   third of a claim-and-delete). reset_leases scans the live entries, and
  *   only while the holder still has leases.
  *
+ * - Per-device delivery (claim/release with a device, mark_delivered,
+ *   forget_devices: deliver_to = every_device) lives in memory-devices.c,
+ *   beside the entries: an entry stays one allocation, and a store that
+ *   never sees a device pays one field test per delete.
+ *
  * One GMutex guards everything; every method is short and never blocks on
  * anything else, hence MSILO_STORE_NONBLOCKING | MSILO_STORE_THREADSAFE.
  *
@@ -54,6 +59,7 @@
  */
 #include "memory-internal.h"
 #include "../../lib/tsan.h"
+#include "memory-devices.h"
 
 #include <inttypes.h>
 #include <string.h>
@@ -170,6 +176,8 @@ typedef struct memory_store {
     int64_t max_total;
     uint64_t max_bytes;
     uint64_t bytes; /* entry_bytes() of every stored entry */
+    /* per-device delivery (store revision 4), memory-devices.c */
+    memdev_t dev;
 } memory_store_t;
 
 /* ---------------------------------------------------------------- heaps */
@@ -686,11 +694,12 @@ static msilo_message_t *entry_to_message(const entry_t *e)
 
 /* A message whose every string is its own allocation, as message.h
  * describes for messages in general. */
-static msilo_message_t *entry_to_plain_message(const entry_t *e)
+static msilo_message_t *entry_to_plain_message(const memory_store_t *m, const entry_t *e)
 {
     msilo_message_t *p = entry_to_message(e);
     msilo_message_t *c = msilo_message_copy(p);
     msilo_message_free(p);
+    c->device = g_strdup(memdev_target(&m->dev, e->id));
     return c;
 }
 
@@ -843,6 +852,8 @@ static void entry_delete(memory_store_t *m, entry_t *e, size_t pos)
     }
     if (e->flags & HAS_KEY)
         g_hash_table_remove(m->keys, entry_key(e));
+    if (G_UNLIKELY(m->dev.tracked))
+        memdev_drop(&m->dev, e->id);
     g_free(e);
 }
 
@@ -959,10 +970,40 @@ static int mem_put(msilo_store_t *s, msilo_message_t *const *msgs, size_t n,
             entry_insert(m, o ? o : owner_add(m, hs[i], msg->user, msg->domain), e);
             if (e->flags & HAS_KEY)
                 g_hash_table_insert(m->keys, (gpointer)entry_key(e), e);
+            if (G_UNLIKELY(msg->device != NULL))
+                memdev_set_target(&m->dev, e->id, msg->device);
             msgs[w + i]->id = e->id;
             results[w + i] = 0;
         }
     }
+    return 0;
+}
+
+/* A claim for one device (deliver_to = every_device): the owner's offline
+ * messages that device may have (memory-devices.c decides), leased to it. */
+static int claim_device(memory_store_t *m, const msilo_store_claim_t *c,
+                        msilo_message_t ***ret_msgs, size_t *ret_n, gboolean packed)
+{
+    memdev_seen(&m->dev, c->user, c->domain, c->device, c->now);
+    owner_t *o = owner_lookup(m, c->user, c->domain);
+    size_t cap = o ? MIN(c->max, (size_t)o->count) : 0, n = 0;
+    msilo_message_t **out = cap ? g_new(msilo_message_t *, cap) : NULL;
+    for (entry_t *e = o ? o->head : NULL; e && n < cap; e = e->next) {
+        memdev_view_t v;
+        if (e->snd_time != 0 || e->exp_time <= c->now || !memdev_claimable(&m->dev, e->id, c, &v))
+            continue;
+        memdev_lease(&m->dev, e->id, c);
+        msilo_message_t *msg = packed ? entry_to_message(e) : entry_to_plain_message(m, e);
+        msg->attempts = v.attempts;
+        msg->next_try = v.next_try;
+        if (packed) /* a packed message's fields may be replaced (message.h) */
+            msg->device = g_strdup(memdev_target(&m->dev, e->id));
+        out[n++] = msg;
+    }
+    if (n == 0)
+        g_clear_pointer(&out, g_free);
+    *ret_msgs = out;
+    *ret_n = n;
     return 0;
 }
 
@@ -974,7 +1015,11 @@ static int claim_as(msilo_store_t *s, const msilo_store_claim_t *c, msilo_messag
         (!c->reminders && (!c->user || !c->domain)))
         return msilo_fail(MSILO_EINVAL, "memory claim: bad arguments");
 
+    if (c->device && c->reminders)
+        return msilo_fail(MSILO_EINVAL, "memory claim: a device claim takes no reminders");
     LOCKED(s);
+    if (c->device)
+        return claim_device(m, c, ret_msgs, ret_n, packed);
     if (!c->reminders) {
         /* the owner's messages straight into the result: no list of hits */
         owner_t *o = owner_lookup(m, c->user, c->domain);
@@ -987,7 +1032,7 @@ static int claim_as(msilo_store_t *s, const msilo_store_claim_t *c, msilo_messag
             if (!h)
                 h = holder_intern(m, c->lease_owner);
             lease_set(m, e, h, c->lease_until);
-            out[n++] = packed ? entry_to_message(e) : entry_to_plain_message(e);
+            out[n++] = packed ? entry_to_message(e) : entry_to_plain_message(m, e);
         }
         if (n == 0) {
             g_free(out);
@@ -1020,7 +1065,7 @@ static int claim_as(msilo_store_t *s, const msilo_store_claim_t *c, msilo_messag
     for (guint i = 0; i < got->len; i++) {
         entry_t *e = got->pdata[i];
         lease_set(m, e, h, c->lease_until);
-        out[i] = packed ? entry_to_message(e) : entry_to_plain_message(e);
+        out[i] = packed ? entry_to_message(e) : entry_to_plain_message(m, e);
     }
     *ret_msgs = out;
     *ret_n = got->len;
@@ -1076,6 +1121,11 @@ static int mem_release(msilo_store_t *s, const msilo_store_release_t *items, siz
         entry_t *e = ids_find(&m->ids, it->id, NULL);
         if (!e)
             continue;
+        if (item_size >= offsetof(msilo_store_release_t, device) + sizeof it->device &&
+            it->device) {
+            memdev_release(&m->dev, it);
+            continue;
+        }
         if (it->lease_owner) {
             if (e->holder && strcmp(m->holders[e->holder - 1].name, it->lease_owner) != 0)
                 continue; /* someone claimed it again after our lease ran out */
@@ -1212,7 +1262,7 @@ static int mem_list(msilo_store_t *s, const char *user, const char *domain, int6
     if (got->len) {
         out = g_new(msilo_message_t *, got->len);
         for (guint i = 0; i < got->len; i++)
-            out[i] = entry_to_plain_message(got->pdata[i]);
+            out[i] = entry_to_plain_message(m, got->pdata[i]);
     }
     *ret_msgs = out;
     *ret_n = got->len;
@@ -1227,7 +1277,7 @@ static int mem_get(msilo_store_t *s, int64_t id, msilo_message_t **ret_msg)
     entry_t *e = ids_find(&m->ids, id, NULL);
     if (!e)
         return msilo_fail(MSILO_ENOTFOUND, "no message with id %" PRId64, id);
-    *ret_msg = entry_to_plain_message(e);
+    *ret_msg = entry_to_plain_message(m, e);
     return 0;
 }
 
@@ -1276,6 +1326,53 @@ static int mem_reset_leases(msilo_store_t *s, const char *lease_owner, size_t *r
     return 0;
 }
 
+static int mem_mark_delivered(msilo_store_t *s, const char *device, const int64_t *ids,
+                              size_t n, size_t *ret_deleted)
+{
+    if (!device || (!ids && n))
+        return msilo_fail(MSILO_EINVAL, "memory mark_delivered: bad arguments");
+    LOCKED(s);
+    size_t deleted = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t pos;
+        entry_t *e = ids_find(&m->ids, ids[i], &pos);
+        if (e && memdev_mark(&m->dev, e->id, e->owner->user, e->owner->domain, device)) {
+            entry_delete(m, e, pos);
+            deleted++;
+        }
+    }
+    if (ret_deleted)
+        *ret_deleted = deleted;
+    return 0;
+}
+
+static int mem_forget_devices(msilo_store_t *s, int64_t seen_before, size_t *ret_n)
+{
+    LOCKED(s);
+    size_t n = 0;
+    g_autoptr(GPtrArray) owners = g_ptr_array_new_with_free_func(g_free);
+    memdev_forget(&m->dev, seen_before, &n, owners);
+    /* an owner that lost a device: its messages that every remaining device
+     * has are complete now (the owner may go with its last entry: step first) */
+    for (guint i = 0; i < owners->len; i++) {
+        char *user = owners->pdata[i], *nl = strchr(user, '\n');
+        *nl = '\0';
+        owner_t *o = owner_lookup(m, user, nl + 1);
+        for (entry_t *e = o ? o->head : NULL, *next; e; e = next) {
+            next = e->next;
+            if (memdev_complete(&m->dev, e->id, user, nl + 1)) {
+                gboolean last = o->count == 1;
+                entry_delete(m, e, (size_t)-1);
+                if (last)
+                    break;
+            }
+        }
+    }
+    if (ret_n)
+        *ret_n = n;
+    return 0;
+}
+
 static void mem_free(msilo_store_t *s)
 {
     memory_store_t *m = (memory_store_t *)s;
@@ -1291,6 +1388,7 @@ static void mem_free(msilo_store_t *s)
     g_free(m->holders);
     g_hash_table_unref(m->holder_ids);
     g_hash_table_unref(m->keys);
+    memdev_clear(&m->dev);
     for (size_t i = 0; i <= m->owners.mask; i++)
         g_free(m->owners.v[i].o);
     g_free(m->owners.v);
@@ -1347,6 +1445,9 @@ int msilo_memory_store_new(msilo_store_t **ret)
     m->base.purge = mem_purge;
     m->base.reset_leases = mem_reset_leases;
     m->base.take_expired = mem_take_expired;
+    m->base.mark_delivered = mem_mark_delivered;
+    m->base.forget_devices = mem_forget_devices;
+    memdev_init(&m->dev);
     g_mutex_init(&m->lock);
     m->next_id = 1;
     otab_init(&m->owners);

@@ -40,6 +40,7 @@ typedef enum pg_col {
     PG_COL_ATTEMPTS,
     PG_COL_NEXT_TRY,
     PG_COL_KEY, /* msilo_message_t.store_key, unique */
+    PG_COL_DEVICE, /* msilo_message_t.device: the one device a message is for */
     PG_COL_N
 } pg_col_t;
 
@@ -91,7 +92,7 @@ int pg_inspect(PGconn *conn, const char *table_q, const msilo_pg_options_t *o,
 
 /* ---- parameters in binary format ---- */
 
-#define PG_MAX_PARAMS 16
+#define PG_MAX_PARAMS 20
 
 typedef struct pg_params {
     int n;
@@ -140,6 +141,12 @@ typedef enum {
     Q_RESET,
     Q_BY_KEY,
     Q_TAKE_EXPIRED,
+    /* per-device delivery (pg-devices.c) */
+    Q_DEV_CLAIM,
+    Q_DEV_RELEASE,
+    Q_DEV_LOCK,
+    Q_DEV_MARK,
+    Q_DEV_FORGET,
     Q_N
 } query_t;
 
@@ -149,6 +156,16 @@ void pg_sql_build(char *sql[Q_N], const char *t, char *const q[PG_COL_N]);
 /* The SQL of Q_TAKE_EXPIRED (pg-expired.c); @p tcols: the select list with
  * the "m." prefix. */
 char *pg_sql_take_expired(const char *t, char *const q[PG_COL_N], const char *tcols);
+/* The same for the Q_DEV_* statements, with the quoted per-device tables
+ * @v (devices) and @l (deliveries) (pg-devices.c). */
+void pg_devices_sql_build(char *sql[Q_N], const char *t, const char *v, const char *l,
+                          char *const q[PG_COL_N]);
+/* The names of the per-device tables of table @table_name (g_free). */
+char *pg_devices_table(const char *table_name, const char *suffix);
+/* Migration (inside msilo_pg_migrate()'s transaction): creates the two
+ * per-device tables of @table_name (quoted @t) when missing; counts them. */
+int pg_devices_migrate(PGconn *conn, const char *table_name, const char *t,
+                       char *const q[PG_COL_N], size_t *changes);
 
 /* ---- the store (pg-store.c), shared with its put (pg-put.c) ---- */
 
@@ -194,12 +211,20 @@ void pg_after_failure(pg_store *s);
 int64_t pg_clamp_to(const pg_store *s, int col, int64_t v);
 /* What put writes for @p v into @p col (see sql_not_null()). */
 const char *pg_nn(const pg_store *s, int col, const char *v, const char *subst);
-/* Every row of @p r as a message, sorted by id (NULL, 0 when none). */
-void pg_rows_to_messages(const pg_store *s, const PGresult *r, msilo_message_t ***ret_msgs,
-                         size_t *ret_n);
 /* The take_expired method (pg-expired.c). */
 int pg_take_expired(msilo_store_t *base, int64_t now, const char *ctype, size_t max,
                     msilo_message_t ***ret_msgs, size_t *ret_n);
+/* Rows (SELECT list of pg-sql.c) to messages sorted by id (pg-store.c). */
+void pg_rows_to_messages(const pg_store *s, const PGresult *r, msilo_message_t ***ret_msgs,
+                         size_t *ret_n);
+/* Per-device methods (pg-devices.c). */
+int pg_devices_claim(pg_store *s, const msilo_store_claim_t *c, msilo_message_t ***ret_msgs,
+                     size_t *ret_n);
+int pg_devices_release(pg_store *s, const msilo_store_release_t *items, size_t n,
+                       size_t item_size);
+int pg_mark_delivered(msilo_store_t *base, const char *device, const int64_t *ids, size_t n,
+                      size_t *ret_deleted);
+int pg_forget_devices(msilo_store_t *base, int64_t seen_before, size_t *ret_n);
 /* The put method (pg-put.c). */
 int pg_put(msilo_store_t *base, msilo_message_t *const *msgs, size_t n, int64_t max_per_owner,
            int *results);

@@ -63,13 +63,14 @@ static int create_table(mig_t *m)
                                   "%s BIGINT NOT NULL DEFAULT 0, "
                                   "%s INTEGER NOT NULL DEFAULT 0, "
                                   "%s BIGINT NOT NULL DEFAULT 0, "
+                                  "%s TEXT, "
                                   "%s TEXT)",
                                   m->t, q[PG_COL_ID], q[PG_COL_FROM], q[PG_COL_TO],
                                   q[PG_COL_USER], q[PG_COL_HOST], q[PG_COL_INC], q[PG_COL_EXP],
                                   q[PG_COL_SND], q[PG_COL_CTYPE], q[PG_COL_BODY], q[PG_COL_HDRS],
                                   q[PG_COL_CALLID], q[PG_COL_LEASE_OWNER],
                                   q[PG_COL_LEASE_UNTIL], q[PG_COL_ATTEMPTS],
-                                  q[PG_COL_NEXT_TRY], q[PG_COL_KEY]),
+                                  q[PG_COL_NEXT_TRY], q[PG_COL_KEY], q[PG_COL_DEVICE]),
                   "creating the table");
 }
 
@@ -101,6 +102,7 @@ static int upgrade_columns(mig_t *m, const pg_colinfo_t *info, const char *table
         { PG_COL_ATTEMPTS, "INTEGER NOT NULL DEFAULT 0" },
         { PG_COL_NEXT_TRY, "BIGINT NOT NULL DEFAULT 0" },
         { PG_COL_KEY, "TEXT" },
+        { PG_COL_DEVICE, "TEXT" }, /* the one device a message is for; NULL = every one */
     };
     for (size_t i = 0; i < G_N_ELEMENTS(add); i++) {
         if (info[add[i].col].present)
@@ -252,6 +254,9 @@ static int migrate(mig_t *m, const msilo_pg_options_t *o, unsigned flags)
     if (!e)
         e = ensure_index(m, "CREATE UNIQUE INDEX", table_name, "_key_idx", def);
     g_free(def);
+    /* Per-device delivery: the devices and deliveries tables (pg-devices.c). */
+    if (!e)
+        e = pg_devices_migrate(m->conn, table_name, m->t, m->q, &m->changes);
     return e;
 }
 

@@ -30,6 +30,7 @@ static const char *const own_cols[PG_COL_N - PG_COL_NAMED] = {
     "attempts",
     "next_try",
     "msg_key",
+    "device",
 };
 
 /* libmsilo's default of the msilo parameter @p key (static text). Every key

@@ -97,12 +97,12 @@ static int put_once(pg_store *s, msilo_message_t *const *msgs, size_t n, int64_t
 
     pg_params_t lock = { 0 };
     pg_params_t put = { 0 };
-    pg_array_t a[14];
-    static const unsigned types[14] = { PG_OID_TEXT, PG_OID_TEXT, PG_OID_TEXT,  PG_OID_TEXT,
+    pg_array_t a[15];
+    static const unsigned types[15] = { PG_OID_TEXT, PG_OID_TEXT, PG_OID_TEXT,  PG_OID_TEXT,
                                         PG_OID_TEXT, PG_OID_BYTEA, PG_OID_TEXT, PG_OID_TEXT,
                                         PG_OID_INT8, PG_OID_INT8,  PG_OID_INT8, PG_OID_INT8,
-                                        PG_OID_INT8, PG_OID_TEXT };
-    for (int i = 0; i < 14; i++)
+                                        PG_OID_INT8, PG_OID_TEXT,  PG_OID_TEXT };
+    for (int i = 0; i < 15; i++)
         pg_array_init(&a[i], types[i], n);
     for (size_t i = 0; i < n; i++) {
         const msilo_message_t *m = msgs[i];
@@ -121,6 +121,7 @@ static int put_once(pg_store *s, msilo_message_t *const *msgs, size_t n, int64_t
         pg_array_int8(&a[11], pg_clamp_to(s, PG_COL_ATTEMPTS, (int64_t)m->attempts));
         pg_array_int8(&a[12], pg_clamp_to(s, PG_COL_NEXT_TRY, m->next_try));
         pg_array_text(&a[13], m->store_key);
+        pg_array_text(&a[14], m->device);
     }
     int nq = 0;
     if (max_per_owner > 0) {
@@ -140,6 +141,7 @@ static int put_once(pg_store *s, msilo_message_t *const *msgs, size_t n, int64_t
     pg_params_int8(&put, max_per_owner);
     pg_params_text(&put, s->seq_oid);
     pg_params_array(&put, &a[13]);
+    pg_params_array(&put, &a[14]);
 
     /* One round trip and one commit: the lock and the insert go out in a
      * pipeline that ends with one sync, which makes them one implicit

@@ -13,12 +13,12 @@ static char *build_select_list(char *const q[PG_COL_N], const char *prefix)
 {
     const char *p = prefix ? prefix : "";
     return g_strdup_printf("%s%s::int8, %s%s, %s%s, %s%s, %s%s, %s%s, %s%s, %s%s, %s%s, "
-                           "%s%s::int8, %s%s::int8, %s%s::int8, %s%s::int8, %s%s::int8",
+                           "%s%s::int8, %s%s::int8, %s%s::int8, %s%s::int8, %s%s::int8, %s%s",
                            p, q[PG_COL_ID], p, q[PG_COL_USER], p, q[PG_COL_HOST], p,
                            q[PG_COL_FROM], p, q[PG_COL_TO], p, q[PG_COL_CTYPE], p,
                            q[PG_COL_BODY], p, q[PG_COL_HDRS], p, q[PG_COL_CALLID], p,
                            q[PG_COL_INC], p, q[PG_COL_EXP], p, q[PG_COL_SND], p,
-                           q[PG_COL_ATTEMPTS], p, q[PG_COL_NEXT_TRY]);
+                           q[PG_COL_ATTEMPTS], p, q[PG_COL_NEXT_TRY], p, q[PG_COL_DEVICE]);
 }
 
 void pg_sql_build(char *sql[Q_N], const char *t, char *const q[PG_COL_N])
@@ -62,8 +62,8 @@ void pg_sql_build(char *sql[Q_N], const char *t, char *const q[PG_COL_N])
     sql[Q_PUT] = g_strdup_printf(
         "WITH src0 AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
         "$5::text[], $6::bytea[], $7::text[], $8::text[], $9::int8[], $10::int8[], "
-        "$11::int8[], $12::int8[], $13::int8[], $16::text[]) WITH ORDINALITY "
-        "AS t(u, d, fr, dst, ct, bd, hd, ci, inc, exp, snd, att, nt, k, ord)), "
+        "$11::int8[], $12::int8[], $13::int8[], $16::text[], $17::text[]) WITH ORDINALITY "
+        "AS t(u, d, fr, dst, ct, bd, hd, ci, inc, exp, snd, att, nt, k, dv, ord)), "
         "src AS (SELECT s.*, (SELECT m.%s FROM %s m WHERE s.k IS NOT NULL AND m.%s = s.k) "
         "AS old FROM src0 s), "
         "acc AS (SELECT r.*, nextval($15::oid::regclass) AS new_id FROM "
@@ -71,16 +71,16 @@ void pg_sql_build(char *sql[Q_N], const char *t, char *const q[PG_COL_N])
         "WHERE old IS NULL) r "
         "WHERE $14::int8 <= 0 OR r.rn + (SELECT count(*) FROM (SELECT 1 FROM %s m "
         "WHERE m.%s = r.u AND m.%s = r.d LIMIT $14::int8) AS c) <= $14::int8 ORDER BY r.ord), "
-        "ins AS (INSERT INTO %s (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-        "SELECT new_id, u, d, fr, dst, ct, bd, hd, ci, inc, exp, snd, att, nt, k FROM acc "
+        "ins AS (INSERT INTO %s (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "SELECT new_id, u, d, fr, dst, ct, bd, hd, ci, inc, exp, snd, att, nt, k, dv FROM acc "
         "ON CONFLICT (%s) DO NOTHING RETURNING %s AS id) "
         "SELECT ord::int8, old::int8 FROM src WHERE old IS NOT NULL "
         "UNION ALL SELECT a.ord::int8, i.id::int8 FROM acc a LEFT JOIN ins i ON i.id = a.new_id",
         q[PG_COL_ID], t, q[PG_COL_KEY], t, q[PG_COL_USER], q[PG_COL_HOST], t, q[PG_COL_ID],
         q[PG_COL_USER], q[PG_COL_HOST], q[PG_COL_FROM], q[PG_COL_TO], q[PG_COL_CTYPE],
         q[PG_COL_BODY], q[PG_COL_HDRS], q[PG_COL_CALLID], q[PG_COL_INC], q[PG_COL_EXP],
-        q[PG_COL_SND], q[PG_COL_ATTEMPTS], q[PG_COL_NEXT_TRY], q[PG_COL_KEY], q[PG_COL_KEY],
-        q[PG_COL_ID]);
+        q[PG_COL_SND], q[PG_COL_ATTEMPTS], q[PG_COL_NEXT_TRY], q[PG_COL_KEY], q[PG_COL_DEVICE],
+        q[PG_COL_KEY], q[PG_COL_ID]);
     sql[Q_BY_KEY] = g_strdup_printf("SELECT %s, %s::int8 FROM %s WHERE %s = ANY($1::text[])",
                                     q[PG_COL_KEY], q[PG_COL_ID], t, q[PG_COL_KEY]);
 

@@ -30,7 +30,7 @@
 
 /* Columns read into a message, in this order (see row_to_message). */
 enum { R_ID, R_USER, R_HOST, R_FROM, R_TO, R_CTYPE, R_BODY, R_HDRS, R_CALLID, R_INC, R_EXP,
-       R_SND, R_ATTEMPTS, R_NEXT_TRY };
+       R_SND, R_ATTEMPTS, R_NEXT_TRY, R_DEVICE };
 
 /* ---- connection management ---- */
 
@@ -282,6 +282,7 @@ static msilo_message_t *row_to_message(const pg_store *s, const PGresult *r, int
     int64_t att = pg_get_int8(r, row, R_ATTEMPTS);
     m->attempts = (uint32_t)CLAMP(att, 0, (int64_t)G_MAXUINT32);
     m->next_try = pg_get_int8(r, row, R_NEXT_TRY);
+    m->device = get_str(r, row, R_DEVICE, TRUE);
     return m;
 }
 
@@ -310,6 +311,8 @@ static int pg_claim(msilo_store_t *base, const msilo_store_claim_t *c,
                     msilo_message_t ***ret_msgs, size_t *ret_n)
 {
     pg_store *s = (pg_store *)base;
+    if (c->device)
+        return pg_devices_claim(s, c, ret_msgs, ret_n);
     pg_params_t p = { 0 };
     pg_params_text(&p, c->lease_owner);
     pg_params_int8(&p, c->lease_until);
@@ -350,6 +353,9 @@ static int pg_release(msilo_store_t *base, const msilo_store_release_t *items, s
                       size_t item_size)
 {
     pg_store *s = (pg_store *)base;
+    for (size_t i = 0; i < n; i++) /* any item of a device: the statement for both kinds */
+        if (MSILO_STORE_RELEASE_ITEM(items, item_size, i)->device)
+            return pg_devices_release(s, items, n, item_size);
     pg_params_t p = { 0 };
     pg_array_t id, att, nt, clr, own;
     pg_array_init(&own, PG_OID_TEXT, n);
@@ -537,6 +543,14 @@ static int prepare_table(pg_store *s)
         for (int i = 0; i < Q_N; i++)
             g_free(s->sql[i]);
         pg_sql_build(s->sql, table_q, cols_q);
+        char *vn = pg_devices_table(s->table_name, "_device");
+        char *ln = pg_devices_table(s->table_name, "_delivery");
+        char *v = pg_ident(s->conn, vn), *l = pg_ident(s->conn, ln);
+        pg_devices_sql_build(s->sql, table_q, v ? v : "\"?\"", l ? l : "\"?\"", cols_q);
+        g_free(v);
+        g_free(l);
+        g_free(vn);
+        g_free(ln);
         s->ready = TRUE;
     }
     g_free(table_q);
@@ -571,6 +585,8 @@ int msilo_pg_store_new(msilo_store_t **ret, const msilo_pg_options_t *opts)
     s->base.open_peer = pg_open_peer;
     s->base.interrupt = pg_interrupt;
     s->base.take_expired = pg_take_expired;
+    s->base.mark_delivered = pg_mark_delivered;
+    s->base.forget_devices = pg_forget_devices;
     g_mutex_init(&s->conn_lock);
     s->sock = -1;
     s->opts = pg_options_copy(opts);

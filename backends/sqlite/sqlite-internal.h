@@ -66,5 +66,28 @@ int sq_limits_admit(sq_limits_t *l, sqlite3 *db, const msilo_message_t *m, bool 
 void sq_limits_added(sq_limits_t *l, const msilo_message_t *m);
 /* What @p m counts against max_bytes. */
 uint64_t sq_limits_size(const msilo_message_t *m);
+/* A message from the current row of @p st, whose columns are SELECT_COLS
+ * (sqlite-store.c) in that order, the device last. */
+msilo_message_t *sq_row_to_message(const sq_schema_t *schema, sqlite3_stmt *st);
+
+/* ---- per-device delivery (sqlite-devices.c) ---- */
+
+typedef struct sq_devices sq_devices_t;
+
+/* Creates T_device and T_delivery for table @p table when missing (inside
+ * sq_migrate()'s transaction); counts what it created in *changes. */
+int sqd_migrate(sqlite3 *db, const char *table, size_t *changes);
+/* Prepares the per-device statements of @p table on @p db. */
+int sqd_new(sqlite3 *db, const char *table, sq_devices_t **ret);
+void sqd_free(sq_devices_t *d);
+/* Inside the caller's BEGIN IMMEDIATE: a claim with c->device, sorted by id. */
+int sqd_claim(sq_devices_t *d, const sq_schema_t *schema, const msilo_store_claim_t *c,
+              msilo_message_t ***ret_msgs, size_t *ret_n);
+/* Inside a transaction: release() of one item with a device. */
+int sqd_release(sq_devices_t *d, const msilo_store_release_t *it);
+/* Inside a transaction: @p device has message @p id; *ret_deleted 1 when it went. */
+int sqd_mark(sq_devices_t *d, const char *device, int64_t id, size_t *ret_deleted);
+/* Inside a transaction: forget_devices(). */
+int sqd_forget(sq_devices_t *d, int64_t seen_before, size_t *ret_n);
 
 #endif

@@ -132,6 +132,9 @@ int sq_open(const char *path_or_url, sqlite3 **ret_db)
     e = exec(db, "PRAGMA journal_mode=WAL", "opening the SQLite database");
     if (!e)
         e = exec(db, "PRAGMA synchronous=FULL", "opening the SQLite database");
+    /* the per-device tables' ON DELETE CASCADE (sqlite-devices.c) */
+    if (!e)
+        e = exec(db, "PRAGMA foreign_keys=ON", "opening the SQLite database");
     if (e) {
         sqlite3_close_v2(db);
         return e;
@@ -162,6 +165,7 @@ static const struct {
     { "attempts", "INTEGER NOT NULL DEFAULT 0" },
     { "next_try", "INTEGER NOT NULL DEFAULT 0" },
     { "msg_key", "TEXT" },
+    { "device", "TEXT" }, /* the one device a message is for; NULL = every device */
 };
 
 /* Reads the table's columns into @p cols (name -> col_state_t*, owned). */
@@ -271,7 +275,8 @@ static int migrate_in_tx(sqlite3 *db, const char *table, const char *table_q, si
                                    "lease_until INTEGER NOT NULL DEFAULT 0, "
                                    "attempts INTEGER NOT NULL DEFAULT 0, "
                                    "next_try INTEGER NOT NULL DEFAULT 0, "
-                                   "msg_key TEXT)",
+                                   "msg_key TEXT, "
+                                   "device TEXT)",
                                    table_q),
                    "creating the table", changes);
     } else {
@@ -303,6 +308,9 @@ static int migrate_in_tx(sqlite3 *db, const char *table, const char *table_q, si
     if (!e)
         e = ensure_index_kind(db, "CREATE UNIQUE INDEX", table, table_q, "_key_idx", "(msg_key)",
                               changes);
+    /* per-device delivery: its two tables (sqlite-devices.c) */
+    if (!e)
+        e = sqd_migrate(db, table, changes);
     if (!e)
         e = describe(db, table, cols);
     return e;

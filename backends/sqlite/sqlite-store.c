@@ -47,6 +47,7 @@ typedef struct sq_store {
     sqlite3 *db;
     sqlite3_stmt *st[Q_N];
     sq_schema_t schema;
+    sq_devices_t *dev; /* per-device delivery (sqlite-devices.c) */
     atomic_bool interrupted; /* sq_interrupt(): every later statement fails */
     sq_limits_t limits;      /* sqlite-limit.c */
 } sq_store;
@@ -54,9 +55,9 @@ typedef struct sq_store {
 /* Columns read into a message, in this order (see row_to_message). */
 #define SELECT_COLS                                                                        \
     "id, username, domain, src_addr, dst_addr, ctype, body, extra_hdrs, callid, "          \
-    "inc_time, exp_time, snd_time, attempts, next_try"
+    "inc_time, exp_time, snd_time, attempts, next_try, device"
 enum { R_ID, R_USER, R_HOST, R_FROM, R_TO, R_CTYPE, R_BODY, R_HDRS, R_CALLID, R_INC, R_EXP,
-       R_SND, R_ATTEMPTS, R_NEXT_TRY };
+       R_SND, R_ATTEMPTS, R_NEXT_TRY, R_DEVICE };
 
 /* Declares `s` and holds the store's lock until the end of the enclosing
  * block, so that no early return can leave it locked. */
@@ -113,8 +114,8 @@ static int prepare_all(sq_store *s, const char *t)
     sql[Q_ROLLBACK] = g_strdup("ROLLBACK");
     sql[Q_INSERT] = g_strdup_printf(
         "INSERT INTO %s (username, domain, src_addr, dst_addr, ctype, body, extra_hdrs, "
-        "callid, inc_time, exp_time, snd_time, attempts, next_try, msg_key) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) RETURNING id",
+        "callid, inc_time, exp_time, snd_time, attempts, next_try, msg_key, device) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) RETURNING id",
         t);
     /* idempotent puts: the message stored already under this key (the
      * unique index on msg_key finds it) */
@@ -252,7 +253,7 @@ static char *col_str(sqlite3_stmt *st, int col, gboolean empty_is_null)
     return g_strndup((const char *)v, (gsize)len);
 }
 
-static msilo_message_t *row_to_message(const sq_store *s, sqlite3_stmt *st)
+msilo_message_t *sq_row_to_message(const sq_schema_t *schema, sqlite3_stmt *st)
 {
     msilo_message_t *m = msilo_message_new();
     m->id = sqlite3_column_int64(st, R_ID);
@@ -262,8 +263,8 @@ static msilo_message_t *row_to_message(const sq_store *s, sqlite3_stmt *st)
         m->user = g_strdup("");
     if (!m->domain)
         m->domain = g_strdup("");
-    m->src = col_str(st, R_FROM, s->schema.notnull[SQ_COL_FROM]);
-    m->dst = col_str(st, R_TO, s->schema.notnull[SQ_COL_TO]);
+    m->src = col_str(st, R_FROM, schema->notnull[SQ_COL_FROM]);
+    m->dst = col_str(st, R_TO, schema->notnull[SQ_COL_TO]);
     m->ctype = col_str(st, R_CTYPE, FALSE);
     if (sqlite3_column_type(st, R_BODY) != SQLITE_NULL) {
         const void *b = sqlite3_column_blob(st, R_BODY);
@@ -281,6 +282,7 @@ static msilo_message_t *row_to_message(const sq_store *s, sqlite3_stmt *st)
     int64_t att = sqlite3_column_int64(st, R_ATTEMPTS);
     m->attempts = (uint32_t)CLAMP(att, 0, (int64_t)G_MAXUINT32);
     m->next_try = sqlite3_column_int64(st, R_NEXT_TRY);
+    m->device = col_str(st, R_DEVICE, TRUE);
     return m;
 }
 
@@ -293,7 +295,7 @@ static int collect(sq_store *s, query_t q, const char *what, msilo_message_t ***
     GPtrArray *got = g_ptr_array_new();
     int rc;
     while ((rc = step(s, st)) == SQLITE_ROW)
-        g_ptr_array_add(got, row_to_message(s, st));
+        g_ptr_array_add(got, sq_row_to_message(&s->schema, st));
     int e = rc == SQLITE_DONE ? 0 : sq_fail(s->db, rc, what);
     done(st);
     if (e) {
@@ -351,6 +353,7 @@ static int insert(sq_store *s, const msilo_message_t *m, int64_t *ret_id)
     sqlite3_bind_int64(st, 12, (int64_t)m->attempts);
     sqlite3_bind_int64(st, 13, m->next_try);
     bind_text(st, 14, m->store_key);
+    bind_text(st, 15, m->device);
     int rc = step(s, st);
     int e = 0;
     if (rc == SQLITE_ROW) {
@@ -429,9 +432,24 @@ static int sq_claim(msilo_store_t *base, const msilo_store_claim_t *c,
                     msilo_message_t ***ret_msgs, size_t *ret_n)
 {
     if (!c || !ret_msgs || !ret_n || c->max == 0 || !c->lease_owner ||
-        (!c->reminders && (!c->user || !c->domain)))
+        (!c->reminders && (!c->user || !c->domain)) || (c->device && c->reminders))
         return msilo_store_fail(MSILO_EINVAL, "sqlite claim: bad arguments");
     LOCKED(base);
+    if (c->device) {
+        msilo_message_t **msgs = NULL;
+        size_t n = 0;
+        int e = begin(s);
+        if (!e)
+            e = sqd_claim(s->dev, &s->schema, c, &msgs, &n);
+        e = end(s, e);
+        if (e) {
+            msilo_message_array_free(msgs, n);
+            return e;
+        }
+        *ret_msgs = msgs;
+        *ret_n = n;
+        return 0;
+    }
     query_t q = c->reminders ? Q_CLAIM_REMINDERS : Q_CLAIM_OWNER;
     sqlite3_stmt *st = s->st[q];
     sqlite3_bind_text(st, 1, c->lease_owner, -1, SQLITE_STATIC);
@@ -489,6 +507,10 @@ static int sq_release(msilo_store_t *base, const msilo_store_release_t *items, s
     sqlite3_stmt *st = s->st[Q_RELEASE];
     for (size_t i = 0; !e && i < n; i++) {
         const msilo_store_release_t *it = MSILO_STORE_RELEASE_ITEM(items, item_size, i);
+        if (it->device) { /* item_size >= the core's sizeof: the member is there */
+            e = sqd_release(s->dev, it);
+            continue;
+        }
         sqlite3_bind_int64(st, 1, it->id);
         sqlite3_bind_int64(st, 2, (int64_t)it->attempts);
         sqlite3_bind_int64(st, 3, it->next_try);
@@ -642,6 +664,38 @@ static int sq_reset_leases(msilo_store_t *base, const char *lease_owner, size_t 
     return e;
 }
 
+static int sq_mark_delivered(msilo_store_t *base, const char *device, const int64_t *ids,
+                             size_t n, size_t *ret_deleted)
+{
+    if (!device || (!ids && n))
+        return msilo_store_fail(MSILO_EINVAL, "sqlite mark_delivered: bad arguments");
+    LOCKED(base);
+    size_t deleted = 0;
+    int e = begin(s);
+    for (size_t i = 0; !e && i < n; i++) {
+        size_t d = 0;
+        e = sqd_mark(s->dev, device, ids[i], &d);
+        deleted += d;
+    }
+    e = end(s, e);
+    if (!e && ret_deleted)
+        *ret_deleted = deleted;
+    return e;
+}
+
+static int sq_forget_devices(msilo_store_t *base, int64_t seen_before, size_t *ret_n)
+{
+    LOCKED(base);
+    size_t n = 0;
+    int e = begin(s);
+    if (!e)
+        e = sqd_forget(s->dev, seen_before, &n);
+    e = end(s, e);
+    if (!e && ret_n)
+        *ret_n = n;
+    return e;
+}
+
 /* Any thread, without the store's lock (the call that holds it may be the
  * one to cut short): the db handle lives until sq_free(), and
  * sqlite3_interrupt() may be called from any thread while it is open. */
@@ -660,6 +714,7 @@ static void sq_free(msilo_store_t *base)
     for (int q = 0; q < Q_N; q++)
         sqlite3_finalize(s->st[q]); /* NULL is a no-op */
     sq_limits_clear(&s->limits);
+    sqd_free(s->dev);
     /* close_v2: never fails with "busy"; the WAL is checkpointed when the
      * last connection closes. */
     sqlite3_close_v2(s->db);
@@ -696,6 +751,8 @@ int msilo_sqlite_store_new_table(msilo_store_t **ret, const char *path_or_url, c
     s->base.reset_leases = sq_reset_leases;
     s->base.interrupt = sq_interrupt;
     s->base.take_expired = sq_take_expired;
+    s->base.mark_delivered = sq_mark_delivered;
+    s->base.forget_devices = sq_forget_devices;
     g_mutex_init(&s->lock);
 
     int e = sq_open(path_or_url, &s->db);
@@ -710,6 +767,8 @@ int msilo_sqlite_store_new_table(msilo_store_t **ret, const char *path_or_url, c
             e = sq_limits_init(&s->limits, s->db, table, t);
         g_free(t);
     }
+    if (!e)
+        e = sqd_new(s->db, table, &s->dev);
     if (e) {
         sq_free(&s->base);
         return e;

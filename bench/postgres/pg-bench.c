@@ -183,7 +183,8 @@ int main(int argc, char **argv)
     }
     PQclear(PQexec(c, "SET client_min_messages = warning"));
     char *tq = PQescapeIdentifier(c, table, strlen(table));
-    char *sql = g_strdup_printf("DROP TABLE IF EXISTS %s", tq);
+    /* CASCADE: the per-device tables refer to it (their foreign keys go) */
+    char *sql = g_strdup_printf("DROP TABLE IF EXISTS %s CASCADE", tq);
     PQclear(exec_or_die(c, sql, 0, NULL));
     g_free(sql);
 
@@ -321,7 +322,7 @@ int main(int argc, char **argv)
     PQclear(exec_or_die(c, "CHECKPOINT", 0, NULL));
     engine_phase(o);
 
-    sql = g_strdup_printf("DROP TABLE %s", tq);
+    sql = g_strdup_printf("DROP TABLE %s CASCADE", tq);
     PQclear(exec_or_die(c, sql, 0, NULL));
     g_free(sql);
     PQfreemem(tq);

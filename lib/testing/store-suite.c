@@ -3,8 +3,9 @@
  * The store conformance suite of libmsilo-testing (<msilo/testing/store.h>):
  * the per-test fixture, the helpers every topic uses (store-suite.h), and
  * msilo_testing_store_run(), which runs the topics (store-put.c,
- * store-claim.c, store-other.c, store-concurrent.c, store-expired.c) as
- * cmocka groups. Every test opens a fresh, empty store through the suite's open(), uses only the
+ * store-claim.c, store-other.c, store-concurrent.c, store-expired.c,
+ * store-devices.c) as cmocka groups. Every test opens a fresh, empty store
+ * through the suite's open(), uses only the
  * public wrappers of <msilo/sys/store.h>, and drives time through the `now`
  * arguments.
  */
@@ -235,9 +236,10 @@ int msilo_testing_store_run(const msilo_testing_store_suite_t *suite)
         return MSILO_EVERSION;
     const char *name = suite->name ? suite->name : "store";
     static int (*const topics[])(const char *) = { kst_run_put, kst_run_claim, kst_run_other,
-                                                   kst_run_concurrent, kst_run_expired };
+                                                   kst_run_concurrent, kst_run_expired,
+                                                   kst_run_devices };
     static const char *const topic_names[] = { "put", "claim", "other", "concurrent",
-                                               "expired" };
+                                               "expired", "devices" };
     int failed = 0;
     kst_suite = suite;
     for (size_t i = 0; i < G_N_ELEMENTS(topics); i++) {

@@ -3,8 +3,8 @@
  * What the files of the store suite share (private to libmsilo-testing):
  * the suite being run, the per-test fixture, the message and claim helpers,
  * and each topic's group runner. store-suite.c owns the fixture, the helpers
- * and msilo_testing_store_run(); store-put.c, store-claim.c, store-other.c
- * and store-concurrent.c hold the tests by topic.
+ * and msilo_testing_store_run(); store-put.c, store-claim.c, store-other.c,
+ * store-concurrent.c and store-devices.c hold the tests by topic.
  */
 #ifndef MSILO_TESTING_STORE_SUITE_H
 #define MSILO_TESTING_STORE_SUITE_H
@@ -81,5 +81,6 @@ int kst_run_claim(const char *group);
 int kst_run_other(const char *group);
 int kst_run_concurrent(const char *group);
 int kst_run_expired(const char *group); /* store-expired.c */
+int kst_run_devices(const char *group);
 
 #endif

@@ -49,7 +49,7 @@ def psql(url, sql):
 
 def fresh_schema(url):
     """The silo table as Kamailio's own schema creates it (msilo_lib migrates it)."""
-    psql(url, "DROP TABLE IF EXISTS silo, version")
+    psql(url, "DROP TABLE IF EXISTS silo_delivery, silo_device, silo, version")
     for f in ("standard", "msilo"):
         r = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", url, "-f",
                             f"{SCHEMA}/{f}-create.sql"], capture_output=True, text=True)

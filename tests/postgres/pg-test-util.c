@@ -73,9 +73,15 @@ msilo_pg_options_t *pgt_options(const char *table)
 
 void pgt_drop(PGconn *c, const char *table)
 {
-    char *q = PQescapeIdentifier(c, table, strlen(table));
-    char *sql = g_strdup_printf("DROP TABLE IF EXISTS %s", q);
-    pgt_exec(c, sql);
-    g_free(sql);
-    PQfreemem(q);
+    /* the per-device tables first: they refer to the table */
+    static const char *const suffixes[] = { "_delivery", "_device", "" };
+    for (size_t i = 0; i < G_N_ELEMENTS(suffixes); i++) {
+        char *name = g_strconcat(table, suffixes[i], NULL);
+        char *q = PQescapeIdentifier(c, name, strlen(name));
+        char *sql = g_strdup_printf("DROP TABLE IF EXISTS %s", q);
+        pgt_exec(c, sql);
+        g_free(sql);
+        PQfreemem(q);
+        g_free(name);
+    }
 }

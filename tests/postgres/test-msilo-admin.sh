@@ -13,10 +13,11 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 sql() { psql -X -q -At -v ON_ERROR_STOP=1 "$MSILO_TEST_PG_URL" -c "$1"; }
 
 t="admin_$$"
-trap 'sql "DROP TABLE IF EXISTS $t; DROP TABLE IF EXISTS ${t}_kam" >/dev/null 2>&1' EXIT
+trap 'sql "DROP TABLE IF EXISTS ${t}_delivery, ${t}_device, $t, ${t}_kam_delivery, ${t}_kam_device, ${t}_kam" >/dev/null 2>&1' EXIT
 
 out=$("$admin" migrate --db-url "$MSILO_TEST_PG_URL" --table "$t") || fail "first migrate: $out"
-[[ "$out" == "table $t: 5 changes" ]] || fail "first migrate said: $out"
+# the table, 4 indexes, the per-device tables and their index
+[[ "$out" == "table $t: 8 changes" ]] || fail "first migrate said: $out"
 out=$("$admin" migrate --db-url "$MSILO_TEST_PG_URL" --table "$t") || fail "second migrate: $out"
 [[ "$out" == "table $t: 0 changes" ]] || fail "second migrate said: $out"
 

@@ -1,0 +1,277 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The store suite: per-device delivery (store revision 4, deliver_to =
+ * every_device): claims with a device, release with a device,
+ * mark_delivered and forget_devices. A store without mark_delivered skips
+ * the group (it cannot serve every_device; the engine refuses it then).
+ */
+#include "store-suite.h"
+
+#define DEV_A "<urn:uuid:00000000-0000-0000-0000-00000000000a>"
+#define DEV_B "<urn:uuid:00000000-0000-0000-0000-00000000000b>"
+#define DEV_C "sip:alice@192.0.2.3:5062"
+
+static msilo_store_t *dev_store(void **state)
+{
+    msilo_store_t *s = kst_store_of(state);
+    if (s->version < 4 || !s->mark_delivered || !s->forget_devices)
+        skip();
+    return s;
+}
+
+/* A claim of alice@example.com's messages for @device at @now. */
+static msilo_store_claim_t dev_claim(const char *device, int64_t now)
+{
+    msilo_store_claim_t c = kst_owner_claim("alice", "example.com", now);
+    c.device = device;
+    return c;
+}
+
+static size_t dev_claim_ids(msilo_store_t *s, const char *device, int64_t now, int64_t *ids)
+{
+    msilo_store_claim_t c = dev_claim(device, now);
+    return kst_claim_ids(s, &c, ids);
+}
+
+/* Makes @device known for alice (a claim that finds nothing yet). */
+static void dev_register(msilo_store_t *s, const char *device, int64_t now)
+{
+    int64_t ids[100];
+    assert_int_equal(dev_claim_ids(s, device, now, ids), 0);
+}
+
+static size_t dev_mark(msilo_store_t *s, const char *device, const int64_t *ids, size_t n)
+{
+    size_t deleted = 12345;
+    assert_ok(msilo_store_mark_delivered(s, device, ids, n, &deleted));
+    assert_true(deleted <= n);
+    return deleted;
+}
+
+static void assert_same_ids(const int64_t *got, size_t n, const int64_t *want, size_t wn)
+{
+    assert_int_equal(n, wn);
+    for (size_t i = 0; i < n; i++)
+        assert_i64_equal(got[i], want[i]);
+}
+
+static void test_two_devices_each_get_each_once(void **state)
+{
+    msilo_store_t *s = dev_store(state);
+    dev_register(s, DEV_A, NOW - 10);
+    dev_register(s, DEV_B, NOW - 10);
+    int64_t want[3], got[100];
+    for (int i = 0; i < 3; i++)
+        want[i] = kst_add(s, "alice", "example.com", NOW + HOUR, 0);
+
+    assert_same_ids(got, dev_claim_ids(s, DEV_A, NOW, got), want, 3);
+    /* leased to A: not again for A, but B has its own lease */
+    assert_int_equal(dev_claim_ids(s, DEV_A, NOW + 1, got), 0);
+    assert_same_ids(got, dev_claim_ids(s, DEV_B, NOW + 1, got), want, 3);
+    /* A has them: B still lacks them, nothing goes */
+    assert_int_equal(dev_mark(s, DEV_A, want, 3), 0);
+    assert_i64_equal(kst_count_of(s, "alice", "example.com"), 3);
+    /* A never gets them again, not even once its lease has run out */
+    assert_int_equal(dev_claim_ids(s, DEV_A, NOW + LEASE + 5, got), 0);
+    /* B's delivery fails: released for B only, with B's attempts */
+    msilo_store_release_t r[3];
+    for (int i = 0; i < 3; i++)
+        r[i] = (msilo_store_release_t){ .id = want[i], .attempts = 1, .next_try = NOW + 100,
+                                        .lease_owner = "host-a:5060/1", .device = DEV_B };
+    assert_ok(msilo_store_release(s, r, 3, sizeof r[0]));
+    msilo_store_claim_t c = dev_claim(DEV_B, NOW + 2);
+    c.max_next_try = NOW + 2; /* backoff: not due yet */
+    assert_int_equal(kst_claim_n(s, &c), 0);
+    msilo_message_t **msgs = NULL;
+    size_t n = 0;
+    c.max_next_try = INT64_MAX;
+    assert_ok(msilo_store_claim(s, &c, &msgs, &n));
+    assert_int_equal(n, 3);
+    for (size_t i = 0; i < n; i++) {
+        assert_i64_equal(msgs[i]->id, want[i]);
+        assert_int_equal(msgs[i]->attempts, 1);
+        assert_i64_equal(msgs[i]->next_try, NOW + 100);
+    }
+    msilo_message_array_free(msgs, n);
+    /* B has them now: every known device does, they go */
+    assert_int_equal(dev_mark(s, DEV_B, want, 3), 3);
+    assert_i64_equal(kst_count_of(s, "alice", "example.com"), 0);
+    /* unknown ids are ignored */
+    assert_int_equal(dev_mark(s, DEV_B, want, 3), 0);
+}
+
+static void test_deleted_when_all_known_have_it(void **state)
+{
+    msilo_store_t *s = dev_store(state);
+    /* no device known yet: the first that has it is every known device */
+    int64_t id = kst_add(s, "alice", "example.com", NOW + HOUR, 0);
+    int64_t got[100];
+    assert_same_ids(got, dev_claim_ids(s, DEV_A, NOW, got), &id, 1);
+    assert_int_equal(dev_mark(s, DEV_A, &id, 1), 1);
+    assert_i64_equal(kst_count_of(s, "alice", "example.com"), 0);
+
+    /* a message for one device only (a GRUU): the others never see it, and
+     * it goes when that one has it */
+    dev_register(s, DEV_B, NOW);
+    msilo_message_t *m = kst_mk("alice", "example.com", "for b");
+    m->device = g_strdup(DEV_B);
+    int64_t only_b = kst_put1(s, m);
+    msilo_message_t *back = kst_get1(s, only_b);
+    assert_string_equal(back->device, DEV_B);
+    msilo_message_free(back);
+    assert_int_equal(dev_claim_ids(s, DEV_A, NOW + 1, got), 0);
+    assert_same_ids(got, dev_claim_ids(s, DEV_B, NOW + 1, got), &only_b, 1);
+    assert_int_equal(dev_mark(s, DEV_B, &only_b, 1), 1);
+    assert_i64_equal(kst_count_of(s, "alice", "example.com"), 0);
+
+    /* another owner's devices do not count for alice */
+    msilo_store_claim_t c = kst_owner_claim("bob", "example.com", NOW);
+    c.device = "<urn:uuid:bob>";
+    assert_int_equal(kst_claim_n(s, &c), 0);
+    id = kst_add(s, "alice", "example.com", NOW + HOUR, 0);
+    assert_same_ids(got, dev_claim_ids(s, DEV_A, NOW + 2, got), &id, 1);
+    assert_int_equal(dev_mark(s, DEV_A, &id, 1), 0); /* B (alice's) lacks it */
+    assert_same_ids(got, dev_claim_ids(s, DEV_B, NOW + 2, got), &id, 1);
+    assert_int_equal(dev_mark(s, DEV_B, &id, 1), 1);
+}
+
+static void test_new_device_gets_old_messages(void **state)
+{
+    msilo_store_t *s = dev_store(state);
+    dev_register(s, DEV_A, NOW - 10);
+    dev_register(s, DEV_B, NOW - 10);
+    int64_t id = kst_add(s, "alice", "example.com", NOW + HOUR, 0);
+    int64_t got[100];
+    assert_same_ids(got, dev_claim_ids(s, DEV_A, NOW, got), &id, 1);
+    assert_int_equal(dev_mark(s, DEV_A, &id, 1), 0);
+    /* C is seen for the first time after the message was stored */
+    assert_same_ids(got, dev_claim_ids(s, DEV_C, NOW + 1, got), &id, 1);
+    assert_int_equal(dev_mark(s, DEV_C, &id, 1), 0); /* B still lacks it */
+    assert_same_ids(got, dev_claim_ids(s, DEV_B, NOW + 2, got), &id, 1);
+    assert_int_equal(dev_mark(s, DEV_B, &id, 1), 1);
+    assert_i64_equal(kst_count_of(s, "alice", "example.com"), 0);
+}
+
+static void test_forget_devices_lets_it_go(void **state)
+{
+    msilo_store_t *s = dev_store(state);
+    dev_register(s, DEV_B, NOW - 2 * HOUR); /* B: not seen for two hours */
+    dev_register(s, DEV_A, NOW - 10);
+    int64_t id = kst_add(s, "alice", "example.com", NOW + HOUR, 0);
+    int64_t keep = kst_add(s, "alice", "example.com", NOW + HOUR, 0); /* nobody has it */
+    int64_t got[100];
+    assert_int_equal(dev_claim_ids(s, DEV_A, NOW, got), 2);
+    assert_int_equal(dev_mark(s, DEV_A, &id, 1), 0);
+    assert_i64_equal(kst_count_of(s, "alice", "example.com"), 2);
+    size_t n = 12345;
+    assert_ok(msilo_store_forget_devices(s, NOW - HOUR, &n));
+    assert_int_equal(n, 1); /* B; A was seen at NOW */
+    /* the message A has waits for nobody now; the one nobody has stays */
+    assert_i64_equal(kst_count_of(s, "alice", "example.com"), 1);
+    msilo_message_t *m = kst_get1(s, keep);
+    msilo_message_free(m);
+    assert_ok(msilo_store_forget_devices(s, NOW - HOUR, &n));
+    assert_int_equal(n, 0);
+    /* B comes back: it is a new device, and gets what is still stored */
+    assert_same_ids(got, dev_claim_ids(s, DEV_B, NOW + 1, got), &keep, 1);
+}
+
+enum { DEV_CONC_MESSAGES = 200, DEV_CONC_THREADS = 2 };
+
+typedef struct dev_worker {
+    msilo_store_t *store;
+    char lease_owner[32];
+    GArray *ids;
+    int rc;
+} dev_worker_t;
+
+/* No cmocka assertions here: they longjmp, which only works on the main thread. */
+static gpointer dev_claim_worker(gpointer p)
+{
+    dev_worker_t *w = p;
+    msilo_store_claim_t c = dev_claim(DEV_A, NOW);
+    c.lease_owner = w->lease_owner;
+    c.lease_until = NOW + HOUR;
+    c.max = 7;
+    for (int round = 0; round <= DEV_CONC_MESSAGES; round++) {
+        msilo_message_t **msgs = NULL;
+        size_t n = 0;
+        w->rc = msilo_store_claim(w->store, &c, &msgs, &n);
+        if (w->rc != 0 || n == 0)
+            break;
+        for (size_t i = 0; i < n; i++)
+            g_array_append_val(w->ids, msgs[i]->id);
+        msilo_message_array_free(msgs, n);
+    }
+    return NULL;
+}
+
+static void test_concurrent_device_claims(void **state)
+{
+    msilo_store_t *s = dev_store(state);
+    dev_worker_t w[DEV_CONC_THREADS];
+    /* a handle each (a connection each, as two servers on one table) when
+     * the store can open one, else the one handle from two threads */
+    for (int i = 0; i < DEV_CONC_THREADS; i++) {
+        w[i] = (dev_worker_t){ .store = s };
+        int rc = msilo_store_open_peer(s, &w[i].store);
+        if (rc == MSILO_ENOTSUP) {
+            if (!(s->flags & MSILO_STORE_THREADSAFE))
+                skip();
+            w[i].store = s;
+        } else {
+            assert_ok(rc);
+        }
+    }
+    dev_register(s, DEV_B, NOW - 1);
+    msilo_message_t *batch[DEV_CONC_MESSAGES];
+    int res[DEV_CONC_MESSAGES];
+    for (int i = 0; i < DEV_CONC_MESSAGES; i++)
+        batch[i] = kst_mk("alice", "example.com", "concurrent");
+    assert_ok(msilo_store_put(s, batch, DEV_CONC_MESSAGES, 0, res));
+    GHashTable *want = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+    for (int i = 0; i < DEV_CONC_MESSAGES; i++) {
+        assert_int_equal(res[i], 0);
+        g_hash_table_add(want, g_memdup2(&batch[i]->id, sizeof(int64_t)));
+        msilo_message_free(batch[i]);
+    }
+    GThread *t[DEV_CONC_THREADS];
+    for (int i = 0; i < DEV_CONC_THREADS; i++) {
+        w[i].ids = g_array_new(FALSE, FALSE, sizeof(int64_t));
+        g_snprintf(w[i].lease_owner, sizeof w[i].lease_owner, "host-%d:5060/%d", i, i);
+        t[i] = g_thread_new("dev-claimer", dev_claim_worker, &w[i]);
+    }
+    for (int i = 0; i < DEV_CONC_THREADS; i++)
+        g_thread_join(t[i]);
+    size_t total = 0;
+    for (int i = 0; i < DEV_CONC_THREADS; i++) {
+        if (w[i].store != s)
+            msilo_store_free(w[i].store);
+        assert_ok(w[i].rc);
+        for (guint j = 0; j < w[i].ids->len; j++) {
+            int64_t id = g_array_index(w[i].ids, int64_t, j);
+            if (!g_hash_table_remove(want, &id))
+                fail_msg("message %" PRId64 " claimed twice for one device, or unknown", id);
+            total++;
+        }
+        g_array_unref(w[i].ids);
+    }
+    assert_int_equal(total, DEV_CONC_MESSAGES);
+    g_hash_table_unref(want);
+    /* the other device's leases are its own: it gets every message */
+    msilo_store_claim_t c = dev_claim(DEV_B, NOW + 1);
+    c.max = DEV_CONC_MESSAGES + 1;
+    assert_int_equal(kst_claim_n(s, &c), DEV_CONC_MESSAGES);
+}
+
+int kst_run_devices(const char *group)
+{
+    static const struct CMUnitTest tests[] = {
+        T(test_two_devices_each_get_each_once),
+        T(test_deleted_when_all_known_have_it),
+        T(test_new_device_gets_old_messages),
+        T(test_forget_devices_lets_it_go),
+        T(test_concurrent_device_claims),
+    };
+    return cmocka_run_group_tests_name(group, tests, NULL, NULL);
+}
