@@ -14,7 +14,11 @@ on 127.0.0.1:
 - no device takes it: stored (202) and dumped at the next REGISTER;
 - with deliver_to = every_device, a device that refused the forked MESSAGE
   gets it stored for it alone: its REGISTER brings it, the other device's
-  brings nothing again.
+  brings nothing again;
+- two devices, one offline: each gets each stored message once, also one
+  first seen after the store, and re-REGISTERs bring no duplicate;
+- a message stored for a GRUU stays its device's; a REGISTER to a GRUU
+  serves that device only.
 
 Exit status: 0 passed, 1 failed.
 """
@@ -186,8 +190,83 @@ def test_fork_stores_for_the_device_that_missed_it(tmp):
         srv.stop()
 
 
+def every_device_server(tmp, name):
+    conf = os.path.join(tmp, name + ".conf")
+    with open(conf, "w") as f:
+        f.write("[msilo]\ndeliver_to = every_device\n")
+    return e2e.Server(tmp, conf=conf)
+
+
+def store_offline(srv, ruri, user, texts):
+    for t in texts:
+        st = message(srv, ruri, t, user)
+        check(st == 202, "MESSAGE %r for offline %s stored: 202, got %d" % (t, user, st))
+
+
+def test_two_devices_one_offline(tmp):
+    """Each device gets each stored message once, also a device first seen
+    after the messages were stored; a re-REGISTER brings no duplicate."""
+    srv = every_device_server(tmp, "twodev")
+    x, y = e2e.Uas(200), e2e.Uas(200)
+    try:
+        store_offline(srv, "sip:tia@127.0.0.1", "tia", ["m1", "m2", "m3"])
+        register(srv, "tia", x.port, UUID_A)
+        check(wait_until(lambda: sorted(bodies(x)) == ["m1", "m2", "m3"], 10),
+              "device X got the 3 messages: %s" % bodies(x))
+        register(srv, "tia", x.port, UUID_A)
+        check(not wait_until(lambda: len(bodies(x)) > 3, 1),
+              "X's re-REGISTER brought no duplicate: %s" % bodies(x))
+        # Y was never seen when they were stored: it gets them too
+        register(srv, "tia", y.port, UUID_B)
+        check(wait_until(lambda: sorted(bodies(y)) == ["m1", "m2", "m3"], 10),
+              "device Y (first seen now) got the 3 messages: %s" % bodies(y))
+        register(srv, "tia", y.port, UUID_B)
+        register(srv, "tia", x.port, UUID_A)
+        check(not wait_until(lambda: len(bodies(x)) > 3 or len(bodies(y)) > 3, 1),
+              "no duplicates after more REGISTERs: %s / %s" % (bodies(x), bodies(y)))
+        print("  two devices: X got %s, Y (first seen after the store) got %s"
+              % (sorted(bodies(x)), sorted(bodies(y))))
+        srv.stop()
+    finally:
+        x.close()
+        y.close()
+        srv.stop()
+
+
+def test_gruu_register_serves_its_device(tmp):
+    """A message stored for a GRUU is its device's alone; a REGISTER whose
+    Request-URI is a device's GRUU is a dump for that device only."""
+    srv = every_device_server(tmp, "gruureg")
+    x, y = e2e.Uas(200), e2e.Uas(200)
+    try:
+        # both devices known, then offline
+        register(srv, "uma", x.port, UUID_A)
+        register(srv, "uma", y.port, UUID_B)
+        register(srv, "uma", x.port, UUID_A, expires=0)
+        register(srv, "uma", y.port, UUID_B, expires=0)
+        store_offline(srv, "sip:uma@127.0.0.1;gr=%s" % UUID_B, "uma", ["for Y"])
+        store_offline(srv, "sip:uma@127.0.0.1", "uma", ["for all"])
+        # X registers with its GRUU as the Request-URI and no instance
+        to = "sip:uma@127.0.0.1"
+        st, _, _ = e2e.sip_request(srv.port, "REGISTER", "sip:uma@127.0.0.1;gr=%s" % UUID_A,
+                                   "udp", "Contact: <sip:uma@127.0.0.1:%d>\r\nExpires: 300\r\n"
+                                   % x.port, to=to, frm=to)
+        check(st == 200, "GRUU REGISTER: 200, got %d" % st)
+        check(wait_until(lambda: bodies(x) == ["for all"], 10), "X got only its own: %s" % bodies(x))
+        check(not wait_until(lambda: "for Y" in bodies(x), 1), "Y's message stayed: %s" % bodies(x))
+        register(srv, "uma", y.port, UUID_B)
+        check(wait_until(lambda: sorted(bodies(y)) == ["for Y", "for all"], 10),
+              "Y got both: %s" % bodies(y))
+        srv.stop()
+    finally:
+        x.close()
+        y.close()
+        srv.stop()
+
+
 TESTS = [test_instance_replaces, test_pub_gruu, test_fork_to_every_device,
-         test_fork_nobody_takes_it, test_fork_stores_for_the_device_that_missed_it]
+         test_fork_nobody_takes_it, test_fork_stores_for_the_device_that_missed_it,
+         test_two_devices_one_offline, test_gruu_register_serves_its_device]
 
 
 def main():

@@ -434,6 +434,78 @@ def test_two_servers(tmp):
         check(rc == 0, "server stopped cleanly (%s)" % rc)
 
 
+def register_device(port, user, contact, instance, expires=300):
+    to = "sip:%s@127.0.0.1" % user
+    st, _, _ = sip_request(port, "REGISTER", "sip:%s:%d" % (LOOPBACK, port), "udp",
+                           'Contact: <%s>;+sip.instance="<%s>"\r\nExpires: %d\r\n'
+                           % (contact, instance, expires), to=to, frm=to)
+    check(st == 200, "REGISTER %s (%s) -> %d" % (user, instance, st))
+
+
+def test_two_servers_two_devices(tmp):
+    """deliver_to = every_device, two servers on one table: each user's
+    device X registers at both servers at the same moment (the race for one
+    device), device Y at one of them; each device gets each message exactly
+    once and the table ends empty (every known device has them)."""
+    table = table_name("twodev")
+    msilo = "deliver_to = every_device\ncheck_time = 1\n"
+    conf_a = write_conf(tmp, "twodev-a", table, "instance_id = faults-da\n" + msilo)
+    conf_b = write_conf(tmp, "twodev-b", table, "instance_id = faults-db\n" + msilo)
+    pa, pb = free_port(), free_port()
+    a = Server(tmp, conf_a, pa, "twodev-a")
+    b = Server(tmp, conf_b, pb, "twodev-b")
+    users = ["dv%02d" % i for i in range(10)]
+    n = 200
+    store_with_sipp(tmp, "twodev-store", pa, users, n)
+    check(count(table) == n, "%d messages stored" % n)
+    ux, uy = TimedUas(200), TimedUas(200)
+    try:
+        errors = []
+
+        def reg(port, user, uas, dev, barrier):
+            try:
+                if barrier:
+                    barrier.wait(5)
+                register_device(port, user, "sip:%s@127.0.0.1:%d" % (user, uas.port),
+                                "urn:uuid:00000000-0000-4000-8000-%012d" % (dev * 100 + users.index(user)))
+            except Exception as e:  # noqa: BLE001
+                errors.append(e)
+        threads = []
+        for u in users:
+            bar = threading.Barrier(2)
+            for port in (pa, pb):
+                threads.append(threading.Thread(target=reg, args=(port, u, ux, 1, bar), daemon=True))
+            threads.append(threading.Thread(target=reg, args=(pb, u, uy, 2, None), daemon=True))
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(15)
+        check(not errors, "REGISTERs: %s" % errors[:3])
+
+        def ids(uas):
+            return [int(m.group(1)) for _, _, body in list(uas.times)
+                    for m in [re.search(rb"msgid=(\d+)", body)] if m]
+        for name, uas in (("X", ux), ("Y", uy)):
+            check(wait_until(lambda: len(set(ids(uas))) >= n, 30, 0.1),
+                  "device %s got every message (%d of %d)" % (name, len(set(ids(uas))), n))
+        check(wait_until(lambda: count(table) == 0, 15, 0.2),
+              "the table ends empty (%d left)" % count(table))
+        for name, uas in (("X", ux), ("Y", uy)):
+            check(wait_quiet(lambda: len(ids(uas)), 1.0), "device %s's log settles" % name)
+            got = ids(uas)
+            dups = sorted({m for m in got if got.count(m) > 1})
+            check(not dups, "device %s: each message once; twice: %s" % (name, dups[:10]))
+            check(len(got) == n, "device %s: %d deliveries for %d messages" % (name, len(got), n))
+        print("  two servers, two devices per user: %d messages, device X %d, device Y %d "
+              "deliveries, 0 duplicates, table empty" % (n, len(ids(ux)), len(ids(uy))))
+    finally:
+        ux.close()
+        uy.close()
+    for s in (a, b):
+        rc, _ = s.stop()
+        check(rc == 0, "server stopped cleanly (%s)" % rc)
+
+
 # ---- (e) slow and dead contacts ------------------------------------------------------------
 
 def test_slow_dead_contacts(tmp):
@@ -494,7 +566,7 @@ def test_slow_dead_contacts(tmp):
 
 
 TESTS = [test_crash_during_delivery, test_crash_during_store, test_database_outage,
-         test_two_servers, test_slow_dead_contacts]
+         test_two_servers, test_two_servers_two_devices, test_slow_dead_contacts]
 
 
 def main():
