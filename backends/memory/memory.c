@@ -1223,7 +1223,7 @@ int mem_take_due(msilo_store_t *s, int64_t now, mem_ctype_match_fn match, const 
     msilo_message_t **out = n ? g_new(msilo_message_t *, n) : NULL;
     for (size_t i = 0; i < n; i++) {
         entry_t *e = got->pdata[i];
-        out[i] = entry_to_plain_message(e);
+        out[i] = entry_to_plain_message(m, e);
         entry_delete(m, e, (size_t)-1); /* leaves its pair stale, as every delete */
     }
     *ret_msgs = out;
