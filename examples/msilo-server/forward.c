@@ -225,7 +225,7 @@ static int fork_message(server_t *s, nta_incoming_t *irq, sip_t const *sip, cons
                         GPtrArray *bindings)
 {
     g_autofree char *gr = request_gruu(sip);
-    g_autoptr(GHashTable) seen = g_hash_table_new(g_str_hash, g_str_equal);
+    g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     fork_t *k = g_new0(fork_t, 1);
     unsigned sent = 0;
 
@@ -235,11 +235,14 @@ static int fork_message(server_t *s, nta_incoming_t *irq, sip_t const *sip, cons
     k->pending = 1; /* held by this loop: a branch that ends at once cannot finish it */
     for (guint i = 0; i < bindings->len; i++) {
         binding_t const *b = bindings->pdata[i];
-        const char *device = b->instance ? b->instance : b->uri;
+        /* the device as the engine and register.c name it: "<instance>",
+         * else the contact URI */
+        g_autofree char *inst = b->instance ? g_strdup_printf("<%s>", b->instance) : NULL;
+        const char *device = inst ? inst : b->uri;
         const char *hop, *route;
         if (gr && (!b->instance || g_ascii_strcasecmp(b->instance, gr) != 0))
             continue;
-        if (!g_hash_table_add(seen, (gpointer)device))
+        if (!g_hash_table_add(seen, g_strdup(device)))
             continue; /* another flow of a device already taken */
         if (server_flow_route(b->flow, &hop, &route) < 0) {
             REQ_LOG("MESSAGE for %s: %s unreachable, its flow has gone", aor, b->uri);

@@ -127,17 +127,19 @@ static const char *url_gr(su_home_t *home, url_t const *url)
 
 /* The device a REGISTER's Contact @m stands for: its instance, else the gr
  * parameter of a GRUU used as its Contact or as the Request-URI (such a
- * REGISTER serves that device only), else its contact URI. */
+ * REGISTER serves that device only), as the engine writes an instance
+ * ("<urn:…>", the form of +sip.instance and of a MESSAGE to a GRUU), else
+ * its contact URI. */
 static const char *register_device(su_home_t *home, sip_t const *sip, sip_contact_t const *m)
 {
-    char *inst = contact_instance(home, m);
-    const char *gr;
+    const char *inst = contact_instance(home, m);
+    if (!inst)
+        inst = url_gr(home, m->m_url);
+    if (!inst && sip->sip_request)
+        inst = url_gr(home, sip->sip_request->rq_url);
+    /* the engine's form of an instance: "<urn:…>" (lib/engine-device.c) */
     if (inst)
-        return inst;
-    if ((gr = url_gr(home, m->m_url)))
-        return gr;
-    if (sip->sip_request && (gr = url_gr(home, sip->sip_request->rq_url)))
-        return gr;
+        return su_sprintf(home, "<%s>", inst);
     return url_as_string(home, m->m_url); /* as forward.c names such a device */
 }
 

@@ -173,7 +173,7 @@ def test_fork_stores_for_the_device_that_missed_it(tmp):
         st = message(srv, "sip:mia@127.0.0.1", "for both", "mia")
         check(st == 200, "A took it: 200 relayed, got %d" % st)
         check(wait_until(lambda: "stored message" in e2e.read(srv.log) and
-                         "for device %s" % UUID_B in e2e.read(srv.log), 5),
+                         "for device <%s>" % UUID_B in e2e.read(srv.log), 5),
               "stored for device B alone")
         b.status = 200
         register(srv, "mia", b.port, UUID_B)
