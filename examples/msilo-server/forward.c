@@ -138,8 +138,8 @@ static gboolean forward_guard(gpointer data)
 /* Forwards the MESSAGE of @irq to @contact_uri, by @next_hop with the
  * Route values @route when set (the binding's flow, flow.c). @return false
  * when it could not be sent. */
-static bool forward_request(fork_t *k, const char *contact_uri, const char *device,
-                            const char *next_hop, const char *route)
+static bool forward_request(fork_t *k, unsigned index, const char *contact_uri,
+                            const char *device, const char *next_hop, const char *route)
 {
     server_t *s = k->srv;
     msg_t *orig = nta_incoming_getrequest(k->irq);
@@ -149,12 +149,17 @@ static bool forward_request(fork_t *k, const char *contact_uri, const char *devi
     sip_request_t *rq;
     url_t *target, *hop = NULL;
     forward_t *f;
-    char branch[SERVER_BRANCH_SIZE];
+    char branch[SERVER_BRANCH_SIZE + 16];
 
     /* the branch of the request as it came in: if it comes back unchanged,
      * server_request_looped() recognises it */
     if (orig) {
         server_loop_branch(sip_object(orig), branch);
+        /* each branch of a fork its own (RFC 3261 16.6 item 8): NTA matches
+         * responses by it, and two forks with one branch took each
+         * other's answers */
+        if (index)
+            g_snprintf(branch + strlen(branch), 16, ".%u", index);
         msg_destroy(orig);
     }
     if (!copy)
@@ -249,7 +254,7 @@ static int fork_message(server_t *s, nta_incoming_t *irq, sip_t const *sip, cons
             g_ptr_array_add(k->missed, g_strdup(device));
             continue;
         }
-        if (!forward_request(k, b->uri, device, hop, route)) {
+        if (!forward_request(k, sent + k->missed->len, b->uri, device, hop, route)) {
             g_warning("cannot forward MESSAGE for %s to %s", aor, b->uri);
             g_ptr_array_add(k->missed, g_strdup(device));
             continue;

@@ -102,7 +102,10 @@ bool server_request_looped(server_t *s, sip_t const *sip)
             server_loop_branch(sip, branch);
             computed = true;
         }
-        if (g_ascii_strcasecmp(v->v_branch, branch) == 0)
+        /* a fork's branch is ours + ".N" (forward.c) */
+        size_t n = strlen(branch);
+        if (g_ascii_strncasecmp(v->v_branch, branch, n) == 0 &&
+            (v->v_branch[n] == '\0' || v->v_branch[n] == '.'))
             return true;
     }
     return false;

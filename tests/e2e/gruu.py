@@ -204,32 +204,38 @@ def store_offline(srv, ruri, user, texts):
 
 
 def test_two_devices_one_offline(tmp):
-    """Each device gets each stored message once, also a device first seen
-    after the messages were stored; a re-REGISTER brings no duplicate."""
+    """Two devices, one offline: each gets each stored message once, also a
+    device first seen after the store (while the messages wait for the
+    known one); re-REGISTERs bring no duplicate; once every known device
+    has them they are gone (a third device gets nothing)."""
     srv = every_device_server(tmp, "twodev")
-    x, y = e2e.Uas(200), e2e.Uas(200)
+    x, y, z = e2e.Uas(200), e2e.Uas(200), e2e.Uas(200)
     try:
+        register(srv, "tia", x.port, UUID_A)  # X is known, then offline
+        register(srv, "tia", x.port, UUID_A, expires=0)
         store_offline(srv, "sip:tia@127.0.0.1", "tia", ["m1", "m2", "m3"])
-        register(srv, "tia", x.port, UUID_A)
-        check(wait_until(lambda: sorted(bodies(x)) == ["m1", "m2", "m3"], 10),
-              "device X got the 3 messages: %s" % bodies(x))
-        register(srv, "tia", x.port, UUID_A)
-        check(not wait_until(lambda: len(bodies(x)) > 3, 1),
-              "X's re-REGISTER brought no duplicate: %s" % bodies(x))
         # Y was never seen when they were stored: it gets them too
         register(srv, "tia", y.port, UUID_B)
         check(wait_until(lambda: sorted(bodies(y)) == ["m1", "m2", "m3"], 10),
-              "device Y (first seen now) got the 3 messages: %s" % bodies(y))
+              "device Y (first seen after the store) got the 3 messages: %s" % bodies(y))
         register(srv, "tia", y.port, UUID_B)
+        check(not wait_until(lambda: len(bodies(y)) > 3, 1),
+              "Y's re-REGISTER brought no duplicate: %s" % bodies(y))
         register(srv, "tia", x.port, UUID_A)
-        check(not wait_until(lambda: len(bodies(x)) > 3 or len(bodies(y)) > 3, 1),
-              "no duplicates after more REGISTERs: %s / %s" % (bodies(x), bodies(y)))
-        print("  two devices: X got %s, Y (first seen after the store) got %s"
-              % (sorted(bodies(x)), sorted(bodies(y))))
+        check(wait_until(lambda: sorted(bodies(x)) == ["m1", "m2", "m3"], 10),
+              "device X (offline at the store) got the 3 messages: %s" % bodies(x))
+        register(srv, "tia", x.port, UUID_A)
+        register(srv, "tia", y.port, UUID_B)
+        register(srv, "tia", z.port, "urn:uuid:00000000-0000-4000-8000-0000000000cc")
+        check(not wait_until(lambda: len(bodies(x)) > 3 or len(bodies(y)) > 3 or bodies(z), 1),
+              "no duplicates, and gone once both known devices had them: %s / %s / %s"
+              % (bodies(x), bodies(y), bodies(z)))
+        print("  two devices: Y (first seen after the store) got %s, X (offline then) got %s, "
+              "a third device later got %s" % (sorted(bodies(y)), sorted(bodies(x)), bodies(z)))
         srv.stop()
     finally:
-        x.close()
-        y.close()
+        for u in (x, y, z):
+            u.close()
         srv.stop()
 
 
