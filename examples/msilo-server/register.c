@@ -117,21 +117,37 @@ static bool bindings_fit(server_t *s, const char *aor, sip_t const *sip, int64_t
 }
 
 /* The registrar's removed hook: the engine stops delivering to the contact. */
-static void binding_removed(const char *aor, const char *uri, void *data)
+static void binding_removed(const char *aor, const char *uri, const char *value, void *data)
 {
     server_t *s = data;
     if (!s->engine)
         return;
     /* the owner as the engine keys it (user@domain), the contact as a
-     * name-addr so that its URI parameters stay the URI's */
+     * name-addr so that its URI parameters stay the URI's: the value as
+     * registered when it is one (its +sip.instance names the device, with
+     * deliver_to = every_device), else the URI in <> */
     g_autofree char *owner = g_strconcat("sip:", aor, NULL);
-    g_autofree char *contact = g_strdup_printf("<%s>", uri);
+    g_autofree char *contact = value && strchr(value, '<') ? g_strdup(value)
+                                                           : g_strdup_printf("<%s>", uri);
     int r = msilo_engine_cancel(s->engine, owner, contact);
     if (r < 0)
         g_warning("cancelling deliveries of %s to %s: %s (%s)", aor, uri, msilo_strerror(r),
                   msilo_error_detail());
     else
         REQ_LOG("REGISTER %s: %s gone: no more deliveries to it", aor, uri);
+}
+
+/* The device of Contact @m: its +sip.instance unquoted, else its URI (in @home). */
+static const char *contact_device(su_home_t *home, sip_contact_t const *m)
+{
+    const char *inst = msg_params_find(m->m_params, "+sip.instance");
+    if (inst && *inst) {
+        size_t n = strlen(inst);
+        if (n >= 2 && inst[0] == '"' && inst[n - 1] == '"')
+            return su_strndup(home, inst + 1, (isize_t)(n - 2));
+        return inst;
+    }
+    return url_as_string(home, m->m_url);
 }
 
 int server_handle_register(server_t *s, nta_incoming_t *irq, sip_t const *sip)
@@ -248,6 +264,9 @@ int server_handle_register(server_t *s, nta_incoming_t *irq, sip_t const *sip)
             msilo_request_t *reg = msilo_sofia_request_view(req);
             reg->contact = msilo_sofia_header_string(home, (sip_header_t const *)dump_to);
             reg->expires = (long)dump_expires;
+            /* the device (deliver_to = every_device): its +sip.instance
+             * (RFC 5626), else the contact URI */
+            reg->device = contact_device(home, dump_to);
             /* the owner is the To URI that was authenticated, as Sofia parsed it */
             r = msilo_engine_dump(s->engine, reg, url_as_string(home, sip->sip_to->a_url), 0,
                                   dump_done, cb_aor);
