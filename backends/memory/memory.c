@@ -1272,6 +1272,8 @@ static int mem_reset_leases(msilo_store_t *s, const char *lease_owner, size_t *r
         }
         lease_drop(m, e);
     }
+    if (m->dev.tracked) /* and the leases of its per-device claims */
+        n += memdev_reset(&m->dev, lease_owner);
     if (ret_n)
         *ret_n = n;
     return 0;
