@@ -4,7 +4,7 @@
  * claims that fill it, and the pump that sends what was claimed.
  *
  * Owns: e->owners (owner_t by "user@domain", with deliver_to = every_device
- * one per device of the owner, by "user@domain\ndevice"), each owner's claimed-but-unsent
+ * one per device of the owner, by "user@domain device"), each owner's claimed-but-unsent
  * messages (ready) and the dumps waiting on it (dump_op), e->noop_dumps and
  * e->finished_dumps.
  *
@@ -99,10 +99,11 @@ static void owner_free(owner_t *o)
     g_free(o);
 }
 
-/* The owners table's key of user@domain, and of one of its devices. */
+/* The owners table's key of user@domain, and of one of its devices: a host
+ * has no space, so "user@domain device" names one (and reads well in logs). */
 static char *owner_key(const char *user, const char *domain, const char *device)
 {
-    return device ? g_strconcat(user, "@", domain, "\n", device, NULL)
+    return device ? g_strconcat(user, "@", domain, " ", device, NULL)
                   : g_strconcat(user, "@", domain, NULL);
 }
 

@@ -188,7 +188,7 @@ typedef struct dump_op {
 
 /* Per-owner delivery state; exists while the owner has work or retries due. */
 struct owner {
-    char *key; /* "user@domain"; with a device "user@domain\ndevice" */
+    char *key; /* "user@domain"; with a device "user@domain device" */
     char *user, *domain;
     char *device;        /* every_device: the device of this state (GRefString); else NULL */
     char *contact;       /* where to deliver; NULL = the stored To via outbound_proxy */

@@ -113,7 +113,8 @@ static store_op *store_op_alloc(msilo_engine_t *e, size_t size)
 static void store_op_free(msilo_engine_t *e, store_op *op)
 {
     g_free(op->msg_.extra_hdrs);
-    g_free(op->msg_.device);
+    if (G_UNLIKELY(op->msg_.device)) /* every_device only: no call per store otherwise */
+        g_free(op->msg_.device);
     g_free(op->n_ruri);
     g_free(op->n_from);
     g_free(op->n_to);

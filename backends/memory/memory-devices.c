@@ -212,6 +212,26 @@ void memdev_forget(memdev_t *d, int64_t seen_before, size_t *ret_n, GPtrArray *o
     *ret_n = n;
 }
 
+size_t memdev_reset(memdev_t *d, const char *lease_owner)
+{
+    size_t n = 0;
+    GHashTableIter it, di;
+    gpointer per, v;
+    g_hash_table_iter_init(&it, d->states);
+    while (g_hash_table_iter_next(&it, NULL, &per)) {
+        g_hash_table_iter_init(&di, per);
+        while (g_hash_table_iter_next(&di, NULL, &v)) {
+            dstate_t *s = v;
+            if (s->holder && strcmp(s->holder, lease_owner) == 0) {
+                g_clear_pointer(&s->holder, g_free);
+                s->lease_until = 0;
+                n++;
+            }
+        }
+    }
+    return n;
+}
+
 void memdev_drop(memdev_t *d, int64_t id)
 {
     g_hash_table_remove(d->states, &id);

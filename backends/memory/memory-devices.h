@@ -59,6 +59,8 @@ gboolean memdev_complete(const memdev_t *d, int64_t id, const char *user, const 
 /* Forgets devices last seen before @seen_before; *ret_n how many; appends
  * to @owners ("user\ndomain", g_free) the owners that lost one. */
 void memdev_forget(memdev_t *d, int64_t seen_before, size_t *ret_n, GPtrArray *owners);
+/* Ends every per-device lease held by @lease_owner; how many. */
+size_t memdev_reset(memdev_t *d, const char *lease_owner);
 /* Message @id is gone: drops its state. */
 void memdev_drop(memdev_t *d, int64_t id);
 

@@ -898,7 +898,9 @@ static int mem_put(msilo_store_t *s, msilo_message_t *const *msgs, size_t n,
     if ((!msgs && n) || (!results && n))
         return msilo_fail(MSILO_EINVAL, "memory put: bad arguments");
     /* Check the whole batch first: a failed put stores none of it. */
+    gboolean devices = FALSE; /* a message for one device: recorded after the loop */
     for (size_t i = 0; i < n; i++) {
+        devices |= msgs[i] && msgs[i]->device;
         if (!msgs[i] || !msgs[i]->user || !msgs[i]->domain ||
             (msgs[i]->body_len && !msgs[i]->body))
             return msilo_fail(MSILO_EINVAL, "memory put: message %zu incomplete", i);
@@ -915,6 +917,7 @@ static int mem_put(msilo_store_t *s, msilo_message_t *const *msgs, size_t n,
     /* Reserve index space up front so the batch cannot fail half way. */
     ids_reserve(&m->ids, n);
     exp_reserve(&m->exp_heap, n);
+    const int64_t first_new = m->next_id;
 
     /* In windows of the batch: hash, then prefetch each message's slot, its
      * owner and the owner's last entry (the put links the new entry after
@@ -970,12 +973,14 @@ static int mem_put(msilo_store_t *s, msilo_message_t *const *msgs, size_t n,
             entry_insert(m, o ? o : owner_add(m, hs[i], msg->user, msg->domain), e);
             if (e->flags & HAS_KEY)
                 g_hash_table_insert(m->keys, (gpointer)entry_key(e), e);
-            if (G_UNLIKELY(msg->device != NULL))
-                memdev_set_target(&m->dev, e->id, msg->device);
             msgs[w + i]->id = e->id;
             results[w + i] = 0;
         }
     }
+    /* out of the loop above, the store's per-message path (bench/engine) */
+    for (size_t i = 0; G_UNLIKELY(devices) && i < n; i++)
+        if (msgs[i]->device && results[i] == 0 && msgs[i]->id >= first_new) /* not a dup */
+            memdev_set_target(&m->dev, msgs[i]->id, msgs[i]->device);
     return 0;
 }
 
@@ -1321,6 +1326,8 @@ static int mem_reset_leases(msilo_store_t *s, const char *lease_owner, size_t *r
         }
         lease_drop(m, e);
     }
+    if (m->dev.tracked) /* and the leases of its per-device claims */
+        n += memdev_reset(&m->dev, lease_owner);
     if (ret_n)
         *ret_n = n;
     return 0;

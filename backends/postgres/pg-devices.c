@@ -129,6 +129,9 @@ void pg_devices_sql_build(char *sql[Q_N], const char *t, const char *v, const ch
         "fv AS (DELETE FROM %s WHERE last_seen < $1::int8 RETURNING 1) "
         "SELECT (SELECT count(*) FROM fv)::int8, (SELECT count(*) FROM gone)::int8",
         t, id, l, v, u, h, v, u, h, l, id, v);
+    /* rare (an instance restarting): a scan, no index on lease_owner */
+    sql[Q_DEV_RESET] = g_strdup_printf(
+        "UPDATE %s SET lease_owner = NULL, lease_until = 0 WHERE lease_owner = $1::text", l);
     g_free(cols);
 }
 
@@ -391,6 +394,19 @@ int pg_forget_devices(msilo_store_t *base, int64_t seen_before, size_t *ret_n)
         return e;
     if (ret_n)
         *ret_n = count_col(r, 0);
+    PQclear(r);
+    return 0;
+}
+
+int pg_devices_reset(pg_store *s, const char *lease_owner, size_t *ret_n)
+{
+    pg_params_t p = { 0 };
+    pg_params_text(&p, lease_owner);
+    PGresult *r = NULL;
+    int e = pg_run(s, Q_DEV_RESET, &p, "resetting per-device leases", &r);
+    if (e)
+        return e;
+    *ret_n = (size_t)g_ascii_strtoull(PQcmdTuples(r), NULL, 10);
     PQclear(r);
     return 0;
 }

@@ -147,6 +147,7 @@ typedef enum {
     Q_DEV_LOCK,
     Q_DEV_MARK,
     Q_DEV_FORGET,
+    Q_DEV_RESET,
     Q_N
 } query_t;
 
@@ -225,6 +226,8 @@ int pg_devices_release(pg_store *s, const msilo_store_release_t *items, size_t n
 int pg_mark_delivered(msilo_store_t *base, const char *device, const int64_t *ids, size_t n,
                       size_t *ret_deleted);
 int pg_forget_devices(msilo_store_t *base, int64_t seen_before, size_t *ret_n);
+/* The per-device part of reset_leases(). */
+int pg_devices_reset(pg_store *s, const char *lease_owner, size_t *ret_n);
 /* The put method (pg-put.c). */
 int pg_put(msilo_store_t *base, msilo_message_t *const *msgs, size_t n, int64_t max_per_owner,
            int *results);

@@ -485,9 +485,14 @@ static int pg_reset_leases(msilo_store_t *base, const char *lease_owner, size_t 
     int e = pg_run(s, Q_RESET, &p, "resetting leases", &r);
     if (e)
         return e;
-    if (ret_n)
-        *ret_n = cmd_tuples(r);
+    size_t n = cmd_tuples(r), per_device = 0;
     PQclear(r);
+    /* and the leases of its per-device claims (idempotent: no transaction) */
+    e = pg_devices_reset(s, lease_owner, &per_device);
+    if (e)
+        return e;
+    if (ret_n)
+        *ret_n = n + per_device;
     return 0;
 }
 

@@ -37,6 +37,7 @@ typedef enum {
     D_DELETE_DONE,
     D_FORGET_MSGS,
     D_FORGET,
+    D_RESET,
     D_N
 } dq_t;
 
@@ -197,6 +198,8 @@ int sqd_new(sqlite3 *db, const char *table, sq_devices_t **ret)
         "NOT EXISTS (SELECT 1 FROM %s d WHERE d.msg_id = %s.id AND d.device_id = v.id AND "
         "d.delivered = 1))", t, l, v, t, t, v, t, t, l, t);
     sql[D_FORGET] = g_strdup_printf("DELETE FROM %s WHERE last_seen < ?1", v);
+    sql[D_RESET] = g_strdup_printf(
+        "UPDATE %s SET lease_owner = NULL, lease_until = 0 WHERE lease_owner = ?1", l);
 
     sq_devices_t *d = g_new0(sq_devices_t, 1);
     d->db = db;
@@ -332,4 +335,10 @@ int sqd_forget(sq_devices_t *d, int64_t seen_before, size_t *ret_n)
         return e;
     sqlite3_bind_int64(d->st[D_FORGET], 1, seen_before);
     return run(d, D_FORGET, "forgetting devices", ret_n);
+}
+
+int sqd_reset(sq_devices_t *d, const char *lease_owner, size_t *ret_n)
+{
+    sqlite3_bind_text(d->st[D_RESET], 1, lease_owner, -1, SQLITE_STATIC);
+    return run(d, D_RESET, "resetting per-device leases", ret_n);
 }

@@ -89,5 +89,7 @@ int sqd_release(sq_devices_t *d, const msilo_store_release_t *it);
 int sqd_mark(sq_devices_t *d, const char *device, int64_t id, size_t *ret_deleted);
 /* Inside a transaction: forget_devices(). */
 int sqd_forget(sq_devices_t *d, int64_t seen_before, size_t *ret_n);
+/* Inside a transaction: the per-device part of reset_leases(). */
+int sqd_reset(sq_devices_t *d, const char *lease_owner, size_t *ret_n);
 
 #endif

@@ -658,6 +658,10 @@ static int sq_reset_leases(msilo_store_t *base, const char *lease_owner, size_t 
         sqlite3_bind_text(s->st[Q_RESET], 1, lease_owner, -1, SQLITE_STATIC);
         e = run(s, Q_RESET, "resetting leases", &changed);
     }
+    size_t per_device = 0; /* and the leases of its per-device claims */
+    if (!e)
+        e = sqd_reset(s->dev, lease_owner, &per_device);
+    changed += per_device;
     e = end(s, e);
     if (!e && ret_n)
         *ret_n = changed;

@@ -131,7 +131,9 @@ static void print_config(void)
                k->type == MSILO_CONFIG_INT ? "integer"
                : k->type == MSILO_CONFIG_BOOL ? "boolean"
                                               : "string");
-        printf("#%s = %s\n\n", k->name, k->default_str ? k->default_str : "");
+        /* this server's own default (main(): its registrar tells devices apart) */
+        const char *dflt = strcmp(k->name, "deliver_to") == 0 ? "every_device" : k->default_str;
+        printf("#%s = %s\n\n", k->name, dflt ? dflt : "");
     }
 }
 
@@ -348,6 +350,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "msilo-server: out of memory\n");
         return 1;
     }
+    /* This server's registrar tells devices apart (+sip.instance, else the
+     * Contact): each device of a user gets each stored message (issue 15).
+     * [msilo] deliver_to = first in the file restores msilo's behaviour. */
+    msilo_config_set(cfg, "deliver_to", "every_device");
     if (config_path && !load_config_file(config_path, cfg, &s.opt, &file_has_password))
         goto out;
     /* A file with a password must not be world-readable: refused, not warned

@@ -171,15 +171,18 @@ static bool bindings_fit(server_t *s, const char *aor, sip_t const *sip, int64_t
 }
 
 /* The registrar's removed hook: the engine stops delivering to the contact. */
-static void binding_removed(const char *aor, const char *uri, void *data)
+static void binding_removed(const char *aor, const char *uri, const char *value, void *data)
 {
     server_t *s = data;
     if (!s->engine)
         return;
     /* the owner as the engine keys it (user@domain), the contact as a
-     * name-addr so that its URI parameters stay the URI's */
+     * name-addr so that its URI parameters stay the URI's: the value as
+     * registered when it is one (its +sip.instance names the device, with
+     * deliver_to = every_device), else the URI in <> */
     g_autofree char *owner = g_strconcat("sip:", aor, NULL);
-    g_autofree char *contact = g_strdup_printf("<%s>", uri);
+    g_autofree char *contact = value && strchr(value, '<') ? g_strdup(value)
+                                                           : g_strdup_printf("<%s>", uri);
     int r = msilo_engine_cancel(s->engine, owner, contact);
     if (r < 0)
         g_warning("cancelling deliveries of %s to %s: %s (%s)", aor, uri, msilo_strerror(r),

@@ -24,7 +24,7 @@ void registrar_set_removed(registrar_t *r, registrar_removed_fn fn, void *data)
 static void report_removed(registrar_t *r, const char *aor, const binding_t *b)
 {
     if (r->removed)
-        r->removed(aor, b->uri, r->removed_data);
+        r->removed(aor, b->uri, b->contact, r->removed_data);
 }
 
 static void binding_free(gpointer p)

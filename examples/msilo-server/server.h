@@ -73,8 +73,10 @@ bool binding_matches(const binding_t *b, const char *uri, const char *instance,
 size_t registrar_expire(registrar_t *r, int64_t now);
 size_t registrar_count(const registrar_t *r);
 /* Called for every binding that goes away (removed or expired), before it is
- * freed; @uri is its contact URI as registered (binding_t.uri). */
-typedef void (*registrar_removed_fn)(const char *aor, const char *uri, void *data);
+ * freed; @uri is its contact URI as registered (binding_t.uri), @contact its
+ * Contact value (binding_t.contact: with +sip.instance, the device). */
+typedef void (*registrar_removed_fn)(const char *aor, const char *uri, const char *contact,
+                                     void *data);
 void registrar_set_removed(registrar_t *r, registrar_removed_fn fn, void *data);
 
 /* ---- flows (flow.c) ---------------------------------------------------------- */

@@ -176,6 +176,26 @@ static void test_forget_devices_lets_it_go(void **state)
     assert_same_ids(got, dev_claim_ids(s, DEV_B, NOW + 1, got), &keep, 1);
 }
 
+static void test_reset_leases_ends_device_leases(void **state)
+{
+    msilo_store_t *s = dev_store(state);
+    int64_t id = kst_add(s, "alice", "example.com", NOW + HOUR, 0);
+    int64_t got[100];
+    msilo_store_claim_t c = dev_claim(DEV_A, NOW);
+    c.lease_owner = "crashed:5060/1";
+    c.lease_until = NOW + HOUR;
+    assert_int_equal(kst_claim_ids(s, &c, got), 1);
+    c.lease_owner = "host-a:5060/1";
+    c.now = NOW + 1;
+    assert_int_equal(kst_claim_n(s, &c), 0); /* leased to the crashed instance */
+    /* the instance restarts under its name: its in-flight messages come back */
+    size_t n = 0;
+    assert_ok(msilo_store_reset_leases(s, "crashed:5060/1", &n));
+    assert_int_equal(n, 1);
+    c.lease_owner = "crashed:5060/1";
+    assert_same_ids(got, kst_claim_ids(s, &c, got), &id, 1);
+}
+
 enum { DEV_CONC_MESSAGES = 200, DEV_CONC_THREADS = 2 };
 
 typedef struct dev_worker {
@@ -271,6 +291,7 @@ int kst_run_devices(const char *group)
         T(test_deleted_when_all_known_have_it),
         T(test_new_device_gets_old_messages),
         T(test_forget_devices_lets_it_go),
+        T(test_reset_leases_ends_device_leases),
         T(test_concurrent_device_claims),
     };
     return cmocka_run_group_tests_name(group, tests, NULL, NULL);
