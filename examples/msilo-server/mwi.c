@@ -471,6 +471,11 @@ void server_mwi_start(server_t *s)
     msilo_engine_set_count_hook(s->engine, count_changed, m);
 }
 
+unsigned server_mwi_count(server_t *s)
+{
+    return s->mwi ? g_hash_table_size(s->mwi->subs) : 0;
+}
+
 void server_mwi_stop(server_t *s)
 {
     mwi_t *m = s->mwi;

@@ -23,6 +23,7 @@ sys.path.insert(0, HERE)
 import e2e  # noqa: E402
 from e2e import LOOPBACK, Server, Uas, check, header, register, sip_request  # noqa: E402
 from e2e import wait_quiet, wait_until, write_conf  # noqa: E402
+import receipts  # noqa: E402
 import security  # noqa: E402
 
 ARGS = None
@@ -231,6 +232,7 @@ def test_auth(tmp):
         st, _ = sub.send(600, auth=(security.challenge(hdrs), "alice", "alicepw"))
         check(st == 200, "alice's own -> %d" % st)
         check_summary(sub.wait_notifies(1), 0, r"active")
+        check(receipts.stats(srv).get("subscriptions") == 1, "one subscription counted")
         # a stop with the subscription active: its final NOTIFY, a clean exit
         # (under ASan: no leak)
         rc, log = srv.stop()
@@ -253,6 +255,9 @@ def test_store_for_users_file(tmp):
         check(st == 404, "MESSAGE to an unknown user -> %d (want 404)" % st)
         st, _ = Subscription(srv, "typo", uas).send(600)
         check(st == 404, "SUBSCRIBE for an unknown user -> %d (want 404)" % st)
+        s = receipts.stats(srv)
+        check(s.get("unknown_users") == 2 and s.get("stored_messages") == 1,
+              "counted: %s" % s)
     finally:
         uas.close()
         srv.stop()
