@@ -34,14 +34,14 @@ class Subscription:
     """One message-summary subscription of `user` whose NOTIFYs come to a
     Uas (answered 200 and recorded there)."""
 
-    def __init__(self, srv, user, uas, event="message-summary"):
+    def __init__(self, srv, user, uas, event="message-summary", domain="127.0.0.1"):
         _n[0] += 1
         self.srv, self.user, self.uas, self.event = srv, user, uas, event
         self.call_id = "mwi-%d-%d@127.0.0.1" % (os.getpid(), _n[0])
         self.ftag = "sub%d" % _n[0]
         self.ttag = None
         self.cseq = 0
-        self.aor = "sip:%s@127.0.0.1" % user
+        self.aor = "sip:%s@%s" % (user, domain)
 
     def send(self, expires=None, ruri=None, auth=None, ttag=None):
         """SUBSCRIBE (in the dialog once it has one); (status, headers)."""
@@ -281,6 +281,24 @@ def test_store_for_registered(tmp):
         srv.stop()
 
 
+def test_domains(tmp):
+    """[server] domains: a SUBSCRIBE for another domain gets 404, one for a
+    local domain (in another case) 200."""
+    srv = Server(tmp, write_conf(tmp, "dom.conf", "[server]\ndomains = Mail.Example\n"))
+    uas = Uas(200)
+    try:
+        st, _ = Subscription(srv, "lena", uas).send(600)
+        check(st == 404, "not a local domain -> %d (want 404)" % st)
+        sub = Subscription(srv, "lena", uas, domain="mail.example")
+        st, _ = sub.send(600)
+        check(st == 200, "a local domain -> %d" % st)
+        _, body = sub.wait_notifies(1)
+        check("Message-Account: sip:lena@mail.example\r\n" in body, "account: %r" % body)
+    finally:
+        uas.close()
+        srv.stop()
+
+
 def test_mwi_off(tmp):
     """[server] mwi = false: SUBSCRIBE gets 405."""
     srv = Server(tmp, write_conf(tmp, "off.conf", "[server]\nmwi = false\n"))
@@ -295,7 +313,7 @@ def test_mwi_off(tmp):
 
 
 TESTS = [test_summary, test_summary_sqlite, test_summary_pg, test_expires_rules, test_auth, test_store_for_users_file,
-         test_store_for_registered, test_mwi_off]
+         test_store_for_registered, test_domains, test_mwi_off]
 
 
 def main():
