@@ -428,6 +428,7 @@ int main(int argc, char **argv)
     server_mwi_start(&s);
     s.snd_time_header = msilo_config_get_string(cfg, "snd_time_avp");
     s.stored_headers = msilo_config_get_string(cfg, "stored_headers");
+    s.per_device = g_strcmp0(msilo_config_get_string(cfg, "deliver_to"), "every_device") == 0;
 
     s.loop = g_main_loop_new(NULL, FALSE);
     g_unix_signal_add(SIGTERM, on_quit, &s);

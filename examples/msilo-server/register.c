@@ -7,8 +7,15 @@
  * registrar) cancels the engine's deliveries and retries to it
  * (msilo_engine_cancel()): no MESSAGE goes to a contact after its UA left.
  * Each binding keeps the flow its REGISTER came on (flow.c): the 200 says
- * `Supported: path, outbound`, echoes the Path and has `Require: outbound`
+ * `Supported: path, outbound, gruu`, echoes the Path and has `Require: outbound`
  * when a Contact's reg-id was taken.
+ *
+ * Devices (issue 15): a Contact's +sip.instance is its device; a device
+ * registering from a new contact replaces its binding (registrar.c). To a
+ * client that supports gruu the 200 gives each device's public GRUU
+ * (RFC 5627 5.3: sip:AoR;gr=instance). The dump carries the device (the
+ * instance, or the gr of a GRUU Contact or Request-URI): with
+ * deliver_to = every_device it delivers what that device has not had.
  *
  * Bounds (issue 17): at most max_bindings contacts per AoR (a REGISTER that
  * would add more gets 503, as Kamailio's max_contacts; at ~1 300 bindings the
@@ -90,6 +97,50 @@ static bool contact_may_dump(server_t *s, const char *uri)
     return !c || c->until <= server_now();
 }
 
+/* The +sip.instance of Contact @m without its quotes and angle brackets
+ * (`"<urn:uuid:…>"` -> `urn:uuid:…`, the form a GRUU's gr parameter has,
+ * RFC 5627 3.1), or NULL. */
+static char *contact_instance(su_home_t *home, sip_contact_t const *m)
+{
+    const char *p = msg_params_find(m->m_params, "+sip.instance");
+    size_t n;
+    if (!p)
+        return NULL;
+    n = strlen(p);
+    if (n >= 2 && p[0] == '"' && p[n - 1] == '"')
+        p++, n -= 2;
+    if (n >= 2 && p[0] == '<' && p[n - 1] == '>')
+        p++, n -= 2;
+    return n ? su_strndup(home, p, n) : NULL;
+}
+
+/* The value of the gr parameter of @url (a GRUU, RFC 5627), or NULL. */
+static const char *url_gr(su_home_t *home, url_t const *url)
+{
+    char v[256];
+    isize_t n;
+    if (!url || !url->url_params)
+        return NULL;
+    n = url_param(url->url_params, "gr", v, sizeof v);
+    return n > 0 && n < (isize_t)sizeof v && v[0] ? su_strdup(home, v) : NULL;
+}
+
+/* The device a REGISTER's Contact @m stands for: its instance, else the gr
+ * parameter of a GRUU used as its Contact or as the Request-URI (such a
+ * REGISTER serves that device only), else its contact URI. */
+static const char *register_device(su_home_t *home, sip_t const *sip, sip_contact_t const *m)
+{
+    char *inst = contact_instance(home, m);
+    const char *gr;
+    if (inst)
+        return inst;
+    if ((gr = url_gr(home, m->m_url)))
+        return gr;
+    if (sip->sip_request && (gr = url_gr(home, sip->sip_request->rq_url)))
+        return gr;
+    return url_as_string(home, m->m_url); /* as forward.c names such a device */
+}
+
 /* Whether the bindings of @aor plus the new contacts of @sip stay within
  * max_bindings. */
 static bool bindings_fit(server_t *s, const char *aor, sip_t const *sip, int64_t now,
@@ -106,7 +157,8 @@ static bool bindings_fit(server_t *s, const char *aor, sip_t const *sip, int64_t
             continue;
         uri = url_as_string(home, m->m_url);
         for (guint i = 0; uri && have && i < have->len; i++)
-            if (g_ascii_strcasecmp(((binding_t *)have->pdata[i])->uri, uri) == 0)
+            if (binding_matches(have->pdata[i], uri, contact_instance(home, m),
+                                msg_params_find(m->m_params, "reg-id")))
                 known = true;
         /* a contact listed twice in one REGISTER is counted twice: no harm */
         if (!known)
@@ -144,6 +196,7 @@ int server_handle_register(server_t *s, nta_incoming_t *irq, sip_t const *sip)
     GPtrArray *bindings;
     GString *contacts;
     bool outbound = false; /* a Contact's reg-id was taken (RFC 5626) */
+    bool gruu = sip_has_supported(sip->sip_supported, "gruu");
 
     s->n_register++;
     /* set here, where the bindings are made: the registrar knows no engine */
@@ -205,7 +258,9 @@ int server_handle_register(server_t *s, nta_incoming_t *irq, sip_t const *sip)
             flow_t *flow = exp > 0 ? server_flow_new(s, irq, sip, m) : NULL;
             if (server_flow_outbound(flow))
                 outbound = true;
-            registrar_update(s->registrar, aor, uri, value, (int64_t)exp, q, now, flow);
+            registrar_update(s->registrar, aor, uri, value, contact_instance(home, m),
+                             msg_params_find(m->m_params, "reg-id"), (int64_t)exp, q, now,
+                             flow);
             REQ_LOG("REGISTER %s: %s expires %u", aor, uri, (unsigned)exp);
             if (exp > 0 && !dump_to)
                 dump_to = m, dump_expires = exp;
@@ -221,11 +276,16 @@ int server_handle_register(server_t *s, nta_incoming_t *irq, sip_t const *sip)
         binding_t const *b = bindings->pdata[i];
         g_string_append_printf(contacts, "%s<%s>;expires=%" G_GINT64_FORMAT,
                                contacts->len ? ", " : "", b->uri, b->expires - now);
+        /* RFC 5627 5.3: the device's public GRUU, the AoR with its
+         * instance as gr (no temporary GRUUs: see the admin guide) */
+        if (gruu && b->instance)
+            g_string_append_printf(contacts, ";+sip.instance=\"<%s>\";pub-gruu=\"sip:%s;gr=%s\"",
+                                   b->instance, aor, b->instance);
     }
     /* Path is stored and echoed (RFC 3327 5.3); Require: outbound when a
      * reg-id was taken (RFC 5626 6) */
     server_reply(irq, 200, TAG_IF(contacts->len, SIPTAG_CONTACT_STR(contacts->str)),
-                 SIPTAG_DATE(sip_date_create(home, sip_now())), SIPTAG_SUPPORTED_STR("path, outbound"),
+                 SIPTAG_DATE(sip_date_create(home, sip_now())), SIPTAG_SUPPORTED_STR("path, outbound, gruu"),
                  TAG_IF(sip->sip_path, SIPTAG_PATH(sip->sip_path)),
                  TAG_IF(outbound, SIPTAG_REQUIRE_STR("outbound")), TAG_END());
     g_string_free(contacts, TRUE);
@@ -250,6 +310,9 @@ int server_handle_register(server_t *s, nta_incoming_t *irq, sip_t const *sip)
             msilo_request_t *reg = msilo_sofia_request_view(req);
             reg->contact = msilo_sofia_header_string(home, (sip_header_t const *)dump_to);
             reg->expires = (long)dump_expires;
+            /* the device: its +sip.instance, or the GRUU it registered
+             * with (deliver_to = every_device; the engine ignores it else) */
+            reg->device = register_device(home, sip, dump_to);
             /* the owner is the To URI that was authenticated, as Sofia parsed it */
             r = msilo_engine_dump(s->engine, reg, url_as_string(home, sip->sip_to->a_url), 0,
                                   dump_done, cb_aor);

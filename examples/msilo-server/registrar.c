@@ -3,7 +3,9 @@
  * each with the flow its REGISTER came on (flow.c; freed with the binding).
  * Every binding that goes away (removed by its UA, all removed with
  * "Contact: *", or expired) is reported to the removed hook, so that the
- * engine stops retrying deliveries to it (register.c). */
+ * engine stops retrying deliveries to it (register.c). A device
+ * (+sip.instance) has one binding per reg-id: registering from a new contact
+ * replaces the old one (RFC 5626 6, RFC 5627). */
 #include "server.h"
 
 struct registrar {
@@ -30,6 +32,8 @@ static void binding_free(gpointer p)
     binding_t *b = p;
     g_free(b->uri);
     g_free(b->contact);
+    g_free(b->instance);
+    g_free(b->reg_id);
     server_flow_free(b->flow);
     g_free(b);
 }
@@ -88,30 +92,48 @@ GPtrArray *registrar_peek(registrar_t *r, const char *aor)
     return g_hash_table_lookup(r->aors, aor);
 }
 
+/* Whether @b is the binding of a Contact with @uri, or with @instance and
+ * @reg_id (RFC 5626 6: the key of an outbound binding is the instance and
+ * the reg-id; without reg-id the instance alone, RFC 5627 4.1 ties a
+ * binding to its device). */
+bool binding_matches(const binding_t *b, const char *uri, const char *instance,
+                         const char *reg_id)
+{
+    if (g_ascii_strcasecmp(b->uri, uri) == 0)
+        return true;
+    if (!instance || !b->instance || g_ascii_strcasecmp(b->instance, instance) != 0)
+        return false;
+    return g_strcmp0(b->reg_id, reg_id) == 0;
+}
+
 void registrar_update(registrar_t *r, const char *aor, const char *uri, const char *contact,
+                      const char *instance, const char *reg_id,
                       int64_t expires, double q, int64_t now, flow_t *flow)
 {
     GPtrArray *a = g_hash_table_lookup(r->aors, aor);
     binding_t *b = NULL;
 
-    if (a) {
-        for (guint i = 0; i < a->len; i++) {
-            binding_t *x = a->pdata[i];
-            if (g_ascii_strcasecmp(x->uri, uri) == 0) {
-                if (expires <= 0) {
-                    report_removed(r, aor, x);
-                    g_ptr_array_remove_index(a, i);
-                    if (a->len == 0)
-                        g_hash_table_remove(r->aors, aor);
-                    server_flow_free(flow);
-                    return;
-                }
-                b = x;
-                break;
-            }
+    for (guint i = 0; a && i < a->len; i++) {
+        binding_t *x = a->pdata[i];
+        if (!binding_matches(x, uri, instance, reg_id))
+            continue;
+        if (expires <= 0) {
+            report_removed(r, aor, x);
+            g_ptr_array_remove_index(a, i--);
+            continue; /* the device's binding and its contact's, if both */
         }
+        if (!b) {
+            b = x;
+            continue;
+        }
+        /* a second match (the contact of one device, the instance of
+         * another): one binding stays */
+        report_removed(r, aor, x);
+        g_ptr_array_remove_index(a, i--);
     }
     if (expires <= 0) {
+        if (a && a->len == 0)
+            g_hash_table_remove(r->aors, aor);
         server_flow_free(flow);
         return;
     }
@@ -123,9 +145,18 @@ void registrar_update(registrar_t *r, const char *aor, const char *uri, const ch
         b = g_new0(binding_t, 1);
         b->uri = g_strdup(uri);
         g_ptr_array_add(a, b);
+    } else if (g_ascii_strcasecmp(b->uri, uri) != 0) {
+        /* the device registered from a new contact: the old one is gone */
+        report_removed(r, aor, b);
+        g_free(b->uri);
+        b->uri = g_strdup(uri);
     }
     g_free(b->contact);
     b->contact = g_strdup(contact);
+    g_free(b->instance);
+    b->instance = g_strdup(instance);
+    g_free(b->reg_id);
+    b->reg_id = g_strdup(reg_id);
     b->expires = now + expires;
     b->q = q;
     b->seq = ++r->seq;

@@ -41,6 +41,8 @@ typedef struct binding {
     double q;         /* 0..1, 1 when absent */
     int64_t seq;      /* registration order, newest highest */
     flow_t *flow;     /* how its REGISTER came (flow.c), owned; may be NULL */
+    char *instance;   /* +sip.instance of its Contact (the device), or NULL */
+    char *reg_id;     /* reg-id of its Contact (RFC 5626), or NULL */
 } binding_t;
 
 typedef struct registrar registrar_t;
@@ -54,10 +56,19 @@ GPtrArray *registrar_lookup(registrar_t *r, const char *aor, int64_t now);
  * no removed hook runs: safe from inside the engine's sends), or NULL. */
 GPtrArray *registrar_peek(registrar_t *r, const char *aor);
 /* Adds, refreshes or (expires == 0) removes one binding. Takes @flow
- * (server_flow_new(); may be NULL), which replaces the binding's. */
+ * (server_flow_new(); may be NULL), which replaces the binding's. A binding
+ * is the one with the same contact URI or, when @instance is set, the one
+ * with the same +sip.instance and reg-id (RFC 5626 6, RFC 5627): a device
+ * that registers from a new address replaces its old binding (reported to
+ * the removed hook) instead of leaving it behind. */
 void registrar_update(registrar_t *r, const char *aor, const char *uri, const char *contact,
+                      const char *instance, const char *reg_id,
                       int64_t expires, double q, int64_t now, flow_t *flow);
 void registrar_remove_all(registrar_t *r, const char *aor);
+/* Whether @b is the binding a Contact with @uri, @instance and @reg_id
+ * updates (registrar_update()). */
+bool binding_matches(const binding_t *b, const char *uri, const char *instance,
+                     const char *reg_id);
 /* Drops expired bindings of every AoR. @return how many. */
 size_t registrar_expire(registrar_t *r, int64_t now);
 size_t registrar_count(const registrar_t *r);
@@ -119,6 +130,7 @@ typedef struct server {
     const char *snd_time_header; /* msilo key snd_time_avp: header with a reminder time */
     const char *stored_headers;  /* msilo key stored_headers: standard headers kept */
     guint expire_timer;
+    bool per_device;      /* msilo key deliver_to = every_device (forward.c) */
     bool stopping;
     /* counters of the server itself */
     uint64_t n_register, n_message, n_forwarded, n_relayed_2xx, n_forward_failed;
@@ -182,6 +194,8 @@ void server_reply(nta_incoming_t *irq, int status, tag_type_t tag, tag_value_t v
 /* m_store() of the request of @irq; answered when the store completes.
  * @forwarded: this server forwarded it before (its forward failed). */
 void server_store_request(server_t *s, nta_incoming_t *irq, bool forwarded);
+/* Stores the MESSAGE of @irq (answered already) for @device only. */
+void server_store_for_device(server_t *s, nta_incoming_t *irq, const char *device);
 /* MESSAGE: forward to a registered user, else store. */
 int server_handle_message(server_t *s, nta_incoming_t *irq, sip_t const *sip);
 /* Ends a forward in progress by storing its MESSAGE (@why for the log). */

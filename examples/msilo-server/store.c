@@ -148,3 +148,44 @@ out:
     msg_destroy(msg);
 }
 
+
+/* A fork's device that did not take the message (forward.c): it is stored
+ * for that device alone; the sender has its 2xx already, so the result is
+ * only logged. */
+static void device_store_done(msilo_engine_t *e, int result, int64_t id, void *data)
+{
+    char *device = data;
+    (void)e;
+    if (result == 0)
+        REQ_LOG("stored message %" G_GINT64_FORMAT " for device %s", id, device);
+    else
+        g_warning("message for device %s not stored: %s (%s)", device, msilo_strerror(result),
+                  msilo_error_detail());
+    g_free(device);
+}
+
+void server_store_for_device(server_t *s, nta_incoming_t *irq, const char *device)
+{
+    msg_t *msg = nta_incoming_getrequest(irq);
+    sip_t const *sip = sip_object(msg);
+    su_home_t home[1] = { SU_HOME_INIT(home) };
+    url_t const *owner_url = server_message_owner(sip);
+    char const *owner = owner_url ? url_as_string(home, owner_url) : NULL;
+    msilo_sofia_request_t *req = NULL;
+    char *dev = g_strdup(device);
+    int r = msilo_sofia_request_new_with(&req, sip, s->snd_time_header, s->stored_headers);
+
+    if (r == 0) {
+        msilo_request_t *view = msilo_sofia_request_view(req);
+        view->device = dev;
+        r = msilo_engine_store(s->engine, view, owner, device_store_done, dev);
+    }
+    msilo_sofia_request_free(req);
+    if (r < 0) {
+        g_warning("message for device %s not stored: %s (%s)", device, msilo_strerror(r),
+                  msilo_error_detail());
+        g_free(dev);
+    }
+    su_home_deinit(home);
+    msg_destroy(msg);
+}
