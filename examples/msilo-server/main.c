@@ -187,14 +187,15 @@ static void print_stats(server_t *s)
                            " tcp_connections=%u tcp_stalls=%" PRIu64 " tcp_slow_closed=%" PRIu64
                            " tcp_idle_closed=%" PRIu64 " dumps_held=%" PRIu64
                            " too_many_bindings=%" PRIu64 " auth_replays=%" PRIu64
-                           " auth_blocked=%" PRIu64 " transactions_refused=%" PRIu64,
+                           " auth_blocked=%" PRIu64 " transactions_refused=%" PRIu64
+                           " unknown_users=%" PRIu64 " subscriptions=%u",
                            s->n_register, s->registrar ? registrar_count(s->registrar) : 0,
                            s->n_message, s->n_forwarded, s->n_relayed_2xx, s->n_forward_failed,
                            s->n_auth_challenged, s->n_auth_forbidden, s->n_loops,
                            s->n_stored_once, s->n_stateless, s->tcp_connections, s->n_tcp_stalls,
                            s->n_slow_closed, s->n_idle_closed, s->n_dumps_held,
                            s->n_too_many_bindings, s->n_auth_replays, s->n_auth_blocked,
-                           s->n_transactions_refused);
+                           s->n_transactions_refused, s->n_unknown_users, server_mwi_count(s));
     g_message("%s", out->str);
     g_string_free(out, TRUE);
 }

@@ -392,8 +392,9 @@ int server_handle_subscribe(server_t *s, nta_incoming_t *irq, sip_t const *sip)
     url_t const *who = server_message_owner(sip);
     g_autofree char *aor = who ? server_aor_of_url(who) : NULL;
     const char *at = aor ? strrchr(aor, '@') : NULL;
-    bool local = at && (!s->opt.domains || g_strv_contains((const char *const *)s->opt.domains,
-                                                           at + 1));
+    bool local = at && !s->opt.domains;
+    for (size_t i = 0; at && !local && s->opt.domains[i]; i++)
+        local = g_ascii_strcasecmp(at + 1, s->opt.domains[i]) == 0;
     if (!local || !server_known_user(s, who)) {
         if (local)
             s->n_unknown_users++;
@@ -469,6 +470,11 @@ void server_mwi_start(server_t *s)
     }
     s->mwi = m;
     msilo_engine_set_count_hook(s->engine, count_changed, m);
+}
+
+unsigned server_mwi_count(server_t *s)
+{
+    return s->mwi ? g_hash_table_size(s->mwi->subs) : 0;
 }
 
 void server_mwi_stop(server_t *s)

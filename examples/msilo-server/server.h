@@ -276,6 +276,8 @@ void server_mwi_start(server_t *s);
 /* Ends every subscription (a final NOTIFY each, not waited for) and frees
  * them: before the engine is freed. */
 void server_mwi_stop(server_t *s);
+/* How many subscriptions are active. */
+unsigned server_mwi_count(server_t *s);
 /* A SUBSCRIBE outside any dialog, in its transaction: answered (or kept). */
 int server_handle_subscribe(server_t *s, nta_incoming_t *irq, sip_t const *sip);
 

@@ -8,7 +8,8 @@ REGISTER that delivers them brings a NOTIFY "0/0"; an un-SUBSCRIBE
 below subscribe_min_expires 423 with Min-Expires, above the maximum cut; a
 refresh of an unknown dialog 481; the end of a subscription a terminated
 NOTIFY; with auth on, 401 without credentials and 403 with another user's.
-store_for = users_file and registered: 404 for the others.
+store_for = users_file and registered: 404 for the others. sipp as the
+subscriber too (mwi_subscribe_uac.xml): the NOTIFY it received is printed.
 
   mwi.py --server build/examples/msilo-server/msilo-server [TEST...]
 
@@ -16,6 +17,7 @@ Exit status: 0 passed, 1 failed.
 """
 import os
 import re
+import shutil
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -23,6 +25,7 @@ sys.path.insert(0, HERE)
 import e2e  # noqa: E402
 from e2e import LOOPBACK, Server, Uas, check, header, register, sip_request  # noqa: E402
 from e2e import wait_quiet, wait_until, write_conf  # noqa: E402
+import receipts  # noqa: E402
 import security  # noqa: E402
 
 ARGS = None
@@ -33,14 +36,14 @@ class Subscription:
     """One message-summary subscription of `user` whose NOTIFYs come to a
     Uas (answered 200 and recorded there)."""
 
-    def __init__(self, srv, user, uas, event="message-summary"):
+    def __init__(self, srv, user, uas, event="message-summary", domain="127.0.0.1"):
         _n[0] += 1
         self.srv, self.user, self.uas, self.event = srv, user, uas, event
         self.call_id = "mwi-%d-%d@127.0.0.1" % (os.getpid(), _n[0])
         self.ftag = "sub%d" % _n[0]
         self.ttag = None
         self.cseq = 0
-        self.aor = "sip:%s@127.0.0.1" % user
+        self.aor = "sip:%s@%s" % (user, domain)
 
     def send(self, expires=None, ruri=None, auth=None, ttag=None):
         """SUBSCRIBE (in the dialog once it has one); (status, headers)."""
@@ -231,6 +234,7 @@ def test_auth(tmp):
         st, _ = sub.send(600, auth=(security.challenge(hdrs), "alice", "alicepw"))
         check(st == 200, "alice's own -> %d" % st)
         check_summary(sub.wait_notifies(1), 0, r"active")
+        check(receipts.stats(srv).get("subscriptions") == 1, "one subscription counted")
         # a stop with the subscription active: its final NOTIFY, a clean exit
         # (under ASan: no leak)
         rc, log = srv.stop()
@@ -253,6 +257,9 @@ def test_store_for_users_file(tmp):
         check(st == 404, "MESSAGE to an unknown user -> %d (want 404)" % st)
         st, _ = Subscription(srv, "typo", uas).send(600)
         check(st == 404, "SUBSCRIBE for an unknown user -> %d (want 404)" % st)
+        s = receipts.stats(srv)
+        check(s.get("unknown_users") == 2 and s.get("stored_messages") == 1,
+              "counted: %s" % s)
     finally:
         uas.close()
         srv.stop()
@@ -276,6 +283,56 @@ def test_store_for_registered(tmp):
         srv.stop()
 
 
+def test_domains(tmp):
+    """[server] domains: a SUBSCRIBE for another domain gets 404, one for a
+    local domain (in another case) 200."""
+    srv = Server(tmp, write_conf(tmp, "dom.conf", "[server]\ndomains = Mail.Example\n"))
+    uas = Uas(200)
+    try:
+        st, _ = Subscription(srv, "lena", uas).send(600)
+        check(st == 404, "not a local domain -> %d (want 404)" % st)
+        sub = Subscription(srv, "lena", uas, domain="mail.example")
+        st, _ = sub.send(600)
+        check(st == 200, "a local domain -> %d" % st)
+        _, body = sub.wait_notifies(1)
+        check("Message-Account: sip:lena@mail.example\r\n" in body, "account: %r" % body)
+    finally:
+        uas.close()
+        srv.stop()
+
+
+def test_sipp_subscriber(tmp):
+    """sipp as the subscriber (tests/e2e/mwi_subscribe_uac.xml): 3 stored,
+    its NOTIFY says 3/0, its un-SUBSCRIBE gets the terminated NOTIFY; the
+    NOTIFYs as sipp received them are printed."""
+    sipp = shutil.which("sipp")
+    if not sipp:
+        raise e2e.Skip("no sipp")
+    srv = Server(tmp)
+    try:
+        for i in range(3):
+            check(store(srv, "nora", "note %d" % i) == 202, "stored %d" % i)
+        log = os.path.join(tmp, "sipp-mwi.log")
+        e2e.ARGS.sipp = sipp
+        rc = e2e.sipp(["127.0.0.1:%d" % srv.port, "-sf", os.path.join(HERE, "mwi_subscribe_uac.xml"),
+                       "-s", "nora", "-m", "1", "-i", LOOPBACK, "-p",
+                       str(e2e.free_port()), "-trace_msg", "-message_file", log + ".msg",
+                       "-timeout", "15s"], log, 20)
+        msgs = e2e.read(log + ".msg") if os.path.exists(log + ".msg") else ""
+        check(rc == 0, "sipp scenario passed (%s): %s %s" % (
+            rc, e2e.read(log + ".err") if os.path.exists(log + ".err") else "", msgs[-3000:]))
+        msgs = msgs.replace("\r", "")
+        notifies = re.findall(r"message received \[\d+\] bytes :\n\n(NOTIFY .*?)(?=\n-{10,}|\Z)",
+                              msgs, re.S)
+        check(len(notifies) == 2, "two NOTIFYs in sipp's message log: %s" % msgs[-3000:])
+        check("Text-Message: 3/0" in notifies[0], "the first says 3/0: %s" % notifies[0])
+        check("terminated" in notifies[1], "the last is terminated: %s" % notifies[1])
+        print("---- the NOTIFY sipp received after its SUBSCRIBE ----\n%s" % notifies[0].strip(),
+              flush=True)
+    finally:
+        srv.stop()
+
+
 def test_mwi_off(tmp):
     """[server] mwi = false: SUBSCRIBE gets 405."""
     srv = Server(tmp, write_conf(tmp, "off.conf", "[server]\nmwi = false\n"))
@@ -290,7 +347,7 @@ def test_mwi_off(tmp):
 
 
 TESTS = [test_summary, test_summary_sqlite, test_summary_pg, test_expires_rules, test_auth, test_store_for_users_file,
-         test_store_for_registered, test_mwi_off]
+         test_store_for_registered, test_domains, test_sipp_subscriber, test_mwi_off]
 
 
 def main():
