@@ -204,6 +204,66 @@ def test_cpim_expired_failed(tmp):
         srv.stop()
 
 
+def received_messages(trace):
+    """The MESSAGE requests sipp received, from its -trace_msg file, as bytes."""
+    text = read(trace)
+    out = []
+    for block in re.split(r"-{5,}[^\n]*\n", text):
+        head, _, msg = block.partition("\n\n")
+        if "message received" in head and msg.startswith("MESSAGE "):
+            out.append(msg.rstrip("\n").replace("\r\n", "\n").replace("\n", "\r\n").encode())
+    return out
+
+
+def test_sipp_sender_gets_imdns(tmp):
+    """The sender is sipp (tests/e2e/imdn_uas.xml): it receives the <stored/>
+    IMDN after the 202 and the <failed/> after the recipient's 415, both
+    valid against RFC 5438's schema."""
+    sipp = shutil.which("sipp")
+    if not sipp or not shutil.which("xmllint"):
+        raise e2e.Skip("no sipp or xmllint")
+    port = e2e.free_port()
+    trace = os.path.join(tmp, "imdn-sipp-messages.log")
+    uas = e2e.start([sipp, "-sf", os.path.join(HERE, "imdn_uas.xml"), "-i", LOOPBACK,
+                     "-p", str(port), "-m", "2", "-trace_msg", "-message_file", trace,
+                     "-nostdin", "-timeout", "30s"], os.path.join(tmp, "imdn-sipp.out"))
+    rcpt = Uas(415)
+    srv = Server(tmp, write_conf(tmp, "imdn-sipp.conf", "[msilo]\ncheck_time = 1\n"))
+    try:
+        check(wait_until(lambda: e2e.udp_port_bound(port), 5), "sipp listens")
+        frm = "sip:alice@127.0.0.1:%d" % port
+        cpim = ("From: <%s>\r\nTo: <sip:ida@127.0.0.1>\r\n"
+                "NS: imdn <urn:ietf:params:imdn>\r\n"
+                "imdn.Message-ID: e2e-sipp-7731\r\nDateTime: 2026-12-03T10:00:00Z\r\n"
+                "imdn.Disposition-Notification: negative-delivery, processing\r\n\r\n"
+                "Content-Type: text/plain\r\nContent-Length: 4\r\n\r\nsipp" % frm).encode()
+        st, _ = message(srv, "ida", "message/cpim", cpim, frm=frm)
+        check(st == 202, "stored (%d)" % st)
+        check(wait_until(lambda: len(received_messages(trace)) >= 1, 10),
+              "sipp received the <stored/> IMDN")
+        register(srv, "ida", "sip:ida@127.0.0.1:%d" % rcpt.port)
+        # -m 2: sipp ends by itself after the second IMDN (and its timewait)
+        check(wait_until(lambda: uas.poll() is not None, 20) and uas.returncode == 0,
+              "sipp took 2 IMDNs and ended with 0 (%s): %s"
+              % (uas.poll(), read(os.path.join(tmp, "imdn-sipp.out"))[-500:]))
+        got = received_messages(trace)
+        check(len(got) == 2, "sipp received 2 IMDNs: %d" % len(got))
+        kinds = []
+        for i, m in enumerate(got):
+            _, hdrs, body = e2e.parse_message(m)
+            xml = imdn_xml(tmp, body, "sipp-%d.xml" % i)
+            check("<message-id>e2e-sipp-7731</message-id>" in xml, "the original's id: " + xml)
+            kinds.append("stored" if "<stored/>" in xml else "failed" if "<failed/>" in xml
+                         else "?")
+        check(kinds == ["stored", "failed"], "<stored/> then <failed/>: %s" % kinds)
+        print("---- the <stored/> IMDN as sipp received it ----\n%s" % got[0].decode(),
+              flush=True)
+    finally:
+        e2e.stop(uas)
+        rcpt.close()
+        srv.stop()
+
+
 def test_display_name_and_subject(tmp):
     """The From's display name, Subject, Priority and an unknown header are
     stored and arrive with the delivery; the date prefix has its offset."""
@@ -239,7 +299,7 @@ def test_display_name_and_subject(tmp):
 
 
 TESTS = [test_iscomposing_offline_480, test_permanent_failure_415, test_cpim_imdn,
-         test_cpim_expired_failed, test_display_name_and_subject]
+         test_cpim_expired_failed, test_display_name_and_subject, test_sipp_sender_gets_imdns]
 
 
 def main():
