@@ -113,30 +113,22 @@ void engine_mark_delivered(msilo_engine_t *e, char *device, int64_t id)
     engine_coalesce_schedule(e, &e->marks);
 }
 
+/* e->marks' items are handed to the store as they are */
+G_STATIC_ASSERT(sizeof(mark_item_t) == sizeof(msilo_store_mark_t));
+G_STATIC_ASSERT(G_STRUCT_OFFSET(mark_item_t, id) == G_STRUCT_OFFSET(msilo_store_mark_t, id));
+G_STATIC_ASSERT(G_STRUCT_OFFSET(mark_item_t, device) ==
+                G_STRUCT_OFFSET(msilo_store_mark_t, device));
+
 int engine_marks_execute(msilo_store_t *s, GArray *items, size_t *ret_deleted)
 {
-    /* one call per run of items of one device (a round's are consecutive) */
-    const mark_item_t *v = (const mark_item_t *)(void *)items->data;
+    /* the whole round, every device, in one call (one transaction: a call
+     * per device had cost a commit per device) */
     size_t deleted = 0;
-    int64_t *ids = g_new(int64_t, items->len ? items->len : 1);
-    for (guint i = 0; i < items->len;) {
-        guint k = 0;
-        const char *dev = v[i].device;
-        while (i + k < items->len && strcmp(v[i + k].device, dev) == 0) {
-            ids[k] = v[i + k].id;
-            k++;
-        }
-        size_t d = 0;
-        int rc = msilo_store_mark_delivered(s, dev, ids, k, &d);
-        if (rc) {
-            /* marking again what committed is harmless: the whole batch is retried */
-            g_free(ids);
-            return rc;
-        }
-        deleted += d;
-        i += k;
-    }
-    g_free(ids);
+    int rc = msilo_store_mark_delivered(s, (const msilo_store_mark_t *)(void *)items->data,
+                                        items->len, sizeof(mark_item_t), &deleted);
+    /* marking again what committed is harmless: the whole batch is retried */
+    if (rc)
+        return rc;
     *ret_deleted = deleted;
     return 0;
 }

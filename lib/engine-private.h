@@ -639,7 +639,7 @@ char *engine_dump_device(const msilo_request_t *reg, const char *contact_uri,
 char *engine_store_device(const msilo_request_t *req);
 /* Queues "message @id delivered to @device (GRefString)" for the store. */
 void engine_mark_delivered(msilo_engine_t *e, char *device, int64_t id);
-/* The JOB_MARK store call: mark_delivered per run of one device's items. */
+/* The JOB_MARK store call: mark_delivered of the whole batch. */
 int engine_marks_execute(msilo_store_t *s, GArray *items, size_t *ret_deleted);
 /* Releases the device references of @items of coalescer @c (they are done
  * with: committed, or dropped). */

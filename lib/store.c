@@ -215,14 +215,20 @@ int msilo_store_take_expired(msilo_store_t *s, int64_t now, const char *ctype, s
     return s->take_expired(s, now, ctype, max, ret_msgs, ret_n);
 }
 
-int msilo_store_mark_delivered(msilo_store_t *s, const char *device, const int64_t *ids,
-                               size_t n, size_t *ret_deleted)
+int msilo_store_mark_delivered(msilo_store_t *s, const msilo_store_mark_t *items, size_t n,
+                               size_t item_size, size_t *ret_deleted)
 {
-    if (!s || !device || (n && !ids))
+    if (!s || (n && !items) || item_size < sizeof(msilo_store_mark_t))
         return msilo_fail(MSILO_EINVAL, "msilo_store_mark_delivered: bad arguments");
+    for (size_t i = 0; i < n; i++)
+        if (!MSILO_STORE_MARK_ITEM(items, item_size, i)->device)
+            return msilo_fail(MSILO_EINVAL, "msilo_store_mark_delivered: item %zu has no device",
+                              i);
     if (s->version < 4 || !s->mark_delivered)
         return msilo_fail(MSILO_ENOTSUP, "store '%s' has no per-device delivery", s->name);
-    return s->mark_delivered(s, device, ids, n, ret_deleted);
+    if (ret_deleted)
+        *ret_deleted = 0;
+    return n ? s->mark_delivered(s, items, n, item_size, ret_deleted) : 0;
 }
 
 int msilo_store_forget_devices(msilo_store_t *s, int64_t seen_before, size_t *ret_n)

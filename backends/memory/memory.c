@@ -1333,17 +1333,20 @@ static int mem_reset_leases(msilo_store_t *s, const char *lease_owner, size_t *r
     return 0;
 }
 
-static int mem_mark_delivered(msilo_store_t *s, const char *device, const int64_t *ids,
-                              size_t n, size_t *ret_deleted)
+static int mem_mark_delivered(msilo_store_t *s, const msilo_store_mark_t *items, size_t n,
+                              size_t item_size, size_t *ret_deleted)
 {
-    if (!device || (!ids && n))
+    if (!items && n)
         return msilo_fail(MSILO_EINVAL, "memory mark_delivered: bad arguments");
     LOCKED(s);
     size_t deleted = 0;
     for (size_t i = 0; i < n; i++) {
+        const msilo_store_mark_t *it = MSILO_STORE_MARK_ITEM(items, item_size, i);
         size_t pos;
-        entry_t *e = ids_find(&m->ids, ids[i], &pos);
-        if (e && memdev_mark(&m->dev, e->id, e->owner->user, e->owner->domain, device)) {
+        entry_t *e = it->device ? ids_find(&m->ids, it->id, &pos) : NULL;
+        /* one item after another: a later item of the call sees the
+         * earlier ones' marks */
+        if (e && memdev_mark(&m->dev, e->id, e->owner->user, e->owner->domain, it->device)) {
             entry_delete(m, e, pos);
             deleted++;
         }

@@ -25,9 +25,10 @@
  *   devices touch different rows and run side by side. The messages are
  *   read FOR KEY SHARE, so that a concurrent delete waits (or the claim
  *   skips the deleted row) instead of failing the foreign key.
- * - A mark locks its messages' rows (FOR UPDATE) in a first statement and
- *   decides in a second one, in one transaction (a pipeline): marks of two
- *   devices for one message run one after the other, and the second one's
+ * - A mark (a round of deliveries, of any number of devices) locks its
+ *   messages' rows (FOR UPDATE) in a first statement and decides in a second
+ *   one, in one transaction (a pipeline): marks of two devices for one
+ *   message by two calls run one after the other, and the second one's
  *   statement, with a snapshot taken after the lock, sees the first one's
  *   delivery, so the last device to get a message is the one that deletes
  *   it (one statement with both would decide on a snapshot from before its
@@ -96,24 +97,30 @@ void pg_devices_sql_build(char *sql[Q_N], const char *t, const char *v, const ch
     /* the mark's first statement: its messages, locked in id order */
     sql[Q_DEV_LOCK] = g_strdup_printf(
         "SELECT 1 FROM %s WHERE %s = ANY($1::int8[]) ORDER BY %s FOR UPDATE", t, id, id);
-    /* $1 ids, $2 device. "done": the message was for this device only, or
-     * no other known device of its owner lacks it; done ones are deleted
-     * (their delivery rows go with them), the others get this device's. */
+    /* $1 ids, $2 their devices (one round of deliveries, of many devices).
+     * "done": the message was for the item's device only, or no other
+     * known device of its owner lacks it (a device that has it in this
+     * round counts as having it: two items for one message in one
+     * statement see only the snapshot); done ones are deleted (their
+     * delivery rows go with them), the others get the item's device's. */
     sql[Q_DEV_MARK] = g_strdup_printf(
-        "WITH lk AS (SELECT m.%s AS mid, m.%s AS mu, m.%s AS mh, m.%s AS mdv FROM %s m "
-        "WHERE m.%s = ANY($1::int8[])), "
+        "WITH r AS (SELECT * FROM unnest($1::int8[], $2::text[]) AS r(mid, dev)), "
+        "lk AS (SELECT m.%s AS mid, m.%s AS mu, m.%s AS mh, m.%s AS mdv, r.dev FROM %s m "
+        "JOIN r ON m.%s = r.mid), "
         "kn AS (INSERT INTO %s AS v (username, domain, device, last_seen) "
-        "SELECT DISTINCT mu, mh, $2::text, 0::int8 FROM lk ON CONFLICT (username, domain, device) "
-        "DO UPDATE SET last_seen = v.last_seen RETURNING v.id, v.username, v.domain), "
-        "dec AS (SELECT lk.*, (coalesce(lk.mdv = $2::text, false) OR NOT EXISTS (SELECT 1 "
-        "FROM %s o WHERE o.username = lk.mu AND o.domain = lk.mh AND o.device <> $2::text AND "
+        "SELECT DISTINCT mu, mh, dev, 0::int8 FROM lk ON CONFLICT (username, domain, device) "
+        "DO UPDATE SET last_seen = v.last_seen RETURNING v.id, v.username, v.domain, v.device), "
+        "dec AS (SELECT lk.*, (coalesce(lk.mdv = lk.dev, false) OR NOT EXISTS (SELECT 1 "
+        "FROM %s o WHERE o.username = lk.mu AND o.domain = lk.mh AND o.device <> lk.dev AND "
         "NOT EXISTS (SELECT 1 FROM %s d WHERE d.msg_id = lk.mid AND d.device_id = o.id AND "
-        "d.delivered))) AS done FROM lk), "
-        "mk AS (INSERT INTO %s AS l (msg_id, device_id, delivered) SELECT dec.mid, kn.id, true "
-        "FROM dec JOIN kn ON kn.username = dec.mu AND kn.domain = dec.mh WHERE NOT dec.done "
+        "d.delivered) AND NOT EXISTS (SELECT 1 FROM r r2 WHERE r2.mid = lk.mid AND "
+        "r2.dev = o.device))) AS done FROM lk), "
+        "mk AS (INSERT INTO %s AS l (msg_id, device_id, delivered) SELECT DISTINCT dec.mid, kn.id, "
+        "true FROM dec JOIN kn ON kn.username = dec.mu AND kn.domain = dec.mh AND "
+        "kn.device = dec.dev WHERE NOT dec.done "
         "ON CONFLICT (msg_id, device_id) DO UPDATE SET delivered = true, lease_owner = NULL, "
         "lease_until = 0 RETURNING 1), "
-        "del AS (DELETE FROM %s m USING dec WHERE m.%s = dec.mid AND dec.done RETURNING 1) "
+        "del AS (DELETE FROM %s m WHERE m.%s IN (SELECT mid FROM dec WHERE done) RETURNING 1) "
         "SELECT (SELECT count(*) FROM del)::int8, (SELECT count(*) FROM mk)::int8",
         id, u, h, dv, t, id, v, v, l, l, t, id);
     /* $1 seen_before. Before the devices go, the messages that some device
@@ -349,23 +356,26 @@ static int mark_once(pg_store *s, const pg_params_t *lock, const pg_params_t *ma
     return 0;
 }
 
-int pg_mark_delivered(msilo_store_t *base, const char *device, const int64_t *ids, size_t n,
-                      size_t *ret_deleted)
+int pg_mark_delivered(msilo_store_t *base, const msilo_store_mark_t *items, size_t n,
+                      size_t item_size, size_t *ret_deleted)
 {
     pg_store *s = (pg_store *)base;
-    if (!device || (!ids && n))
+    if (!items && n)
         return pg_fail(MSILO_EINVAL, "postgres mark_delivered: bad arguments");
     pg_params_t lock = { 0 }, mark = { 0 };
-    pg_array_t a, b;
+    pg_array_t a, b, d;
     pg_array_init(&a, PG_OID_INT8, n);
     pg_array_init(&b, PG_OID_INT8, n);
+    pg_array_init(&d, PG_OID_TEXT, n);
     for (size_t i = 0; i < n; i++) {
-        pg_array_int8(&a, ids[i]);
-        pg_array_int8(&b, ids[i]);
+        const msilo_store_mark_t *it = MSILO_STORE_MARK_ITEM(items, item_size, i);
+        pg_array_int8(&a, it->id);
+        pg_array_int8(&b, it->id);
+        pg_array_text(&d, it->device);
     }
     pg_params_array(&lock, &a);
     pg_params_array(&mark, &b);
-    pg_params_text(&mark, device);
+    pg_params_array(&mark, &d);
     /* marking twice changes nothing more: safe to run again on a fresh
      * connection when the first one was lost, as pg_run() does */
     gboolean had_conn = s->conn != NULL;

@@ -223,8 +223,8 @@ int pg_devices_claim(pg_store *s, const msilo_store_claim_t *c, msilo_message_t 
                      size_t *ret_n);
 int pg_devices_release(pg_store *s, const msilo_store_release_t *items, size_t n,
                        size_t item_size);
-int pg_mark_delivered(msilo_store_t *base, const char *device, const int64_t *ids, size_t n,
-                      size_t *ret_deleted);
+int pg_mark_delivered(msilo_store_t *base, const msilo_store_mark_t *items, size_t n,
+                      size_t item_size, size_t *ret_deleted);
 int pg_forget_devices(msilo_store_t *base, int64_t seen_before, size_t *ret_n);
 /* The per-device part of reset_leases(). */
 int pg_devices_reset(pg_store *s, const char *lease_owner, size_t *ret_n);

@@ -668,17 +668,21 @@ static int sq_reset_leases(msilo_store_t *base, const char *lease_owner, size_t 
     return e;
 }
 
-static int sq_mark_delivered(msilo_store_t *base, const char *device, const int64_t *ids,
-                             size_t n, size_t *ret_deleted)
+static int sq_mark_delivered(msilo_store_t *base, const msilo_store_mark_t *items, size_t n,
+                             size_t item_size, size_t *ret_deleted)
 {
-    if (!device || (!ids && n))
+    if (!items && n)
         return msilo_store_fail(MSILO_EINVAL, "sqlite mark_delivered: bad arguments");
     LOCKED(base);
     size_t deleted = 0;
     int e = begin(s);
+    /* one transaction; an item sees the earlier items' marks */
     for (size_t i = 0; !e && i < n; i++) {
+        const msilo_store_mark_t *it = MSILO_STORE_MARK_ITEM(items, item_size, i);
         size_t d = 0;
-        e = sqd_mark(s->dev, device, ids[i], &d);
+        if (!it->device)
+            continue;
+        e = sqd_mark(s->dev, it->device, it->id, &d);
         deleted += d;
     }
     e = end(s, e);

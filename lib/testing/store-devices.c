@@ -7,6 +7,8 @@
  */
 #include "store-suite.h"
 
+#include <string.h>
+
 #define DEV_A "<urn:uuid:00000000-0000-0000-0000-00000000000a>"
 #define DEV_B "<urn:uuid:00000000-0000-0000-0000-00000000000b>"
 #define DEV_C "sip:alice@192.0.2.3:5062"
@@ -40,11 +42,35 @@ static void dev_register(msilo_store_t *s, const char *device, int64_t now)
     assert_int_equal(dev_claim_ids(s, device, now, ids), 0);
 }
 
+/* A caller's item bigger than the library's: the store must step by
+ * item_size (a caller built against a later revision). */
+typedef struct big_mark {
+    msilo_store_mark_t m;
+    char pad[24];
+} big_mark_t;
+
+static size_t dev_mark_items(msilo_store_t *s, const char *const *devices, const int64_t *ids,
+                             size_t n)
+{
+    big_mark_t *items = g_new0(big_mark_t, n ? n : 1);
+    for (size_t i = 0; i < n; i++) {
+        items[i].m = (msilo_store_mark_t){ .id = ids[i], .device = devices[i] };
+        memset(items[i].pad, 0xa5, sizeof items[i].pad);
+    }
+    size_t deleted = 12345;
+    assert_ok(msilo_store_mark_delivered(s, &items[0].m, n, sizeof items[0], &deleted));
+    assert_true(deleted <= n);
+    g_free(items);
+    return deleted;
+}
+
 static size_t dev_mark(msilo_store_t *s, const char *device, const int64_t *ids, size_t n)
 {
-    size_t deleted = 12345;
-    assert_ok(msilo_store_mark_delivered(s, device, ids, n, &deleted));
-    assert_true(deleted <= n);
+    const char **devices = g_new(const char *, n ? n : 1);
+    for (size_t i = 0; i < n; i++)
+        devices[i] = device;
+    size_t deleted = dev_mark_items(s, devices, ids, n);
+    g_free(devices);
     return deleted;
 }
 
@@ -53,6 +79,32 @@ static void assert_same_ids(const int64_t *got, size_t n, const int64_t *want, s
     assert_int_equal(n, wn);
     for (size_t i = 0; i < n; i++)
         assert_i64_equal(got[i], want[i]);
+}
+
+/* One call with the deliveries of two devices (one round of the engine):
+ * a message both have goes, one only A has stays, and one of another
+ * owner that its only device has goes. */
+static void test_one_call_several_devices(void **state)
+{
+    msilo_store_t *s = dev_store(state);
+    dev_register(s, DEV_A, NOW - 10);
+    dev_register(s, DEV_B, NOW - 10);
+    int64_t both = kst_add(s, "alice", "example.com", NOW + HOUR, 0);
+    int64_t only_a = kst_add(s, "alice", "example.com", NOW + HOUR, 0);
+    int64_t bobs = kst_add(s, "bob", "example.com", NOW + HOUR, 0);
+    const int64_t ids[] = { both, only_a, bobs, both };
+    const char *const devices[] = { DEV_A, DEV_A, DEV_C, DEV_B };
+    assert_int_equal(dev_mark_items(s, devices, ids, 4), 2);
+    assert_i64_equal(kst_count_of(s, "alice", "example.com"), 1);
+    assert_i64_equal(kst_count_of(s, "bob", "example.com"), 0);
+    /* only_a waits for B, and A never gets it again */
+    int64_t got[100];
+    assert_int_equal(dev_claim_ids(s, DEV_A, NOW + LEASE + 5, got), 0);
+    assert_same_ids(got, dev_claim_ids(s, DEV_B, NOW + 1, got), &only_a, 1);
+    /* no device in an item: refused, nothing marked */
+    msilo_store_mark_t bad[] = { { .id = only_a, .device = DEV_B }, { .id = only_a } };
+    assert_int_equal(msilo_store_mark_delivered(s, bad, 2, sizeof bad[0], NULL), MSILO_EINVAL);
+    assert_i64_equal(kst_count_of(s, "alice", "example.com"), 1);
 }
 
 static void test_two_devices_each_get_each_once(void **state)
@@ -293,6 +345,7 @@ int kst_run_devices(const char *group)
         T(test_forget_devices_lets_it_go),
         T(test_reset_leases_ends_device_leases),
         T(test_concurrent_device_claims),
+        T(test_one_call_several_devices),
     };
     return cmocka_run_group_tests_name(group, tests, NULL, NULL);
 }

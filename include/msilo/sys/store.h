@@ -103,6 +103,19 @@ typedef struct msilo_store_release {
     ((const msilo_store_release_t *)(const void *)((const char *)(items) +                     \
                                                    (size_t)(i) * (size_t)(item_size)))
 
+/** One item of mark_delivered(): @p device has got message @p id (revision
+ *  4). Members are only ever appended: step through an array with
+ *  MSILO_STORE_MARK_ITEM() and the item size passed beside it. */
+typedef struct msilo_store_mark {
+    int64_t id;         /**< the message */
+    const char *device; /**< the device that has it (never NULL) */
+} msilo_store_mark_t;
+
+/** Item @p i of a mark_delivered() array of items of @p item_size bytes. */
+#define MSILO_STORE_MARK_ITEM(items, item_size, i)                                             \
+    ((const msilo_store_mark_t *)(const void *)((const char *)(items) +                        \
+                                                (size_t)(i) * (size_t)(item_size)))
+
 /** Which messages a claim may take. */
 typedef struct msilo_store_claim {
     const char *user;        /**< owner user (NULL with reminders) */
@@ -253,17 +266,21 @@ struct msilo_store {
                         msilo_message_t ***ret_msgs, size_t *ret_n);
 
     /**
-     * Per-device delivery (deliver_to = every_device): records that
-     * @p device has got the messages @p ids (after its 2xx), ends its lease
-     * of them, and deletes each message that every device known for its
-     * owner now has, or whose `device` is @p device. Unknown ids are
-     * ignored. *ret_deleted (may be NULL) receives how many messages were
-     * deleted. A store that implements this honours
+     * Per-device delivery (deliver_to = every_device): records for each of
+     * the @p n items (MSILO_STORE_MARK_ITEM(items, item_size, i)) that its
+     * device has got its message (after its 2xx), ends that device's lease
+     * of it, and deletes each message that every device known for its
+     * owner now has (the devices of the other items of the call count as
+     * having it), or whose `device` is the item's. One call is one
+     * transaction: the engine passes a whole round of deliveries, of many
+     * devices, at once. Unknown ids are ignored; a message may appear in
+     * several items (several devices). *ret_deleted (may be NULL) receives
+     * how many messages were deleted. A store that implements this honours
      * msilo_store_claim_t.device and msilo_store_release_t.device too.
      * Read only when version >= 4.
      */
-    int (*mark_delivered)(msilo_store_t *s, const char *device, const int64_t *ids, size_t n,
-                          size_t *ret_deleted);
+    int (*mark_delivered)(msilo_store_t *s, const msilo_store_mark_t *items, size_t n,
+                          size_t item_size, size_t *ret_deleted);
 
     /**
      * Forgets the devices last seen (claimed for) before @p seen_before: a
@@ -338,8 +355,8 @@ MSILO_API int msilo_store_take_expired(msilo_store_t *s, int64_t now, const char
                                        size_t max, msilo_message_t ***ret_msgs,
                                        size_t *ret_n);
 /** mark_delivered(); MSILO_ENOTSUP when the store has none (version < 4). */
-MSILO_API int msilo_store_mark_delivered(msilo_store_t *s, const char *device,
-                                         const int64_t *ids, size_t n, size_t *ret_deleted);
+MSILO_API int msilo_store_mark_delivered(msilo_store_t *s, const msilo_store_mark_t *items,
+                                         size_t n, size_t item_size, size_t *ret_deleted);
 /** forget_devices(); MSILO_ENOTSUP when the store has none (version < 4). */
 MSILO_API int msilo_store_forget_devices(msilo_store_t *s, int64_t seen_before,
                                          size_t *ret_n);
