@@ -7,17 +7,10 @@
 
 enum { CONC_MESSAGES = 500, CONC_THREADS = 4 };
 
-typedef struct worker {
-    msilo_store_t *store;
-    char lease_owner[32];
-    GArray *ids;
-    int rc;
-} worker_t;
-
 /* No cmocka assertions here: they longjmp, which only works on the main thread. */
 static gpointer claim_worker(gpointer p)
 {
-    worker_t *w = p;
+    kst_worker_t *w = p;
     msilo_store_claim_t c = kst_owner_claim("alice", "example.com", NOW);
     c.lease_owner = w->lease_owner;
     c.lease_until = NOW + HOUR;
@@ -54,47 +47,15 @@ static msilo_store_t *claimer_store(msilo_store_t *s)
 static void test_concurrent_claim(void **state)
 {
     msilo_store_t *s = kst_store_of(state);
-    worker_t w[CONC_THREADS];
+    kst_worker_t w[CONC_THREADS];
     for (int i = 0; i < CONC_THREADS; i++) {
-        w[i] = (worker_t){ .store = claimer_store(s) };
+        w[i] = (kst_worker_t){ .store = claimer_store(s) };
         if (!w[i].store)
             skip(); /* neither MSILO_STORE_THREADSAFE nor open_peer */
     }
-    msilo_message_t *batch[CONC_MESSAGES];
-    int res[CONC_MESSAGES];
-    for (int i = 0; i < CONC_MESSAGES; i++)
-        batch[i] = kst_mk("alice", "example.com", "concurrent");
-    assert_ok(msilo_store_put(s, batch, CONC_MESSAGES, 0, res));
-    GHashTable *want = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
-    for (int i = 0; i < CONC_MESSAGES; i++) {
-        assert_int_equal(res[i], 0);
-        g_hash_table_add(want, g_memdup2(&batch[i]->id, sizeof(int64_t)));
-        msilo_message_free(batch[i]);
-    }
-
-    GThread *t[CONC_THREADS];
-    for (int i = 0; i < CONC_THREADS; i++) {
-        w[i].ids = g_array_new(FALSE, FALSE, sizeof(int64_t));
-        g_snprintf(w[i].lease_owner, sizeof w[i].lease_owner, "host-%d:5060/%d", i, i);
-        t[i] = g_thread_new("claimer", claim_worker, &w[i]);
-    }
-    for (int i = 0; i < CONC_THREADS; i++)
-        g_thread_join(t[i]);
-
-    size_t total = 0;
-    for (int i = 0; i < CONC_THREADS; i++) {
-        if (w[i].store != s)
-            msilo_store_free(w[i].store);
-        assert_ok(w[i].rc);
-        for (guint j = 0; j < w[i].ids->len; j++) {
-            int64_t id = g_array_index(w[i].ids, int64_t, j);
-            /* claimed exactly once: the second time it is no longer in `want` */
-            if (!g_hash_table_remove(want, &id))
-                fail_msg("message %" PRId64 " claimed twice or unknown", id);
-            total++;
-        }
-        g_array_unref(w[i].ids);
-    }
+    GHashTable *want = kst_put_many(s, CONC_MESSAGES);
+    kst_run_workers(w, CONC_THREADS, claim_worker);
+    size_t total = kst_collect_once(s, w, CONC_THREADS, want, "claimed");
     assert_int_equal(total, CONC_MESSAGES);
     assert_int_equal(g_hash_table_size(want), 0);
     g_hash_table_unref(want);

@@ -250,17 +250,10 @@ static void test_reset_leases_ends_device_leases(void **state)
 
 enum { DEV_CONC_MESSAGES = 200, DEV_CONC_THREADS = 2 };
 
-typedef struct dev_worker {
-    msilo_store_t *store;
-    char lease_owner[32];
-    GArray *ids;
-    int rc;
-} dev_worker_t;
-
 /* No cmocka assertions here: they longjmp, which only works on the main thread. */
 static gpointer dev_claim_worker(gpointer p)
 {
-    dev_worker_t *w = p;
+    kst_worker_t *w = p;
     msilo_store_claim_t c = dev_claim(DEV_A, NOW);
     c.lease_owner = w->lease_owner;
     c.lease_until = NOW + HOUR;
@@ -281,11 +274,11 @@ static gpointer dev_claim_worker(gpointer p)
 static void test_concurrent_device_claims(void **state)
 {
     msilo_store_t *s = dev_store(state);
-    dev_worker_t w[DEV_CONC_THREADS];
+    kst_worker_t w[DEV_CONC_THREADS];
     /* a handle each (a connection each, as two servers on one table) when
      * the store can open one, else the one handle from two threads */
     for (int i = 0; i < DEV_CONC_THREADS; i++) {
-        w[i] = (dev_worker_t){ .store = s };
+        w[i] = (kst_worker_t){ .store = s };
         int rc = msilo_store_open_peer(s, &w[i].store);
         if (rc == MSILO_ENOTSUP) {
             if (!(s->flags & MSILO_STORE_THREADSAFE))
@@ -296,38 +289,9 @@ static void test_concurrent_device_claims(void **state)
         }
     }
     dev_register(s, DEV_B, NOW - 1);
-    msilo_message_t *batch[DEV_CONC_MESSAGES];
-    int res[DEV_CONC_MESSAGES];
-    for (int i = 0; i < DEV_CONC_MESSAGES; i++)
-        batch[i] = kst_mk("alice", "example.com", "concurrent");
-    assert_ok(msilo_store_put(s, batch, DEV_CONC_MESSAGES, 0, res));
-    GHashTable *want = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
-    for (int i = 0; i < DEV_CONC_MESSAGES; i++) {
-        assert_int_equal(res[i], 0);
-        g_hash_table_add(want, g_memdup2(&batch[i]->id, sizeof(int64_t)));
-        msilo_message_free(batch[i]);
-    }
-    GThread *t[DEV_CONC_THREADS];
-    for (int i = 0; i < DEV_CONC_THREADS; i++) {
-        w[i].ids = g_array_new(FALSE, FALSE, sizeof(int64_t));
-        g_snprintf(w[i].lease_owner, sizeof w[i].lease_owner, "host-%d:5060/%d", i, i);
-        t[i] = g_thread_new("dev-claimer", dev_claim_worker, &w[i]);
-    }
-    for (int i = 0; i < DEV_CONC_THREADS; i++)
-        g_thread_join(t[i]);
-    size_t total = 0;
-    for (int i = 0; i < DEV_CONC_THREADS; i++) {
-        if (w[i].store != s)
-            msilo_store_free(w[i].store);
-        assert_ok(w[i].rc);
-        for (guint j = 0; j < w[i].ids->len; j++) {
-            int64_t id = g_array_index(w[i].ids, int64_t, j);
-            if (!g_hash_table_remove(want, &id))
-                fail_msg("message %" PRId64 " claimed twice for one device, or unknown", id);
-            total++;
-        }
-        g_array_unref(w[i].ids);
-    }
+    GHashTable *want = kst_put_many(s, DEV_CONC_MESSAGES);
+    kst_run_workers(w, DEV_CONC_THREADS, dev_claim_worker);
+    size_t total = kst_collect_once(s, w, DEV_CONC_THREADS, want, "claimed for one device");
     assert_int_equal(total, DEV_CONC_MESSAGES);
     g_hash_table_unref(want);
     /* the other device's leases are its own: it gets every message */

@@ -131,16 +131,10 @@ static void test_take_expired_bad_arguments(void **state)
 
 enum { TAKE_MESSAGES = 300, TAKE_THREADS = 4 };
 
-typedef struct taker {
-    msilo_store_t *store;
-    GArray *ids;
-    int rc;
-} taker_t;
-
 /* No cmocka assertions here: they longjmp, which only works on the main thread. */
 static gpointer take_worker(gpointer p)
 {
-    taker_t *w = p;
+    kst_worker_t *w = p;
     /* a store that hands a message out twice would not end: bound it */
     for (int round = 0; round <= TAKE_MESSAGES; round++) {
         msilo_message_t **msgs = NULL;
@@ -162,9 +156,9 @@ static void test_take_expired_once(void **state)
     size_t pn = 0;
     if (msilo_store_take_expired(s, NOW, "message/cpim", 1, &probe, &pn) == MSILO_ENOTSUP)
         skip();
-    taker_t w[TAKE_THREADS];
+    kst_worker_t w[TAKE_THREADS];
     for (int i = 0; i < TAKE_THREADS; i++) {
-        w[i] = (taker_t){ .store = s };
+        w[i] = (kst_worker_t){ .store = s };
         if (!(s->flags & MSILO_STORE_THREADSAFE)) {
             int rc = msilo_store_open_peer(s, &w[i].store);
             if (rc == MSILO_ENOTSUP)
@@ -187,26 +181,8 @@ static void test_take_expired_once(void **state)
         g_hash_table_add(want, g_memdup2(&batch[i]->id, sizeof(int64_t)));
         msilo_message_free(batch[i]);
     }
-    GThread *t[TAKE_THREADS];
-    for (int i = 0; i < TAKE_THREADS; i++) {
-        w[i].ids = g_array_new(FALSE, FALSE, sizeof(int64_t));
-        t[i] = g_thread_new("taker", take_worker, &w[i]);
-    }
-    for (int i = 0; i < TAKE_THREADS; i++)
-        g_thread_join(t[i]);
-    size_t total = 0;
-    for (int i = 0; i < TAKE_THREADS; i++) {
-        if (w[i].store != s)
-            msilo_store_free(w[i].store);
-        assert_ok(w[i].rc);
-        for (guint j = 0; j < w[i].ids->len; j++) {
-            int64_t id = g_array_index(w[i].ids, int64_t, j);
-            if (!g_hash_table_remove(want, &id))
-                fail_msg("message %" PRId64 " taken twice or unknown", id);
-            total++;
-        }
-        g_array_unref(w[i].ids);
-    }
+    kst_run_workers(w, TAKE_THREADS, take_worker);
+    size_t total = kst_collect_once(s, w, TAKE_THREADS, want, "taken");
     assert_int_equal(total, TAKE_MESSAGES);
     g_hash_table_unref(want);
     assert_int_equal(kst_count_of(s, NULL, NULL), 0);

@@ -250,3 +250,54 @@ int msilo_testing_store_run(const msilo_testing_store_suite_t *suite)
     kst_suite = NULL;
     return failed;
 }
+
+GHashTable *kst_put_many(msilo_store_t *s, int n)
+{
+    msilo_message_t **batch = g_new(msilo_message_t *, n);
+    int *res = g_new(int, n);
+    for (int i = 0; i < n; i++)
+        batch[i] = kst_mk("alice", "example.com", "concurrent");
+    assert_ok(msilo_store_put(s, batch, (size_t)n, 0, res));
+    GHashTable *want = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(res[i], 0);
+        g_hash_table_add(want, g_memdup2(&batch[i]->id, sizeof(int64_t)));
+        msilo_message_free(batch[i]);
+    }
+    g_free(batch);
+    g_free(res);
+    return want;
+}
+
+void kst_run_workers(kst_worker_t *w, int n, GThreadFunc fn)
+{
+    GThread **t = g_new(GThread *, n);
+    for (int i = 0; i < n; i++) {
+        w[i].ids = g_array_new(FALSE, FALSE, sizeof(int64_t));
+        g_snprintf(w[i].lease_owner, sizeof w[i].lease_owner, "host-%d:5060/%d", i, i);
+        t[i] = g_thread_new("kst-worker", fn, &w[i]);
+    }
+    for (int i = 0; i < n; i++)
+        g_thread_join(t[i]);
+    g_free(t);
+}
+
+size_t kst_collect_once(msilo_store_t *s, kst_worker_t *w, int n, GHashTable *want,
+                        const char *what)
+{
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        if (w[i].store != s)
+            msilo_store_free(w[i].store);
+        assert_ok(w[i].rc);
+        for (guint j = 0; j < w[i].ids->len; j++) {
+            int64_t id = g_array_index(w[i].ids, int64_t, j);
+            /* exactly once: the second time it is no longer in @want */
+            if (!g_hash_table_remove(want, &id))
+                fail_msg("message %" PRId64 " %s twice or unknown", id, what);
+            total++;
+        }
+        g_array_unref(w[i].ids);
+    }
+    return total;
+}

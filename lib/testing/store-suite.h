@@ -46,6 +46,29 @@ extern const msilo_testing_store_suite_t *kst_suite;
             fail_msg("%s == %" PRId64 ", expected %" PRId64, #a, a_, b_);                  \
     } while (0)
 
+/* ---- several threads on one store (store-concurrent.c, -devices.c, -expired.c) ---- */
+
+/* One thread's store handle (the store itself or a peer), its lease owner,
+ * what it got and its last result. */
+typedef struct kst_worker {
+    msilo_store_t *store;
+    char lease_owner[32];
+    GArray *ids; /* int64_t */
+    int rc;
+} kst_worker_t;
+
+/* Puts @p n messages for alice@example.com; the set of their ids (int64_t *
+ * keys; g_hash_table_unref it). */
+GHashTable *kst_put_many(msilo_store_t *s, int n);
+/* Runs @p fn on each of the @p n workers in its own thread (ids and
+ * lease_owner set first) and joins them. No cmocka assertion may run in @p fn. */
+void kst_run_workers(kst_worker_t *w, int n, GThreadFunc fn);
+/* Each worker succeeded and got only ids of @p want, none twice (removed
+ * from it as they are seen; @p what names the act in the failure);
+ * frees the workers' peers of @p s and their ids. @return ids seen in all. */
+size_t kst_collect_once(msilo_store_t *s, kst_worker_t *w, int n, GHashTable *want,
+                        const char *what);
+
 /* Every test runs on a fresh store from the suite's open(). */
 int kst_setup(void **state);
 int kst_teardown(void **state);
