@@ -38,7 +38,9 @@ typedef struct forward {
     fork_t *fork;
     nta_outgoing_t *orq;
     guint guard;
-    char *device; /* the binding's +sip.instance, else its contact URI */
+    char *device;     /* the binding's +sip.instance, else its contact URI */
+    bool creating;    /* inside nta_outgoing_mcreate() */
+    int early_status; /* a final status NTA reported from inside it */
 } forward_t;
 
 /* ---- forwarding to an online user ----------------------------------------- */
@@ -100,6 +102,12 @@ static int forward_response(forward_t *f, nta_outgoing_t *orq, sip_t const *sip)
 
     if (status < 200)
         return 0;
+    if (f->creating) {
+        /* from inside nta_outgoing_mcreate() (a transport error): @f is
+         * ended once mcreate() has returned, not under its feet */
+        f->early_status = status;
+        return 0;
+    }
     if (status < 300 && sip && !nta_sip_is_internal(sip)) {
         if (!k->answered) {
             /* the first 2xx answers the sender; the other branches go on
@@ -192,9 +200,11 @@ static bool forward_request(fork_t *k, unsigned index, const char *contact_uri,
     f = g_new0(forward_t, 1);
     f->fork = k;
     f->device = g_strdup(device);
-    k->pending++; /* a final answer from inside mcreate() must not finish the fork */
+    k->pending++;
+    f->creating = true;
     f->orq = nta_outgoing_mcreate(s->agent, forward_response, f, (url_string_t *)hop, copy,
                                   NTATAG_BRANCH_KEY(branch), TAG_END());
+    f->creating = false;
     if (!f->orq) {
         k->pending--;
         msg_destroy(copy);
@@ -203,9 +213,16 @@ static bool forward_request(fork_t *k, unsigned index, const char *contact_uri,
         return false;
     }
     g_hash_table_add(s->forwards, f);
+    s->n_forwarded++;
+    if (f->early_status) {
+        /* failed at once: its device counts as missed (forward_end) */
+        char why[32];
+        g_snprintf(why, sizeof why, "%d internal", f->early_status);
+        forward_end(f, true, why);
+        return true;
+    }
     if (s->opt.forward_timeout)
         f->guard = g_timeout_add(s->opt.forward_timeout, forward_guard, f);
-    s->n_forwarded++;
     return true;
 }
 

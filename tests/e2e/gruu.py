@@ -190,6 +190,39 @@ def test_fork_stores_for_the_device_that_missed_it(tmp):
         srv.stop()
 
 
+def test_fork_dead_tcp_contact(tmp):
+    """A device whose contact cannot be reached (TCP to a closed port: NTA
+    may fail the branch from inside its create call) counts as missed: the
+    other device's 200 is relayed, the dead one gets it stored for it, and
+    the server lives on."""
+    conf = os.path.join(tmp, "dead.conf")
+    with open(conf, "w") as f:
+        f.write("[msilo]\ndeliver_to = every_device\n")
+    srv = e2e.Server(tmp, conf=conf)
+    a = e2e.Uas(200)
+    dead = e2e.free_port()
+    try:
+        register(srv, "dot", a.port, UUID_A)
+        to = "sip:dot@127.0.0.1"
+        st, _, _ = e2e.sip_request(srv.port, "REGISTER", "sip:%s:%d" % (LOOPBACK, srv.port), "udp",
+                                   'Contact: <sip:dot@127.0.0.1:%d;transport=tcp>;+sip.instance='
+                                   '"<%s>"\r\nExpires: 300\r\n' % (dead, UUID_B), to=to, frm=to)
+        check(st == 200, "REGISTER of the dead device: %d" % st)
+        for i in range(3):
+            st = message(srv, "sip:dot@127.0.0.1", "live %d" % i, "dot")
+            check(st == 200, "A's 200 relayed: got %d" % st)
+        check(wait_until(lambda: e2e.read(srv.log).count("for device <%s>" % UUID_B) >= 3, 10),
+              "stored for the dead device each time")
+        check(srv.proc.poll() is None, "the server lives")
+        st, _, _ = e2e.sip_request(srv.port, "OPTIONS", "sip:127.0.0.1:%d" % srv.port)
+        check(st == 200, "and answers: %d" % st)
+        rc, log = srv.stop()
+        check(rc == 0 and "Sanitizer" not in log, "clean exit (%s)" % rc)
+    finally:
+        a.close()
+        srv.stop()
+
+
 def every_device_server(tmp, name):
     conf = os.path.join(tmp, name + ".conf")
     with open(conf, "w") as f:
@@ -272,7 +305,8 @@ def test_gruu_register_serves_its_device(tmp):
 
 TESTS = [test_instance_replaces, test_pub_gruu, test_fork_to_every_device,
          test_fork_nobody_takes_it, test_fork_stores_for_the_device_that_missed_it,
-         test_two_devices_one_offline, test_gruu_register_serves_its_device]
+         test_two_devices_one_offline, test_gruu_register_serves_its_device,
+         test_fork_dead_tcp_contact]
 
 
 def main():
