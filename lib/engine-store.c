@@ -407,9 +407,10 @@ void engine_complete_put(msilo_engine_t *e, job_t *j)
 /* The store key of @req for @owner: a digest of the view's store_key, else
  * of Call-ID, CSeq number and From tag (a UA may send many MESSAGEs with one
  * Call-ID, so without a CSeq there is none). The owner is part of it: one
- * request stored for two owners is two messages. FALSE: no key. */
+ * request stored for two owners is two messages; so is the device of a
+ * MESSAGE for one device (@device, NULL: none). FALSE: no key. */
 static gboolean store_key_of(const msilo_request_t *req, const char *user, const char *domain,
-                             char out[STORE_KEY_HEX + 1])
+                             const char *device, char out[STORE_KEY_HEX + 1])
 {
     const char *key = req->version >= 3 && req->store_key && *req->store_key ? req->store_key
                                                                                : NULL;
@@ -423,6 +424,10 @@ static gboolean store_key_of(const msilo_request_t *req, const char *user, const
     g_snprintf(num, sizeof num, "%" G_GUINT32_FORMAT, key ? 0 : req->cseq);
     for (size_t i = 0; i < G_N_ELEMENTS(parts); i++)
         g_checksum_update(c, (const guchar *)parts[i], (gssize)strlen(parts[i]) + 1);
+    /* one request stored for two devices (forked, missed by both) is two
+     * messages too; without a device the key is what it always was */
+    if (device)
+        g_checksum_update(c, (const guchar *)device, (gssize)strlen(device) + 1);
     memcpy(out, g_checksum_get_string(c), STORE_KEY_HEX);
     out[STORE_KEY_HEX] = '\0';
     g_checksum_free(c);
@@ -462,8 +467,10 @@ int msilo_engine_store(msilo_engine_t *e, const msilo_request_t *req, const char
     size_t user_n = strlen(r.owner->user) + 1, domain_n = strlen(r.domain) + 1;
     size_t src_n = strlen(r.from.uri) + 1, dst_n = strlen(r.to.uri) + 1;
     size_t ctype_n = ctype ? strlen(ctype) + 1 : 0, callid_n = callid ? strlen(callid) + 1 : 0;
+    /* every_device: a MESSAGE for one device only (rare: its own allocation) */
+    char *device = G_UNLIKELY(e->every_device) ? engine_store_device(req) : NULL;
     char key[STORE_KEY_HEX + 1];
-    size_t key_n = store_key_of(req, r.owner->user, r.domain, key) ? sizeof key : 0;
+    size_t key_n = store_key_of(req, r.owner->user, r.domain, device, key) ? sizeof key : 0;
     store_op *op = store_op_alloc(e, sizeof *op + req->body_len + user_n + domain_n + src_n +
                                          dst_n + ctype_n + callid_n + key_n);
     op_chunk *chunk = op->chunk;
@@ -501,9 +508,7 @@ int msilo_engine_store(msilo_engine_t *e, const msilo_request_t *req, const char
     if (key_n)
         m->store_key = memcpy(p, key, key_n);
     m->extra_hdrs = r.extra_hdrs;
-    /* every_device: a MESSAGE for one device only (rare: its own allocation) */
-    if (G_UNLIKELY(e->every_device))
-        m->device = engine_store_device(req);
+    m->device = device; /* the op owns it */
     m->inc_time = now;
     int64_t life = e->expire_time;
     if (req->expires > 0 && req->expires < life)

@@ -190,6 +190,42 @@ def test_fork_stores_for_the_device_that_missed_it(tmp):
         srv.stop()
 
 
+def test_fork_two_devices_missed(tmp):
+    """Two devices miss a forked MESSAGE that a third took: it is stored
+    once for each of them (the store key holds the device: one request,
+    two messages), and each gets its copy at its REGISTER."""
+    UUID_C = "urn:uuid:00000000-0000-4000-8000-0000000000cc"
+    conf = os.path.join(tmp, "two-missed.conf")
+    with open(conf, "w") as f:
+        f.write("[msilo]\ndeliver_to = every_device\n")
+    srv = e2e.Server(tmp, conf=conf)
+    a, b, c = e2e.Uas(200), e2e.Uas(480), e2e.Uas(480)
+    try:
+        register(srv, "ola", a.port, UUID_A)
+        register(srv, "ola", b.port, UUID_B)
+        register(srv, "ola", c.port, "urn:uuid:00000000-0000-4000-8000-0000000000cc")
+        st = message(srv, "sip:ola@127.0.0.1", "for three", "ola")
+        check(st == 200, "A took it: 200 relayed, got %d" % st)
+
+        def stored_ids():
+            return dict((d, int(i)) for i, d in re.findall(
+                r"stored message (\d+) for device <([^>]+)>", e2e.read(srv.log)))
+        check(wait_until(lambda: len(stored_ids()) == 2, 5), "stored for B and C: %s" % stored_ids())
+        ids = stored_ids()
+        check(ids[UUID_B] != ids[UUID_C], "two messages, one per device: %s" % ids)
+        b.status = c.status = 200
+        register(srv, "ola", b.port, UUID_B)
+        register(srv, "ola", c.port, UUID_C)
+        check(wait_until(lambda: bodies(b).count("for three") == 2 and
+                         bodies(c).count("for three") == 2, 10),
+              "B and C each got the stored copy: %s / %s" % (bodies(b), bodies(c)))
+        srv.stop()
+    finally:
+        for u in (a, b, c):
+            u.close()
+        srv.stop()
+
+
 def test_fork_dead_tcp_contact(tmp):
     """A device whose contact cannot be reached (TCP to a closed port: NTA
     may fail the branch from inside its create call) counts as missed: the
@@ -306,7 +342,7 @@ def test_gruu_register_serves_its_device(tmp):
 TESTS = [test_instance_replaces, test_pub_gruu, test_fork_to_every_device,
          test_fork_nobody_takes_it, test_fork_stores_for_the_device_that_missed_it,
          test_two_devices_one_offline, test_gruu_register_serves_its_device,
-         test_fork_dead_tcp_contact]
+         test_fork_dead_tcp_contact, test_fork_two_devices_missed]
 
 
 def main():
