@@ -443,7 +443,8 @@ def register_device(port, user, contact, instance, expires=300):
 
 
 def test_two_servers_two_devices(tmp):
-    """deliver_to = every_device, two servers on one table: each user's
+    """deliver_to = every_device, two servers on one table, both devices of
+    each user known (registered and gone) before the messages are stored:
     device X registers at both servers at the same moment (the race for one
     device), device Y at one of them; each device gets each message exactly
     once and the table ends empty (every known device has them)."""
@@ -456,9 +457,19 @@ def test_two_servers_two_devices(tmp):
     b = Server(tmp, conf_b, pb, "twodev-b")
     users = ["dv%02d" % i for i in range(10)]
     n = 200
+    ux, uy = TimedUas(200), TimedUas(200)
+
+    def dev_id(dev, user):
+        return "urn:uuid:00000000-0000-4000-8000-%012d" % (dev * 100 + users.index(user))
+    # both devices known before the messages come (a message stored while
+    # only X is known goes once X has it: Y would race X's deliveries)
+    for u in users:
+        for port, uas, dev in ((pa, ux, 1), (pb, uy, 2)):
+            contact = "sip:%s@127.0.0.1:%d" % (u, uas.port)
+            register_device(port, u, contact, dev_id(dev, u))
+            register_device(port, u, contact, dev_id(dev, u), expires=0)
     store_with_sipp(tmp, "twodev-store", pa, users, n)
     check(count(table) == n, "%d messages stored" % n)
-    ux, uy = TimedUas(200), TimedUas(200)
     try:
         errors = []
 
@@ -467,7 +478,7 @@ def test_two_servers_two_devices(tmp):
                 if barrier:
                     barrier.wait(5)
                 register_device(port, user, "sip:%s@127.0.0.1:%d" % (user, uas.port),
-                                "urn:uuid:00000000-0000-4000-8000-%012d" % (dev * 100 + users.index(user)))
+                                dev_id(dev, user))
             except Exception as e:  # noqa: BLE001
                 errors.append(e)
         threads = []
