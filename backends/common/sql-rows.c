@@ -2,6 +2,8 @@
 /* Row helpers shared by the SQL stores (see sql-rows.h). */
 #include "sql-rows.h"
 
+#include <string.h>
+
 #include <stdlib.h>
 
 static int cmp_msg_id(const void *a, const void *b)
@@ -26,4 +28,11 @@ int64_t sql_limit(size_t n)
 const char *sql_not_null(const char *v, gboolean notnull, const char *subst)
 {
     return v || !notnull ? v : subst;
+}
+
+char *sql_media_type(const char *ctype)
+{
+    while (*ctype == ' ' || *ctype == '\t')
+        ctype++;
+    return g_ascii_strdown(ctype, (gssize)strcspn(ctype, "; \t"));
 }

@@ -26,4 +26,8 @@ int64_t sql_limit(size_t n);
  * goes in as it is. Reading back, "" in such a column means NULL. */
 const char *sql_not_null(const char *v, gboolean notnull, const char *subst);
 
+/* The media type of the Content-Type @p ctype: leading blanks and the
+ * parameters dropped, lower-cased (g_free); what take_expired compares. */
+char *sql_media_type(const char *ctype);
+
 #endif

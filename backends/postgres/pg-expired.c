@@ -37,12 +37,7 @@ int pg_take_expired(msilo_store_t *base, int64_t now, const char *ctype, size_t 
     if (!ret_msgs || !ret_n || max == 0)
         return pg_fail(MSILO_EINVAL, "postgres take_expired: bad arguments");
     pg_store *s = (pg_store *)base;
-    char *want = NULL;
-    if (ctype) {
-        while (*ctype == ' ' || *ctype == '\t')
-            ctype++;
-        want = g_ascii_strdown(ctype, (gssize)strcspn(ctype, "; \t"));
-    }
+    char *want = ctype ? sql_media_type(ctype) : NULL;
     pg_params_t p = { 0 };
     pg_params_int8(&p, now);
     pg_params_text(&p, want);

@@ -92,4 +92,37 @@ int sqd_forget(sq_devices_t *d, int64_t seen_before, size_t *ret_n);
 /* Inside a transaction: the per-device part of reset_leases(). */
 int sqd_reset(sq_devices_t *d, const char *lease_owner, size_t *ret_n);
 
+/* ---- the store's statements (sqlite-sql.c) ---- */
+
+typedef enum {
+    Q_BEGIN,
+    Q_COMMIT,
+    Q_ROLLBACK,
+    Q_INSERT,
+    Q_COUNT_OWNER,
+    Q_COUNT_ALL,
+    Q_CLAIM_OWNER,
+    Q_CLAIM_REMINDERS,
+    Q_REMOVE,
+    Q_RELEASE,
+    Q_EXPIRE,
+    Q_LIST_OWNER,
+    Q_LIST_ALL,
+    Q_GET,
+    Q_PURGE,
+    Q_RESET,
+    Q_BY_KEY,
+    Q_TAKE_EXPIRED,
+    Q_N
+} query_t;
+
+/* Columns read into a message, in this order (sqlite-store.c's row_to_message). */
+#define SELECT_COLS                                                                        \
+    "id, username, domain, src_addr, dst_addr, ctype, body, extra_hdrs, callid, "          \
+    "inc_time, exp_time, snd_time, attempts, next_try, device"
+
+/* Writes the text of every statement of table @p t (quoted) to @p sql
+ * (g_free each). */
+void sq_sql_build(char *sql[Q_N], const char *t);
+
 #endif

@@ -12,34 +12,13 @@
  *
  * One GMutex guards the connection, so the store is THREADSAFE: calls from
  * several threads queue on it (a connection does one statement at a time).
+ * The statements' text is sqlite-sql.c's.
  */
 #include "sqlite-internal.h"
 #include "sql-rows.h"
 
 #include <stdatomic.h>
 #include <string.h>
-
-typedef enum {
-    Q_BEGIN,
-    Q_COMMIT,
-    Q_ROLLBACK,
-    Q_INSERT,
-    Q_COUNT_OWNER,
-    Q_COUNT_ALL,
-    Q_CLAIM_OWNER,
-    Q_CLAIM_REMINDERS,
-    Q_REMOVE,
-    Q_RELEASE,
-    Q_EXPIRE,
-    Q_LIST_OWNER,
-    Q_LIST_ALL,
-    Q_GET,
-    Q_PURGE,
-    Q_RESET,
-    Q_BY_KEY,
-    Q_TAKE_EXPIRED,
-    Q_N
-} query_t;
 
 typedef struct sq_store {
     msilo_store_t base; /* first: the core sees an msilo_store_t */
@@ -52,10 +31,7 @@ typedef struct sq_store {
     sq_limits_t limits;      /* sqlite-limit.c */
 } sq_store;
 
-/* Columns read into a message, in this order (see row_to_message). */
-#define SELECT_COLS                                                                        \
-    "id, username, domain, src_addr, dst_addr, ctype, body, extra_hdrs, callid, "          \
-    "inc_time, exp_time, snd_time, attempts, next_try, device"
+/* The columns of SELECT_COLS (sqlite-internal.h), by position. */
 enum { R_ID, R_USER, R_HOST, R_FROM, R_TO, R_CTYPE, R_BODY, R_HDRS, R_CALLID, R_INC, R_EXP,
        R_SND, R_ATTEMPTS, R_NEXT_TRY, R_DEVICE };
 
@@ -109,68 +85,7 @@ static int busy_wait(void *data, int count)
 static int prepare_all(sq_store *s, const char *t)
 {
     char *sql[Q_N] = { 0 };
-    sql[Q_BEGIN] = g_strdup("BEGIN IMMEDIATE");
-    sql[Q_COMMIT] = g_strdup("COMMIT");
-    sql[Q_ROLLBACK] = g_strdup("ROLLBACK");
-    sql[Q_INSERT] = g_strdup_printf(
-        "INSERT INTO %s (username, domain, src_addr, dst_addr, ctype, body, extra_hdrs, "
-        "callid, inc_time, exp_time, snd_time, attempts, next_try, msg_key, device) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) RETURNING id",
-        t);
-    /* idempotent puts: the message stored already under this key (the
-     * unique index on msg_key finds it) */
-    sql[Q_BY_KEY] = g_strdup_printf("SELECT id FROM %s WHERE msg_key = ?1", t);
-    sql[Q_COUNT_OWNER] =
-        g_strdup_printf("SELECT count(*) FROM %s WHERE username = ?1 AND domain = ?2", t);
-    sql[Q_COUNT_ALL] = g_strdup_printf("SELECT count(*) FROM %s", t);
-    /* One statement chooses and leases: the rows it returns are the rows it
-     * updated. RETURNING has no defined order; the caller sorts by id. */
-    sql[Q_CLAIM_OWNER] = g_strdup_printf(
-        "UPDATE %s SET lease_owner = ?1, lease_until = ?2 WHERE id IN "
-        "(SELECT id FROM %s WHERE username = ?3 AND domain = ?4 AND snd_time = 0 "
-        "AND exp_time > ?5 AND lease_until <= ?5 AND next_try <= ?6 ORDER BY id LIMIT ?7) "
-        "RETURNING " SELECT_COLS,
-        t, t);
-    sql[Q_CLAIM_REMINDERS] = g_strdup_printf(
-        "UPDATE %s SET lease_owner = ?1, lease_until = ?2 WHERE id IN "
-        "(SELECT id FROM %s WHERE snd_time <> 0 AND snd_time <= ?5 "
-        "AND exp_time > ?5 AND lease_until <= ?5 AND next_try <= ?6 ORDER BY id LIMIT ?7) "
-        "RETURNING " SELECT_COLS,
-        t, t);
-    sql[Q_REMOVE] = g_strdup_printf("DELETE FROM %s WHERE id = ?1", t);
-    /* A release by an instance whose lease ran out and was taken by another
-     * claimer is ignored; a message that nobody leases any more (reset)
-     * takes it, as in the memory store. */
-    sql[Q_RELEASE] = g_strdup_printf(
-        "UPDATE %s SET lease_owner = NULL, lease_until = 0, attempts = ?2, next_try = ?3, "
-        "snd_time = CASE WHEN ?4 THEN 0 ELSE snd_time END "
-        "WHERE id = ?1 AND (?5 IS NULL OR lease_owner IS NULL OR lease_owner = ?5)",
-        t);
-    sql[Q_EXPIRE] = g_strdup_printf("DELETE FROM %s WHERE exp_time <= ?1", t);
-    sql[Q_LIST_OWNER] = g_strdup_printf("SELECT " SELECT_COLS " FROM %s WHERE username = ?1 "
-                                        "AND domain = ?2 AND id > ?3 ORDER BY id LIMIT ?4",
-                                        t);
-    sql[Q_LIST_ALL] = g_strdup_printf(
-        "SELECT " SELECT_COLS " FROM %s WHERE id > ?1 ORDER BY id LIMIT ?2", t);
-    sql[Q_GET] = g_strdup_printf("SELECT " SELECT_COLS " FROM %s WHERE id = ?1", t);
-    sql[Q_PURGE] = g_strdup_printf("DELETE FROM %s WHERE username = ?1 AND domain = ?2", t);
-    /* Rare (an instance starting): a scan is fine, and an index on
-     * lease_owner would cost every claim an index update. */
-    sql[Q_RESET] = g_strdup_printf(
-        "UPDATE %s SET lease_owner = NULL, lease_until = 0 WHERE lease_owner = ?1", t);
-
-    /* take_expired: chooses and deletes in one statement inside BEGIN
-     * IMMEDIATE, so no other connection takes the same rows. The media
-     * type is the stored Content-Type up to its parameters, trimmed and
-     * lower-cased; a missing one reads as text/plain. */
-    sql[Q_TAKE_EXPIRED] = g_strdup_printf(
-        "DELETE FROM %s WHERE id IN (SELECT id FROM (SELECT id, exp_time, "
-        "coalesce(nullif(ctype, ''), 'text/plain') AS c FROM %s WHERE exp_time <= ?1) "
-        "WHERE ?2 IS NULL OR lower(trim(CASE WHEN instr(c, ';') > 0 "
-        "THEN substr(c, 1, instr(c, ';') - 1) ELSE c END, ' ' || char(9))) = lower(?2) "
-        "ORDER BY id LIMIT ?3) RETURNING " SELECT_COLS,
-        t, t);
-
+    sq_sql_build(sql, t);
     int e = 0;
     for (int q = 0; q < Q_N; q++) {
         if (!e) {
@@ -555,20 +470,12 @@ static int sq_expire(msilo_store_t *base, int64_t now, size_t *ret_deleted)
     return e;
 }
 
-/* The media type of @p ctype (parameters and blanks dropped), g_free. */
-static char *media_type(const char *ctype)
-{
-    while (*ctype == ' ' || *ctype == '\t')
-        ctype++;
-    return g_strndup(ctype, strcspn(ctype, "; \t"));
-}
-
 static int sq_take_expired(msilo_store_t *base, int64_t now, const char *ctype, size_t max,
                            msilo_message_t ***ret_msgs, size_t *ret_n)
 {
     if (!ret_msgs || !ret_n || max == 0)
         return msilo_store_fail(MSILO_EINVAL, "sqlite take_expired: bad arguments");
-    g_autofree char *want = ctype ? media_type(ctype) : NULL;
+    g_autofree char *want = ctype ? sql_media_type(ctype) : NULL;
     LOCKED(base);
     msilo_message_t **msgs = NULL;
     size_t n = 0;
