@@ -129,8 +129,22 @@ PGconn *pg_connect(const char *url, int *ret_err)
      * the planner probe the ends of the exp_time index on every claim
      * (get_actual_variable_range) whenever the values fall outside the
      * table's statistics - always, right after a burst of stores - and a
-     * claim took ~6 ms instead of ~0.2 ms (bench/postgres, before ANALYZE). */
-    PGresult *r = PQexec(conn, "SET plan_cache_mode = force_generic_plan");
+     * claim took ~6 ms instead of ~0.2 ms (bench/postgres, before ANALYZE).
+     * A generic plan is made at a statement's first run, often while its
+     * tables are empty or tiny (a fresh installation, the per-device tables
+     * filling as devices register), where a sequential scan is cheapest, and
+     * kept while the table grows: the mark's look at the owner's other
+     * devices scanned the whole device table once per message (33 of its
+     * 41 ms for 639 messages, bench/postgres --deliver-to every_device).
+     * enable_seqscan = off makes such plans take the index that every one
+     * of these statements has; a table without one is still scanned. Such a
+     * plan's cost (seq scans cost 1e10 more) is far above jit_above_cost, and
+     * JIT compiled the device forget (0.5 ms of work) for 374 ms: no JIT for
+     * statements this short. A plan a table's growth made wrong is replaced
+     * anyway once autovacuum analyses the table (PostgreSQL replans prepared
+     * statements whose tables' statistics changed). */
+    PGresult *r = PQexec(conn, "SET plan_cache_mode = force_generic_plan; "
+                               "SET enable_seqscan = off; SET jit = off");
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         *ret_err = pg_result_fail(conn, r, "setting plan_cache_mode");
         PQfinish(conn);

@@ -25,6 +25,12 @@
  *   devices touch different rows and run side by side. The messages are
  *   read FOR KEY SHARE, so that a concurrent delete waits (or the claim
  *   skips the deleted row) instead of failing the foreign key.
+ * - A claim of a device already known commits asynchronously
+ *   (synchronous_commit off for that transaction, as pg-sql.c's claim): its
+ *   leases and the device's last_seen are soft state, which a database crash
+ *   may forget (at worst a duplicate of a message in flight). The claim that
+ *   makes a device known commits synchronously: the device's row decides
+ *   which devices a message waits for, and must not be lost.
  * - A mark (a round of deliveries, of any number of devices) locks its
  *   messages' rows (FOR UPDATE) in a first statement and decides in a second
  *   one, in one transaction (a pipeline): marks of two devices for one
@@ -63,10 +69,14 @@ void pg_devices_sql_build(char *sql[Q_N], const char *t, const char *v, const ch
     /* $1 lease_owner, $2 lease_until, $3 user, $4 domain, $5 now,
      * $6 max_next_try, $7 limit, $8 device */
     sql[Q_DEV_CLAIM] = g_strdup_printf(
-        "WITH dev AS (INSERT INTO %s AS v (username, domain, device, last_seen) "
+        "WITH msilo_async AS MATERIALIZED "
+        "(SELECT set_config('synchronous_commit', CASE WHEN EXISTS (SELECT 1 FROM %s "
+        "WHERE username = $3::text AND domain = $4::text AND device = $8::text) "
+        "THEN 'off' ELSE 'on' END, true) AS msilo_sc), "
+        "dev AS (INSERT INTO %s AS v (username, domain, device, last_seen) "
         "VALUES ($3::text, $4::text, $8::text, $5::int8) ON CONFLICT (username, domain, device) "
         "DO UPDATE SET last_seen = GREATEST(v.last_seen, excluded.last_seen) RETURNING v.id), "
-        "cand AS (SELECT m.%s AS mid FROM %s m WHERE m.%s = $3::text AND m.%s = $4::text "
+        "cand AS (SELECT m.%s AS mid FROM %s m, msilo_async WHERE m.%s = $3::text AND m.%s = $4::text "
         "AND m.%s = 0 AND m.%s > $5::int8 AND (m.%s IS NULL OR m.%s = $8::text) AND NOT EXISTS "
         "(SELECT 1 FROM %s d, dev WHERE d.msg_id = m.%s AND d.device_id = dev.id AND "
         "(d.delivered OR d.lease_until > $5::int8 OR d.next_try > $6::int8)) "
@@ -77,7 +87,7 @@ void pg_devices_sql_build(char *sql[Q_N], const char *t, const char *v, const ch
         "lease_until = excluded.lease_until WHERE NOT l.delivered AND l.lease_until <= $5::int8 "
         "AND l.next_try <= $6::int8 RETURNING l.msg_id, l.attempts, l.next_try) "
         "SELECT %s FROM up JOIN %s m ON m.%s = up.msg_id",
-        v, id, t, u, h, q[PG_COL_SND], q[PG_COL_EXP], dv, dv, l, id, u, h, id, l, cols, t, id);
+        v, v, id, t, u, h, q[PG_COL_SND], q[PG_COL_EXP], dv, dv, l, id, u, h, id, l, cols, t, id);
     /* Both kinds in one statement (atomic): items with a device end that
      * device's lease, the others the message's (pg-sql.c's Q_RELEASE). */
     sql[Q_DEV_RELEASE] = g_strdup_printf(
@@ -126,16 +136,20 @@ void pg_devices_sql_build(char *sql[Q_N], const char *t, const char *v, const ch
     /* $1 seen_before. Before the devices go, the messages that some device
      * has, of owners with a device to forget, that no device to keep lacks;
      * then the devices (their delivery rows cascade). One statement, one
-     * snapshot: both deletes decide on the same state. */
+     * snapshot: both deletes decide on the same state. Driven by the owners
+     * of the devices to forget (one pass over the devices table, then the
+     * owner index): not by every delivery row of the table. */
     sql[Q_DEV_FORGET] = g_strdup_printf(
-        "WITH gone AS (DELETE FROM %s m WHERE m.%s IN (SELECT msg_id FROM %s WHERE delivered) "
-        "AND EXISTS (SELECT 1 FROM %s v WHERE v.username = m.%s AND v.domain = m.%s AND "
-        "v.last_seen < $1::int8) AND NOT EXISTS (SELECT 1 FROM %s v WHERE v.username = m.%s "
+        "WITH fo AS MATERIALIZED (SELECT DISTINCT username, domain FROM %s "
+        "WHERE last_seen < $1::int8), "
+        "gone AS (DELETE FROM %s m USING fo WHERE m.%s = fo.username AND m.%s = fo.domain "
+        "AND EXISTS (SELECT 1 FROM %s d WHERE d.msg_id = m.%s AND d.delivered) "
+        "AND NOT EXISTS (SELECT 1 FROM %s v WHERE v.username = m.%s "
         "AND v.domain = m.%s AND v.last_seen >= $1::int8 AND NOT EXISTS (SELECT 1 FROM %s d "
         "WHERE d.msg_id = m.%s AND d.device_id = v.id AND d.delivered)) RETURNING 1), "
         "fv AS (DELETE FROM %s WHERE last_seen < $1::int8 RETURNING 1) "
         "SELECT (SELECT count(*) FROM fv)::int8, (SELECT count(*) FROM gone)::int8",
-        t, id, l, v, u, h, v, u, h, l, id, v);
+        v, t, u, h, l, id, v, u, h, l, id, v);
     /* rare (an instance restarting): a scan, no index on lease_owner */
     sql[Q_DEV_RESET] = g_strdup_printf(
         "UPDATE %s SET lease_owner = NULL, lease_until = 0 WHERE lease_owner = $1::text", l);

@@ -28,7 +28,7 @@ static gint64 n_msgs = 100000, n_owners = 10000, batch = 100, plain_n = 5000, cl
 static gint64 quota = 0;
 static gint64 inflight = 64;
 static double plain_store_rate, plain_deliver_rate;
-static char *url, *table;
+static char *url, *table, *deliver_to;
 
 static double secs(gint64 t0)
 {
@@ -89,6 +89,8 @@ static void engine_phase(const msilo_pg_options_t *o)
     msilo_config_t *cfg;
     msilo_config_new(&cfg);
     msilo_config_set_int(cfg, "dump_batch", claim_max);
+    if (deliver_to && msilo_config_set(cfg, "deliver_to", deliver_to))
+        die("deliver_to", MSILO_EINVAL);
     msilo_transport_t *tr = instant_transport_new();
     msilo_engine_t *eng;
     if ((e = msilo_engine_new(&eng, cfg, s, tr, NULL)))
@@ -120,6 +122,7 @@ static void engine_phase(const msilo_pg_options_t *o)
             msilo_request_t reg = MSILO_REQUEST_INIT;
             reg.to = to;
             reg.contact = contact;
+            reg.device = contact; /* one device per owner (every_device) */
             reg.expires = 3600;
             if (msilo_engine_dump(eng, &reg, NULL, 0, NULL, NULL))
                 failed++;
@@ -155,6 +158,7 @@ int main(int argc, char **argv)
         { "quota", 'q', 0, G_OPTION_ARG_INT64, &quota, "max_per_owner for put (0 = none)", "N" },
         { "db-url", 0, 0, G_OPTION_ARG_STRING, &url, "database (default $MSILO_TEST_PG_URL)", "URL" },
         { "table", 0, 0, G_OPTION_ARG_STRING, &table, "table (default msilo_bench)", "T" },
+        { "deliver-to", 0, 0, G_OPTION_ARG_STRING, &deliver_to, "engine: deliver_to (first)", "first|every_device" },
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
     GOptionContext *ctx = g_option_context_new("- PostgreSQL store benchmark");
@@ -316,7 +320,7 @@ int main(int argc, char **argv)
            batch, deliver_rate[1], deliver_rate[1] / plain_deliver, delivered[1]);
 
     /* --- the same through the engine: what a server does --- */
-    sql = g_strdup_printf("TRUNCATE %s", tq);
+    sql = g_strdup_printf("TRUNCATE %s CASCADE", tq);
     PQclear(exec_or_die(c, sql, 0, NULL));
     g_free(sql);
     PQclear(exec_or_die(c, "CHECKPOINT", 0, NULL));
