@@ -144,7 +144,8 @@ PGconn *pg_connect(const char *url, int *ret_err)
      * anyway once autovacuum analyses the table (PostgreSQL replans prepared
      * statements whose tables' statistics changed). */
     PGresult *r = PQexec(conn, "SET plan_cache_mode = force_generic_plan; "
-                               "SET enable_seqscan = off; SET jit = off");
+                               "SET enable_seqscan = off; SET enable_bitmapscan = off; "
+                               "SET jit = off");
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         *ret_err = pg_result_fail(conn, r, "setting plan_cache_mode");
         PQfinish(conn);

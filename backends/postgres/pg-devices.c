@@ -67,7 +67,11 @@ void pg_devices_sql_build(char *sql[Q_N], const char *t, const char *v, const ch
         id, u, h, q[PG_COL_FROM], q[PG_COL_TO], q[PG_COL_CTYPE], q[PG_COL_BODY],
         q[PG_COL_HDRS], q[PG_COL_CALLID], q[PG_COL_INC], q[PG_COL_EXP], q[PG_COL_SND], dv);
     /* $1 lease_owner, $2 lease_until, $3 user, $4 domain, $5 now,
-     * $6 max_next_try, $7 limit, $8 device */
+     * $6 max_next_try, $7 limit, $8 device. "(NOT EXISTS ...) IS TRUE":
+     * a sub-plan, one primary-key probe of T_delivery per candidate; a bare
+     * NOT EXISTS becomes an anti join, which a generic plan made while
+     * T_delivery was tiny ran as a merge over the whole of its primary key
+     * on every claim (790 rows read for 10 candidates). */
     sql[Q_DEV_CLAIM] = g_strdup_printf(
         "WITH msilo_async AS MATERIALIZED "
         "(SELECT set_config('synchronous_commit', CASE WHEN EXISTS (SELECT 1 FROM %s "
@@ -77,9 +81,9 @@ void pg_devices_sql_build(char *sql[Q_N], const char *t, const char *v, const ch
         "VALUES ($3::text, $4::text, $8::text, $5::int8) ON CONFLICT (username, domain, device) "
         "DO UPDATE SET last_seen = GREATEST(v.last_seen, excluded.last_seen) RETURNING v.id), "
         "cand AS (SELECT m.%s AS mid FROM %s m, msilo_async WHERE m.%s = $3::text AND m.%s = $4::text "
-        "AND m.%s = 0 AND m.%s > $5::int8 AND (m.%s IS NULL OR m.%s = $8::text) AND NOT EXISTS "
+        "AND m.%s = 0 AND m.%s > $5::int8 AND (m.%s IS NULL OR m.%s = $8::text) AND (NOT EXISTS "
         "(SELECT 1 FROM %s d, dev WHERE d.msg_id = m.%s AND d.device_id = dev.id AND "
-        "(d.delivered OR d.lease_until > $5::int8 OR d.next_try > $6::int8)) "
+        "(d.delivered OR d.lease_until > $5::int8 OR d.next_try > $6::int8))) IS TRUE "
         "ORDER BY m.%s, m.%s, m.%s LIMIT $7::int8 FOR KEY SHARE OF m), "
         "up AS (INSERT INTO %s AS l (msg_id, device_id, lease_owner, lease_until) "
         "SELECT cand.mid, dev.id, $1::text, $2::int8 FROM cand, dev "
