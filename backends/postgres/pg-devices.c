@@ -59,41 +59,74 @@ void pg_devices_sql_build(char *sql[Q_N], const char *t, const char *v, const ch
 {
     const char *id = q[PG_COL_ID], *u = q[PG_COL_USER], *h = q[PG_COL_HOST];
     const char *dv = q[PG_COL_DEVICE];
+    const char *lo = q[PG_COL_LEASE_OWNER], *lu = q[PG_COL_LEASE_UNTIL];
+    const char *at = q[PG_COL_ATTEMPTS], *nt = q[PG_COL_NEXT_TRY], *ld = q[PG_COL_LEASE_DEVICE];
     /* the message's columns (pg-sql.c's SELECT list), the device's
      * attempts and next_try in their places */
     char *cols = g_strdup_printf(
         "m.%s::int8, m.%s, m.%s, m.%s, m.%s, m.%s, m.%s, m.%s, m.%s, m.%s::int8, m.%s::int8, "
-        "m.%s::int8, up.attempts::int8, up.next_try::int8, m.%s",
+        "m.%s::int8, got.att::int8, got.nt::int8, m.%s",
         id, u, h, q[PG_COL_FROM], q[PG_COL_TO], q[PG_COL_CTYPE], q[PG_COL_BODY],
         q[PG_COL_HDRS], q[PG_COL_CALLID], q[PG_COL_INC], q[PG_COL_EXP], q[PG_COL_SND], dv);
     /* $1 lease_owner, $2 lease_until, $3 user, $4 domain, $5 now,
-     * $6 max_next_try, $7 limit, $8 device. "(NOT EXISTS ...) IS TRUE":
-     * a sub-plan, one primary-key probe of T_delivery per candidate; a bare
-     * NOT EXISTS becomes an anti join, which a generic plan made while
-     * T_delivery was tiny ran as a merge over the whole of its primary key
-     * on every claim (790 rows read for 10 candidates). */
+     * $6 max_next_try, $7 limit, $8 device.
+     * - Skipped: what the device has, or holds a lease on, or waits to
+     *   retry, in its T_delivery row or in the message's own lease columns
+     *   (lease_device = the device).
+     * - "solo" (no other device of the owner is known), or the lease
+     *   columns hold this device's state already, and they are free: the
+     *   lease goes there, as with deliver_to = first (rw); otherwise into
+     *   the device's T_delivery row (up). A second device that appears
+     *   later ignores a lease held in the message row by another device and
+     *   takes its own. For the usual user with one device a delivery
+     *   writes no T_delivery row at all.
+     * - "(NOT EXISTS ...) IS TRUE": a sub-plan, not an anti join, which a
+     *   generic plan made while T_delivery was tiny ran as a merge over the
+     *   whole of its primary key on every claim (790 rows read for 10
+     *   candidates). */
     sql[Q_DEV_CLAIM] = g_strdup_printf(
         "WITH msilo_async AS MATERIALIZED "
         "(SELECT set_config('synchronous_commit', CASE WHEN EXISTS (SELECT 1 FROM %s "
         "WHERE username = $3::text AND domain = $4::text AND device = $8::text) "
-        "THEN 'off' ELSE 'on' END, true) AS msilo_sc), "
+        "THEN 'off' ELSE 'on' END, true) AS msilo_sc, NOT EXISTS (SELECT 1 FROM %s "
+        "WHERE username = $3::text AND domain = $4::text AND device <> $8::text) AS solo), "
         "dev AS (INSERT INTO %s AS v (username, domain, device, last_seen) "
         "VALUES ($3::text, $4::text, $8::text, $5::int8) ON CONFLICT (username, domain, device) "
         "DO UPDATE SET last_seen = GREATEST(v.last_seen, excluded.last_seen) RETURNING v.id), "
-        "cand AS (SELECT m.%s AS mid FROM %s m, msilo_async WHERE m.%s = $3::text AND m.%s = $4::text "
-        "AND m.%s = 0 AND m.%s > $5::int8 AND (m.%s IS NULL OR m.%s = $8::text) AND (NOT EXISTS "
+        "cand AS (SELECT m.%s AS mid, ((a.solo OR m.%s IS NOT DISTINCT FROM $8::text) AND "
+        "m.%s <= $5::int8 AND (m.%s IS DISTINCT FROM $8::text OR m.%s <= $6::int8)) AS inrow "
+        "FROM %s m, msilo_async a "
+        "WHERE m.%s = $3::text AND m.%s = $4::text "
+        "AND m.%s = 0 AND m.%s > $5::int8 AND (m.%s IS NULL OR m.%s = $8::text) "
+        "AND (m.%s IS DISTINCT FROM $8::text OR (m.%s <= $5::int8 AND m.%s <= $6::int8)) "
+        "AND (NOT EXISTS "
         "(SELECT 1 FROM %s d, dev WHERE d.msg_id = m.%s AND d.device_id = dev.id AND "
         "(d.delivered OR d.lease_until > $5::int8 OR d.next_try > $6::int8))) IS TRUE "
         "ORDER BY m.%s, m.%s, m.%s LIMIT $7::int8 FOR KEY SHARE OF m), "
+        "rw AS (UPDATE %s m SET %s = $1::text, %s = $2::int8, "
+        "%s = CASE WHEN m.%s IS DISTINCT FROM $8::text THEN 0 ELSE m.%s END, "
+        "%s = CASE WHEN m.%s IS DISTINCT FROM $8::text THEN 0 ELSE m.%s END, %s = $8::text "
+        "FROM cand WHERE cand.inrow AND m.%s = cand.mid AND m.%s <= $5::int8 AND "
+        "(m.%s IS DISTINCT FROM $8::text OR m.%s <= $6::int8) RETURNING m.%s AS mid, "
+        "m.%s AS att, m.%s AS nt), "
         "up AS (INSERT INTO %s AS l (msg_id, device_id, lease_owner, lease_until) "
-        "SELECT cand.mid, dev.id, $1::text, $2::int8 FROM cand, dev "
+        "SELECT cand.mid, dev.id, $1::text, $2::int8 FROM cand, dev WHERE NOT cand.inrow "
         "ON CONFLICT (msg_id, device_id) DO UPDATE SET lease_owner = excluded.lease_owner, "
         "lease_until = excluded.lease_until WHERE NOT l.delivered AND l.lease_until <= $5::int8 "
-        "AND l.next_try <= $6::int8 RETURNING l.msg_id, l.attempts, l.next_try) "
-        "SELECT %s FROM up JOIN %s m ON m.%s = up.msg_id",
-        v, v, id, t, u, h, q[PG_COL_SND], q[PG_COL_EXP], dv, dv, l, id, u, h, id, l, cols, t, id);
+        "AND l.next_try <= $6::int8 RETURNING l.msg_id AS mid, l.attempts AS att, "
+        "l.next_try AS nt), "
+        "got AS (SELECT * FROM rw UNION ALL SELECT * FROM up) "
+        "SELECT %s FROM got JOIN %s m ON m.%s = got.mid",
+        v, v, v,
+        /* cand */ id, ld, lu, ld, nt, t, u, h, q[PG_COL_SND], q[PG_COL_EXP], dv, dv, ld, lu, nt,
+        l, id, u, h, id,
+        /* rw */ t, lo, lu, at, ld, at, nt, ld, nt, ld, id, lu, ld, nt, id, at, nt,
+        /* up */ l, cols, t, id);
     /* Both kinds in one statement (atomic): items with a device end that
-     * device's lease, the others the message's (pg-sql.c's Q_RELEASE). */
+     * device's lease, in its T_delivery row and in the message's lease
+     * columns where the device holds them; the others the message's
+     * (pg-sql.c's Q_RELEASE). One UPDATE of T for both: a statement
+     * changes a row once. */
     sql[Q_DEV_RELEASE] = g_strdup_printf(
         "WITH r AS (SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::bool[], "
         "$5::text[], $6::text[]) AS r(id, att, nt, clr, owner, dev)), "
@@ -103,11 +136,11 @@ void pg_devices_sql_build(char *sql[Q_N], const char *t, const char *v, const ch
         "d.device_id = v.id AND NOT d.delivered AND (r.owner IS NULL OR d.lease_owner IS NULL "
         "OR d.lease_owner = r.owner) RETURNING 1) "
         "UPDATE %s m SET %s = NULL, %s = 0, %s = r.att, %s = r.nt, "
-        "%s = CASE WHEN r.clr THEN 0 ELSE m.%s END FROM r "
-        "WHERE r.dev IS NULL AND m.%s = r.id AND (r.owner IS NULL OR m.%s IS NOT DISTINCT FROM "
-        "r.owner)",
-        l, t, v, id, u, h, t, q[PG_COL_LEASE_OWNER], q[PG_COL_LEASE_UNTIL], q[PG_COL_ATTEMPTS],
-        q[PG_COL_NEXT_TRY], q[PG_COL_SND], q[PG_COL_SND], id, q[PG_COL_LEASE_OWNER]);
+        "%s = CASE WHEN r.clr AND r.dev IS NULL THEN 0 ELSE m.%s END FROM r "
+        "WHERE m.%s = r.id AND ((r.dev IS NULL AND (r.owner IS NULL OR m.%s IS NOT DISTINCT "
+        "FROM r.owner)) OR (r.dev IS NOT NULL AND m.%s = r.dev AND (r.owner IS NULL OR m.%s "
+        "IS NULL OR m.%s = r.owner)))",
+        l, t, v, id, u, h, t, lo, lu, at, nt, q[PG_COL_SND], q[PG_COL_SND], id, lo, ld, lo, lo);
     /* the mark's first statement: its messages, locked in id order */
     sql[Q_DEV_LOCK] = g_strdup_printf(
         "SELECT 1 FROM %s WHERE %s = ANY($1::int8[]) ORDER BY %s FOR UPDATE", t, id, id);

@@ -41,6 +41,7 @@ typedef enum pg_col {
     PG_COL_NEXT_TRY,
     PG_COL_KEY, /* msilo_message_t.store_key, unique */
     PG_COL_DEVICE, /* msilo_message_t.device: the one device a message is for */
+    PG_COL_LEASE_DEVICE, /* every_device: the device whose lease the lease columns hold */
     PG_COL_N
 } pg_col_t;
 

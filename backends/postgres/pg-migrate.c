@@ -64,13 +64,15 @@ static int create_table(mig_t *m)
                                   "%s INTEGER NOT NULL DEFAULT 0, "
                                   "%s BIGINT NOT NULL DEFAULT 0, "
                                   "%s TEXT, "
+                                  "%s TEXT, "
                                   "%s TEXT)",
                                   m->t, q[PG_COL_ID], q[PG_COL_FROM], q[PG_COL_TO],
                                   q[PG_COL_USER], q[PG_COL_HOST], q[PG_COL_INC], q[PG_COL_EXP],
                                   q[PG_COL_SND], q[PG_COL_CTYPE], q[PG_COL_BODY], q[PG_COL_HDRS],
                                   q[PG_COL_CALLID], q[PG_COL_LEASE_OWNER],
                                   q[PG_COL_LEASE_UNTIL], q[PG_COL_ATTEMPTS],
-                                  q[PG_COL_NEXT_TRY], q[PG_COL_KEY], q[PG_COL_DEVICE]),
+                                  q[PG_COL_NEXT_TRY], q[PG_COL_KEY], q[PG_COL_DEVICE],
+                                  q[PG_COL_LEASE_DEVICE]),
                   "creating the table");
 }
 
@@ -103,6 +105,7 @@ static int upgrade_columns(mig_t *m, const pg_colinfo_t *info, const char *table
         { PG_COL_NEXT_TRY, "BIGINT NOT NULL DEFAULT 0" },
         { PG_COL_KEY, "TEXT" },
         { PG_COL_DEVICE, "TEXT" }, /* the one device a message is for; NULL = every one */
+        { PG_COL_LEASE_DEVICE, "TEXT" }, /* every_device: whose lease the lease columns are */
     };
     for (size_t i = 0; i < G_N_ELEMENTS(add); i++) {
         if (info[add[i].col].present)

@@ -31,6 +31,7 @@ static const char *const own_cols[PG_COL_N - PG_COL_NAMED] = {
     "next_try",
     "msg_key",
     "device",
+    "lease_device",
 };
 
 /* libmsilo's default of the msilo parameter @p key (static text). Every key

@@ -248,6 +248,56 @@ static void test_reset_leases_ends_device_leases(void **state)
     assert_same_ids(got, kst_claim_ids(s, &c, got), &id, 1);
 }
 
+/* The only device known (a store may keep its lease where deliver_to =
+ * first keeps one, in the message itself): a device that appears later is
+ * not held up by it, the first one's lease and backoff stay its own. */
+static void test_second_device_after_a_lone_one(void **state)
+{
+    msilo_store_t *s = dev_store(state);
+    int64_t want[2], got[100];
+    for (int i = 0; i < 2; i++)
+        want[i] = kst_add(s, "alice", "example.com", NOW + HOUR, 0);
+    assert_same_ids(got, dev_claim_ids(s, DEV_A, NOW, got), want, 2);
+    /* B appears while A's deliveries are in flight: B gets them too */
+    assert_same_ids(got, dev_claim_ids(s, DEV_B, NOW + 1, got), want, 2);
+    /* A's lease holds for A, B's for B */
+    assert_int_equal(dev_claim_ids(s, DEV_A, NOW + 2, got), 0);
+    assert_int_equal(dev_claim_ids(s, DEV_B, NOW + 2, got), 0);
+    /* A's delivery fails: A waits for its retry, B is not concerned */
+    msilo_store_release_t r[2];
+    for (int i = 0; i < 2; i++)
+        r[i] = (msilo_store_release_t){ .id = want[i], .attempts = 2, .next_try = NOW + 100,
+                                        .lease_owner = "host-a:5060/1", .device = DEV_A };
+    assert_ok(msilo_store_release(s, r, 2, sizeof r[0]));
+    msilo_store_claim_t c = dev_claim(DEV_A, NOW + 3);
+    c.max_next_try = NOW + 3;
+    assert_int_equal(kst_claim_n(s, &c), 0);
+    c.max_next_try = INT64_MAX;
+    msilo_message_t **msgs = NULL;
+    size_t n = 0;
+    assert_ok(msilo_store_claim(s, &c, &msgs, &n));
+    assert_int_equal(n, 2);
+    for (size_t i = 0; i < n; i++) {
+        assert_i64_equal(msgs[i]->id, want[i]);
+        assert_int_equal(msgs[i]->attempts, 2);
+        assert_i64_equal(msgs[i]->next_try, NOW + 100);
+    }
+    msilo_message_array_free(msgs, n);
+    /* B's leases ran out: B's attempts are B's own */
+    c = dev_claim(DEV_B, NOW + LEASE + 5);
+    msgs = NULL;
+    assert_ok(msilo_store_claim(s, &c, &msgs, &n));
+    assert_int_equal(n, 2);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(msgs[i]->attempts, 0);
+    msilo_message_array_free(msgs, n);
+    /* A has them, B lacks them: they stay; then B has them: they go */
+    assert_int_equal(dev_mark(s, DEV_A, want, 2), 0);
+    assert_int_equal(dev_claim_ids(s, DEV_A, NOW + 2 * LEASE + 10, got), 0);
+    assert_int_equal(dev_mark(s, DEV_B, want, 2), 2);
+    assert_i64_equal(kst_count_of(s, "alice", "example.com"), 0);
+}
+
 enum { DEV_CONC_MESSAGES = 200, DEV_CONC_THREADS = 2 };
 
 /* No cmocka assertions here: they longjmp, which only works on the main thread. */
@@ -271,7 +321,8 @@ static gpointer dev_claim_worker(gpointer p)
     return NULL;
 }
 
-static void test_concurrent_device_claims(void **state)
+/* Two handles claim for one device; @lone: no other device is known. */
+static void concurrent_device_claims(void **state, gboolean lone)
 {
     msilo_store_t *s = dev_store(state);
     kst_worker_t w[DEV_CONC_THREADS];
@@ -288,7 +339,8 @@ static void test_concurrent_device_claims(void **state)
             assert_ok(rc);
         }
     }
-    dev_register(s, DEV_B, NOW - 1);
+    if (!lone)
+        dev_register(s, DEV_B, NOW - 1);
     GHashTable *want = kst_put_many(s, DEV_CONC_MESSAGES);
     kst_run_workers(w, DEV_CONC_THREADS, dev_claim_worker);
     size_t total = kst_collect_once(s, w, DEV_CONC_THREADS, want, "claimed for one device");
@@ -298,6 +350,16 @@ static void test_concurrent_device_claims(void **state)
     msilo_store_claim_t c = dev_claim(DEV_B, NOW + 1);
     c.max = DEV_CONC_MESSAGES + 1;
     assert_int_equal(kst_claim_n(s, &c), DEV_CONC_MESSAGES);
+}
+
+static void test_concurrent_device_claims(void **state)
+{
+    concurrent_device_claims(state, FALSE);
+}
+
+static void test_concurrent_lone_device_claims(void **state)
+{
+    concurrent_device_claims(state, TRUE);
 }
 
 int kst_run_devices(const char *group)
@@ -310,6 +372,8 @@ int kst_run_devices(const char *group)
         T(test_reset_leases_ends_device_leases),
         T(test_concurrent_device_claims),
         T(test_one_call_several_devices),
+        T(test_second_device_after_a_lone_one),
+        T(test_concurrent_lone_device_claims),
     };
     return cmocka_run_group_tests_name(group, tests, NULL, NULL);
 }
