@@ -26,7 +26,7 @@
 
 static gint64 n_msgs = 100000, n_owners = 10000, batch = 100, plain_n = 5000, claim_max = 100;
 static gint64 quota = 0;
-static gint64 inflight = 64;
+static gint64 inflight = 64, reg_chunk = 64;
 static double plain_store_rate, plain_deliver_rate;
 static char *url, *table, *deliver_to;
 
@@ -115,8 +115,8 @@ static void engine_phase(const msilo_pg_options_t *o)
     }
     double store_rate = (double)n_msgs / secs(t0);
     t0 = g_get_monotonic_time();
-    for (gint64 ow = 0; ow < n_owners; ow += 64) {
-        for (gint64 k = ow; k < ow + 64 && k < n_owners; k++) {
+    for (gint64 ow = 0; ow < n_owners; ow += reg_chunk) {
+        for (gint64 k = ow; k < ow + reg_chunk && k < n_owners; k++) {
             char *to = g_strdup_printf("sip:user%" G_GINT64_FORMAT "@bench.example", k);
             char *contact = g_strdup_printf("sip:user%" G_GINT64_FORMAT "@127.0.0.1:5090", k);
             msilo_request_t reg = MSILO_REQUEST_INIT;
@@ -158,6 +158,7 @@ int main(int argc, char **argv)
         { "quota", 'q', 0, G_OPTION_ARG_INT64, &quota, "max_per_owner for put (0 = none)", "N" },
         { "db-url", 0, 0, G_OPTION_ARG_STRING, &url, "database (default $MSILO_TEST_PG_URL)", "URL" },
         { "table", 0, 0, G_OPTION_ARG_STRING, &table, "table (default msilo_bench)", "T" },
+        { "registers", 'r', 0, G_OPTION_ARG_INT64, &reg_chunk, "engine: REGISTERs at a time (64)", "N" },
         { "deliver-to", 0, 0, G_OPTION_ARG_STRING, &deliver_to, "engine: deliver_to (first)", "first|every_device" },
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
