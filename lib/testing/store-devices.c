@@ -81,6 +81,24 @@ static void assert_same_ids(const int64_t *got, size_t n, const int64_t *want, s
         assert_i64_equal(got[i], want[i]);
 }
 
+/* Claims with @c and checks that it gets @want (@n ids, in order), each
+ * with @attempts and, unless @next_try is negative, @next_try. */
+static void dev_claim_expect(msilo_store_t *s, const msilo_store_claim_t *c, const int64_t *want,
+                             size_t n, int attempts, int64_t next_try)
+{
+    msilo_message_t **msgs = NULL;
+    size_t got = 0;
+    assert_ok(msilo_store_claim(s, c, &msgs, &got));
+    assert_int_equal(got, n);
+    for (size_t i = 0; i < got; i++) {
+        assert_i64_equal(msgs[i]->id, want[i]);
+        assert_int_equal(msgs[i]->attempts, attempts);
+        if (next_try >= 0)
+            assert_i64_equal(msgs[i]->next_try, next_try);
+    }
+    msilo_message_array_free(msgs, got);
+}
+
 /* One call with the deliveries of two devices (one round of the engine):
  * a message both have goes, one only A has stays, and one of another
  * owner that its only device has goes. */
@@ -134,17 +152,8 @@ static void test_two_devices_each_get_each_once(void **state)
     msilo_store_claim_t c = dev_claim(DEV_B, NOW + 2);
     c.max_next_try = NOW + 2; /* backoff: not due yet */
     assert_int_equal(kst_claim_n(s, &c), 0);
-    msilo_message_t **msgs = NULL;
-    size_t n = 0;
     c.max_next_try = INT64_MAX;
-    assert_ok(msilo_store_claim(s, &c, &msgs, &n));
-    assert_int_equal(n, 3);
-    for (size_t i = 0; i < n; i++) {
-        assert_i64_equal(msgs[i]->id, want[i]);
-        assert_int_equal(msgs[i]->attempts, 1);
-        assert_i64_equal(msgs[i]->next_try, NOW + 100);
-    }
-    msilo_message_array_free(msgs, n);
+    dev_claim_expect(s, &c, want, 3, 1, NOW + 100);
     /* B has them now: every known device does, they go */
     assert_int_equal(dev_mark(s, DEV_B, want, 3), 3);
     assert_i64_equal(kst_count_of(s, "alice", "example.com"), 0);
@@ -273,24 +282,10 @@ static void test_second_device_after_a_lone_one(void **state)
     c.max_next_try = NOW + 3;
     assert_int_equal(kst_claim_n(s, &c), 0);
     c.max_next_try = INT64_MAX;
-    msilo_message_t **msgs = NULL;
-    size_t n = 0;
-    assert_ok(msilo_store_claim(s, &c, &msgs, &n));
-    assert_int_equal(n, 2);
-    for (size_t i = 0; i < n; i++) {
-        assert_i64_equal(msgs[i]->id, want[i]);
-        assert_int_equal(msgs[i]->attempts, 2);
-        assert_i64_equal(msgs[i]->next_try, NOW + 100);
-    }
-    msilo_message_array_free(msgs, n);
+    dev_claim_expect(s, &c, want, 2, 2, NOW + 100);
     /* B's leases ran out: B's attempts are B's own */
     c = dev_claim(DEV_B, NOW + LEASE + 5);
-    msgs = NULL;
-    assert_ok(msilo_store_claim(s, &c, &msgs, &n));
-    assert_int_equal(n, 2);
-    for (size_t i = 0; i < n; i++)
-        assert_int_equal(msgs[i]->attempts, 0);
-    msilo_message_array_free(msgs, n);
+    dev_claim_expect(s, &c, want, 2, 0, -1);
     /* A has them, B lacks them: they stay; then B has them: they go */
     assert_int_equal(dev_mark(s, DEV_A, want, 2), 0);
     assert_int_equal(dev_claim_ids(s, DEV_A, NOW + 2 * LEASE + 10, got), 0);
