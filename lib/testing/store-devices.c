@@ -81,6 +81,20 @@ static void assert_same_ids(const int64_t *got, size_t n, const int64_t *want, s
         assert_i64_equal(got[i], want[i]);
 }
 
+/* Releases @want (@n ids) for @device with @attempts and @next_try, as a
+ * failed delivery does. */
+static void dev_release(msilo_store_t *s, const char *device, const int64_t *want, size_t n,
+                        int attempts, int64_t next_try)
+{
+    msilo_store_release_t *r = g_new0(msilo_store_release_t, n);
+    for (size_t i = 0; i < n; i++)
+        r[i] = (msilo_store_release_t){ .id = want[i], .attempts = attempts,
+                                        .next_try = next_try, .lease_owner = "host-a:5060/1",
+                                        .device = device };
+    assert_ok(msilo_store_release(s, r, n, sizeof r[0]));
+    g_free(r);
+}
+
 /* Claims with @c and checks that it gets @want (@n ids, in order), each
  * with @attempts and, unless @next_try is negative, @next_try. */
 static void dev_claim_expect(msilo_store_t *s, const msilo_store_claim_t *c, const int64_t *want,
@@ -144,11 +158,7 @@ static void test_two_devices_each_get_each_once(void **state)
     /* A never gets them again, not even once its lease has run out */
     assert_int_equal(dev_claim_ids(s, DEV_A, NOW + LEASE + 5, got), 0);
     /* B's delivery fails: released for B only, with B's attempts */
-    msilo_store_release_t r[3];
-    for (int i = 0; i < 3; i++)
-        r[i] = (msilo_store_release_t){ .id = want[i], .attempts = 1, .next_try = NOW + 100,
-                                        .lease_owner = "host-a:5060/1", .device = DEV_B };
-    assert_ok(msilo_store_release(s, r, 3, sizeof r[0]));
+    dev_release(s, DEV_B, want, 3, 1, NOW + 100);
     msilo_store_claim_t c = dev_claim(DEV_B, NOW + 2);
     c.max_next_try = NOW + 2; /* backoff: not due yet */
     assert_int_equal(kst_claim_n(s, &c), 0);
@@ -273,11 +283,7 @@ static void test_second_device_after_a_lone_one(void **state)
     assert_int_equal(dev_claim_ids(s, DEV_A, NOW + 2, got), 0);
     assert_int_equal(dev_claim_ids(s, DEV_B, NOW + 2, got), 0);
     /* A's delivery fails: A waits for its retry, B is not concerned */
-    msilo_store_release_t r[2];
-    for (int i = 0; i < 2; i++)
-        r[i] = (msilo_store_release_t){ .id = want[i], .attempts = 2, .next_try = NOW + 100,
-                                        .lease_owner = "host-a:5060/1", .device = DEV_A };
-    assert_ok(msilo_store_release(s, r, 2, sizeof r[0]));
+    dev_release(s, DEV_A, want, 2, 2, NOW + 100);
     msilo_store_claim_t c = dev_claim(DEV_A, NOW + 3);
     c.max_next_try = NOW + 3;
     assert_int_equal(kst_claim_n(s, &c), 0);
