@@ -278,7 +278,7 @@ KAMS = ("kam2", "kam8", "kam16")  # Kamailio + msilo at its children counts
 NAMES = {"kam2": "Kamailio c=2", "kam8": "Kamailio c=8", "kam16": "Kamailio c=16",
          "msilo": "libmsilo",
          "lib2": "Kam+msilo_lib c=2", "lib8": "Kam+msilo_lib c=8",
-         "msiloq": "libmsilo quota", "ceil": "stateless 202"}
+         "msiloq": "libmsilo quota", "ceil": "stateless 202", "tmceil": "stateful 202"}
 
 
 SCALE_HDR = ("| server | prefill/user | rows in table | STORE msg/s | server µs/msg | postgres µs/msg"
@@ -340,7 +340,7 @@ def main(out):
             a = db_kv(os.path.join(d, "store_tstat_a.txt"))
             b = db_kv(os.path.join(d, "store_tstat_b.txt"))
             e["table_stats"] = {k: int(b[k] or 0) - int(a.get(k) or 0) for k in b}
-        elif kind != "ceil":
+        elif kind not in ("ceil", "tmceil"):
             e["dump"] = dump(d, n)
             e["lat"] = lat(d)
             e["lat_store"] = store(d, lat_n, "lat")
@@ -436,6 +436,16 @@ def main(out):
             for k in cols:
                 p(f"  STORE {NAMES[k]:<14} = {fmt(100 * st[k] / ceil_rate if st.get(k) and ceil_rate else None)}%"
                   " of the ceiling")
+        tm = kinds.get("tmceil", [])
+        if tm:
+            tm_rate = medv([c["store"]["rate"] for c in tm])
+            p(f"  stateful ceiling (202 through tm, Kamailio -A SIPP_TM_CEILING, children=8):"
+              f" {spread([c['store']['rate'] for c in tm])} msg/s"
+              f" ({fmt(100 * tm_rate / ceil_rate if tm_rate and ceil_rate else None)}% of the ceiling);"
+              f" CPU µs/msg Kamailio {spread([per_msg(c['store'], 'srv') for c in tm])},"
+              f" sipp {spread([per_msg(c['store'], 'sipp') for c in tm])};"
+              + "; ".join(f" run {c['run']}: 202={c['store']['ok_202']} failed={c['store']['failed']}"
+                          f" retrans={c['store']['retrans']}" for c in tm))
         p("  integrity per run:")
         for k in cols:
             for e in sorted(kinds[k], key=lambda x: x["run"]):
