@@ -24,7 +24,12 @@
  *   so it never takes a lease the first one holds. Claims for different
  *   devices touch different rows and run side by side. The messages are
  *   read FOR KEY SHARE, so that a concurrent delete waits (or the claim
- *   skips the deleted row) instead of failing the foreign key.
+ *   skips the deleted row) instead of failing the foreign key. A lease
+ *   kept in the message row itself (a lone device, see the claim's SQL)
+ *   is an UPDATE ... WHERE the row's lease has run out: a second claimer
+ *   waits for the first one's row version and re-checks the condition on
+ *   it, as with the INSERT, and a message whose row it lost that way is
+ *   not returned at all (the first claimer delivers it).
  * - A claim commits asynchronously (synchronous_commit off for that
  *   transaction, as pg-sql.c's claim): its leases are soft state, which a
  *   database crash may forget (at worst a duplicate of a message in flight),
