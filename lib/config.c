@@ -67,6 +67,10 @@ static const msilo_config_key_t keys[] = {
     { "store_threads", I, "1", 1, 64,
       "batches of stores committed at once, each on its own store connection (stores that "
       "can: PostgreSQL); an owner's messages are never in two at once" },
+    { "store_wait_us", I, "500", 0, 1000000,
+      "microseconds at most a store that finds no batch running waits for the loop to read "
+      "what else arrived, so that they commit together (0 = none, and a submitted batch "
+      "takes no more stores)" },
     { "instance_id", S, NULL, 0, 0,
       "stable name of this engine for leases; set it to take back in-flight messages after a crash" },
     { "id_header", S, "X-Msilo-Id", 0, 0,

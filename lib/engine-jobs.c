@@ -57,6 +57,7 @@ static void job_execute(msilo_engine_t *e, job_t *j)
         msilo_error_clear();
     switch (j->kind) {
     case JOB_PUT:
+        engine_put_start(e, j);
         j->rc = msilo_store_put(s, j->put.msgs, j->put.ops->len, e->max_messages, j->put.results);
         break;
     case JOB_CLAIM:

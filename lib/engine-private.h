@@ -100,9 +100,13 @@ struct job {
     union {
         struct {
             GPtrArray *ops; /* store_op* */
-            msilo_message_t **msgs;
+            msilo_message_t **msgs; /* made when the job starts (the ops are final) */
             int *results;
             gboolean tracked; /* its owners are in put_owners */
+            /* the loop may still append stores to ops (under e->put_lock)
+             * until the job starts: engine-store.c, "a batch fills until it
+             * starts" */
+            gboolean open;
         } put;
         struct {
             msilo_store_claim_t args;
@@ -314,6 +318,17 @@ struct msilo_engine {
     gboolean put_workers_tried;
     guint puts_opening;      /* JOB_OPEN_PEER for put workers not completed yet */
     gboolean main_put_running; /* a batch on the main worker (before the put workers are up) */
+    /* the submitted batch that has not started yet and takes more stores
+     * (NULL: none); its put.open and put.ops are shared with the thread that
+     * starts it, under put_lock */
+    job_t *put_open;
+    GMutex put_lock;
+    /* the first store after the puts went idle waits for this source, which
+     * runs when the host's sockets have nothing more to read (engine-store.c,
+     * "a batch starts when the loop is idle"); put_kick_at: since when */
+    GSource *put_kick;
+    gint64 put_kick_at;
+    int64_t store_wait_us; /* configured: the longest such wait; 0: none */
     gboolean expiry_worker_opening;
     GPtrArray *put_workers;  /* peer_worker_t*; empty: puts run on the main worker */
     /* a set of msilo_message_t*, compared by owner (user, domain): the owners
@@ -504,6 +519,9 @@ peer_worker_t *engine_worker_for_expiry(msilo_engine_t *e);
 /* Hands batches of the waiting stores to the store while a worker can take
  * one (while freeing: all of them, synchronously). */
 void engine_schedule_put(msilo_engine_t *e);
+void engine_put_kick_attach(msilo_engine_t *e);
+/* On the thread that runs put job @j, first: its stores are final from here. */
+void engine_put_start(msilo_engine_t *e, job_t *j);
 /* The set e->put_owners: msilo_message_t* hashed and compared by owner. */
 GHashTable *engine_put_owners_new(void);
 

@@ -158,6 +158,7 @@ static int engine_new(msilo_engine_t **ret, const msilo_config_t *cfg, msilo_sto
     e->dump_window = cfg_int(own, "dump_window");
     e->max_in_flight = cfg_int(own, "max_in_flight");
     e->store_threads = cfg_int(own, "store_threads");
+    e->store_wait_us = cfg_int(own, "store_wait_us");
     e->device_ttl = cfg_int(own, "device_ttl");
     e->every_device = strcmp(msilo_config_get_string(own, "deliver_to"), "every_device") == 0;
     e->use_contact = cfg_int(own, "use_contact") != 0;
@@ -212,8 +213,10 @@ static int engine_new(msilo_engine_t **ret, const msilo_config_t *cfg, msilo_sto
     e->body_buf = g_string_sized_new(DELIVERY_BODY_INITIAL);
     e->put_workers = g_ptr_array_new();
     e->put_owners = engine_put_owners_new();
+    g_mutex_init(&e->put_lock);
 
     engine_dispatch_attach(e);
+    engine_put_kick_attach(e);
     engine_postbox_new(e);
     engine_timer_attach(e);
 
@@ -505,6 +508,8 @@ void msilo_engine_free(msilo_engine_t *e)
     }
     g_source_destroy(e->dispatch);
     g_source_unref(e->dispatch);
+    g_source_destroy(e->put_kick);
+    g_source_unref(e->put_kick);
     g_async_queue_unref(e->todo);
     g_async_queue_unref(e->done);
     for (guint i = 0; i < e->put_workers->len; i++)
@@ -512,6 +517,7 @@ void msilo_engine_free(msilo_engine_t *e)
     engine_peer_worker_free(e->expiry_worker);
     g_ptr_array_unref(e->put_workers);
     g_hash_table_unref(e->put_owners);
+    g_mutex_clear(&e->put_lock);
     /* what a failed store call left waiting: the messages keep their leases */
     engine_device_items_drop(&e->releases, e->releases.wait);
     engine_device_items_drop(&e->marks, e->marks.wait);

@@ -1424,6 +1424,45 @@ static void test_blocking_store_batches(void **state)
     msilo_engine_free(e);
 }
 
+/* store_wait_us: the first store after an idle spell waits for the loop to
+ * be idle, so the stores read meanwhile commit with it, one batch; with 0 it
+ * is submitted at once, closed, and the others wait for its commit (two
+ * batches). A wait of 1 s makes the first case independent of the machine's speed:
+ * the loop is idle only once all stores were made. */
+static int batches_for_burst(fixture *f, const char *wait_us, size_t *max_batch)
+{
+    set(f, "store_wait_us", wait_us);
+    counting_store cs;
+    counting_init(&cs, f->store, 0);
+    msilo_engine_t *e;
+    assert_int_equal(msilo_engine_new(&e, f->cfg, &cs.base, &f->tr->base, f->ctx), 0);
+    msilo_engine_set_clock(e, fake_clock_read, &f->clock);
+    store_rec recs[8] = { { 0 } };
+    for (int i = 0; i < 8; i++) {
+        msilo_request_t r = message("sip:alice@example.org", "sip:alice@example.org", "x");
+        assert_int_equal(msilo_engine_store(e, &r, NULL, store_cb, &recs[i]), 0);
+    }
+    assert_true(run_until_idle(e, f->ctx, TRUE));
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(recs[i].calls, 1);
+        assert_int_equal(recs[i].rc, 0);
+    }
+    msilo_engine_free(e);
+    *max_batch = cs.max_batch;
+    return cs.puts;
+}
+
+static void test_store_wait_one_batch(void **state)
+{
+    fixture *f = *state;
+    size_t max_batch;
+    assert_int_equal(batches_for_burst(f, "1000000", &max_batch), 1);
+    assert_int_equal(max_batch, 8);
+    assert_int_equal(batches_for_burst(f, "0", &max_batch), 2);
+    assert_int_equal(max_batch, 7);
+    assert_int_equal(count(f, NULL, NULL), 16);
+}
+
 /* A blocking store that can open peers (like PostgreSQL's connections), all
  * on one memory store behind a lock; each put sleeps a little outside the lock
  * so that batches on two peers overlap when the engine runs them at once. */
@@ -1847,6 +1886,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reminder_failure_becomes_offline_message, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reminders_disabled_by_send_time_zero, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blocking_store_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_wait_one_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_threads_overlap_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_threads_one, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expiry_on_its_own_handle, setup, teardown),

@@ -238,6 +238,9 @@ static int setup(void **state)
     assert_int_equal(msilo_config_new(&cfg), 0);
     assert_int_equal(msilo_config_set(cfg, "instance_id", "test-shutdown"), 0);
     assert_int_equal(msilo_config_set(cfg, "dump_window", "1"), 0);
+    /* a store goes to the gate at once, not when the loop is next idle: the
+     * tests hold a put at the gate without running the loop */
+    assert_int_equal(msilo_config_set(cfg, "store_wait_us", "0"), 0);
     assert_int_equal(msilo_engine_new(&f->e, cfg, &f->store->base, &f->tr->base, f->ctx), 0);
     msilo_config_free(cfg);
     msilo_engine_set_clock(f->e, fake_clock_read, &f->clock);
