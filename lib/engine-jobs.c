@@ -224,12 +224,20 @@ static GSourceFuncs dispatch_funcs = {
     .dispatch = dispatch_source_dispatch,
 };
 
+GSource *engine_source_attach(msilo_engine_t *e, GSourceFuncs *funcs, const char *name,
+                              int priority)
+{
+    GSource *src = g_source_new(funcs, sizeof(GSource));
+    g_source_set_callback(src, NULL, e, NULL);
+    g_source_set_priority(src, priority);
+    g_source_set_name(src, name);
+    g_source_attach(src, e->ctx);
+    return src;
+}
+
 void engine_dispatch_attach(msilo_engine_t *e)
 {
-    e->dispatch = g_source_new(&dispatch_funcs, sizeof(GSource));
-    g_source_set_callback(e->dispatch, NULL, e, NULL);
-    g_source_set_name(e->dispatch, "msilo-dispatch");
-    g_source_attach(e->dispatch, e->ctx);
+    e->dispatch = engine_source_attach(e, &dispatch_funcs, "msilo-dispatch", G_PRIORITY_DEFAULT);
 }
 
 void engine_workers_stop(msilo_engine_t *e)

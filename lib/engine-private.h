@@ -520,6 +520,10 @@ peer_worker_t *engine_worker_for_expiry(msilo_engine_t *e);
  * one (while freeing: all of them, synchronously). */
 void engine_schedule_put(msilo_engine_t *e);
 void engine_put_kick_attach(msilo_engine_t *e);
+/* A GSource of @funcs on e->ctx, woken by g_source_set_ready_time(), with e
+ * as its data (engine-jobs.c). */
+GSource *engine_source_attach(msilo_engine_t *e, GSourceFuncs *funcs, const char *name,
+                              int priority);
 /* On the thread that runs put job @j, first: its stores are final from here. */
 void engine_put_start(msilo_engine_t *e, job_t *j);
 /* The set e->put_owners: msilo_message_t* hashed and compared by owner. */

@@ -481,11 +481,8 @@ static GSourceFuncs put_kick_funcs = {
 
 void engine_put_kick_attach(msilo_engine_t *e)
 {
-    e->put_kick = g_source_new(&put_kick_funcs, sizeof(GSource));
-    g_source_set_callback(e->put_kick, NULL, e, NULL);
-    g_source_set_priority(e->put_kick, G_PRIORITY_DEFAULT_IDLE);
-    g_source_set_name(e->put_kick, "msilo-put-kick");
-    g_source_attach(e->put_kick, e->ctx);
+    e->put_kick = engine_source_attach(e, &put_kick_funcs, "msilo-put-kick",
+                                       G_PRIORITY_DEFAULT_IDLE);
 }
 
 /* After a store was queued in put_wait: schedules its batch now, or when the

@@ -1461,6 +1461,21 @@ static void test_store_wait_one_batch(void **state)
     assert_int_equal(batches_for_burst(f, "0", &max_batch), 2);
     assert_int_equal(max_batch, 7);
     assert_int_equal(count(f, NULL, NULL), 16);
+    /* a store still waiting for the idle loop when the engine is freed is
+     * written then, with its real result */
+    set(f, "store_wait_us", "500");
+    counting_store cs;
+    counting_init(&cs, f->store, 0);
+    msilo_engine_t *e;
+    assert_int_equal(msilo_engine_new(&e, f->cfg, &cs.base, &f->tr->base, f->ctx), 0);
+    store_rec rec = { 0 };
+    msilo_request_t r = message("sip:alice@example.org", "sip:alice@example.org", "last");
+    assert_int_equal(msilo_engine_store(e, &r, NULL, store_cb, &rec), 0);
+    assert_int_equal(cs.puts, 0); /* it waits for the loop */
+    msilo_engine_free(e);
+    assert_int_equal(rec.calls, 1);
+    assert_int_equal(rec.rc, 0);
+    assert_int_equal(count(f, NULL, NULL), 17);
 }
 
 /* A blocking store that can open peers (like PostgreSQL's connections), all
