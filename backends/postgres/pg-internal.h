@@ -128,6 +128,7 @@ int64_t pg_get_int8(const PGresult *r, int row, int col);
 typedef enum {
     Q_LOCK,
     Q_PUT,
+    Q_PUT_FREE, /* Q_PUT without a quota (max_messages 0): no count, no rank, no key read */
     Q_CLAIM_OWNER,
     Q_CLAIM_REMINDERS,
     Q_REMOVE,

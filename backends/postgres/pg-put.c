@@ -90,8 +90,9 @@ static int put_once(pg_store *s, msilo_message_t *const *msgs, size_t n, int64_t
     int e = pg_ensure_conn(s);
     if (!e && max_per_owner > 0)
         e = pg_prepare(s, Q_LOCK);
+    query_t put_q = max_per_owner > 0 ? Q_PUT : Q_PUT_FREE;
     if (!e)
-        e = pg_prepare(s, Q_PUT);
+        e = pg_prepare(s, put_q);
     if (e)
         return e;
 
@@ -156,7 +157,7 @@ static int put_once(pg_store *s, msilo_message_t *const *msgs, size_t n, int64_t
         nq++;
     }
     if (sent) {
-        sent = PQsendQueryPrepared(s->conn, pg_stmt_name(Q_PUT, name), put.n, put.values,
+        sent = PQsendQueryPrepared(s->conn, pg_stmt_name(put_q, name), put.n, put.values,
                                    put.lengths, put.formats, 1) == 1;
         nq++;
     }

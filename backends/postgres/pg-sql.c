@@ -81,6 +81,26 @@ void pg_sql_build(char *sql[Q_N], const char *t, char *const q[PG_COL_N])
         q[PG_COL_BODY], q[PG_COL_HDRS], q[PG_COL_CALLID], q[PG_COL_INC], q[PG_COL_EXP],
         q[PG_COL_SND], q[PG_COL_ATTEMPTS], q[PG_COL_NEXT_TRY], q[PG_COL_KEY], q[PG_COL_DEVICE],
         q[PG_COL_KEY], q[PG_COL_ID]);
+    /* The put without a quota: no rank in the batch, no count of the
+     * mailbox and no read of the key before the insert. A key stored before
+     * (or twice in the batch) is caught by ON CONFLICT alone, comes back with
+     * a NULL id and is looked up after the commit, as above; that is a retry,
+     * rare. Same parameters as Q_PUT ($14, the quota, is 0). */
+    sql[Q_PUT_FREE] = g_strdup_printf(
+        "WITH src AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
+        "$5::text[], $6::bytea[], $7::text[], $8::text[], $9::int8[], $10::int8[], "
+        "$11::int8[], $12::int8[], $13::int8[], $16::text[], $17::text[]) WITH ORDINALITY "
+        "AS t(u, d, fr, dst, ct, bd, hd, ci, inc, exp, snd, att, nt, k, dv, ord)), "
+        "acc AS (SELECT src.*, nextval($15::oid::regclass) AS new_id FROM src "
+        "WHERE $14::int8 <= 0 ORDER BY ord), "
+        "ins AS (INSERT INTO %s (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "SELECT new_id, u, d, fr, dst, ct, bd, hd, ci, inc, exp, snd, att, nt, k, dv FROM acc "
+        "ON CONFLICT (%s) DO NOTHING RETURNING %s AS id) "
+        "SELECT a.ord::int8, i.id::int8 FROM acc a LEFT JOIN ins i ON i.id = a.new_id",
+        t, q[PG_COL_ID], q[PG_COL_USER], q[PG_COL_HOST], q[PG_COL_FROM], q[PG_COL_TO],
+        q[PG_COL_CTYPE], q[PG_COL_BODY], q[PG_COL_HDRS], q[PG_COL_CALLID], q[PG_COL_INC],
+        q[PG_COL_EXP], q[PG_COL_SND], q[PG_COL_ATTEMPTS], q[PG_COL_NEXT_TRY], q[PG_COL_KEY],
+        q[PG_COL_DEVICE], q[PG_COL_KEY], q[PG_COL_ID]);
     sql[Q_BY_KEY] = g_strdup_printf("SELECT %s, %s::int8 FROM %s WHERE %s = ANY($1::text[])",
                                     q[PG_COL_KEY], q[PG_COL_ID], t, q[PG_COL_KEY]);
 
