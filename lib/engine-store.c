@@ -283,8 +283,8 @@ static job_t *take_batch(msilo_engine_t *e, gboolean track)
 }
 
 /* A batch fills until it starts. The put worker starts a batch some time
- * after the loop submitted it (the loop thread, the SIP peer and the
- * database share the cores: ~0.6 ms under bench/e2e's UDP STORE load). A
+ * after the loop submitted it (tens of microseconds; up to ~0.6 ms when
+ * the loop thread, the SIP peer and the database share busy cores). A
  * batch made only of what waited at submit time is, at the head of a burst,
  * the one store that opened it, and the burst then waits for that commit
  * and then for its own: two commits per burst. So a store that arrives while
@@ -461,10 +461,11 @@ void engine_complete_put(msilo_engine_t *e, job_t *j)
  * the sources of the host's sockets have nothing ready, and the batch holds
  * what was read meanwhile. Bounded: a store that finds the wait older than
  * store_wait_us (config; 0: no wait), or PUT_BATCH_MAX stores waiting,
- * submits at once, so a loop that is never idle still writes. Only for a store that blocks (a
- * worker runs its jobs) and one put at a time: with several put workers a
- * store goes at once, to a worker of its own (a non-blocking store runs on
- * the loop anyway). The real clock: this paces work, it decides nothing. */
+ * submits at once, so a loop that is never idle still writes. Only for a
+ * store that blocks (a worker runs its jobs) and one put at a time: with
+ * several put workers a store goes at once, to a worker of its own (a
+ * non-blocking store runs on the loop anyway). The real clock: this paces
+ * work, it decides nothing. */
 static gboolean put_kick_dispatch(GSource *src, GSourceFunc cb, gpointer data)
 {
     (void)cb;
